@@ -1,0 +1,172 @@
+"""The command line: a thin layer over the public API. Bad input never produces a traceback.
+
+Exit status: 0 all valid, 1 some spec invalid, 2 usage error or a file that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__, check
+from .diagnostics import Diagnostic, render
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def check_files(paths: list[str], fmt: str = "text", out=None, err=None) -> int:
+    """Check every file and print its diagnostics; the worst exit status wins (2 over 1)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    status, diags = EXIT_OK, []
+    for path in paths:
+        try:
+            c = check(path)
+        except OSError as e:
+            d = Diagnostic("SEP000", "io", f"cannot read: {e.strerror or e}", path)
+            diags.append(d)
+            status = EXIT_USAGE
+            continue
+        diags.extend(c.diagnostics)
+        if not c.ok and status == EXIT_OK:
+            status = EXIT_INVALID
+    if fmt == "json":
+        print(render(diags, "json"), file=out)
+    elif diags:
+        print(render(diags, fmt), file=out if fmt == "github" else err)
+    if fmt == "text":
+        n = len(paths)
+        bad = len({d.file for d in diags})
+        print(f"{n - bad} of {n} spec{'s' if n != 1 else ''} valid" + (f", {len(diags)} error(s)" if diags else ""),
+              file=err if diags else out)
+    return status
+
+
+def _load_checked(path: str):
+    """(Checked, status) for one file; prints diagnostics. Status 2 when it cannot be opened."""
+    try:
+        c = check(path)
+    except OSError as e:
+        print(Diagnostic("SEP000", "io", f"cannot read: {e.strerror or e}", path).text(), file=sys.stderr)
+        return None, EXIT_USAGE
+    return c, EXIT_OK if c.ok else EXIT_INVALID
+
+
+def cmd_check(a) -> int:
+    return check_files(a.files, a.format)
+
+
+def cmd_show(a) -> int:
+    from .show import document, table
+
+    c, status = _load_checked(a.file)
+    if c is None:
+        return status
+    if a.keras:
+        return _show_keras(c)
+    if a.json:
+        print(json.dumps(document(c), indent=2))
+        return status
+    if c.report is not None:
+        print(table(c))
+    if c.diagnostics:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+    return status
+
+
+def _show_keras(c) -> int:
+    if not c.ok:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+        return EXIT_INVALID
+    from .emit import compare_text
+
+    text, same = compare_text(c.report)
+    print(text)
+    return EXIT_OK if same else EXIT_INVALID
+
+
+def cmd_schema(a) -> int:
+    from .schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def cmd_compile(a) -> int:
+    c, status = _load_checked(a.file)
+    if c is None:
+        return status
+    if not c.ok:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+        return EXIT_INVALID
+    if a.to == "python":
+        from .emit import python_source
+
+        sys.stdout.write(python_source(c.report))
+        return EXIT_OK
+    if not a.output:
+        print("sepspec compile: give -o FILE.keras, or --to python", file=sys.stderr)
+        return EXIT_USAGE
+    if not a.output.endswith(".keras"):
+        print(f"sepspec compile: {a.output}: the model file must end in .keras", file=sys.stderr)
+        return EXIT_USAGE
+    from .emit import save_model
+
+    try:
+        save_model(c.report, a.output)
+    except OSError as e:
+        print(f"sepspec compile: cannot write {a.output}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {a.output}: {c.report.params:,} params")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sepspec", description="Architecture specs for separable-convolution "
+                                "classifiers: check, show, compile, train.")
+    p.add_argument("--version", action="version", version=f"sepspec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("check", help="validate spec files (exit 0 valid, 1 invalid, 2 unreadable/usage)")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--format", choices=("text", "json", "github"), default="text")
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("show", help="per-layer table: output, params, receptive field, MACs")
+    s.add_argument("file", metavar="FILE")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="print the analysis as a JSON document")
+    g.add_argument("--keras", action="store_true", help="build the model; print Keras's summary beside the analysis")
+    s.set_defaults(fn=cmd_show)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    s.set_defaults(fn=cmd_schema)
+
+    s = sub.add_parser("compile", help="write a .keras model, or print Keras source (--to python)")
+    s.add_argument("file", metavar="SPEC")
+    s.add_argument("-o", "--output", metavar="FILE.keras")
+    s.add_argument("--to", choices=("keras", "python"), default="keras")
+    s.set_defaults(fn=cmd_compile)
+
+    try:
+        from .train.cli import add_commands
+    except ImportError:  # the trainer is not part of this install
+        pass
+    else:
+        add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The rules: invariants over a `Report`, each with a stable code, reported at its YAML position.
+
+Codes (the README lists them all): SEP0xx YAML, SEP1xx schema, SEP2xx rules over the analysis.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+from . import layers as L
+from .analysis import Report, Row
+from .diagnostics import Diagnostic
+from .spec import CONVOLUTIONS
+from .yamlsrc import Source
+
+RULES: dict[str, tuple[str, str]] = {}  # code -> (rule, one line of meaning)
+_CHECKS: list[Callable[[Report, Source], Iterator[Diagnostic]]] = []
+
+
+def rule(code: str, name: str, meaning: str):
+    def register(fn):
+        RULES[code] = (name, meaning)
+        _CHECKS.append(fn)
+        return fn
+    return register
+
+
+def _fmt(p) -> str:
+    return str(p[0]) if len(set(p)) == 1 else "x".join(map(str, p))
+
+
+def _entry_pos(rep: Report, src: Source, entry: int, arg: str | None = None):
+    kind = rep.spec.blocks()[entry][0]
+    if arg is not None:
+        return src.pos(("layers", entry, kind, arg))
+    return src.pos(("layers", entry), key=False)
+
+
+def _rule_pos(src: Source, name: str, fallback_entry: tuple | None = None):
+    """A whole-spec rule is reported at its own key; a built-in limit at the place that breaks it."""
+    if ("rules", name) in src.keys:
+        return src.pos(("rules", name), key=True)
+    return src.pos(fallback_entry or ())
+
+
+@rule("SEP201", "min_receptive_field", "the last layer before global pooling sees less than `rules.min_receptive_field` pixels")
+def _receptive_field(rep, src):
+    need = rep.spec.rules.min_receptive_field
+    row = rep.rf_row()
+    if need is None or rep.failure or row is None:
+        return
+    if min(row.rf) < need:
+        yield Diagnostic.at(_rule_pos(src, "min_receptive_field"), "SEP201", "min_receptive_field",
+                            f"receptive field {_fmt(row.rf)} < min_receptive_field {need} "
+                            f"(at {row.name}, the last layer before global pooling)", layer=row.name,
+                            hint="add a layer, a larger kernel, dilation or pooling before it")
+
+
+@rule("SEP202", "separable_only", "a `conv` or `dense` layer in a spec with `rules.separable_only: true`")
+def _separable_only(rep, src):
+    if not rep.spec.rules.separable_only:
+        return
+    for i, (kind, _) in enumerate(rep.spec.blocks()):
+        if kind in ("conv", "dense"):
+            yield Diagnostic.at(src.pos(("layers", i, kind), key=True), "SEP202", "separable_only",
+                                f"layers[{i}]: `{kind}` is not allowed with separable_only: true",
+                                layer=f"layers[{i}]",
+                                hint="use sepconv (or depthwise + pointwise)" if kind == "conv"
+                                else "end with sepconv(classes) + gap")
+
+
+@rule("SEP203", "max_params", "more parameters than `rules.max_params` (100,000,000 when the spec sets none)")
+def _max_params(rep, src):
+    limit = rep.spec.rules.max_params
+    if rep.params > limit:
+        biggest = max(rep.rows, key=lambda r: r.params)
+        yield Diagnostic.at(_rule_pos(src, "max_params", ("layers", biggest.entry)), "SEP203", "max_params",
+                            f"{rep.params:,} parameters > max_params {limit:,} (largest: {biggest.name}, "
+                            f"{biggest.params:,})", layer=biggest.name)
+
+
+@rule("SEP204", "max_macs", "more multiply-accumulates per image than `rules.max_macs`")
+def _max_macs(rep, src):
+    limit = rep.spec.rules.max_macs
+    if limit is not None and rep.macs > limit:
+        biggest = max(rep.rows, key=lambda r: r.macs)
+        yield Diagnostic.at(_rule_pos(src, "max_macs"), "SEP204", "max_macs",
+                            f"{rep.macs:,} MACs > max_macs {limit:,} (largest: {biggest.name}, {biggest.macs:,})",
+                            layer=biggest.name)
+
+
+@rule("SEP205", "spatial_size", "a layer's output would be smaller than 1x1")
+def _spatial(rep, src):
+    f = rep.failure
+    if f and "drops below 1" in f.message:
+        yield Diagnostic.at(_entry_pos(rep, src, f.entry), "SEP205", "spatial_size",
+                            f"layers[{f.entry}] ({f.layer.name}): {f.message}", layer=f.layer.name,
+                            hint="use padding: same, a smaller window, or fewer poolings before it")
+
+
+@rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after flatten/gap")
+def _rank(rep, src):
+    f = rep.failure
+    if f and "drops below 1" not in f.message:
+        yield Diagnostic.at(_entry_pos(rep, src, f.entry), "SEP206", "input_rank",
+                            f"layers[{f.entry}] ({f.layer.name}): {f.message}", layer=f.layer.name)
+
+
+@rule("SEP207", "classifier_output", "the model's final output shape is not `[classes]`")
+def _classifier_output(rep, src):
+    if rep.failure:
+        return
+    want = (rep.spec.classes,)
+    if rep.output != want:
+        last = rep.rows[-1]
+        yield Diagnostic.at(_entry_pos(rep, src, last.entry), "SEP207", "classifier_output",
+                            f"the model's output is {list(rep.output)}, expected [{rep.spec.classes}] "
+                            f"(classes: {rep.spec.classes})", layer=last.name,
+                            hint="end with sepconv(classes filters) + gap + softmax"
+                            if len(rep.output) == 3 else None)
+
+
+def _gap_classifier(rep: Report) -> tuple[Row | None, list[Row]]:
+    """(the weighted layer feeding the classifier's gap, the layers between them) or (None, [])."""
+    rows = rep.rows
+    gaps = [i for i, r in enumerate(rows) if isinstance(r.layer, L.GlobalAveragePooling2D)]
+    if not gaps or any(r.layer.weighted for r in rows[gaps[-1]:]):
+        return None, []  # no gap, or a dense head after it: not a gap classifier
+    g = gaps[-1]
+    for i in range(g - 1, -1, -1):
+        if rows[i].layer.weighted:
+            return rows[i], rows[i + 1:g]
+    return None, []
+
+
+@rule("SEP208", "classifier_width", "the convolution feeding the classifier's gap does not have `classes` filters")
+def _classifier_width(rep, src):
+    conv, _ = _gap_classifier(rep)
+    if conv is not None and conv.output[-1] != rep.spec.classes:
+        kind = rep.spec.blocks()[conv.entry][0]
+        arg = {"sepconv": "filters", "conv": "filters", "pointwise": "filters",
+               "depthwise": "depth_multiplier"}.get(kind)
+        yield Diagnostic.at(_entry_pos(rep, src, conv.entry, arg), "SEP208", "classifier_width",
+                            f"{conv.name} feeds global pooling with {conv.output[-1]} channels, "
+                            f"expected classes = {rep.spec.classes}", layer=conv.name,
+                            hint=f"set filters: {rep.spec.classes}")
+
+
+@rule("SEP209", "classifier_head", "batch norm or an activation between the last convolution and the classifier's gap")
+def _classifier_head(rep, src):
+    conv, between = _gap_classifier(rep)
+    for r in between:
+        if isinstance(r.layer, (L.BatchNormalization, L.Activation)):
+            kind = rep.spec.blocks()[r.entry][0]
+            arg = ("norm" if isinstance(r.layer, L.BatchNormalization) else "activation") \
+                if r.entry == conv.entry else None
+            yield Diagnostic.at(_entry_pos(rep, src, r.entry, arg), "SEP209", "classifier_head",
+                                f"{r.name} ({r.layer.keras}) sits between {conv.name} and global pooling; "
+                                f"the class scores must reach gap unchanged", layer=r.name,
+                                hint="norm: none, activation: none on the last convolution"
+                                if kind in CONVOLUTIONS else "remove this layer")
+
+
+@rule("SEP210", "keras_args", "an argument combination Keras refuses (Conv2D with both stride > 1 and dilation > 1)")
+def _keras_args(rep, src):
+    for i, (kind, block) in enumerate(rep.spec.blocks()):
+        if kind == "conv" and max(block.stride) > 1 and max(block.dilation) > 1:
+            yield Diagnostic.at(_entry_pos(rep, src, i, "dilation"), "SEP210", "keras_args",
+                                f"layers[{i}]: conv with stride {_fmt(block.stride)} and dilation "
+                                f"{_fmt(block.dilation)}: Keras's Conv2D refuses stride > 1 with dilation > 1",
+                                layer=f"layers[{i}]", hint="use stride 1, or dilation 1, or sepconv")
+
+
+def check(rep: Report, src: Source) -> list[Diagnostic]:
+    """Every rule's violations, in the order of the codes."""
+    out: list[Diagnostic] = []
+    for fn in _CHECKS:
+        out.extend(fn(rep, src))
+    return out

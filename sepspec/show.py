@@ -1,0 +1,87 @@
+"""Readers of a `Report` for people and programs: the per-layer table, the JSON document, and the
+seed-style comment (``# rin=7, nin=32x32, cin=96, ...``) that `compile --to python` writes."""
+
+from __future__ import annotations
+
+from . import Checked
+from .analysis import Report, Row
+from .rules import RULES
+
+DOC_VERSION = 1
+
+
+def dims(shape) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def square(pair):
+    """An int when both axes agree, else [h, w] (JSON) — non-square windows are allowed."""
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def _sq(pair) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else dims(pair)
+
+
+def rows_rf(rep: Report) -> list[tuple[int, int]]:
+    """Each row's RF as reported: layers after global pooling repeat the RF before it."""
+    out, frozen = [], None
+    for r in rep.rows:
+        if frozen is None and len(r.output) != 3 and len(r.input) == 3:
+            frozen = rep.receptive_field
+        out.append(frozen or r.rf)
+    return out
+
+
+def table(c: Checked) -> str:
+    rep = c.report
+    s = rep.spec
+    lines = [f"{s.name}: input {dims(s.input)}, {s.classes} classes ({c.path})"]
+    head = f"{'#':>3}  {'layer':<22} {'keras':<22} {'output':>11} {'params':>9} {'rf':>5} {'jump':>4} {'MACs':>12}"
+    lines += [head, "-" * len(head)]
+    for i, (r, rf) in enumerate(zip(rep.rows, rows_rf(rep)), 1):
+        lines.append(f"{i:>3}  {r.name:<22} {r.layer.keras:<22} {dims(r.output):>11} {r.params:>9,} "
+                     f"{_sq(rf):>5} {_sq(r.jump):>4} {r.macs:>12,}")
+    lines.append("-" * len(head))
+    rf_row = rep.rf_row()
+    lines.append(f"params {rep.params:,} (trainable {rep.trainable:,}, non-trainable {rep.non_trainable:,})  "
+                 f"MACs {rep.macs:,}  receptive field {_sq(rep.receptive_field)}"
+                 + (f" at {rf_row.name} ({dims(rf_row.output)})" if rf_row else ""))
+    if rep.failure:
+        lines.append(f"analysis stopped at {rep.failure.layer.name}: {rep.failure.message}")
+    return "\n".join(lines)
+
+
+def document(c: Checked) -> dict:
+    """The `show --json` document (format version `DOC_VERSION`)."""
+    doc: dict = {"version": DOC_VERSION, "file": c.path}
+    rep = c.report
+    if rep is not None:
+        s = rep.spec
+        doc.update({
+            "name": s.name, "input": list(s.input), "classes": s.classes,
+            "params": {"total": rep.params, "trainable": rep.trainable, "non_trainable": rep.non_trainable},
+            "macs": rep.macs, "receptive_field": square(rep.receptive_field),
+            "layers": [{"name": r.name, "keras": r.layer.keras, "output": list(r.output), "params": r.params,
+                        "trainable": r.trainable, "rf": square(rf), "jump": square(r.jump), "macs": r.macs}
+                       for r, rf in zip(rep.rows, rows_rf(rep))],
+        })
+    doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
+                          "column": d.column, "layer": d.layer, "hint": d.hint} for d in c.diagnostics]
+    return doc
+
+
+def comment(r: Row) -> str:
+    """The seed's hand-written comment for one layer, computed."""
+    win = r.layer.window()
+    k, s = win if win else ((1, 1), (1, 1))
+    nin = dims(r.input[:2]) if len(r.input) == 3 else dims(r.input)
+    nout = dims(r.output[:2]) if len(r.output) == 3 else dims(r.output)
+    return (f"# rin={_sq(r.rf_in)}, nin={nin}, cin={r.input[-1]}, jin={_sq(r.jump_in)}, k={_sq(k)}, "
+            f"p={_sq(r.padding)}, s={_sq(s)}, jout={_sq(r.jump)}, rout={_sq(r.rf)}, nout={nout}, cout={r.output[-1]}")
+
+
+def codes() -> dict[str, tuple[str, str]]:
+    from .diagnostics import CODES
+
+    return {**CODES, **RULES}
