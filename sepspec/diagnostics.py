@@ -75,7 +75,7 @@ def dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
     seen: set = set()
     out = []
     for d in diags:
-        key = (d.file, d.line, d.column, d.code)
+        key = (d.file, d.line, d.column, d.code, d.message.split(": ", 1)[-1])  # without the path prefix
         if key not in seen:
             seen.add(key)
             out.append(d)

@@ -19,7 +19,7 @@ def square(pair):
     return pair[0] if pair[0] == pair[1] else list(pair)
 
 
-def _sq(pair) -> str:
+def axes(pair) -> str:
     return str(pair[0]) if pair[0] == pair[1] else dims(pair)
 
 
@@ -41,11 +41,11 @@ def table(c: Checked) -> str:
     lines += [head, "-" * len(head)]
     for i, (r, rf) in enumerate(zip(rep.rows, rows_rf(rep)), 1):
         lines.append(f"{i:>3}  {r.name:<22} {r.layer.keras:<22} {dims(r.output):>11} {r.params:>9,} "
-                     f"{_sq(rf):>5} {_sq(r.jump):>4} {r.macs:>12,}")
+                     f"{axes(rf):>5} {axes(r.jump):>4} {r.macs:>12,}")
     lines.append("-" * len(head))
     rf_row = rep.rf_row()
     lines.append(f"params {rep.params:,} (trainable {rep.trainable:,}, non-trainable {rep.non_trainable:,})  "
-                 f"MACs {rep.macs:,}  receptive field {_sq(rep.receptive_field)}"
+                 f"MACs {rep.macs:,}  receptive field {axes(rep.receptive_field)}"
                  + (f" at {rf_row.name} ({dims(rf_row.output)})" if rf_row else ""))
     if rep.failure:
         lines.append(f"analysis stopped at {rep.failure.layer.name}: {rep.failure.message}")
@@ -77,8 +77,8 @@ def comment(r: Row) -> str:
     k, s = win if win else ((1, 1), (1, 1))
     nin = dims(r.input[:2]) if len(r.input) == 3 else dims(r.input)
     nout = dims(r.output[:2]) if len(r.output) == 3 else dims(r.output)
-    return (f"# rin={_sq(r.rf_in)}, nin={nin}, cin={r.input[-1]}, jin={_sq(r.jump_in)}, k={_sq(k)}, "
-            f"p={_sq(r.padding)}, s={_sq(s)}, jout={_sq(r.jump)}, rout={_sq(r.rf)}, nout={nout}, cout={r.output[-1]}")
+    return (f"# rin={axes(r.rf_in)}, nin={nin}, cin={r.input[-1]}, jin={axes(r.jump_in)}, k={axes(k)}, "
+            f"p={axes(r.padding)}, s={axes(s)}, jout={axes(r.jump)}, rout={axes(r.rf)}, nout={nout}, cout={r.output[-1]}")
 
 
 def codes() -> dict[str, tuple[str, str]]:

@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = os.path.join(ROOT, "specs", "base.yaml")
+
+# Keras builds are ~10-50 ms each: the default profile keeps the suite short for CI; `thorough` searches longer:
+#   pytest tests/test_properties.py --hypothesis-profile=thorough
+settings.register_profile("default", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write('x.yaml', text) -> path of a file holding the dedented text."""
+    def _write(name, text):
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text).lstrip("\n"))
+        return str(p)
+    return _write
+
+
+def run_cli(*args, cwd=None, env=None, timeout=300):
+    """Run the real `sepspec` command in a subprocess."""
+    e = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sepspec", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=e, timeout=timeout)
+
+
+MINIMAL = """
+name: tiny
+input: [16, 16, 3]
+classes: 4
+layers:
+  - sepconv: {filters: 8, norm: batch, activation: relu}
+  - maxpool: 2
+  - sepconv: 4
+  - gap: {}
+  - activation: softmax
+"""

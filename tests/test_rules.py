@@ -1,0 +1,107 @@
+"""One test per rule: a spec that breaks it, the code, and where it is reported."""
+import pytest
+
+import sepspec
+from sepspec.rules import RULES
+
+from conftest import BASE, MINIMAL
+
+BASE_TEXT = open(BASE).read()
+
+
+def diags(write, text, name="s.yaml"):
+    c = sepspec.check(write(name, text))
+    return [(d.code, d.line, d.column) for d in c.diagnostics], c.diagnostics
+
+
+def line_of(text, needle):
+    lines = [i for i, line in enumerate(text.splitlines(), 1) if needle in line]
+    assert lines, needle
+    return lines[0]
+
+
+def test_base_is_valid():
+    assert sepspec.check(BASE).diagnostics == []
+
+
+def test_SEP201_receptive_field(write):
+    text = BASE_TEXT.replace("min_receptive_field: 32", "min_receptive_field: 35")
+    found, d = diags(write, text)
+    assert found == [("SEP201", line_of(text, "min_receptive_field"), 3)]
+    assert "receptive field 34 < min_receptive_field 35" in d[0].message
+    assert diags(write, BASE_TEXT.replace("min_receptive_field: 32", "min_receptive_field: 34"))[0] == []  # equal passes
+
+
+def test_SEP202_separable_only(write):
+    text = BASE_TEXT.replace("  - sepconv: 48", "  - conv: 48")
+    found, d = diags(write, text)
+    assert found == [("SEP202", line_of(text, "- conv: 48"), 5)]
+    assert diags(write, text.replace("separable_only: true", "separable_only: false"))[0] == []
+
+
+def test_SEP203_max_params_without_allocating(write):
+    text = BASE_TEXT.replace("  - sepconv: 160", "  - sepconv: 1000000000")
+    found, d = diags(write, text)
+    assert found == [("SEP203", line_of(text, "max_params"), 3)]
+    assert "> max_params 100,000" in d[0].message and "largest: sepconv_6" in d[0].message
+
+
+def test_SEP203_has_a_ceiling_when_unset(write):
+    text = MINIMAL.replace("filters: 8,", "filters: 1000000000,")
+    found, d = diags(write, text)
+    assert found == [("SEP203", 7, 5)]  # no max_params key: reported at the largest layer (sepconv_2)
+
+
+def test_SEP204_max_macs(write):
+    text = BASE_TEXT.replace("max_params: 100000", "max_params: 100000\n  max_macs: 17000000")
+    found, d = diags(write, text)
+    assert found == [("SEP204", line_of(text, "max_macs"), 3)]
+    assert "17,275,520 MACs > max_macs 17,000,000" in d[0].message
+
+
+def test_SEP205_spatial_size_names_the_layer(write):
+    text = BASE_TEXT.replace("  - maxpool: 2\n  - sepconv: 128", "  - maxpool: 33\n  - sepconv: 128")
+    found, d = diags(write, text)
+    assert found == [("SEP205", line_of(text, "maxpool: 33"), 5)]
+    assert "maxpool_1" in d[0].message and "window 33x33" in d[0].message and "-> 0x0" in d[0].message
+
+
+def test_SEP206_needs_an_image(write):
+    text = MINIMAL.replace("  - gap: {}\n", "  - gap: {}\n  - maxpool: 2\n")
+    found, d = diags(write, text)
+    assert found == [("SEP206", 9, 5)]
+
+
+def test_SEP207_classifier_output(write):
+    text = MINIMAL.replace("  - gap: {}\n", "")
+    found, d = diags(write, text)
+    assert found == [("SEP207", 8, 5)]
+    assert "[4, 4, 4]" in d[0].message and "expected [4]" in d[0].message
+
+
+def test_SEP208_classifier_width(write):
+    text = BASE_TEXT.replace("filters: 10, padding: valid", "filters: 12, padding: valid")
+    found, d = diags(write, text)
+    line = line_of(text, "filters: 12")
+    assert ("SEP208", line, 24) in found and ("SEP207", line + 2, 5) in found
+
+
+def test_SEP209_nothing_between_last_conv_and_gap(write):
+    text = BASE_TEXT.replace("dropout: 0, norm: none, activation: none", "dropout: 0, norm: batch, activation: none")
+    found, d = diags(write, text)
+    line = line_of(text, "filters: 10")
+    assert found == [("SEP209", line, 62)]
+    assert "sepconv_7_bn" in d[0].message
+
+
+def test_SEP210_conv_stride_with_dilation(write):
+    text = MINIMAL.replace("  - maxpool: 2\n", "  - conv: {filters: 4, stride: 2, dilation: 2}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP210", 6, 45)]
+    # SeparableConv2D accepts the same combination
+    assert diags(write, text.replace("conv: {filters: 4, stride", "sepconv: {filters: 4, stride"))[0] == []
+
+
+@pytest.mark.parametrize("code", sorted(RULES))
+def test_every_rule_has_a_test(code):
+    assert f"def test_{code}_" in open(__file__).read()
