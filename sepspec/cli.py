@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from . import __version__, check
 from .diagnostics import Diagnostic, render
@@ -18,7 +19,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 def check_files(paths: list[str], fmt: str = "text", out=None, err=None) -> int:
     """Check every file and print its diagnostics; the worst exit status wins (2 over 1)."""
     out, err = out or sys.stdout, err or sys.stderr
-    status, diags = EXIT_OK, []
+    status, diags, invalid = EXIT_OK, [], 0
     for path in paths:
         try:
             c = check(path)
@@ -27,16 +28,18 @@ def check_files(paths: list[str], fmt: str = "text", out=None, err=None) -> int:
             diags.append(d)
             status = EXIT_USAGE
             continue
-        diags.extend(c.diagnostics)
-        if not c.ok and status == EXIT_OK:
-            status = EXIT_INVALID
+        # a mistake in a parent is also this spec's: say so, so the two reports are told apart
+        diags.extend(d if d.file == c.path else replace(d, message=f"{d.message} (inherited by {c.path})")
+                     for d in c.diagnostics)
+        if not c.ok:
+            invalid += 1
+            status = max(status, EXIT_INVALID)
     if fmt == "json":
         print(render(diags, "json"), file=out)
     elif diags:
         print(render(diags, fmt), file=out if fmt == "github" else err)
     if fmt == "text":
-        n = len(paths)
-        bad = len({d.file for d in diags})
+        n, bad = len(paths), invalid + sum(d.code == "SEP000" for d in diags)
         print(f"{n - bad} of {n} spec{'s' if n != 1 else ''} valid" + (f", {len(diags)} error(s)" if diags else ""),
               file=err if diags else out)
     return status

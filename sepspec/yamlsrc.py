@@ -129,9 +129,10 @@ def parse(text: str, file: str) -> Source:
 
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         fail(1, 1, "SEP004", "size", f"file is larger than {MAX_BYTES} bytes")
-    loader = _Loader(text)
+    loader = None
     try:
         try:
+            loader = _Loader(text)
             root = loader.get_single_node()
         except _Located as e:
             fail(*e.args_)
@@ -141,9 +142,10 @@ def parse(text: str, file: str) -> Source:
             problem = " ".join(str(x) for x in (e.context, e.problem) if x)
             fail(line, col, "SEP001", "yaml", f"invalid YAML: {problem}")
         except yaml.YAMLError as e:  # e.g. a reader error on a control character
-            fail(1, 1, "SEP001", "yaml", f"invalid YAML: {str(e).splitlines()[0]}")
+            fail(1, 1, "SEP001", "yaml", f"invalid YAML: {str(e).splitlines()[0].strip()}")
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
     src = Source(data=None)
     budget = [MAX_NODES]

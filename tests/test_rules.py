@@ -76,7 +76,7 @@ def test_SEP207_classifier_output(write):
     text = MINIMAL.replace("  - gap: {}\n", "")
     found, d = diags(write, text)
     assert found == [("SEP207", 8, 5)]
-    assert "[4, 4, 4]" in d[0].message and "expected [4]" in d[0].message
+    assert "[8, 8, 4]" in d[0].message and "expected [4]" in d[0].message
 
 
 def test_SEP208_classifier_width(write):

@@ -1,0 +1,129 @@
+"""The real commands, run in subprocesses: exit codes, formats, and no traceback for bad input."""
+import json
+import os
+import subprocess
+import sys
+
+from sepspec import __version__
+
+from conftest import BASE, MINIMAL, ROOT, run_cli
+
+VALIDATE = os.path.join(ROOT, "tools", "validate")
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"sepspec {__version__}"
+
+
+def test_check_exit_codes(write):
+    good = write("good.yaml", MINIMAL)
+    bad = write("bad.yaml", MINIMAL.replace("sepconv: 4", "sepconv: 5"))
+    r = run_cli("check", good)
+    assert r.returncode == 0 and "1 of 1 spec valid" in r.stdout
+    r = run_cli("check", good, bad)
+    assert r.returncode == 1
+    assert f"{bad}:7:14: error SEP208:" in r.stderr
+    r = run_cli("check", bad, "/nonexistent/x.yaml")
+    assert r.returncode == 2  # unreadable wins over invalid
+    assert "/nonexistent/x.yaml:1:1: error SEP000: cannot read" in r.stderr
+    assert run_cli("check").returncode == 2  # usage
+    assert run_cli("check", os.path.dirname(good)).returncode == 2  # a directory cannot be opened as a spec
+
+
+def test_garbage_input_never_tracebacks(write, tmp_path):
+    cases = {"a.yaml": "\x00\x01binary", "b.yaml": "[1, 2", "c.yaml": "- - - -\n", "d.yaml": ": : :\n",
+             "e.yaml": "name: !!python/object/apply:os.system ['echo pwned']\n", "f.yaml": "layers: 5\n"}
+    paths = [write(k, v) for k, v in cases.items()]
+    (tmp_path / "g.yaml").write_bytes(b"\xff\xfe\x00bad")
+    paths.append(str(tmp_path / "g.yaml"))
+    for cmd in (["check"], ["show"], ["show", "--json"], ["compile", "--to", "python"]):
+        for p in paths:
+            r = run_cli(*cmd, p)
+            assert r.returncode == 1, (cmd, p, r.stderr)
+            assert "Traceback" not in r.stderr + r.stdout and "pwned" not in r.stdout
+            assert (f'"file": "{p}"' if "--json" in cmd else f"{p}:1:") in r.stderr + r.stdout
+
+
+def test_formats(write):
+    bad = write("bad.yaml", MINIMAL.replace("sepconv: 4", "sepconv: 5"))
+    r = run_cli("check", "--format", "json", bad)
+    doc = json.loads(r.stdout)
+    assert doc[0]["code"] == "SEP208" and doc[0]["line"] == 7 and doc[0]["column"] == 14
+    r = run_cli("check", "--format", "github", bad)
+    assert r.stdout.startswith(f"::error file={bad},line=7,col=14::SEP208 ")
+
+
+def test_show_table_and_json():
+    r = run_cli("show", BASE)
+    assert r.returncode == 0
+    assert "params 80,203 (trainable 78,891, non-trainable 1,312)  MACs 17,275,520  receptive field 34" in r.stdout
+    doc = json.loads(run_cli("show", "--json", BASE).stdout)
+    assert doc["version"] == 1 and doc["name"] == "base" and doc["input"] == [32, 32, 3] and doc["classes"] == 10
+    assert doc["params"] == {"total": 80203, "trainable": 78891, "non_trainable": 1312}
+    assert doc["macs"] == 17275520 and doc["receptive_field"] == 34 and doc["violations"] == []
+    layers = doc["layers"]
+    assert len(layers) == 29 and layers[0]["name"] == "sepconv_1" and layers[0]["keras"] == "SeparableConv2D"
+    conv7 = [x for x in layers if x["name"] == "sepconv_7"][0]
+    assert conv7["output"] == [4, 4, 10] and conv7["rf"] == 34
+    assert layers[-2]["output"] == [10] and layers[-1]["rf"] == 34  # after gap: the RF before it
+
+
+def test_show_json_lists_violations(write):
+    doc = json.loads(run_cli("show", "--json", write("b.yaml", MINIMAL.replace("sepconv: 4", "sepconv: 5"))).stdout)
+    assert [(v["code"], v["rule"], v["line"], v["column"], v["layer"]) for v in doc["violations"]] == \
+        [("SEP208", "classifier_width", 7, 14, "sepconv_2"), ("SEP207", "classifier_output", 9, 5, "activation_1")]
+
+
+def test_schema_matches_committed_copy():
+    r = run_cli("schema")
+    assert r.returncode == 0
+    with open(os.path.join(ROOT, "specs", "sepspec.schema.json")) as f:
+        assert r.stdout == f.read(), "run: sepspec schema > specs/sepspec.schema.json"
+    for name in os.listdir(os.path.join(ROOT, "specs")):
+        if name.endswith(".yaml"):
+            with open(os.path.join(ROOT, "specs", name)) as f:
+                assert f.readline().startswith("# yaml-language-server: $schema=sepspec.schema.json")
+
+
+def test_check_does_not_import_tensorflow():
+    code = ("import sys, sepspec; from sepspec.cli import main; rc = main(['check', %r]);"
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; print(rc, bad)") % BASE
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.strip().endswith("0 []"), r.stdout + r.stderr
+
+
+def _validate(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, VALIDATE, *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_validate_all_specs_in_repo():
+    r = _validate()
+    assert r.returncode == 0, r.stderr
+
+
+def test_validate_changed_and_dependents(tmp_path):
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "base.yaml").write_text(open(BASE).read())
+    (tmp_path / "specs" / "child.yaml").write_text("extends: base.yaml\ntrain: {epochs: 2}\n")
+    (tmp_path / "specs" / "other.yaml").write_text(MINIMAL)
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x", "--allow-empty")
+    git("add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "specs")
+    r = _validate("--changed", cwd=tmp_path)
+    assert r.returncode == 0 and "no spec changed" in r.stdout
+    text = open(BASE).read().replace("min_receptive_field: 32", "min_receptive_field: 40")
+    (tmp_path / "specs" / "base.yaml").write_text(text)
+    r = _validate("--changed", "--format", "github", cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and all(x.startswith("::error file=specs/base.yaml,line=9,col=3::SEP201") for x in lines)
+    assert "(inherited by specs/child.yaml)" in lines[1]
+    r = _validate("--changed", "HEAD~1", cwd=tmp_path)  # everything is new since the empty commit
+    assert r.returncode == 1 and "1 of 3 specs valid" in r.stderr
+    r = _validate("--changed", "no-such-rev", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
