@@ -1,0 +1,67 @@
+"""Property tests: for every spec a person can write, the analysis is exactly what Keras builds, and
+broken specs or random YAML produce diagnostics, never another exception.
+
+Longer search: pytest tests/test_properties.py --hypothesis-profile=thorough
+"""
+import os
+import re
+
+import yaml
+from hypothesis import given, strategies as st
+
+import sepspec
+from sepspec import emit
+from sepspec._quiet import keras
+
+from strategies import dump, invalid_specs, valid_specs, yaml_values
+
+CODE = re.compile(r"^SEP\d{3}$")
+
+
+def _check_text(tmp_path_factory, text):
+    p = tmp_path_factory.mktemp("spec") / "s.yaml"
+    p.write_text(text)
+    return sepspec.check(str(p))
+
+
+def _well_formed(c):
+    for d in c.diagnostics:
+        assert CODE.match(d.code) and d.line >= 1 and d.column >= 1 and "\n" not in d.message, d
+
+
+@given(valid_specs())
+def test_analysis_equals_keras_layer_by_layer(tmp_path_factory, spec):
+    c = _check_text(tmp_path_factory, dump(spec))
+    assert c.ok, [d.text() for d in c.diagnostics]
+    rep = c.report
+    model = emit.build_model(rep)
+    built = emit.keras_rows(model)
+    expected = [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows]
+    assert built == expected
+    assert model.count_params() == rep.params
+    assert tuple(model.output.shape[1:]) == (spec["classes"],)
+    keras().backend.clear_session()
+
+
+@given(invalid_specs())
+def test_broken_specs_are_rejected_with_diagnostics(tmp_path_factory, case):
+    text, how = case
+    c = _check_text(tmp_path_factory, text)
+    assert not c.ok, (how, text)
+    _well_formed(c)
+    expected = {"shrink": {"SEP205"}, "classifier": {"SEP207", "SEP208"}, "unknown_key": {"SEP101"},
+                "wrong_type": {"SEP102", "SEP103", "SEP104"}, "unknown_kind": {"SEP108"}}[how]
+    assert expected & {d.code for d in c.diagnostics}, (how, [d.text() for d in c.diagnostics])
+
+
+@given(yaml_values())
+def test_random_yaml_documents_never_crash(tmp_path_factory, value):
+    c = _check_text(tmp_path_factory, yaml.safe_dump(value))
+    _well_formed(c)
+    assert c.ok == (c.diagnostics == [])
+
+
+@given(st.text(max_size=200))
+def test_random_text_never_crashes(tmp_path_factory, text):
+    c = _check_text(tmp_path_factory, text)
+    _well_formed(c)
