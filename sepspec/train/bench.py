@@ -1,0 +1,68 @@
+"""`sepspec bench`: is the data pipeline the bottleneck? Training images/s of the trainer's full step
+(tf.data, normalisation, augmentation) next to a plain `model.fit` on in-memory tensors of the same compiled
+model. Interleaved repeats in one process; medians and their ratio are printed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+from .. import analyse
+from .data import DataError, load as load_data
+from .pipeline import channel_stats, dataset
+from .trainer import Options, compile_model, device_name, resolve_spec
+
+
+def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
+          repeats: int = 3) -> int:
+    from .._quiet import keras as _k
+
+    keras = _k()
+    import tensorflow as tf
+
+    spec, _ = resolve_spec(Options(spec=spec_path, batch_size=batch_size))
+    t = spec.train
+    b = t.batch_size
+    n = steps * b
+    try:
+        d = load_data(data, download=False)
+        x, y, source = d.x_train[:n], d.y_train[:n], "CIFAR-10 " + d.source
+    except DataError:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (n, *spec.input), dtype=np.uint8)
+        y = rng.integers(0, spec.classes, n).astype(np.int32)
+        source = "random images (no CIFAR-10 found)"
+    if len(x) < n:
+        raise DataError(f"only {len(x)} images for {steps} steps of {b}")
+    mean, std = channel_stats(x)
+    model = compile_model(keras, analyse(spec), t, mixed=False, jit_compile=False)
+    xf = tf.constant((x.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std))
+    yf = tf.one_hot(y, spec.classes)
+
+    def trainer_step(epoch):
+        ds = dataset(x, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=0, epoch=epoch, training=True,
+                     aug=t.augment)
+        t0 = time.perf_counter()
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        return n / (time.perf_counter() - t0)
+
+    def plain_fit():
+        t0 = time.perf_counter()
+        model.fit(xf, yf, batch_size=b, epochs=1, shuffle=False, verbose=0)
+        return n / (time.perf_counter() - t0)
+
+    trainer_step(-1), plain_fit()  # warm-up: tracing and the first allocations are not measured
+    ours, plain = [], []
+    for r in range(repeats):
+        ours.append(trainer_step(r))
+        plain.append(plain_fit())
+    mo, mp = statistics.median(ours), statistics.median(plain)
+    aug = ", ".join(f"{k}={v}" for k, v in t.augment.model_dump().items() if v) or "none"
+    print(f"{spec.name}: batch {b}, {steps} steps x {repeats} repeats, {device_name(tf)}, data: {source}, "
+          f"augmentation: {aug}")
+    print(f"trainer step (tf.data + normalise + augment): median {mo:,.0f} images/s  runs {[round(v) for v in ours]}")
+    print(f"plain model.fit on in-memory tensors:        median {mp:,.0f} images/s  runs {[round(v) for v in plain]}")
+    print(f"ratio trainer / plain: {mo / mp:.3f} (target >= 0.95)")
+    return 0

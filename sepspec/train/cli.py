@@ -1,0 +1,110 @@
+"""`sepspec train | evaluate | runs | bench`: argument parsing only; the work is in the modules beside."""
+
+from __future__ import annotations
+
+import sys
+
+from ..diagnostics import render
+from ..yamlsrc import SpecError
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("train", help="train a spec on CIFAR-10 (or --resume a run)")
+    s.add_argument("spec", nargs="?", metavar="SPEC")
+    s.add_argument("--epochs", type=_positive)
+    s.add_argument("--batch-size", type=_positive)
+    s.add_argument("--data", metavar="PATH", help="cifar-10-python.tar.gz or its extracted folder")
+    s.add_argument("--out", metavar="DIR", help="run directory (default runs/<spec name>/<timestamp>)")
+    s.add_argument("--train-limit", type=_positive, metavar="N", help="train on the first N images")
+    s.add_argument("--val-limit", type=_positive, metavar="N", help="validate on the first N images")
+    s.add_argument("--seed", type=int, help="fixes weights, data order, augmentation and dropout (default: "
+                   "train.seed, else 0)")
+    s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings")
+    s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
+                   help="override a train: setting with a YAML value (repeatable)")
+    s.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
+    s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (slow for depthwise "
+                   "convolutions on CPU)")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")
+    s.add_argument("target", metavar="RUN_DIR_OR_MODEL")
+    s.add_argument("--data", metavar="PATH")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("runs", help="list runs with their spec, params, best accuracy and seconds per epoch")
+    s.add_argument("dir", nargs="?", default="runs", metavar="DIR")
+    s.set_defaults(fn=cmd_runs)
+
+    s = sub.add_parser("bench", help="images/s of the trainer's step vs a plain model.fit on tensors")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--steps", type=_positive, default=50)
+    s.add_argument("--batch-size", type=_positive)
+    s.add_argument("--data", metavar="PATH")
+    s.set_defaults(fn=cmd_bench)
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _guard(fn):
+    """Known failures become one line and exit status 1 (spec) or 2 (data, options, files)."""
+    from .data import DataError
+    from .trainer import TrainError
+
+    try:
+        return fn()
+    except SpecError as e:
+        print(render(e.diagnostics, "text"), file=sys.stderr)
+        return 1
+    except (DataError, TrainError) as e:
+        print(f"sepspec: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"sepspec: {getattr(e, 'filename', '') or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(a) -> int:
+    from .trainer import Options, resume, train
+
+    if a.resume:
+        if a.spec or a.set or a.epochs or a.batch_size or a.data or a.out:
+            print("sepspec train --resume DIR: the run's recorded settings are used; give no SPEC or options",
+                  file=sys.stderr)
+            return 2
+        return _guard(lambda: resume(a.resume)[0])
+    if not a.spec:
+        print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
+        return 2
+    opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
+                   train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
+                   strategy=a.strategy, jit_compile=a.jit_compile)
+    return _guard(lambda: train(opts)[0])
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluate import evaluate
+
+    return _guard(lambda: evaluate(a.target, a.data))
+
+
+def cmd_runs(a) -> int:
+    from .evaluate import list_runs
+
+    return _guard(lambda: list_runs(a.dir))
+
+
+def cmd_bench(a) -> int:
+    from .bench import bench
+
+    return _guard(lambda: bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data))

@@ -1,0 +1,111 @@
+"""`sepspec evaluate` (test accuracy, per-class accuracy, confusion matrix) and `sepspec runs` (compare runs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+
+from . import rundir
+from .data import load as load_data
+from .pipeline import channel_stats
+from .trainer import TrainError
+
+
+def _model_and_stats(target: str):
+    """(model file, folder for the outputs, normalisation stats or None)."""
+    if os.path.isdir(target):
+        model_path, out = os.path.join(target, "best.keras"), target
+    else:
+        model_path, out = target, os.path.dirname(os.path.abspath(target))
+    if not os.path.isfile(model_path):
+        raise TrainError(f"{target}: no model (expected a run directory with best.keras, or a .keras file)")
+    stats = None
+    metrics = os.path.join(out, "metrics.json")
+    if os.path.isfile(metrics):
+        stats = rundir.read_json(metrics).get("normalization")
+    return model_path, out, stats
+
+
+def evaluate(target: str, data_arg: str | None = None) -> int:
+    from .._quiet import keras as _k
+
+    keras = _k()
+    model_path, out, stats = _model_and_stats(target)
+    data = load_data(data_arg)
+    if stats is None:  # a bare model: standardise as the trainer does, with the training set's statistics
+        mean, std = channel_stats(data.x_train)
+    else:
+        mean, std = stats["mean"], stats["std"]
+    try:
+        model = keras.saving.load_model(model_path)
+    except Exception as e:  # a file that is not a Keras model
+        raise TrainError(f"{model_path}: cannot load the model ({type(e).__name__}: {e})") from None
+    x = (data.x_test.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
+    pred = np.argmax(model.predict(x, batch_size=500, verbose=0), axis=-1)
+    y = data.y_test
+    n = len(data.class_names)
+    cm = np.zeros((n, n), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    acc = float((pred == y).mean())
+    per_class = {name: float(cm[i, i] / max(cm[i].sum(), 1)) for i, name in enumerate(data.class_names)}
+    print(f"{model_path}: test accuracy {100 * acc:.2f}% on {len(y):,} images")
+    for name, a in per_class.items():
+        print(f"  {name:<11} {100 * a:6.2f}%")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    print("            " + " ".join(f"{c[:5]:>5}" for c in data.class_names))
+    for i, name in enumerate(data.class_names):
+        print(f"  {name:<10}" + " ".join(f"{v:>5}" for v in cm[i]))
+    rundir.write_json(os.path.join(out, "evaluation.json"), {"model": model_path, "test_accuracy": acc,
+                                                             "per_class": per_class, "confusion": cm.tolist()})
+    _plot_confusion(os.path.join(out, "confusion.png"), cm, data.class_names, acc)
+    print(f"wrote {os.path.join(out, 'confusion.png')} and evaluation.json")
+    return 0
+
+
+def _plot_confusion(path, cm, names, acc):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title(f"test accuracy {100 * acc:.2f}%")
+    fig.colorbar(im)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    rundir.atomic_write(path, buf.getvalue())
+
+
+def list_runs(folder: str) -> int:
+    if not os.path.isdir(folder):
+        raise TrainError(f"{folder}: no such folder")
+    found = []
+    for d, _, files in os.walk(folder):
+        if "metrics.json" in files:
+            try:
+                found.append((d, rundir.read_json(os.path.join(d, "metrics.json"))))
+            except (OSError, json.JSONDecodeError):
+                continue
+    if not found:
+        print(f"no runs under {folder}")
+        return 0
+    print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} {'s/epoch':>8}")
+    for d, m in sorted(found):
+        best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
+        spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
+        print(f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {m.get('status', '?'):<11} "
+              f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} {m.get('best_epoch') or '-':>4} {spe:>8}")
+    return 0

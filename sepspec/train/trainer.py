@@ -1,0 +1,372 @@
+"""The training loop: one epoch at a time, with a checkpoint after each, so that any run can be resumed.
+
+Per epoch: set the schedule's rate, fit one pass over a freshly seeded dataset, evaluate, then write (each
+file atomically) the checkpoint, `state.json` (the commit point naming that checkpoint), `history.csv`,
+`metrics.json`, `curves.png` and, on a new best validation accuracy, `best.keras`. A kill at any moment
+leaves the last committed epoch intact; `--resume` continues from it with the same settings, schedule,
+optimizer state and data order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .. import __version__, analyse
+from ..rules import check as run_rules
+from ..spec import Spec, load_source, resolve
+from ..yamlsrc import Source, SpecError, parse
+from . import rundir
+from .data import load as load_data
+from .pipeline import channel_stats, dataset
+from .schedule import lr_at, plateau_update
+
+
+@dataclass
+class Options:
+    """What the command line sets; recorded in run.json so that --resume continues with the same."""
+
+    spec: str
+    epochs: int | None = None
+    batch_size: int | None = None
+    data: str | None = None
+    out: str | None = None
+    train_limit: int | None = None
+    val_limit: int | None = None
+    seed: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    strategy: str = "default"
+    jit_compile: bool = False
+
+
+class TrainError(Exception):
+    """A clear, one-line problem (bad option, bad TF_CONFIG, missing run); the CLI prints it."""
+
+
+# ------------------------------------------------------------------------------------- the spec
+def _set_path(src: Source, dotted: str, value, origin: str) -> None:
+    from ..diagnostics import Pos
+
+    keys = dotted.split(".")
+    node = src.data
+    for k in keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            node[k] = {}
+        node = node[k]
+    node[keys[-1]] = value
+    path = tuple(keys)
+    for table in (src.values, src.keys):
+        for p in [p for p in table if p[:len(path)] == path]:
+            del table[p]
+    src.values[path] = src.keys[path] = Pos(origin, 1, 1)
+
+
+def resolve_spec(opts: Options) -> tuple[Spec, Source]:
+    """The spec with --set/--epochs/--batch-size applied, validated and checked against every rule."""
+    src = resolve(opts.spec)
+    sets = list(opts.overrides)
+    if opts.epochs is not None:
+        sets.append(f"train.epochs={opts.epochs}")
+    if opts.batch_size is not None:
+        sets.append(f"train.batch_size={opts.batch_size}")
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq or not key.startswith("train.") or not key[6:]:
+            raise TrainError(f"--set {item!r}: expected train.KEY=VALUE (e.g. train.optimizer.learning_rate=0.02)")
+        value = parse(text, f"--set {key}").data  # a YAML value, read as safely as a spec
+        _set_path(src, key, value, f"--set {key}")
+    spec = load_source(src)
+    diags = run_rules(analyse(spec), src)
+    if diags:
+        raise SpecError(diags)
+    return spec, src
+
+
+def spec_yaml(spec: Spec) -> str:
+    """The fully resolved spec (defaults applied, extends merged) as a spec file."""
+    import yaml
+
+    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"})
+    return "# the fully resolved spec of this run (written by sepspec train)\n" + yaml.safe_dump(data, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------ TF set-up
+def _split_cpu(tf) -> None:
+    """SEPSPEC_CPU_DEVICES=N: N logical CPU devices (to run MirroredStrategy on a machine without GPUs)."""
+    n = int(os.environ.get("SEPSPEC_CPU_DEVICES", "0") or 0)
+    if n > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+def parse_tf_config(text: str | None) -> dict:
+    """Check TF_CONFIG for --strategy multiworker: {"cluster": {"worker": [...]}, "task": {...}}."""
+    import json
+
+    if not text:
+        raise TrainError("--strategy multiworker needs TF_CONFIG (JSON with 'cluster' and 'task'); it is not set")
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TrainError(f"TF_CONFIG is not valid JSON: {e}") from None
+    cluster, task = cfg.get("cluster") if isinstance(cfg, dict) else None, cfg.get("task") if isinstance(cfg, dict) else None
+    if not isinstance(cluster, dict) or not cluster.get("worker"):
+        raise TrainError("TF_CONFIG: 'cluster' must list at least one 'worker' address (host:port)")
+    for role, addrs in cluster.items():
+        if not isinstance(addrs, list) or not all(isinstance(a, str) and ":" in a for a in addrs):
+            raise TrainError(f"TF_CONFIG: cluster.{role} must be a list of 'host:port' strings")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise TrainError(f"TF_CONFIG: task.type must be one of {sorted(cluster)}")
+    idx = task.get("index")
+    if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(cluster[task["type"]]):
+        raise TrainError(f"TF_CONFIG: task.index must be 0..{len(cluster[task['type']]) - 1}")
+    return cfg
+
+
+def make_strategy(tf, name: str):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+                  [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        parse_tf_config(os.environ.get("TF_CONFIG"))
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise TrainError(f"unknown strategy {name!r} (default, mirrored, multiworker)")
+
+
+def device_name(tf) -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{len(gpus)} x GPU ({details.get('device_name', 'unknown')})"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def _optimizer(keras, train):
+    o = train.optimizer
+    if o.name == "sgd":
+        return keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov,
+                                    weight_decay=o.weight_decay or None)
+    if o.name == "adamw":
+        return keras.optimizers.AdamW(o.learning_rate, weight_decay=o.weight_decay)
+    return keras.optimizers.Adam(o.learning_rate, weight_decay=o.weight_decay or None)
+
+
+def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool):
+    """The spec's model, compiled with the spec's optimizer and loss."""
+    from ..emit import build_model
+
+    model = build_model(report)
+    last = report.rows[-1].layer
+    probabilities = last.keras == "Activation" and last.function == "softmax"
+    if mixed:  # class scores in float32 whatever the compute dtype
+        out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
+        model = keras.Model(model.input, out, name=model.name)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=not probabilities, label_smoothing=train.label_smoothing)
+    model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+    return model
+
+
+# -------------------------------------------------------------------------------------- the data
+def split(data, train, opts: Options):
+    x, y = data.x_train, data.y_train
+    if train.validation == "test":
+        xv, yv = data.x_test, data.y_test
+    else:
+        k = int(round(len(x) * train.validation))
+        if k < 1 or k >= len(x):
+            raise TrainError(f"validation fraction {train.validation} leaves no training or no validation images")
+        x, y, xv, yv = x[:-k], y[:-k], x[-k:], y[-k:]
+    if opts.train_limit:
+        x, y = x[:opts.train_limit], y[:opts.train_limit]
+    if opts.val_limit:
+        xv, yv = xv[:opts.val_limit], yv[:opts.val_limit]
+    return x, y, xv, yv
+
+
+# -------------------------------------------------------------------------------------- progress
+class _Progress:
+    """A one-line progress bar on a terminal; nothing when output goes to a file (no carriage returns)."""
+
+    def __init__(self, keras, epoch, epochs, steps):
+        self.cb = keras.callbacks.LambdaCallback(on_train_batch_end=self._step)
+        self.tty = sys.stdout.isatty()
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.t0 = time.perf_counter()
+
+    def _step(self, batch, logs):
+        if not self.tty:
+            return
+        done = batch + 1
+        bar = "#" * int(30 * done / self.steps)
+        sys.stdout.write(f"\rEpoch {self.epoch}/{self.epochs} [{bar:<30}] {done}/{self.steps} "
+                         f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', float('nan')):.4f} "
+                         f"{time.perf_counter() - self.t0:.0f}s")
+        sys.stdout.flush()
+
+    def clear(self):
+        if self.tty:
+            sys.stdout.write("\r" + " " * 100 + "\r")
+
+
+# ------------------------------------------------------------------------------------- the loop
+def train(opts: Options) -> tuple[int, str]:
+    """Start a run. Returns (exit status, run directory)."""
+    spec, _ = resolve_spec(opts)
+    if opts.seed is None:
+        opts.seed = spec.train.seed if spec.train.seed is not None else 0
+    run = rundir.new_run_dir(opts.out, spec.name)
+    rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
+    rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
+                                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return _loop(run, spec, opts, state=None), run
+
+
+def resume(run: str) -> tuple[int, str]:
+    """Continue an interrupted run from its last completed epoch, with the settings recorded in it."""
+    for name in ("run.json", "spec.yaml"):
+        if not os.path.isfile(os.path.join(run, name)):
+            raise TrainError(f"{run}: not a run directory (no {name})")
+    opts = Options(**rundir.read_json(os.path.join(run, "run.json"))["options"])
+    src = resolve(os.path.join(run, "spec.yaml"))
+    spec = load_source(src)
+    state_path = os.path.join(run, "state.json")
+    state = rundir.read_json(state_path) if os.path.exists(state_path) else None
+    if state and state["epoch"] >= spec.train.epochs:
+        raise TrainError(f"{run}: already finished ({state['epoch']} of {spec.train.epochs} epochs)")
+    return _loop(run, spec, opts, state=state), run
+
+
+def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
+    from .._quiet import keras as _k
+
+    keras = _k()
+    import tensorflow as tf
+
+    _split_cpu(tf)
+    keras.utils.set_random_seed(opts.seed)
+    t = spec.train
+    report = analyse(spec)
+    data = load_data(opts.data)
+    x, y, xv, yv = split(data, t, opts)
+    mean, std = channel_stats(x) if t.normalize == "per_channel" else ([0.0] * 3, [1.0] * 3)
+    if len(mean) != spec.input[2] or x.shape[1:3] != tuple(spec.input[:2]):
+        raise TrainError(f"the data's images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, the spec's input is "
+                         f"{'x'.join(map(str, spec.input))}")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if gpu:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = make_strategy(tf, opts.strategy)
+    with strategy.scope():
+        if state:
+            model = keras.saving.load_model(os.path.join(run, state["checkpoint"]))
+        else:
+            model = compile_model(keras, report, t, mixed=gpu, jit_compile=opts.jit_compile)
+    rows = [r for r in rundir.read_history(os.path.join(run, "history.csv")) if state and r["epoch"] <= state["epoch"]]
+    start = state["epoch"] if state else 0
+    plateau = state.get("plateau", {}) if state else {}
+    best = state.get("best", {"val_accuracy": -1.0, "epoch": 0}) if state else {"val_accuracy": -1.0, "epoch": 0}
+    info = {"spec": spec.name, "params": report.params, "trainable": report.trainable,
+            "non_trainable": report.non_trainable, "train_images": int(len(x)), "val_images": int(len(xv)),
+            "validation": t.validation, "data": data.source, "device": device_name(tf),
+            "strategy": opts.strategy, "replicas": strategy.num_replicas_in_sync,
+            "precision": "mixed_float16" if gpu else "float32", "jit_compile": opts.jit_compile,
+            "backend": keras.backend.backend(), "mean": mean, "std": std, "seed": opts.seed,
+            "versions": {"sepspec": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                         "python": platform.python_version()}}
+    steps = math.ceil(len(x) / t.batch_size)
+    val_ds = dataset(xv, yv, batch=t.batch_size, classes=spec.classes, mean=mean, std=std, seed=opts.seed,
+                     epoch=0, training=False)
+    print(f"{spec.name}: {report.params:,} params, {len(x):,} training / {len(xv):,} validation images "
+          f"({t.validation}), batch {t.batch_size}, {t.epochs} epochs, {info['device']}, run {run}", flush=True)
+    if start:
+        print(f"resuming after epoch {start}", flush=True)
+    status = "running"
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        for e in range(start, t.epochs):
+            lr = lr_at(t, e, plateau)
+            model.optimizer.learning_rate.assign(lr)
+            ds = dataset(x, y, batch=t.batch_size, classes=spec.classes, mean=mean, std=std, seed=opts.seed,
+                         epoch=e, training=True, aug=t.augment)
+            progress = _Progress(keras, e + 1, t.epochs, steps)
+            t0 = time.perf_counter()
+            h = model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
+                          callbacks=[progress.cb, keras.callbacks.TerminateOnNaN()])
+            t_train = time.perf_counter() - t0
+            progress.clear()
+            val = model.evaluate(val_ds, verbose=0, return_dict=True)
+            seconds = time.perf_counter() - t0
+            row = {"epoch": e + 1, "loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1]),
+                   "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]), "lr": float(lr),
+                   "seconds": round(seconds, 2), "train_seconds": round(t_train, 2)}
+            if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")) or len(h.history["loss"]) == 0:
+                status = "nan"
+                print(f"Epoch {e + 1}/{t.epochs}: the loss became NaN/inf; stopping (lr {lr:.6g}). The best "
+                      f"model so far is kept in {os.path.join(run, 'best.keras')}" if best["epoch"] else
+                      f"Epoch {e + 1}/{t.epochs}: the loss became NaN/inf; stopping (lr {lr:.6g}); no epoch finished "
+                      f"well enough to keep a model. Try a lower learning rate.", file=sys.stderr, flush=True)
+                break
+            rows.append(row)
+            print(f"Epoch {e + 1}/{t.epochs} - {seconds:.0f}s - loss: {row['loss']:.4f} - accuracy: {row['accuracy']:.4f}"
+                  f" - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} - lr: {lr:.6g}",
+                  flush=True)
+            plateau = plateau_update(t, plateau, row["val_loss"])
+            if row["val_accuracy"] > best["val_accuracy"]:
+                best = {"val_accuracy": row["val_accuracy"], "epoch": e + 1}
+                _save_model(model, os.path.join(run, "best.keras"))
+            ckpt = f"checkpoint-{e + 1:04d}.keras"
+            _save_model(model, os.path.join(run, ckpt))
+            rundir.write_json(os.path.join(run, "state.json"), {"epoch": e + 1, "checkpoint": ckpt,
+                                                                "plateau": plateau, "best": best})
+            for old in os.listdir(run):  # only the committed checkpoint is kept
+                if old.startswith("checkpoint-") and old != ckpt:
+                    os.unlink(os.path.join(run, old))
+            rundir.write_history(os.path.join(run, "history.csv"), rows)
+            _write_metrics(run, info, rows, best, "running" if e + 1 < t.epochs else "finished", t.epochs)
+            rundir.plot_curves(os.path.join(run, "curves.png"), rows, f"{spec.name} ({run})")
+        else:
+            status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        print(f"\ninterrupted; the run is saved up to epoch {rows[-1]['epoch'] if rows else 0}. Resume with:\n"
+              f"  sepspec train --resume {run}", file=sys.stderr, flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _write_metrics(run, info, rows, best, status, t.epochs)
+    if status == "finished":
+        print(f"best val_accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}; run saved in {run}", flush=True)
+    return {"finished": 0, "nan": 1, "interrupted": 130}.get(status, 1)
+
+
+def _raise_interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def _save_model(model, path: str) -> None:
+    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _write_metrics(run, info, rows, best, status, epochs) -> None:
+    secs = [r["seconds"] for r in rows]
+    train_secs = [r["train_seconds"] for r in rows]
+    last = rows[-1] if rows else {}
+    m = {**{k: v for k, v in info.items() if k not in ("mean", "std")}, "status": status,
+         "epochs_planned": epochs, "epochs_completed": len(rows),
+         "best_val_accuracy": best["val_accuracy"] if best["epoch"] else None, "best_epoch": best["epoch"] or None,
+         "final_val_accuracy": last.get("val_accuracy"), "final_epoch": last.get("epoch"),
+         "seconds_per_epoch": float(np.median(secs)) if secs else None,
+         "images_per_second": round(info["train_images"] / float(np.median(train_secs)), 1) if train_secs else None,
+         "normalization": {"mean": info["mean"], "std": info["std"]}}
+    rundir.write_json(os.path.join(run, "metrics.json"), m)

@@ -1,0 +1,167 @@
+"""The trainer's pure parts: data loading (safely), schedules, augmentation, TF_CONFIG handling."""
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from sepspec.spec import Train
+from sepspec.train import data as D
+from sepspec.train.schedule import lr_at, plateau_update
+from sepspec.train.trainer import TrainError, parse_tf_config
+
+
+def tiny(n_train=60, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n_train),
+            rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n_test))
+
+
+def test_reads_folder_and_archive_in_the_standard_layout(tmp_path):
+    xt, yt, xv, yv = tiny()
+    folder = D.write_batches(str(tmp_path / "f"), xt, yt, xv, yv)
+    archive = D.write_batches(str(tmp_path / "a"), xt, yt, xv, yv, archive=str(tmp_path / "c.tar.gz"))
+    for place in (folder, str(tmp_path / "f"), archive, str(tmp_path / "a")):
+        c = D.load(place, download=False)
+        assert np.array_equal(c.x_train, xt) and np.array_equal(c.y_train, yt)
+        assert np.array_equal(c.x_test, xv) and np.array_equal(c.y_test, yv)
+    # the planes are red, green, blue, each row-major: pixel (0, 1) of image 0 is data[1], data[1025], data[2049]
+    with open(os.path.join(folder, "data_batch_1"), "rb") as f:
+        raw = pickle.load(f, encoding="bytes")[b"data"]
+    assert list(c.x_train[0, 0, 1]) == [raw[0, 1], raw[0, 1025], raw[0, 2049]]
+
+
+def test_search_order_env_and_keras_caches(tmp_path, monkeypatch):
+    xt, yt, xv, yv = tiny()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("SEPSPEC_DATA", raising=False)
+    cache = tmp_path / "keras" / "datasets"
+    # Keras 3 layout: the archive saved as cifar-10-batches-py-target, extracted beside it
+    D.write_batches(str(cache / "cifar-10-batches-py-target_extracted"), xt, yt, xv, yv)
+    assert D.load(None, download=False).source.endswith("cifar-10-batches-py-target_extracted")
+    # Keras 2 layout wins over Keras 3
+    D.write_batches(str(cache), xt[:10], yt[:10], xv, yv)
+    assert len(D.load(None, download=False).x_train) == 10
+    # $SEPSPEC_DATA wins over the caches, --data over everything
+    env = D.write_batches(str(tmp_path / "env"), xt[:20], yt[:20], xv, yv)
+    monkeypatch.setenv("SEPSPEC_DATA", env)
+    assert len(D.load(None, download=False).x_train) == 20
+    arg = D.write_batches(str(tmp_path / "arg"), xt[:30], yt[:30], xv, yv)
+    assert len(D.load(arg, download=False).x_train) == 30
+
+
+def test_nothing_found_names_the_places(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("SEPSPEC_DATA", raising=False)
+    monkeypatch.setenv("SEPSPEC_OFFLINE", "1")
+    with pytest.raises(D.DataError) as e:
+        D.load(None)
+    assert "cifar-10-batches-py-target" in str(e.value) and "--data" in str(e.value)
+    with pytest.raises(D.DataError, match="no such file"):
+        D.load(str(tmp_path / "nope"))
+    with pytest.raises(D.DataError, match="no CIFAR-10 here"):
+        D.load(str(tmp_path))
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_runs_nothing(tmp_path):
+    xt, yt, xv, yv = tiny()
+    folder = D.write_batches(str(tmp_path / "f"), xt, yt, xv, yv)
+    marker = tmp_path / "pwned"
+    with open(os.path.join(folder, "data_batch_1"), "wb") as f:
+        pickle.dump({b"data": _Evil(marker), b"labels": [1]}, f, protocol=2)
+    with pytest.raises(D.DataError, match="refused to load posix.system|refused to load os.system"):
+        D.load(folder, download=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_archive_is_a_clear_error(tmp_path, damage):
+    xt, yt, xv, yv = tiny()
+    archive = D.write_batches(str(tmp_path / "a"), xt, yt, xv, yv, archive=str(tmp_path / "c.tar.gz"))
+    raw = open(archive, "rb").read()
+    with open(archive, "wb") as f:
+        f.write(raw[: len(raw) // 2] if damage == "truncate" else b"\x1f\x8b" + os.urandom(4000))
+    with pytest.raises(D.DataError, match="cannot read the archive|incomplete"):
+        D.load(archive, download=False)
+
+
+def test_wrong_batch_contents(tmp_path):
+    xt, yt, xv, yv = tiny()
+    folder = D.write_batches(str(tmp_path / "f"), xt, yt, xv, yv)
+    with open(os.path.join(folder, "test_batch"), "wb") as f:
+        pickle.dump({b"data": np.zeros((3, 100), np.uint8), b"labels": [0, 1, 2]}, f)
+    with pytest.raises(D.DataError, match="shape"):
+        D.load(folder, download=False)
+
+
+def test_inverse_time_is_the_seeds_log():
+    t = Train()  # the defaults reproduce the seed: adam 0.01, inverse_time 0.319
+    seed_log = [0.01, 0.0075815011, 0.0061050061, 0.005109862, 0.0043936731, 0.0038535645, 0.003431709,
+                0.0030931024, 0.0028153153, 0.0025833118]
+    assert [round(lr_at(t, e), 10) for e in range(10)] == pytest.approx(seed_log, abs=1e-9)
+    assert lr_at(t, 49) == pytest.approx(0.0006012868, abs=1e-9)
+
+
+def test_other_schedules():
+    t = Train.model_validate({"epochs": 10, "optimizer": {"learning_rate": 0.1}, "schedule": {"name": "step", "every": 3, "factor": 0.5}})
+    assert [lr_at(t, e) for e in (0, 2, 3, 6, 9)] == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.0125])
+    t = Train.model_validate({"epochs": 11, "optimizer": {"learning_rate": 0.1}, "schedule": {"name": "cosine", "warmup_epochs": 1}})
+    assert lr_at(t, 0) == pytest.approx(0.1) and lr_at(t, 1) == pytest.approx(0.1) and lr_at(t, 6) == pytest.approx(0.05)
+    t = Train.model_validate({"epochs": 9, "optimizer": {"learning_rate": 0.1}, "schedule": {"name": "one_cycle", "peak_at": 0.25, "start_factor": 0.1, "end_factor": 0.0}})
+    lrs = [lr_at(t, e) for e in range(9)]
+    assert lrs[0] == pytest.approx(0.01) and max(lrs) == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.0)
+    assert lrs.index(max(lrs)) == 2
+    t = Train.model_validate({"schedule": {"name": "constant"}})
+    assert lr_at(t, 30) == 0.01
+
+
+def test_reduce_on_plateau_state():
+    t = Train.model_validate({"optimizer": {"learning_rate": 0.1}, "schedule": {"name": "reduce_on_plateau", "patience": 2, "factor": 0.5}})
+    p = {}
+    lrs = []
+    for loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.8]:
+        lrs.append(lr_at(t, 0, p))
+        p = plateau_update(t, p, loss)
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05, 0.05])
+    assert lr_at(t, 0, p) == pytest.approx(0.05)
+
+
+def test_augmentation_is_exact_and_deterministic():
+    import tensorflow as tf
+
+    from sepspec.spec import Augment
+    from sepspec.train.pipeline import augment_batch
+
+    x = tf.reshape(tf.range(2 * 8 * 8 * 1, dtype=tf.float32) + 1, (2, 8, 8, 1))
+    seed = tf.constant([7, 3], tf.int64)
+    flipped = augment_batch(tf, x, seed, Augment(flip=True)).numpy()
+    for i in range(2):  # each image is itself or its mirror image
+        assert np.array_equal(flipped[i], x[i].numpy()) or np.array_equal(flipped[i], x[i].numpy()[:, ::-1])
+    assert np.array_equal(flipped, augment_batch(tf, x, seed, Augment(flip=True)).numpy())
+    crops = augment_batch(tf, x, seed, Augment(crop=2)).numpy()
+    for i in range(2):  # a shifted window of the zero-padded image
+        padded = np.pad(x[i].numpy(), ((2, 2), (2, 2), (0, 0)))
+        assert any(np.array_equal(crops[i], padded[r:r + 8, c:c + 8]) for r in range(5) for c in range(5))
+    cut = augment_batch(tf, x, seed, Augment(cutout=3)).numpy()
+    zeros = (cut == 0).sum(axis=(1, 2, 3))
+    assert all(1 <= z <= 9 for z in zeros)  # a 3x3 square, clipped at the border
+
+
+def test_tf_config_checks():
+    ok = '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}'
+    assert parse_tf_config(ok)["task"]["index"] == 1
+    for bad, msg in [(None, "not set"), ("{", "not valid JSON"), ('{"cluster": {}}', "worker"),
+                     ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+                     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "task.type"),
+                     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "task.index")]:
+        with pytest.raises(TrainError, match=msg):
+            parse_tf_config(bad)
