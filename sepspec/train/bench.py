@@ -53,7 +53,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         model.fit(xf, yf, batch_size=b, epochs=1, shuffle=False, verbose=0)
         return n / (time.perf_counter() - t0)
 
-    trainer_step(-1), plain_fit()  # warm-up: tracing and the first allocations are not measured
+    trainer_step(repeats), plain_fit()  # warm-up: tracing and the first allocations are not measured
     ours, plain = [], []
     for r in range(repeats):
         ours.append(trainer_step(r))
