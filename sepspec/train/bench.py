@@ -37,7 +37,10 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     if len(x) < n:
         raise DataError(f"only {len(x)} images for {steps} steps of {b}")
     mean, std = channel_stats(x)
-    model = compile_model(keras, analyse(spec), t, mixed=False, jit_compile=False)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if gpu:  # the same precision as the trainer uses
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    model = compile_model(keras, analyse(spec), t, mixed=gpu, jit_compile=False)
     xf = tf.constant((x.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std))
     yf = tf.one_hot(y, spec.classes)
 
