@@ -43,10 +43,10 @@ def lr_at(train: Train, epoch: int, plateau: dict | None = None) -> float:
 def plateau_update(train: Train, plateau: dict, val_loss: float) -> dict:
     """After an epoch: reduce the rate by `factor` when val_loss has not improved for `patience` epochs."""
     s = train.schedule
-    p = {"lr": train.optimizer.learning_rate, "best": math.inf, "wait": 0, **plateau}
+    p = {"lr": train.optimizer.learning_rate, "best": None, "wait": 0, **plateau}  # JSON-safe: no Infinity
     if s.name != "reduce_on_plateau":
         return p
-    if val_loss < p["best"] - 1e-4:
+    if p["best"] is None or val_loss < p["best"] - 1e-4:
         p["best"], p["wait"] = val_loss, 0
     else:
         p["wait"] += 1

@@ -292,6 +292,8 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
         print(f"resuming after epoch {start}", flush=True)
     status = "running"
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # a background shell (nohup ... &) starts us with SIGINT ignored; `kill -INT` should still stop cleanly
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for e in range(start, t.epochs):
             lr = lr_at(t, e, plateau)
@@ -342,6 +344,7 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
               f"  sepspec train --resume {run}", file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, previous_int)
     _write_metrics(run, info, rows, best, status, t.epochs)
     if status == "finished":
         print(f"best val_accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}; run saved in {run}", flush=True)
