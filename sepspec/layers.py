@@ -265,7 +265,3 @@ class Dense(Layer):
     def keras_kwargs(self):
         return {"units": self.units, "use_bias": self.use_bias}
 
-
-KERAS_CLASSES = {c.keras: c for c in (SeparableConv2D, DepthwiseConv2D, Conv2D, MaxPooling2D,
-                                      AveragePooling2D, Dropout, BatchNormalization, Activation,
-                                      GlobalAveragePooling2D, Flatten, Dense)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from . import Checked
 from .analysis import Report, Row
-from .rules import RULES
 
 DOC_VERSION = 1
 
@@ -80,8 +79,3 @@ def comment(r: Row) -> str:
     return (f"# rin={axes(r.rf_in)}, nin={nin}, cin={r.input[-1]}, jin={axes(r.jump_in)}, k={axes(k)}, "
             f"p={axes(r.padding)}, s={axes(s)}, jout={axes(r.jump)}, rout={axes(r.rf)}, nout={nout}, cout={r.output[-1]}")
 
-
-def codes() -> dict[str, tuple[str, str]]:
-    from .diagnostics import CODES
-
-    return {**CODES, **RULES}

@@ -105,3 +105,19 @@ def test_SEP210_conv_stride_with_dilation(write):
 @pytest.mark.parametrize("code", sorted(RULES))
 def test_every_rule_has_a_test(code):
     assert f"def test_{code}_" in open(__file__).read()
+
+
+def test_readme_lists_every_code_and_the_code_uses_only_listed_ones():
+    import re
+
+    from sepspec.diagnostics import CODES
+    from conftest import ROOT
+
+    readme = open(f"{ROOT}/README.md").read()
+    codes = {**CODES, **RULES}
+    for code, (rule, _) in codes.items():
+        assert f"| {code} | {rule} |" in readme, code
+    used = set()
+    for name in ("yamlsrc", "spec", "rules", "cli", "diagnostics"):
+        used |= set(re.findall(r"SEP\d{3}", open(f"{ROOT}/sepspec/{name}.py").read()))
+    assert used <= set(codes), used - set(codes)

@@ -287,7 +287,7 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     val_ds = dataset(xv, yv, batch=t.batch_size, classes=spec.classes, mean=mean, std=std, seed=opts.seed,
                      epoch=0, training=False)
     print(f"{spec.name}: {report.params:,} params, {len(x):,} training / {len(xv):,} validation images "
-          f"({t.validation}), batch {t.batch_size}, {t.epochs} epochs, {info['device']}, run {run}", flush=True)
+          f"({t.validation}), batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, {info['device']}, run {run}", flush=True)
     if start:
         print(f"resuming after epoch {start}", flush=True)
     status = "running"
