@@ -33,7 +33,7 @@ def _entry_pos(rep: Report, src: Source, entry: int, arg: str | None = None):
     kind = rep.spec.blocks()[entry][0]
     if arg is not None:
         return src.pos(("layers", entry, kind, arg))
-    return src.pos(("layers", entry), key=False)
+    return src.pos(("layers", entry))
 
 
 def _rule_pos(src: Source, name: str, fallback_entry: tuple | None = None):

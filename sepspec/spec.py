@@ -663,10 +663,11 @@ def load_source(src: Source) -> Spec:
 def _check_names(spec: Spec, src: Source) -> None:
     seen: dict[str, int] = {}
     diags = []
+    blocks = spec.blocks()
     for layer, i in spec.expand():
         if layer.name in seen or layer.name == "input":
-            kind = spec.blocks()[i][0]
-            pos = src.pos(("layers", i, kind, "name")) if spec.blocks()[i][1].name else src.pos(("layers", i))
+            kind, block = blocks[i]
+            pos = src.pos(("layers", i, kind, "name")) if block.name else src.pos(("layers", i))
             what = "the model's input" if layer.name == "input" else f"layers[{seen[layer.name]}]"
             diags.append(Diagnostic.at(pos, "SEP107", "names",
                                        f"layers[{i}]: layer name {layer.name!r} is already used by {what}",
