@@ -1,7 +1,7 @@
 """sepspec: a declarative architecture-spec compiler for small separable-convolution classifiers.
 
-The checker (`load`, `analyse`, `check`) is pure Python and never imports TensorFlow; `build_model`
-imports Keras only when it is called.
+The checker (`load`, `analyse`, `check`) is pure Python and never imports TensorFlow; `build_model` and
+`fit` import Keras only when they are called. (`fit`, not `train`: `sepspec.train` is the trainer's package.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .yamlsrc import Source, SpecError
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "Checked", "Diagnostic", "Report", "Spec", "SpecError", "analyse", "build_model",
-           "check", "load"]
+           "check", "fit", "load"]
 
 
 @dataclass
@@ -50,3 +50,14 @@ def build_model(spec: Spec):
     from .emit import build_model as _build
 
     return _build(spec)
+
+
+def fit(spec_path: str, **options) -> tuple[int, str]:
+    """Train a spec with the shared trainer, as `sepspec train` does (imports TensorFlow).
+
+    `options` are the command's: epochs, batch_size, data, out, train_limit, val_limit, seed, overrides (a list
+    of "train.key=value"), strategy, jit_compile. Returns (exit status, run directory); 0 means finished.
+    """
+    from .train.trainer import Options, train as _train
+
+    return _train(Options(spec=spec_path, **options))

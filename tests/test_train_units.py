@@ -141,19 +141,32 @@ def test_augmentation_is_exact_and_deterministic():
     from sepspec.spec import Augment
     from sepspec.train.pipeline import augment_batch
 
-    x = tf.reshape(tf.range(2 * 8 * 8 * 1, dtype=tf.float32) + 1, (2, 8, 8, 1))
+    n = 16
+    x = tf.reshape(tf.range(n * 8 * 8 * 1, dtype=tf.float32) + 1, (n, 8, 8, 1))
     seed = tf.constant([7, 3], tf.int64)
     flipped = augment_batch(tf, x, seed, Augment(flip=True)).numpy()
-    for i in range(2):  # each image is itself or its mirror image
-        assert np.array_equal(flipped[i], x[i].numpy()) or np.array_equal(flipped[i], x[i].numpy()[:, ::-1])
+    mirrored = [np.array_equal(flipped[i], x[i].numpy()[:, ::-1]) for i in range(n)]
+    for i in range(n):  # each image is itself or its mirror image
+        assert mirrored[i] or np.array_equal(flipped[i], x[i].numpy())
+    assert 0 < sum(mirrored) < n  # and both happen
     assert np.array_equal(flipped, augment_batch(tf, x, seed, Augment(flip=True)).numpy())
     crops = augment_batch(tf, x, seed, Augment(crop=2)).numpy()
-    for i in range(2):  # a shifted window of the zero-padded image
+    offsets = set()
+    for i in range(n):  # a shifted window of the zero-padded image
         padded = np.pad(x[i].numpy(), ((2, 2), (2, 2), (0, 0)))
-        assert any(np.array_equal(crops[i], padded[r:r + 8, c:c + 8]) for r in range(5) for c in range(5))
+        found = [(r, c) for r in range(5) for c in range(5) if np.array_equal(crops[i], padded[r:r + 8, c:c + 8])]
+        assert found
+        offsets.add(found[0])
+    assert len(offsets) > 3  # shifts vary from image to image
     cut = augment_batch(tf, x, seed, Augment(cutout=3)).numpy()
     zeros = (cut == 0).sum(axis=(1, 2, 3))
     assert all(1 <= z <= 9 for z in zeros)  # a 3x3 square, clipped at the border
+    for i in range(n):  # the zeros form one box and everything else is untouched
+        rows, cols = np.nonzero(cut[i, :, :, 0] == 0)
+        box = np.s_[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert (cut[i][box] == 0).all() and rows.max() - rows.min() < 3 and cols.max() - cols.min() < 3
+        keep = cut[i] != 0
+        assert np.array_equal(cut[i][keep], x[i].numpy()[keep])
 
 
 def test_tf_config_checks():

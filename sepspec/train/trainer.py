@@ -291,7 +291,7 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     if start:
         print(f"resuming after epoch {start}", flush=True)
     status = "running"
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     # a background shell (nohup ... &) starts us with SIGINT ignored; `kill -INT` should still stop cleanly
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -343,7 +343,7 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
         print(f"\ninterrupted; the run is saved up to epoch {rows[-1]['epoch'] if rows else 0}. Resume with:\n"
               f"  sepspec train --resume {run}", file=sys.stderr, flush=True)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
     _write_metrics(run, info, rows, best, status, t.epochs)
     if status == "finished":
