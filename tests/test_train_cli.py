@@ -150,7 +150,28 @@ def test_sigkill_mid_epoch_then_resume_has_every_epoch_once(tmp_path, spec, data
     assert [float(x["lr"]) for x in rows] == pytest.approx([0.01 / (1 + 0.319 * e) for e in range(4)])
     assert json.load(open(os.path.join(run, "metrics.json")))["status"] == "finished"
     r = run_cli("train", "--resume", run, env=ENV)
-    assert r.returncode == 2 and "already finished" in r.stderr
+    assert r.returncode == 2 and "already finished" in r.stderr and "--epochs N" in r.stderr
+    r = run_cli("train", "--resume", run, "--epochs", "3", env=ENV)
+    assert r.returncode == 2 and "fewer than the 4 epochs" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--resume", run, "--epochs", "5", env=ENV)  # train the finished run further
+    assert r.returncode == 0, r.stderr
+    assert "resuming after epoch 4" in r.stdout and "Epoch 5/5" in r.stdout
+    rows = history(run)
+    assert [int(x["epoch"]) for x in rows] == [1, 2, 3, 4, 5]
+    assert [float(x["lr"]) for x in rows] == pytest.approx([0.01 / (1 + 0.319 * e) for e in range(5)])
+    assert json.load(open(os.path.join(run, "run.json")))["options"]["epochs"] == 5
+    assert "epochs: 5" in open(os.path.join(run, "spec.yaml")).read()
+
+
+def test_resume_cannot_change_the_length_of_a_cosine_run(tmp_path, spec, data):
+    run = str(tmp_path / "run")
+    r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "32",
+                "--set", "train.schedule={name: cosine}", env=ENV)
+    assert r.returncode == 0, r.stderr
+    spec_before = open(os.path.join(run, "spec.yaml")).read()
+    r = run_cli("train", "--resume", run, "--epochs", "2", env=ENV)
+    assert r.returncode == 2 and "cosine schedule" in r.stderr and "Traceback" not in r.stderr
+    assert open(os.path.join(run, "spec.yaml")).read() == spec_before  # nothing changed
 
 
 def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, spec, data):

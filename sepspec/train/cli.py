@@ -19,7 +19,7 @@ def add_commands(sub) -> None:
     s.add_argument("--val-limit", type=_positive, metavar="N", help="validate on the first N images")
     s.add_argument("--seed", type=int, help="fixes weights, data order, augmentation and dropout (default: "
                    "train.seed, else 0)")
-    s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings")
+    s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings (with --epochs N: train it to N epochs)")
     s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
                    help="override a train: setting with a YAML value (repeatable)")
     s.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
@@ -78,11 +78,11 @@ def cmd_train(a) -> int:
     from .trainer import Options, resume, train
 
     if a.resume:
-        if a.spec or a.set or a.epochs or a.batch_size or a.data or a.out:
-            print("sepspec train --resume DIR: the run's recorded settings are used; give no SPEC or options",
-                  file=sys.stderr)
+        if a.spec or a.set or a.batch_size or a.data or a.out or a.train_limit or a.val_limit or a.seed is not None:
+            print("sepspec train --resume DIR: the run's recorded settings are used; give no SPEC or options "
+                  "(only --epochs N, to change the run's length)", file=sys.stderr)
             return 2
-        return _guard(lambda: resume(a.resume)[0])
+        return _guard(lambda: resume(a.resume, a.epochs)[0])
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return 2

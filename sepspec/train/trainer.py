@@ -231,18 +231,36 @@ def train(opts: Options) -> tuple[int, str]:
     return _loop(run, spec, opts, state=None), run
 
 
-def resume(run: str) -> tuple[int, str]:
-    """Continue an interrupted run from its last completed epoch, with the settings recorded in it."""
+def resume(run: str, epochs: int | None = None) -> tuple[int, str]:
+    """Continue an interrupted run from its last completed epoch, with the settings recorded in it.
+
+    `epochs` changes the run's length (e.g. to train a finished run further); only for schedules that do not
+    depend on the total, so that the epochs already trained keep the rates they had.
+    """
     for name in ("run.json", "spec.yaml"):
         if not os.path.isfile(os.path.join(run, name)):
             raise TrainError(f"{run}: not a run directory (no {name})")
-    opts = Options(**rundir.read_json(os.path.join(run, "run.json"))["options"])
+    recorded = rundir.read_json(os.path.join(run, "run.json"))
+    opts = Options(**recorded["options"])
     src = resolve(os.path.join(run, "spec.yaml"))
     spec = load_source(src)
     state_path = os.path.join(run, "state.json")
     state = rundir.read_json(state_path) if os.path.exists(state_path) else None
-    if state and state["epoch"] >= spec.train.epochs:
-        raise TrainError(f"{run}: already finished ({state['epoch']} of {spec.train.epochs} epochs)")
+    done = state["epoch"] if state else 0
+    if epochs is not None and epochs != spec.train.epochs:
+        if spec.train.schedule.name in ("cosine", "one_cycle"):
+            raise TrainError(f"{run}: --epochs cannot change the length of a run with the {spec.train.schedule.name} "
+                             f"schedule (its rates depend on the total number of epochs)")
+        if epochs < max(done, 1):
+            raise TrainError(f"{run}: --epochs {epochs} is fewer than the {done} epochs already trained")
+        _set_path(src, "train.epochs", epochs, "--epochs")
+        spec = load_source(src)
+        opts.epochs = epochs
+        rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
+        rundir.write_json(os.path.join(run, "run.json"), {**recorded, "options": asdict(opts)})
+    if done >= spec.train.epochs:
+        raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
+                         f"--resume {run} --epochs N trains it further)")
     return _loop(run, spec, opts, state=state), run
 
 
