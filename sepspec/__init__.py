@@ -49,7 +49,7 @@ def build_model(spec: Spec):
     """The Keras model of a spec (imports Keras)."""
     from .emit import build_model as _build
 
-    return _build(spec)
+    return _build(analyse(spec))
 
 
 def fit(spec_path: str, **options) -> tuple[int, str]:

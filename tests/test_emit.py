@@ -70,3 +70,13 @@ def test_differences_are_detected():
     model = emit.build_model(analyse(wider))
     diffs = emit.differences(rep, model)
     assert diffs and diffs[0].startswith("sepconv_1:")
+
+
+def test_public_build_model_takes_a_spec():
+    import sepspec
+    from sepspec import emit
+
+    spec, _ = sepspec.load(BASE)
+    model = sepspec.build_model(spec)
+    assert model.count_params() == 80_203
+    assert emit.differences(analyse(spec), model) == []
