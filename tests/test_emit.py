@@ -65,7 +65,6 @@ def test_differences_are_detected():
     from sepspec import emit
     spec, _ = load(BASE)
     rep = analyse(spec)
-    other, _ = load(BASE)
     wider = spec.model_copy(update={"input": [32, 32, 4]})
     model = emit.build_model(analyse(wider))
     diffs = emit.differences(rep, model)
