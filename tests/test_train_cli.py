@@ -132,6 +132,32 @@ def test_public_api_fit_trains_in_process(tmp_path, spec, data):
     assert after == handlers  # the caller's signal handlers are restored
 
 
+def test_progress_bar_on_a_terminal(tmp_path, spec, data):
+    """On a terminal (a pseudo-terminal here) each epoch shows a bar updated in place, then its plain line."""
+    import pty
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "sepspec", "train", spec, "--data", data, "--out", str(tmp_path / "run"),
+                          "--epochs", "1", "--batch-size", "32"], stdout=slave, stderr=subprocess.PIPE, cwd=ROOT,
+                         env={**os.environ, **ENV})
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=120) == 0, p.stderr.read()
+    text = out.decode()
+    assert "\rEpoch 1/1 [" in text and "] 10/10 loss" in text  # 320 images / 32 = 10 steps
+    assert "#" * 30 in text
+    assert "Epoch 1/1 - " in text and "val_accuracy" in text
+
+
 def test_sigkill_mid_epoch_then_resume_has_every_epoch_once(tmp_path, spec, data):
     run = str(tmp_path / "run")
     p = _start(["train", spec, "--data", data, "--out", run, "--epochs", "4", "--batch-size", "8"], ENV)
