@@ -91,6 +91,7 @@ def test_train_writes_a_complete_run_and_evaluate_and_runs_read_it(tmp_path, spe
     assert np.array(ev["confusion"]).sum() == 64
     r = run_cli("runs", str(tmp_path))
     assert r.returncode == 0 and "small" in r.stdout and "finished" in r.stdout
+    assert r.stdout.splitlines()[1].rstrip().endswith("seed=3")  # the settings column tells runs apart
 
 
 def _wait_for_epoch(run, epoch, proc, timeout=240):

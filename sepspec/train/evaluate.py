@@ -102,10 +102,22 @@ def list_runs(folder: str) -> int:
     if not found:
         print(f"no runs under {folder}")
         return 0
-    print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} {'s/epoch':>8}")
+    print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} {'s/epoch':>8}"
+          f"  settings")
     for d, m in sorted(found):
         best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
         spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
         print(f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {m.get('status', '?'):<11} "
-              f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} {m.get('best_epoch') or '-':>4} {spe:>8}")
+              f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} {m.get('best_epoch') or '-':>4} {spe:>8}"
+              f"  {_settings(d)}")
     return 0
+
+
+def _settings(run: str) -> str:
+    """What the command line changed (seed, --set), so that runs of one spec can be told apart."""
+    try:
+        opts = rundir.read_json(os.path.join(run, "run.json"))["options"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return "?"
+    return " ".join([f"seed={opts.get('seed')}"] + [f"--set {o!r}" if " " in o else f"--set {o}"
+                                                    for o in opts.get("overrides") or []])
