@@ -17,10 +17,9 @@ def _seed(kind: str, epochs) -> float:
     return mean(SEED[e - 1][0 if kind == "accuracy" else 1] for e in epochs)
 
 
-def _runs(kind: str, epochs, hists) -> list[float] | None:
-    if not all(e in h for h in hists for e in epochs):
-        return None
-    return [100 * mean(float(h[e][kind]) for e in epochs) for h in hists]
+def _runs(kind: str, epochs, hists) -> list[float]:
+    """One value per run that reached all of `epochs`."""
+    return [100 * mean(float(h[e][kind]) for e in epochs) for h in hists if all(e in h for e in epochs)]
 
 
 POINTS = [("train@4", "accuracy", [4]), ("val@5", "val_accuracy", [5]), ("val@10", "val_accuracy", [10]),
@@ -37,14 +36,16 @@ def main(args):
         cells = []
         for _, kind, epochs in POINTS:
             vals = _runs(kind, epochs, hists)
-            if vals is None:
+            if not vals:
                 cells.append("-")
                 continue
             d = mean(vals) - _seed(kind, epochs)
             spread = f" [{min(vals):.1f}-{max(vals):.1f}]" if len(vals) > 1 else ""
-            cells.append(f"{mean(vals):.1f}{spread} ({d:+.1f} {'ok' if abs(d) <= TOLERANCE else 'no'})")
+            runs = f" n={len(vals)}" if len(vals) != len(hists) else ""
+            cells.append(f"{mean(vals):.1f}{spread}{runs} ({d:+.1f} {'ok' if abs(d) <= TOLERANCE else 'no'})")
         print(f"| {label} ({len(hists)}) | " + " | ".join(cells) + " |")
-    print(f"\ncells: mean over seeds [min-max] (difference to the seed's log; ok = within {TOLERANCE:g} points)")
+    print(f"\ncells: mean over seeds [min-max] (difference to the seed's log; ok = within {TOLERANCE:g} points); "
+          f"n=: runs that reached those epochs")
 
 
 if __name__ == "__main__":
