@@ -122,7 +122,7 @@ def test_public_api_fit_trains_in_process(tmp_path, spec, data):
     handlers = signal.getsignal(signal.SIGINT), mine
     try:
         status, run = sepspec.fit(spec, data=data, out=str(tmp_path / "api"), epochs=1, seed=3,
-                                  overrides=["train.augment={flip: false}"])
+                                  overrides=["train.augment={flip: false}"], precision="mixed_float16")
         after = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, before)
@@ -131,6 +131,9 @@ def test_public_api_fit_trains_in_process(tmp_path, spec, data):
     assert json.load(open(os.path.join(run, "run.json")))["options"]["overrides"] == ["train.augment={flip: false}"]
     assert "augment:\n    flip: false" in open(os.path.join(run, "spec.yaml")).read()
     assert after == handlers  # the caller's signal handlers are restored
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # and Keras's global dtype policy
 
 
 def test_progress_bar_on_a_terminal(tmp_path, spec, data):
@@ -243,6 +246,27 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path, spec, data):
     assert r.returncode == 0, r.stderr
     m = json.load(open(os.path.join(run, "metrics.json")))
     assert m["strategy"] == "mirrored" and m["replicas"] == 2 and m["status"] == "finished"
+
+
+def test_mixed_precision_path_runs_on_cpu(tmp_path, spec, data):
+    """The GPU's precision (float16 compute, float32 class scores, loss scaling), forced on CPU so that it runs
+    here: trains, resumes from its checkpoint, and evaluates."""
+    run = str(tmp_path / "run")
+    r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--precision", "mixed_float16", env=ENV)
+    assert r.returncode == 0, r.stderr
+    m = json.load(open(os.path.join(run, "metrics.json")))
+    assert m["precision"] == "mixed_float16" and m["status"] == "finished"
+    r = run_cli("train", "--resume", run, "--epochs", "2", env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert [int(x["epoch"]) for x in history(run)] == [1, 2]
+    assert json.load(open(os.path.join(run, "metrics.json")))["precision"] == "mixed_float16"  # recorded, kept
+    r = run_cli("evaluate", run, "--data", data, env=ENV)
+    assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr
+    script = ("import keras, sys; m = keras.saving.load_model(sys.argv[1]); "
+              "print(m.layers[1].dtype_policy.name, m.output.dtype)")
+    out = subprocess.run([sys.executable, "-c", script, os.path.join(run, "best.keras")], capture_output=True,
+                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.stdout.split()[-2:] == ["mixed_float16", "float32"], out.stderr
 
 
 def test_bench_prints_both_figures_and_ratio(spec, data):

@@ -2,3 +2,6 @@
 
 Importing this package is cheap; TensorFlow is imported only by the modules that run training.
 """
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+PRECISIONS = ("auto", "float32", "mixed_float16")  # auto: mixed_float16 on a GPU, float32 on CPU

@@ -6,6 +6,7 @@ import sys
 
 from ..diagnostics import render
 from ..yamlsrc import SpecError
+from . import PRECISIONS, STRATEGIES
 
 
 def add_commands(sub) -> None:
@@ -22,7 +23,9 @@ def add_commands(sub) -> None:
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings (with --epochs N: train it to N epochs)")
     s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
                    help="override a train: setting with a YAML value (repeatable)")
-    s.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
+    s.add_argument("--strategy", choices=STRATEGIES, default="default")
+    s.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): mixed_float16 on a GPU, float32 on CPU")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (slow for depthwise "
                    "convolutions on CPU)")
     s.set_defaults(fn=cmd_train)
@@ -88,7 +91,7 @@ def cmd_train(a) -> int:
         return 2
     opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
                    train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
-                   strategy=a.strategy, jit_compile=a.jit_compile)
+                   strategy=a.strategy, jit_compile=a.jit_compile, precision=a.precision)
     return _guard(lambda: train(opts)[0])
 
 

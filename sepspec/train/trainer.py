@@ -23,7 +23,7 @@ from .. import __version__, analyse
 from ..rules import check as run_rules
 from ..spec import Spec, load_source, resolve
 from ..yamlsrc import Source, SpecError, parse
-from . import rundir
+from . import PRECISIONS, STRATEGIES, rundir
 from .data import load as load_data
 from .pipeline import channel_stats, dataset
 from .schedule import lr_at, plateau_update
@@ -44,6 +44,7 @@ class Options:
     overrides: list[str] = field(default_factory=list)
     strategy: str = "default"
     jit_compile: bool = False
+    precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
 
 
 class TrainError(Exception):
@@ -140,7 +141,7 @@ def make_strategy(tf, name: str):
     if name == "multiworker":
         parse_tf_config(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise TrainError(f"unknown strategy {name!r} (default, mirrored, multiworker)")
+    raise TrainError(f"unknown strategy {name!r} ({', '.join(STRATEGIES)})")
 
 
 def device_name(tf) -> str:
@@ -265,6 +266,17 @@ def resume(run: str, epochs: int | None = None) -> tuple[int, str]:
 
 
 def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
+    """Train, leaving Keras's global dtype policy as the caller had it."""
+    from .._quiet import keras as _k
+
+    policy = _k().mixed_precision.global_policy()
+    try:
+        return _train_loop(run, spec, opts, state)
+    finally:
+        _k().mixed_precision.set_global_policy(policy)
+
+
+def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     from .._quiet import keras as _k
 
     keras = _k()
@@ -280,15 +292,17 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     if len(mean) != spec.input[2] or x.shape[1:3] != tuple(spec.input[:2]):
         raise TrainError(f"the data's images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, the spec's input is "
                          f"{'x'.join(map(str, spec.input))}")
+    if opts.precision not in PRECISIONS:
+        raise TrainError(f"precision {opts.precision!r}: expected one of {', '.join(PRECISIONS)}")
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    if gpu:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    mixed = opts.precision == "mixed_float16" or (opts.precision == "auto" and gpu)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     strategy = make_strategy(tf, opts.strategy)
     with strategy.scope():
         if state:
             model = keras.saving.load_model(os.path.join(run, state["checkpoint"]))
         else:
-            model = compile_model(keras, report, t, mixed=gpu, jit_compile=opts.jit_compile)
+            model = compile_model(keras, report, t, mixed=mixed, jit_compile=opts.jit_compile)
     rows = [r for r in rundir.read_history(os.path.join(run, "history.csv")) if state and r["epoch"] <= state["epoch"]]
     start = state["epoch"] if state else 0
     plateau = state.get("plateau", {}) if state else {}
@@ -297,7 +311,7 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
             "non_trainable": report.non_trainable, "train_images": int(len(x)), "val_images": int(len(xv)),
             "validation": t.validation, "data": data.source, "device": device_name(tf),
             "strategy": opts.strategy, "replicas": strategy.num_replicas_in_sync,
-            "precision": "mixed_float16" if gpu else "float32", "jit_compile": opts.jit_compile,
+            "precision": "mixed_float16" if mixed else "float32", "jit_compile": opts.jit_compile,
             "backend": keras.backend.backend(), "mean": mean, "std": std, "seed": opts.seed,
             "versions": {"sepspec": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                          "python": platform.python_version()}}
