@@ -77,6 +77,7 @@ def test_train_writes_a_complete_run_and_evaluate_and_runs_read_it(tmp_path, spe
     m = json.load(open(os.path.join(run, "metrics.json")))
     assert m["status"] == "finished"
     assert m["params"] == analyse(load(spec)[0]).params == 527
+    assert m["jit_compile"] is False and m["precision"] == "float32"  # the CPU defaults, set explicitly
     for k in ("best_val_accuracy", "best_epoch", "final_val_accuracy", "final_epoch", "seconds_per_epoch",
               "images_per_second", "device", "backend", "versions"):
         assert m[k] is not None, k
@@ -267,6 +268,15 @@ def test_mixed_precision_path_runs_on_cpu(tmp_path, spec, data):
     out = subprocess.run([sys.executable, "-c", script, os.path.join(run, "best.keras")], capture_output=True,
                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.stdout.split()[-2:] == ["mixed_float16", "float32"], out.stderr
+
+
+def test_jit_compile_is_explicit_and_warned_on_cpu(tmp_path, spec, data):
+    run = str(tmp_path / "run")
+    r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "64", "--jit-compile",
+                env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "warning: --jit-compile on CPU" in r.stderr
+    assert json.load(open(os.path.join(run, "metrics.json")))["jit_compile"] is True
 
 
 def test_bench_prints_both_figures_and_ratio(spec, data):

@@ -297,6 +297,9 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = opts.precision == "mixed_float16" or (opts.precision == "auto" and gpu)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    if opts.jit_compile and not gpu and any(r.layer.keras in ("SeparableConv2D", "DepthwiseConv2D") for r in report.rows):
+        print("warning: --jit-compile on CPU: XLA was measured more than 15x slower for depthwise convolutions "
+              "here; leave it off unless you are measuring that", file=sys.stderr, flush=True)
     strategy = make_strategy(tf, opts.strategy)
     with strategy.scope():
         if state:
