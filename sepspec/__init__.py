@@ -56,7 +56,7 @@ def fit(spec_path: str, **options) -> tuple[int, str]:
     """Train a spec with the shared trainer, as `sepspec train` does (imports TensorFlow).
 
     `options` are the command's: epochs, batch_size, data, out, train_limit, val_limit, seed, overrides (a list
-    of "train.key=value"), strategy, jit_compile. Returns (exit status, run directory); 0 means finished.
+    of "train.key=value"), strategy, precision, jit_compile. Returns (exit status, run directory); 0 means finished.
     """
     from .train.trainer import Options, train as _train
 

@@ -178,3 +178,13 @@ def test_tf_config_checks():
                      ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "task.index")]:
         with pytest.raises(TrainError, match=msg):
             parse_tf_config(bad)
+
+
+def test_options_refuse_unknown_choices_before_anything_runs():
+    from sepspec.train.trainer import Options
+
+    assert Options(spec="x.yaml").precision == "auto"
+    for kwargs, msg in [({"precision": "half"}, "unknown precision 'half'"),
+                        ({"strategy": "tpu"}, "unknown strategy 'tpu' \\(default, mirrored, multiworker\\)")]:
+        with pytest.raises(TrainError, match=msg):
+            Options(spec="x.yaml", **kwargs)

@@ -12,7 +12,7 @@ import numpy as np
 from .. import analyse
 from .data import DataError, load as load_data
 from .pipeline import channel_stats, dataset
-from .trainer import Options, compile_model, device_name, resolve_spec
+from .trainer import Options, compile_model, device_name, resolve_spec, set_precision
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
@@ -37,10 +37,8 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     if len(x) < n:
         raise DataError(f"only {len(x)} images for {steps} steps of {b}")
     mean, std = channel_stats(x)
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    if gpu:  # the same precision as the trainer uses
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    model = compile_model(keras, analyse(spec), t, mixed=gpu, jit_compile=False)
+    mixed = set_precision(keras, tf, "auto")  # the same precision as the trainer uses by default
+    model = compile_model(keras, analyse(spec), t, mixed=mixed, jit_compile=False)
     xf = tf.constant((x.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std))
     yf = tf.one_hot(y, spec.classes)
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import __version__, analyse
+from .. import layers as L
 from ..rules import check as run_rules
 from ..spec import Spec, load_source, resolve
 from ..yamlsrc import Source, SpecError, parse
@@ -45,6 +46,12 @@ class Options:
     strategy: str = "default"
     jit_compile: bool = False
     precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
+
+    def __post_init__(self):
+        """Refuse a bad choice at once (API callers and tampered run.json files), before any data is loaded."""
+        for name, value, choices in (("strategy", self.strategy, STRATEGIES), ("precision", self.precision, PRECISIONS)):
+            if value not in choices:
+                raise TrainError(f"unknown {name} {value!r} ({', '.join(choices)})")
 
 
 class TrainError(Exception):
@@ -138,10 +145,16 @@ def make_strategy(tf, name: str):
         devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
                   [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multiworker":
-        parse_tf_config(os.environ.get("TF_CONFIG"))
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise TrainError(f"unknown strategy {name!r} ({', '.join(STRATEGIES)})")
+    parse_tf_config(os.environ.get("TF_CONFIG"))  # "multiworker": Options allows nothing else
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def set_precision(keras, tf, precision: str) -> bool:
+    """Set Keras's global dtype policy for `precision` on this machine; True when it is mixed_float16."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    mixed = precision == "mixed_float16" or (precision == "auto" and gpu)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    return mixed
 
 
 def device_name(tf) -> str:
@@ -269,11 +282,12 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     """Train, leaving Keras's global dtype policy as the caller had it."""
     from .._quiet import keras as _k
 
-    policy = _k().mixed_precision.global_policy()
+    precision = _k().mixed_precision
+    policy = precision.global_policy()
     try:
         return _train_loop(run, spec, opts, state)
     finally:
-        _k().mixed_precision.set_global_policy(policy)
+        precision.set_global_policy(policy)
 
 
 def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
@@ -292,12 +306,8 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     if len(mean) != spec.input[2] or x.shape[1:3] != tuple(spec.input[:2]):
         raise TrainError(f"the data's images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, the spec's input is "
                          f"{'x'.join(map(str, spec.input))}")
-    if opts.precision not in PRECISIONS:
-        raise TrainError(f"precision {opts.precision!r}: expected one of {', '.join(PRECISIONS)}")
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    mixed = opts.precision == "mixed_float16" or (opts.precision == "auto" and gpu)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    if opts.jit_compile and not gpu and any(r.layer.keras in ("SeparableConv2D", "DepthwiseConv2D") for r in report.rows):
+    mixed = set_precision(keras, tf, opts.precision)
+    if opts.jit_compile and not tf.config.list_physical_devices("GPU") and any(isinstance(r.layer, (L.SeparableConv2D, L.DepthwiseConv2D)) for r in report.rows):
         print("warning: --jit-compile on CPU: XLA was measured more than 15x slower for depthwise convolutions "
               "here; leave it off unless you are measuring that", file=sys.stderr, flush=True)
     strategy = make_strategy(tf, opts.strategy)
