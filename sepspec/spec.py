@@ -409,7 +409,7 @@ class Train(BaseModel):
     normalize: Literal["per_channel", "none"] = "per_channel"
     augment: Augment = Augment()
     validation: Union[Literal["test"], Annotated[float, Field(gt=0, lt=1)]] = "test"  # or a held-out fraction
-    seed: Optional[Annotated[int, Field(ge=0)]] = None
+    seed: Optional[Annotated[int, Field(ge=0, lt=2**32)]] = None  # numpy's and Keras's seeds are 32-bit
 
 
 class Spec(BaseModel):

@@ -295,3 +295,71 @@ def test_real_cifar10_smoke_run_learns(tmp_path):
     m = json.load(open(os.path.join(run, "metrics.json")))
     print(f"real-data smoke run: best val accuracy {m['best_val_accuracy']:.3f}, {m['seconds_per_epoch']:.0f} s/epoch")
     assert m["best_val_accuracy"] > 0.20
+
+
+def test_a_moved_run_resumes_with_data_and_evaluates_with_its_recorded_data(tmp_path, spec, data):
+    """run.json records the data absolute, with a fingerprint; --resume --data accepts the same data set moved
+    (here: its extracted folder elsewhere), refuses another, and `evaluate RUN` finds the recorded data."""
+    import shutil
+
+    run = str(tmp_path / "run")
+    r = run_cli("train", spec, "--data", os.path.relpath(data, ROOT), "--out", run, "--epochs", "1",
+                "--train-limit", "32", env=ENV)
+    assert r.returncode == 0, r.stderr
+    rec = json.load(open(os.path.join(run, "run.json")))
+    assert rec["options"]["data"] == data and rec["options"]["spec"] == spec  # absolute
+    assert rec["data"]["fingerprint"]["train"]["images"] == 320 and len(rec["data"]["fingerprint"]["test"]["sha256"]) == 64
+    # evaluate from another working directory, without --data: the run's own data, and its own figure
+    r = run_cli("evaluate", run, cwd=str(tmp_path), env=ENV)
+    assert r.returncode == 0, r.stderr
+    acc = json.load(open(os.path.join(run, "evaluation.json")))["test_accuracy"]
+    assert acc == pytest.approx(json.load(open(os.path.join(run, "metrics.json")))["best_val_accuracy"], abs=1 / 64)
+    # the same data set, moved (the extracted folder instead of the archive)
+    moved = tmp_path / "moved"
+    shutil.copytree(os.path.join(os.path.dirname(data), "cifar-10-batches-py"), moved / "cifar-10-batches-py")
+    r = run_cli("train", "--resume", run, "--epochs", "2", "--data", "moved", cwd=str(tmp_path), env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "resuming after epoch 1" in r.stdout and "warning" not in r.stderr
+    assert json.load(open(os.path.join(run, "run.json")))["options"]["data"] == str(moved)
+    # another data set is refused, saying what differs; nothing is trained
+    rng = np.random.default_rng(2)
+    other = write_batches(str(tmp_path / "other"), rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8),
+                          rng.integers(0, 10, 100), rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8),
+                          rng.integers(0, 10, 64))
+    r = run_cli("train", "--resume", run, "--epochs", "3", "--data", other, env=ENV)
+    assert r.returncode == 2 and "is not the data set" in r.stderr and "training set has 100 images" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(history(run)) == 2
+    # the run's own spec may be named; another file may not; settings other than --epochs/--data are refused
+    copy = tmp_path / "copy.yaml"
+    shutil.copy(spec, copy)
+    r = run_cli("train", str(copy), "--resume", run, "--epochs", "3", env=ENV)
+    assert r.returncode == 2 and "is not the spec of" in r.stderr, r.stderr
+    r = run_cli("train", "--resume", run, "--epochs", "3", "--precision", "float32", env=ENV)
+    assert r.returncode == 2 and "--precision cannot be given" in r.stderr, r.stderr
+    r = run_cli("train", spec, "--resume", run, "--epochs", "3", env=ENV)
+    assert r.returncode == 0 and "resuming after epoch 2" in r.stdout, r.stderr
+    # a run recorded before fingerprints existed resumes with a warning
+    rec = json.load(open(os.path.join(run, "run.json")))
+    del rec["data"]
+    json.dump(rec, open(os.path.join(run, "run.json"), "w"))
+    r = run_cli("train", "--resume", run, "--epochs", "4", env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "could not be checked" in r.stderr and [int(x["epoch"]) for x in history(run)] == [1, 2, 3, 4]
+
+
+def test_a_spec_or_seed_that_does_not_fit_is_refused_before_a_run_folder_exists(tmp_path, spec, data):
+    for args, message in ((["--seed", "-1"], "--seed -1: expected an integer from 0 to 4294967295"),
+                          (["--seed", str(2**32)], "expected an integer from 0")):
+        run = tmp_path / "run"
+        r = run_cli("train", spec, "--data", data, "--out", str(run), *args, env=ENV)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not run.exists()
+    five = tmp_path / "five.yaml"
+    five.write_text(open(spec).read().replace("classes: 10", "classes: 5").replace("filters: 10", "filters: 5"))
+    r = run_cli("train", str(five), "--data", data, "--out", str(tmp_path / "run5"), env=ENV)
+    assert r.returncode == 2 and "classes: 5, the data has 10 classes" in r.stderr, r.stderr
+    assert not (tmp_path / "run5").exists()
+    big = tmp_path / "seed.yaml"
+    big.write_text(open(spec).read() + "  seed: 5000000000\n")
+    r = run_cli("check", str(big))
+    assert r.returncode == 1 and "train.seed" in r.stderr, r.stdout + r.stderr

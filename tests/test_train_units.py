@@ -188,3 +188,33 @@ def test_options_refuse_unknown_choices_before_anything_runs():
                         ({"strategy": "tpu"}, "unknown strategy 'tpu' \\(default, mirrored, multiworker\\)")]:
         with pytest.raises(TrainError, match=msg):
             Options(spec="x.yaml", **kwargs)
+
+
+def test_a_failed_download_says_why(monkeypatch, tmp_path):
+    from sepspec.train import data as D
+
+    def offline():
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "_download", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("SEPSPEC_DATA", raising=False)
+    monkeypatch.delenv("SEPSPEC_OFFLINE", raising=False)
+    with pytest.raises(D.DataError, match=r"cannot be downloaded \(\[Errno -3\] Temporary failure in name resolution\)"):
+        D.load(None)
+
+
+def test_fingerprint_is_the_data_not_its_container(tmp_path):
+    from sepspec.train import data as D
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 20)
+    archive = D.write_batches(str(tmp_path), x, y, x[:5], y[:5], archive=str(tmp_path / "c.tar.gz"))
+    a, b = D.fingerprint(D.load(archive)), D.fingerprint(D.load(str(tmp_path / "cifar-10-batches-py")))
+    assert a == b and D.fingerprint_difference(a, b) is None
+    y2 = y.copy()
+    y2[0] = (y2[0] + 1) % 10  # one label changed
+    D.write_batches(str(tmp_path / "other"), x, y2, x[:5], y[:5])
+    c = D.fingerprint(D.load(str(tmp_path / "other")))
+    assert c["test"] == a["test"] and c["train"] != a["train"]
+    assert D.fingerprint_difference(a, c).startswith("its training set has 20 images (sha256 ")

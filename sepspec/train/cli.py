@@ -20,11 +20,12 @@ def add_commands(sub) -> None:
     s.add_argument("--val-limit", type=_positive, metavar="N", help="validate on the first N images")
     s.add_argument("--seed", type=int, help="fixes weights, data order, augmentation and dropout (default: "
                    "train.seed, else 0)")
-    s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings (with --epochs N: train it to N epochs)")
+    s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings (with "
+                   "--epochs N: train it to N epochs; with --data PATH: the same data set, moved)")
     s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
                    help="override a train: setting with a YAML value (repeatable)")
-    s.add_argument("--strategy", choices=STRATEGIES, default="default")
-    s.add_argument("--precision", choices=PRECISIONS, default="auto",
+    s.add_argument("--strategy", choices=STRATEGIES, help="default (one device), mirrored, multiworker")
+    s.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): mixed_float16 on a GPU, float32 on CPU")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (slow for depthwise "
                    "convolutions on CPU)")
@@ -81,18 +82,23 @@ def cmd_train(a) -> int:
     from .trainer import Options, resume, train
 
     if a.resume:
-        if a.spec or a.set or a.batch_size or a.data or a.out or a.train_limit or a.val_limit or a.seed is not None:
-            print("sepspec train --resume DIR: the run's recorded settings are used; give no SPEC or options "
-                  "(only --epochs N, to change the run's length)", file=sys.stderr)
+        fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
+                                      ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
+                                      ("--seed", a.seed), ("--strategy", a.strategy), ("--precision", a.precision),
+                                      ("--jit-compile", a.jit_compile)) if v not in (None, False, [])]
+        if fixed:
+            print(f"sepspec train --resume DIR: {', '.join(fixed)} cannot be given: a run continues with the settings "
+                  "it recorded (only --epochs N, to change its length, and --data PATH, where its data set is now)",
+                  file=sys.stderr)
             return 2
-        return _guard(lambda: resume(a.resume, a.epochs)[0])
+        return _guard(lambda: resume(a.resume, a.epochs, data=a.data, spec_path=a.spec)[0])
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return 2
-    opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
-                   train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
-                   strategy=a.strategy, jit_compile=a.jit_compile, precision=a.precision)
-    return _guard(lambda: train(opts)[0])
+    given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision)) if v is not None}
+    return _guard(lambda: train(Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data,
+                                        out=a.out, train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed,
+                                        overrides=a.set, jit_compile=a.jit_compile, **given))[0])
 
 
 def cmd_evaluate(a) -> int:

@@ -11,6 +11,7 @@ the format needs (numpy array reconstruction), so a malicious `--data` file runs
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -112,12 +113,12 @@ def _read_place(path: str) -> dict[str, bytes] | None:
     return None
 
 
-def candidates(data_arg: str | None) -> list[tuple[str, str]]:
+def candidates(data_arg: str | None, origin: str = "--data") -> list[tuple[str, str]]:
     """(place, why) in the order they are tried."""
     cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "datasets")
     out = []
     if data_arg:
-        out.append((data_arg, "--data"))
+        out.append((data_arg, origin))
     if os.environ.get("SEPSPEC_DATA"):
         out.append((os.environ["SEPSPEC_DATA"], "$SEPSPEC_DATA"))
     out += [(os.path.join(cache, "cifar-10-batches-py"), "Keras 2 cache"),
@@ -135,15 +136,18 @@ def _download() -> str:
     return path
 
 
-def load(data_arg: str | None = None, *, download: bool = True) -> Cifar:
-    """Find and read CIFAR-10. Raises DataError with a one-line message."""
+def load(data_arg: str | None = None, *, download: bool = True, origin: str = "--data") -> Cifar:
+    """Find and read CIFAR-10. Raises DataError with a one-line message.
+
+    `origin` says where `data_arg` came from (`--data`, or the place a run recorded), for the messages.
+    """
     tried = []
-    for place, why in candidates(data_arg):
-        if why in ("--data", "$SEPSPEC_DATA") and not os.path.exists(place):
+    for place, why in candidates(data_arg, origin):
+        if why in (origin, "$SEPSPEC_DATA") and not os.path.exists(place):
             raise DataError(f"{place} ({why}): no such file or folder")
         files = _read_place(place)
         if files is None:
-            if why in ("--data", "$SEPSPEC_DATA"):
+            if why in (origin, "$SEPSPEC_DATA"):
                 raise DataError(f"{place} ({why}): no CIFAR-10 here (expected cifar-10-python.tar.gz or a "
                                 f"cifar-10-batches-py folder with data_batch_1..5 and test_batch)")
             tried.append(place)
@@ -153,7 +157,8 @@ def load(data_arg: str | None = None, *, download: bool = True) -> Cifar:
         try:
             place = _download()
         except Exception as e:  # offline: Keras raises various network errors
-            raise DataError("CIFAR-10 not found and cannot be downloaded (" + type(e).__name__ + "). Looked in: "
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise DataError(f"CIFAR-10 not found and cannot be downloaded ({reason}). Looked in: "
                             + ", ".join(tried) + ". Give --data PATH (the cifar-10-python.tar.gz archive or its "
                             "extracted folder) or set SEPSPEC_DATA.") from None
         files = _read_place(place)
@@ -170,6 +175,31 @@ def _decode(files: dict[str, bytes], place: str) -> Cifar:
     xs, ys = zip(*(_unpickle(files[n], f"{place}: {n}") for n in TRAIN_FILES if n in files))
     x_test, y_test = _unpickle(files[TEST_FILE], f"{place}: {TEST_FILE}")
     return Cifar(np.concatenate(xs), np.concatenate(ys), x_test, y_test, place, CLASS_NAMES)
+
+
+def fingerprint(data: Cifar) -> dict:
+    """What identifies a data set, whatever holds it (archive, extracted folder, Keras cache): the count and a
+    SHA-256 of the decoded images and labels of each split. Recorded when a run starts, checked on resume."""
+    out = {}
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(x, np.uint8).tobytes())
+        h.update(np.ascontiguousarray(y, np.int32).tobytes())
+        out[split] = {"images": int(len(x)), "sha256": h.hexdigest()}
+    return out
+
+
+def fingerprint_difference(recorded: dict, now: dict) -> str | None:
+    """None when two fingerprints agree, else one line saying what differs."""
+    parts = []
+    for split, what in (("train", "training"), ("test", "test")):
+        a, b = recorded.get(split) or {}, now.get(split) or {}
+        if a != b:
+            parts.append(f"its {what} set has {b.get('images', '?'):,} images (sha256 {str(b.get('sha256'))[:12]}), "
+                         f"the run's had {a.get('images', '?'):,} (sha256 {str(a.get('sha256'))[:12]})"
+                         if isinstance(a.get("images"), int) and isinstance(b.get("images"), int) else
+                         f"its {what} set differs")
+    return "; ".join(parts) or None
 
 
 def write_batches(folder: str, x_train, y_train, x_test, y_test, *, archive: str | None = None) -> str:

@@ -14,6 +14,15 @@ from .pipeline import channel_stats
 from .trainer import TrainError
 
 
+def _recorded_data(run: str) -> str | None:
+    """Where a run's data set was when it trained (run.json), or None."""
+    try:
+        rec = rundir.read_json(os.path.join(run, "run.json"))
+        return (rec.get("data") or {}).get("source") or rec["options"].get("data")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _model_and_stats(target: str):
     """(model file, folder for the outputs, normalisation stats or None)."""
     if os.path.isdir(target):
@@ -34,7 +43,11 @@ def evaluate(target: str, data_arg: str | None = None) -> int:
 
     keras = _k()
     model_path, out, stats = _model_and_stats(target)
-    data = load_data(data_arg)
+    recorded = _recorded_data(out) if data_arg is None and os.path.isdir(target) else None
+    if recorded:  # the run's own data set, as --resume uses it
+        data = load_data(recorded, origin=f"recorded in {os.path.join(out, 'run.json')}; give --data PATH")
+    else:
+        data = load_data(data_arg)
     if stats is None:  # a bare model: standardise as the trainer does, with the training set's statistics
         mean, std = channel_stats(data.x_train)
     else:

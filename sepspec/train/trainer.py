@@ -25,7 +25,7 @@ from ..rules import check as run_rules
 from ..spec import Spec, load_source, resolve
 from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
-from .data import load as load_data
+from .data import fingerprint, fingerprint_difference, load as load_data
 from .pipeline import channel_stats, dataset
 from .schedule import lr_at, plateau_update
 
@@ -52,6 +52,8 @@ class Options:
         for name, value, choices in (("strategy", self.strategy, STRATEGIES), ("precision", self.precision, PRECISIONS)):
             if value not in choices:
                 raise TrainError(f"unknown {name} {value!r} ({', '.join(choices)})")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            raise TrainError(f"--seed {self.seed}: expected an integer from 0 to {2**32 - 1}")
 
 
 class TrainError(Exception):
@@ -238,29 +240,64 @@ def train(opts: Options) -> tuple[int, str]:
     spec, _ = resolve_spec(opts)
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
+    data = load_data(opts.data)
+    check_fits(spec, data)  # before anything is written: a refused run leaves no folder behind
+    # recorded absolute, so that --resume works from any working directory
+    opts.spec = os.path.abspath(opts.spec)
+    opts.data = os.path.abspath(opts.data) if opts.data else None
     run = rundir.new_run_dir(opts.out, spec.name)
     rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
     rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
-                                                      "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-    return _loop(run, spec, opts, state=None), run
+                                                      "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                      "data": _data_record(data)})
+    return _loop(run, spec, opts, None, data), run
 
 
-def resume(run: str, epochs: int | None = None) -> tuple[int, str]:
+def _data_record(data) -> dict:
+    return {"source": os.path.abspath(data.source), "fingerprint": fingerprint(data)}
+
+
+def check_fits(spec: Spec, data) -> None:
+    """The spec's input and classes must be the data's: CIFAR-10 is 32x32x3 with 10 classes."""
+    shape = tuple(data.x_train.shape[1:])
+    if tuple(spec.input) != shape:
+        raise TrainError(f"the spec's input is {'x'.join(map(str, spec.input))}, the data's images are "
+                         f"{'x'.join(map(str, shape))}")
+    if spec.classes != len(data.class_names):
+        raise TrainError(f"the spec has classes: {spec.classes}, the data has {len(data.class_names)} classes "
+                         f"({', '.join(data.class_names)})")
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def resume(run: str, epochs: int | None = None, *, data: str | None = None,
+           spec_path: str | None = None) -> tuple[int, str]:
     """Continue an interrupted run from its last completed epoch, with the settings recorded in it.
 
     `epochs` changes the run's length (e.g. to train a finished run further); only for schedules that do not
-    depend on the total, so that the epochs already trained keep the rates they had.
+    depend on the total, so that the epochs already trained keep the rates they had. `data` says where the
+    data set is now (a moved run or data set); it must be the data set the run started with. `spec_path`, if
+    given, must be the run's own spec file.
     """
     for name in ("run.json", "spec.yaml"):
         if not os.path.isfile(os.path.join(run, name)):
             raise TrainError(f"{run}: not a run directory (no {name})")
-    recorded = rundir.read_json(os.path.join(run, "run.json"))
-    opts = Options(**recorded["options"])
+    try:
+        recorded = rundir.read_json(os.path.join(run, "run.json"))
+        opts = Options(**recorded["options"])
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError
+        raise TrainError(f"{os.path.join(run, 'run.json')}: damaged, cannot resume ({type(e).__name__}: {e})") from None
+    if spec_path is not None and not _same_file(spec_path, opts.spec):
+        raise TrainError(f"{spec_path} is not the spec of {run} (it was started from {opts.spec}); give only "
+                         f"--resume {run}, or train {spec_path} as a new run")
     src = resolve(os.path.join(run, "spec.yaml"))
     spec = load_source(src)
     state_path = os.path.join(run, "state.json")
     state = rundir.read_json(state_path) if os.path.exists(state_path) else None
     done = state["epoch"] if state else 0
+    changed = False
     if epochs is not None and epochs != spec.train.epochs:
         if spec.train.schedule.name in ("cosine", "one_cycle"):
             raise TrainError(f"{run}: --epochs cannot change the length of a run with the {spec.train.schedule.name} "
@@ -270,27 +307,47 @@ def resume(run: str, epochs: int | None = None) -> tuple[int, str]:
         _set_path(src, "train.epochs", epochs, "--epochs")
         spec = load_source(src)
         opts.epochs = epochs
-        rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
-        rundir.write_json(os.path.join(run, "run.json"), {**recorded, "options": asdict(opts)})
+        changed = True
     if done >= spec.train.epochs:
         raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
                          f"--resume {run} --epochs N trains it further)")
-    return _loop(run, spec, opts, state=state), run
+    if data is not None:
+        cifar = load_data(data)
+    else:
+        cifar = load_data(opts.data, origin=f"recorded in {os.path.join(run, 'run.json')}; give --data PATH "
+                                            f"where the data set is now")
+    now = fingerprint(cifar)
+    before = (recorded.get("data") or {}).get("fingerprint")
+    if before is None:
+        print(f"warning: {run} was recorded without a fingerprint of its data set (before sepspec 0.2); "
+              f"the data at {cifar.source} could not be checked against it", file=sys.stderr, flush=True)
+    else:
+        diff = fingerprint_difference(before, now)
+        if diff:
+            raise TrainError(f"{cifar.source} is not the data set {run} was trained on: {diff}")
+    if data is not None and opts.data != os.path.abspath(data):
+        opts.data = os.path.abspath(data)
+        changed = True
+    if changed:
+        rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
+        rundir.write_json(os.path.join(run, "run.json"), {**recorded, "options": asdict(opts),
+                                                          "data": _data_record(cifar)})
+    return _loop(run, spec, opts, state, cifar), run
 
 
-def _loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
+def _loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -> int:
     """Train, leaving Keras's global dtype policy as the caller had it."""
     from .._quiet import keras as _k
 
     precision = _k().mixed_precision
     policy = precision.global_policy()
     try:
-        return _train_loop(run, spec, opts, state)
+        return _train_loop(run, spec, opts, state, data)
     finally:
         precision.set_global_policy(policy)
 
 
-def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
+def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -> int:
     from .._quiet import keras as _k
 
     keras = _k()
@@ -300,12 +357,8 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None) -> int:
     keras.utils.set_random_seed(opts.seed)
     t = spec.train
     report = analyse(spec)
-    data = load_data(opts.data)
     x, y, xv, yv = split(data, t, opts)
     mean, std = channel_stats(x) if t.normalize == "per_channel" else ([0.0] * 3, [1.0] * 3)
-    if len(mean) != spec.input[2] or x.shape[1:3] != tuple(spec.input[:2]):
-        raise TrainError(f"the data's images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]}, the spec's input is "
-                         f"{'x'.join(map(str, spec.input))}")
     mixed = set_precision(keras, tf, opts.precision)
     if opts.jit_compile and not tf.config.list_physical_devices("GPU") and any(isinstance(r.layer, (L.SeparableConv2D, L.DepthwiseConv2D)) for r in report.rows):
         print("warning: --jit-compile on CPU: XLA was measured more than 15x slower for depthwise convolutions "
