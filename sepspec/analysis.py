@@ -1,8 +1,10 @@
-"""The analysis: one walk over the expanded layers -> a `Report` (a row per Keras layer, plus totals).
+"""The analysis: one walk over the spec's layer graph -> a `Report` (a row per Keras layer, plus totals).
 
-Pure Python: the facts come from `sepspec.layers`, so no model is built and TensorFlow is not imported.
-Receptive field and jump follow the usual recurrence, per axis:
-``r_out = r_in + (k_eff - 1) * j_in``, ``j_out = j_in * stride``, ``k_eff = dilation * (k - 1) + 1``.
+Pure Python: the facts come from `sepspec.layers`, the expansion of each kind from `sepspec.kinds`, so no
+model is built and TensorFlow is not imported. Rows are in an order Keras can build them in (inputs before
+users); each names its inputs (`input` is the model's input). The receptive field is carried per axis with
+its position (`layers.Span`): ``start - p*jump``, ``rf + (k_eff - 1) * jump``, ``jump * stride``; a merge
+covers the union of its inputs' spans.
 """
 
 from __future__ import annotations
@@ -10,23 +12,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import layers as L
+from .kinds import Origin, expand_entries
 from .spec import Spec
 
 Pair = tuple[int, int]
+INPUT = "input"
 
 
 @dataclass(frozen=True)
 class Row:
     layer: L.Layer
-    entry: int  # index of the spec entry it comes from
-    input: tuple[int, ...]
+    origin: Origin  # the spec entry it comes from
+    inputs: tuple[str, ...]  # names of the tensors it takes
+    input: tuple[int, ...]  # the (first) input's shape
     output: tuple[int, ...]
     trainable: int
     non_trainable: int
-    rf_in: Pair
-    jump_in: Pair
-    rf: Pair
-    jump: Pair
+    span_in: L.Span  # the (first) input's span
+    span: L.Span
     macs: int
     padding: Pair  # padding before, per axis (for the seed-style comment's p=)
 
@@ -38,15 +41,44 @@ class Row:
     def params(self) -> int:
         return self.trainable + self.non_trainable
 
+    @property
+    def rf(self) -> Pair:
+        return self.span.rf
+
+    @property
+    def jump(self) -> Pair:
+        return self.span.jump
+
+    @property
+    def start(self) -> Pair:
+        return self.span.start
+
+    @property
+    def rf_in(self) -> Pair:
+        return self.span_in.rf
+
+    @property
+    def jump_in(self) -> Pair:
+        return self.span_in.jump
+
 
 @dataclass(frozen=True)
 class Failure:
-    """The walk stopped here: this layer cannot take its input."""
+    """The walk stopped here. `code`: the diagnostic's code; `at`: the argument of the entry it concerns."""
 
-    layer: L.Layer
-    entry: int
-    input: tuple[int, ...]
+    code: str
     message: str
+    layer: str
+    origin: Origin
+    at: tuple = ()
+
+
+class Stop(Exception):
+    def __init__(self, failure: Failure):
+        self.failure = failure
+
+
+_SHAPE_CODES = {"spatial_size": "SEP205", "input_rank": "SEP206", "merge_shape": "SEP211", "merge_jump": "SEP212"}
 
 
 @dataclass
@@ -54,6 +86,7 @@ class Report:
     spec: Spec
     rows: list[Row] = field(default_factory=list)
     failure: Failure | None = None
+    tensors: dict[str, tuple[tuple[int, ...], L.Span]] = field(default_factory=dict)
 
     @property
     def trainable(self) -> int:
@@ -75,43 +108,76 @@ class Report:
     def output(self) -> tuple[int, ...]:
         return self.rows[-1].output if self.rows else tuple(self.spec.input)
 
+    def row(self, name: str) -> Row | None:
+        return next((r for r in self.rows if r.name == name), None)
+
+    def classifier_pool(self) -> Row | None:
+        """The last `gap` entry's pooling (never a squeeze-and-excitation's internal pooling)."""
+        pools = [r for r in self.rows if isinstance(r.layer, L.GlobalAveragePooling2D) and not r.layer.keepdims]
+        return pools[-1] if pools else None
+
     def rf_row(self) -> Row | None:
-        """The last layer before global pooling; the last spatial layer when there is none."""
-        last_spatial = None
-        for r in self.rows:
-            if isinstance(r.layer, L.GlobalAveragePooling2D):
-                return last_spatial
-            if len(r.output) == 3:
-                last_spatial = r
-        return last_spatial
+        """The layer that feeds global pooling; the last spatial layer when there is none."""
+        pool = self.classifier_pool()
+        if pool is not None:
+            return self.row(pool.inputs[0])
+        spatial = [r for r in self.rows if len(r.output) == 3]
+        return spatial[-1] if spatial else None
 
     @property
     def receptive_field(self) -> Pair:
         row = self.rf_row()
         return row.rf if row else (1, 1)
 
+    # -- the Builder that `sepspec.kinds` expands into
+    def add(self, layer: L.Layer, inputs: tuple[str, ...], origin: Origin) -> str:
+        if layer.name in self.tensors:
+            at = ("name",) if origin.block.name else ()
+            what = "the model's input" if layer.name == INPUT else "another layer"
+            self.fail("SEP107", f"{_dotted(origin.path)}: layer name {layer.name!r} is already used by {what}",
+                      origin, at, layer=layer.name)
+        shapes = [self.tensors[t][0] for t in inputs]
+        spans = [self.tensors[t][1] for t in inputs]
+        try:
+            if len(inputs) > 1:
+                out, span = layer.merge(shapes, spans, list(inputs))
+                pad = (0, 0)
+            else:
+                layer.check_input(shapes[0])
+                out = layer.output_shape(shapes[0])
+                pad = layer.padding_before(shapes[0])
+                span = layer.span(shapes[0], spans[0])
+        except L.ShapeError as e:
+            self.fail(_SHAPE_CODES[e.kind], f"{_dotted(origin.path)} ({layer.name}): {e}", origin, layer=layer.name)
+        trainable, non_trainable = layer.params(shapes[0])
+        self.rows.append(Row(layer, origin, tuple(inputs), shapes[0], out, trainable, non_trainable, spans[0], span,
+                             layer.macs(shapes[0], out), pad))
+        self.tensors[layer.name] = (out, span)
+        return layer.name
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.tensors[tensor][0]
+
+    def jump(self, tensor: str) -> Pair:
+        return self.tensors[tensor][1].jump
+
+    def fail(self, code: str, message: str, origin: Origin, at: tuple = (), layer: str | None = None):
+        raise Stop(Failure(code, message, layer or "", origin, at))
+
+
+def _dotted(path) -> str:
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s
+
 
 def analyse(spec: Spec) -> Report:
-    """Walk the expanded layers once; stop at the first layer that cannot take its input."""
+    """Expand and analyse the layers once, inputs before users; stop at the first layer that cannot be built."""
     report = Report(spec)
-    shape = tuple(spec.input)
-    rf, jump = (1, 1), (1, 1)
-    for layer, entry in spec.expand():
-        try:
-            layer.check_input(shape)
-            out = layer.output_shape(shape)
-            pad = layer.padding_before(shape)
-        except L.ShapeError as e:
-            report.failure = Failure(layer, entry, shape, str(e))
-            return report
-        rf_in, jump_in = rf, jump
-        win = layer.window()
-        if win is not None:
-            k_eff, stride = win
-            rf = tuple(r + (k - 1) * j for r, k, j in zip(rf, k_eff, jump))
-            jump = tuple(j * s for j, s in zip(jump, stride))
-        trainable, non_trainable = layer.params(shape)
-        report.rows.append(Row(layer, entry, shape, out, trainable, non_trainable, rf_in, jump_in, rf, jump,
-                               layer.macs(shape, out), pad))
-        shape = out
+    report.tensors[INPUT] = (tuple(spec.input), L.Span())
+    try:
+        expand_entries(report, spec.layers, INPUT, "", ("layers",))
+    except Stop as s:
+        report.failure = s.failure
     return report

@@ -96,6 +96,5 @@ CODES: dict[str, tuple[str, str]] = {
     "SEP104": ("schema", "a required key is missing"),
     "SEP105": ("extends", "the spec named by `extends:` cannot be read"),
     "SEP106": ("extends", "`extends:` cycle"),
-    "SEP107": ("names", "two layers would get the same name"),
     "SEP108": ("schema", "a layer entry that is not a one-key mapping `kind: value` of a known kind"),
 }

@@ -19,7 +19,21 @@ Pair = tuple[int, int]
 
 
 class ShapeError(ValueError):
-    """The layer cannot take this input (wrong rank, or a spatial size that drops below 1)."""
+    """The layer cannot take this input. `kind`: input_rank, spatial_size, merge_shape or merge_jump."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Span:
+    """Per axis: the first input pixel that output pixel 0 sees (`start`, negative inside the padding), how
+    many it sees (`rf`), and the input-pixel distance between neighbouring outputs (`jump`)."""
+
+    start: Pair = (0, 0)
+    rf: Pair = (1, 1)
+    jump: Pair = (1, 1)
 
 
 def _out_len(n: int, k_eff: int, stride: int, padding: str) -> int:
@@ -41,6 +55,7 @@ class Layer:
     keras: ClassVar[str]
     spatial: ClassVar[bool] = False  # needs an (h, w, c) input
     weighted: ClassVar[bool] = False  # conv/depthwise/pointwise/dense: counts MACs
+    inputs: ClassVar[int] = 1  # tensors it takes (merges: 2)
 
     def output_shape(self, s: Shape) -> Shape:
         return s
@@ -64,7 +79,18 @@ class Layer:
 
     def check_input(self, s: Shape) -> None:
         if self.spatial and len(s) != 3:
-            raise ShapeError(f"{self.keras} needs an image input (h, w, c), got {_fmt(s)}")
+            raise ShapeError("input_rank", f"{self.keras} needs an image input (h, w, c), got {_fmt(s)}")
+
+    def span(self, s: Shape, span: Span) -> Span:
+        """The receptive-field span after this layer, for input shape `s` and input span `span`:
+        ``start - p * jump``, ``rf + (k_eff - 1) * jump``, ``jump * stride`` (p: padding before)."""
+        win = self.window()
+        if win is None:
+            return span
+        (k_eff, stride), pad = win, self.padding_before(s)
+        return Span(tuple(st - p * j for st, p, j in zip(span.start, pad, span.jump)),
+                    tuple(r + (k - 1) * j for r, k, j in zip(span.rf, k_eff, span.jump)),
+                    tuple(j * st for j, st in zip(span.jump, stride)))
 
 
 def _fmt(s: Shape) -> str:
@@ -92,7 +118,7 @@ class _Windowed(Layer):
         out = tuple(_out_len(n, k, st, self.padding) for n, k, st in zip(s[:2], self.k_eff(), self.strides))
         if min(out) < 1:
             raise ShapeError(
-                f"spatial size drops below 1: input {_fmt(s[:2])}, window {_fmt(self.k_eff())}, "
+                "spatial_size", f"spatial size drops below 1: input {_fmt(s[:2])}, window {_fmt(self.k_eff())}, "
                 f"stride {_fmt(self.strides)}, padding {self.padding} -> {_fmt(out)}")
         return out
 
@@ -156,6 +182,7 @@ class DepthwiseConv2D(_Windowed):
 class Conv2D(_Windowed):
     filters: int = 1
     use_bias: bool = True
+    activation: str | None = None  # inside the layer (squeeze-and-excitation's convolutions)
     keras: ClassVar[str] = "Conv2D"
     weighted: ClassVar[bool] = True
 
@@ -169,7 +196,8 @@ class Conv2D(_Windowed):
         return out[0] * out[1] * self.filters * s[2] * self.kernel[0] * self.kernel[1]
 
     def keras_kwargs(self):
-        return {"filters": self.filters, **self._conv_kwargs(), "use_bias": self.use_bias}
+        kw = {"filters": self.filters, **self._conv_kwargs(), "use_bias": self.use_bias}
+        return {**kw, "activation": self.activation} if self.activation else kw
 
 
 @dataclass(frozen=True)
@@ -224,12 +252,16 @@ class Activation(Layer):
 
 @dataclass(frozen=True)
 class GlobalAveragePooling2D(Layer):
+    keepdims: bool = False  # True inside squeeze-and-excitation: (1, 1, c), and not the classifier's pooling
     keras: ClassVar[str] = "GlobalAveragePooling2D"
     spatial: ClassVar[bool] = True
 
     def output_shape(self, s):
         self.check_input(s)
-        return (s[2],)
+        return (1, 1, s[2]) if self.keepdims else (s[2],)
+
+    def keras_kwargs(self):
+        return {"keepdims": True} if self.keepdims else {}
 
 
 @dataclass(frozen=True)
@@ -265,3 +297,38 @@ class Dense(Layer):
     def keras_kwargs(self):
         return {"units": self.units, "use_bias": self.use_bias}
 
+
+
+@dataclass(frozen=True)
+class Add(Layer):
+    """The merge of a residual block: equal shapes; the output sees the union of what its inputs see."""
+
+    keras: ClassVar[str] = "Add"
+    inputs: ClassVar[int] = 2
+
+    def merge(self, shapes: list[Shape], spans: list[Span], names: list[str]) -> tuple[Shape, Span]:
+        if any(s != shapes[0] for s in shapes):
+            raise ShapeError("merge_shape", "cannot add " + " and ".join(
+                f"{n} ({_fmt(s)})" for n, s in zip(names, shapes)) + ": the shapes differ")
+        if any(sp.jump != spans[0].jump for sp in spans):
+            raise ShapeError("merge_jump", "cannot add " + " and ".join(
+                f"{n} (jump {_fmt(sp.jump)})" for n, sp in zip(names, spans)) +
+                ": their pixels step over the input by different distances, so they do not line up")
+        start = tuple(min(sp.start[a] for sp in spans) for a in range(2))
+        end = tuple(max(sp.start[a] + sp.rf[a] for sp in spans) for a in range(2))
+        return shapes[0], Span(start, tuple(e - st for e, st in zip(end, start)), spans[0].jump)
+
+
+@dataclass(frozen=True)
+class Multiply(Layer):
+    """Squeeze-and-excitation's scale: a tensor times a per-channel gate (1, 1, c). The gate is a
+    per-channel scale, so the output sees what the scaled tensor sees."""
+
+    keras: ClassVar[str] = "Multiply"
+    inputs: ClassVar[int] = 2
+
+    def merge(self, shapes, spans, names):
+        x, gate = shapes
+        if len(x) != 3 or gate != (1, 1, x[2]):
+            raise ShapeError("merge_shape", f"cannot scale {names[0]} ({_fmt(x)}) by {names[1]} ({_fmt(gate)})")
+        return x, spans[0]

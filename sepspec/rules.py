@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 from . import layers as L
 from .analysis import Report, Row
 from .diagnostics import Diagnostic
-from .spec import CONVOLUTIONS
+from .kinds import CONVOLUTIONS, Origin, walk
 from .yamlsrc import Source
 
 RULES: dict[str, tuple[str, str]] = {}  # code -> (rule, one line of meaning)
@@ -29,11 +29,18 @@ def _fmt(p) -> str:
     return str(p[0]) if len(set(p)) == 1 else "x".join(map(str, p))
 
 
-def _entry_pos(rep: Report, src: Source, entry: int, arg: str | None = None):
-    kind = rep.spec.blocks()[entry][0]
-    if arg is not None:
-        return src.pos(("layers", entry, kind, arg))
-    return src.pos(("layers", entry))
+def _entry_pos(src: Source, origin: Origin, *arg):
+    """Where an entry (or one of its arguments, `arg`) is written."""
+    if arg:
+        return src.pos(origin.path + (origin.kind, *arg))
+    return src.pos(origin.path)
+
+
+def _dotted(path) -> str:
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s
 
 
 def _rule_pos(src: Source, name: str, fallback_entry: tuple | None = None):
@@ -60,11 +67,12 @@ def _receptive_field(rep, src):
 def _separable_only(rep, src):
     if not rep.spec.rules.separable_only:
         return
-    for i, (kind, _) in enumerate(rep.spec.blocks()):
+    for o in walk(rep.spec.layers):
+        kind = o.kind
         if kind in ("conv", "dense"):
-            yield Diagnostic.at(src.pos(("layers", i, kind), key=True), "SEP202", "separable_only",
-                                f"layers[{i}]: `{kind}` is not allowed with separable_only: true",
-                                layer=f"layers[{i}]",
+            yield Diagnostic.at(src.pos(o.path + (kind,), key=True), "SEP202", "separable_only",
+                                f"{_dotted(o.path)}: `{kind}` is not allowed with separable_only: true",
+                                layer=_dotted(o.path),
                                 hint="use sepconv (or depthwise + pointwise)" if kind == "conv"
                                 else "end with sepconv(classes) + gap")
 
@@ -74,7 +82,7 @@ def _max_params(rep, src):
     limit = rep.spec.rules.max_params
     if rep.params > limit:
         biggest = max(rep.rows, key=lambda r: r.params)
-        yield Diagnostic.at(_rule_pos(src, "max_params", ("layers", biggest.entry)), "SEP203", "max_params",
+        yield Diagnostic.at(_rule_pos(src, "max_params", biggest.origin.path), "SEP203", "max_params",
                             f"{rep.params:,} parameters > max_params {limit:,} (largest: {biggest.name}, "
                             f"{biggest.params:,})", layer=biggest.name)
 
@@ -89,21 +97,28 @@ def _max_macs(rep, src):
                             layer=biggest.name)
 
 
-@rule("SEP205", "spatial_size", "a layer's output would be smaller than 1x1")
-def _spatial(rep, src):
-    f = rep.failure
-    if f and "drops below 1" in f.message:
-        yield Diagnostic.at(_entry_pos(rep, src, f.entry), "SEP205", "spatial_size",
-                            f"layers[{f.entry}] ({f.layer.name}): {f.message}", layer=f.layer.name,
-                            hint="use padding: same, a smaller window, or fewer poolings before it")
+def _failure(code: str, rule_name: str, hint: str | None = None):
+    def fn(rep, src):
+        f = rep.failure
+        if f and f.code == code:
+            yield Diagnostic.at(_entry_pos(src, f.origin, *f.at), code, rule_name, f.message, layer=f.layer or None,
+                                hint=hint)
+    return fn
 
 
-@rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after flatten/gap")
-def _rank(rep, src):
-    f = rep.failure
-    if f and "drops below 1" not in f.message:
-        yield Diagnostic.at(_entry_pos(rep, src, f.entry), "SEP206", "input_rank",
-                            f"layers[{f.entry}] ({f.layer.name}): {f.message}", layer=f.layer.name)
+# Found by the analysis as it builds the graph (it stops at the first); reported at the entry or argument.
+rule("SEP205", "spatial_size", "a layer's output would be smaller than 1x1")(
+    _failure("SEP205", "spatial_size", "use padding: same, a smaller window, or fewer poolings before it"))
+rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after flatten/gap")(
+    _failure("SEP206", "input_rank"))
+rule("SEP107", "names", "two layers would get the same name")(
+    _failure("SEP107", "names", "give the layer a different `name:`"))
+rule("SEP211", "merge_shape", "a residual's branches (body and shortcut) end in different shapes, so they cannot be added")(
+    _failure("SEP211", "merge_shape", "make the body end in the input's shape, or use shortcut: project"))
+rule("SEP212", "merge_jump", "a residual's branches have the same shape but different jumps (strides), so their pixels do not line up")(
+    _failure("SEP212", "merge_jump", "give both branches the same total stride"))
+rule("SEP213", "projection", "a `project` shortcut (a strided 1x1 convolution) cannot produce the body's output size")(
+    _failure("SEP213", "projection", "use padding: same in the body, or write the shortcut as a list of layers"))
 
 
 @rule("SEP207", "classifier_output", "the model's final output shape is not `[classes]`")
@@ -113,7 +128,7 @@ def _classifier_output(rep, src):
     want = (rep.spec.classes,)
     if rep.output != want:
         last = rep.rows[-1]
-        yield Diagnostic.at(_entry_pos(rep, src, last.entry), "SEP207", "classifier_output",
+        yield Diagnostic.at(_entry_pos(src, last.origin), "SEP207", "classifier_output",
                             f"the model's output is {list(rep.output)}, expected [{rep.spec.classes}] "
                             f"(classes: {rep.spec.classes})", layer=last.name,
                             hint="end with sepconv(classes filters) + gap + softmax"
@@ -121,15 +136,20 @@ def _classifier_output(rep, src):
 
 
 def _gap_classifier(rep: Report) -> tuple[Row | None, list[Row]]:
-    """(the weighted layer feeding the classifier's gap, the layers between them) or (None, [])."""
-    rows = rep.rows
-    gaps = [i for i, r in enumerate(rows) if isinstance(r.layer, L.GlobalAveragePooling2D)]
-    if not gaps or any(r.layer.weighted for r in rows[gaps[-1]:]):
+    """(the weighted layer feeding the classifier's gap, the layers between them) or (None, []).
+
+    Followed back from the gap through single-input layers; a merge (a block's Add) on the way means the gap
+    is not fed by one convolution, and then only SEP207 applies."""
+    pool = rep.classifier_pool()
+    if pool is None or any(r.layer.weighted for r in rep.rows[rep.rows.index(pool):]):
         return None, []  # no gap, or a dense head after it: not a gap classifier
-    g = gaps[-1]
-    for i in range(g - 1, -1, -1):
-        if rows[i].layer.weighted:
-            return rows[i], rows[i + 1:g]
+    between: list[Row] = []
+    row = rep.row(pool.inputs[0])
+    while row is not None and len(row.inputs) == 1:
+        if row.layer.weighted:
+            return row, between
+        between.insert(0, row)
+        row = rep.row(row.inputs[0])
     return None, []
 
 
@@ -137,10 +157,9 @@ def _gap_classifier(rep: Report) -> tuple[Row | None, list[Row]]:
 def _classifier_width(rep, src):
     conv, _ = _gap_classifier(rep)
     if conv is not None and conv.output[-1] != rep.spec.classes:
-        kind = rep.spec.blocks()[conv.entry][0]
-        arg = {"sepconv": "filters", "conv": "filters", "pointwise": "filters",
-               "depthwise": "depth_multiplier"}.get(kind)
-        yield Diagnostic.at(_entry_pos(rep, src, conv.entry, arg), "SEP208", "classifier_width",
+        arg = {"sepconv": "filters", "conv": "filters", "pointwise": "filters", "mbconv": "filters",
+               "depthwise": "depth_multiplier"}.get(conv.origin.kind)
+        yield Diagnostic.at(_entry_pos(src, conv.origin, *([arg] if arg else [])), "SEP208", "classifier_width",
                             f"{conv.name} feeds global pooling with {conv.output[-1]} channels, "
                             f"expected classes = {rep.spec.classes}", layer=conv.name,
                             hint=f"set filters: {rep.spec.classes}")
@@ -151,10 +170,10 @@ def _classifier_head(rep, src):
     conv, between = _gap_classifier(rep)
     for r in between:
         if isinstance(r.layer, (L.BatchNormalization, L.Activation)):
-            kind = rep.spec.blocks()[r.entry][0]
+            kind = r.origin.kind
             arg = ("norm" if isinstance(r.layer, L.BatchNormalization) else "activation") \
-                if r.entry == conv.entry else None
-            yield Diagnostic.at(_entry_pos(rep, src, r.entry, arg), "SEP209", "classifier_head",
+                if r.origin == conv.origin and kind in CONVOLUTIONS + ("dense",) else None
+            yield Diagnostic.at(_entry_pos(src, r.origin, *([arg] if arg else [])), "SEP209", "classifier_head",
                                 f"{r.name} ({r.layer.keras}) sits between {conv.name} and global pooling; "
                                 f"the class scores must reach gap unchanged", layer=r.name,
                                 hint="norm: none, activation: none on the last convolution"
@@ -163,12 +182,13 @@ def _classifier_head(rep, src):
 
 @rule("SEP210", "keras_args", "an argument combination Keras refuses (Conv2D with both stride > 1 and dilation > 1)")
 def _keras_args(rep, src):
-    for i, (kind, block) in enumerate(rep.spec.blocks()):
-        if kind == "conv" and max(block.stride) > 1 and max(block.dilation) > 1:
-            yield Diagnostic.at(_entry_pos(rep, src, i, "dilation"), "SEP210", "keras_args",
-                                f"layers[{i}]: conv with stride {_fmt(block.stride)} and dilation "
+    for o in walk(rep.spec.layers):
+        block = o.block
+        if o.kind == "conv" and max(block.stride) > 1 and max(block.dilation) > 1:
+            yield Diagnostic.at(_entry_pos(src, o, "dilation"), "SEP210", "keras_args",
+                                f"{_dotted(o.path)}: conv with stride {_fmt(block.stride)} and dilation "
                                 f"{_fmt(block.dilation)}: Keras's Conv2D refuses stride > 1 with dilation > 1",
-                                layer=f"layers[{i}]", hint="use stride 1, or dilation 1, or sepconv")
+                                layer=_dotted(o.path), hint="use stride 1, or dilation 1, or sepconv")
 
 
 def check(rep: Report, src: Source) -> list[Diagnostic]:

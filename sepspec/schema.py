@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from .spec import BLOCKS, Spec
+from .kinds import BLOCKS
+from .spec import Spec
 
 SCHEMA_FILE = "specs/sepspec.schema.json"  # the committed copy that specs point at
 
@@ -20,8 +21,11 @@ def file_schema() -> dict:
     required = [r for r in required if r != "name"]  # the name defaults to the file's name
     schema["if"] = {"not": {"required": ["extends"]}}
     schema["then"] = {"required": required}
-    for block in BLOCKS.values():
-        schema["$defs"][block.__name__].pop("required", None)
+    for block in BLOCKS.values():  # what defaults may supply is not required (a residual's body still is)
+        d = schema["$defs"][block.__name__]
+        keep = [r for r in d.pop("required", []) if r in block.not_defaults]
+        if keep:
+            d["required"] = keep
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 

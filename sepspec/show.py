@@ -22,33 +22,32 @@ def axes(pair) -> str:
     return str(pair[0]) if pair[0] == pair[1] else dims(pair)
 
 
-def rows_rf(rep: Report) -> list[tuple[int, int]]:
-    """Each row's RF as reported: layers after global pooling repeat the RF before it."""
-    out, frozen = [], None
-    for r in rep.rows:
-        if frozen is None and len(r.output) != 3 and len(r.input) == 3:
-            frozen = rep.receptive_field
-        out.append(frozen or r.rf)
-    return out
-
-
 def table(c: Checked) -> str:
     rep = c.report
     s = rep.spec
     lines = [f"{s.name}: input {dims(s.input)}, {s.classes} classes ({c.path})"]
-    head = f"{'#':>3}  {'layer':<22} {'keras':<22} {'output':>11} {'params':>9} {'rf':>5} {'jump':>4} {'MACs':>12}"
+    width = max([22] + [len(r.name) for r in rep.rows])
+    graph = any(not _chained(rep, i) for i in range(len(rep.rows)))
+    head = (f"{'#':>3}  {'layer':<{width}} {'keras':<22} {'output':>11} {'params':>9} {'rf':>5} {'jump':>4} "
+            f"{'MACs':>12}" + ("  from" if graph else ""))
     lines += [head, "-" * len(head)]
-    for i, (r, rf) in enumerate(zip(rep.rows, rows_rf(rep)), 1):
-        lines.append(f"{i:>3}  {r.name:<22} {r.layer.keras:<22} {dims(r.output):>11} {r.params:>9,} "
-                     f"{axes(rf):>5} {axes(r.jump):>4} {r.macs:>12,}")
+    for i, r in enumerate(rep.rows):
+        src = "" if _chained(rep, i) else "  " + ", ".join(r.inputs)
+        lines.append(f"{i + 1:>3}  {r.name:<{width}} {r.layer.keras:<22} {dims(r.output):>11} {r.params:>9,} "
+                     f"{axes(r.rf):>5} {axes(r.jump):>4} {r.macs:>12,}{src}")
     lines.append("-" * len(head))
     rf_row = rep.rf_row()
     lines.append(f"params {rep.params:,} (trainable {rep.trainable:,}, non-trainable {rep.non_trainable:,})  "
                  f"MACs {rep.macs:,}  receptive field {axes(rep.receptive_field)}"
                  + (f" at {rf_row.name} ({dims(rf_row.output)})" if rf_row else ""))
     if rep.failure:
-        lines.append(f"analysis stopped at {rep.failure.layer.name}: {rep.failure.message}")
+        lines.append(f"analysis stopped: {rep.failure.message}")
     return "\n".join(lines)
+
+
+def _chained(rep: Report, i: int) -> bool:
+    """Does row i take only the row before it (the model's input for the first)?"""
+    return rep.rows[i].inputs == ((rep.rows[i - 1].name,) if i else ("input",))
 
 
 def document(c: Checked) -> dict:
@@ -61,21 +60,31 @@ def document(c: Checked) -> dict:
             "name": s.name, "input": list(s.input), "classes": s.classes,
             "params": {"total": rep.params, "trainable": rep.trainable, "non_trainable": rep.non_trainable},
             "macs": rep.macs, "receptive_field": square(rep.receptive_field),
-            "layers": [{"name": r.name, "keras": r.layer.keras, "output": list(r.output), "params": r.params,
-                        "trainable": r.trainable, "rf": square(rf), "jump": square(r.jump), "macs": r.macs}
-                       for r, rf in zip(rep.rows, rows_rf(rep))],
+            "layers": [{"name": r.name, "keras": r.layer.keras, "inputs": list(r.inputs), "output": list(r.output),
+                        "params": r.params, "trainable": r.trainable, "rf": square(r.rf), "jump": square(r.jump),
+                        "start": square(r.start), "macs": r.macs} for r in rep.rows],
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
                           "column": d.column, "layer": d.layer, "hint": d.hint} for d in c.diagnostics]
     return doc
 
 
-def comment(r: Row) -> str:
-    """The seed's hand-written comment for one layer, computed."""
+def comment(r: Row, rep: Report | None = None) -> str:
+    """The seed's hand-written comment for one layer, computed.
+
+    A merge (a residual's Add, a squeeze-excite's Multiply) takes two tensors: its comment names each input
+    with its receptive field and jump, then what comes out (`rout` is the union of what the inputs see)."""
+    nout = dims(r.output[:2]) if len(r.output) == 3 else dims(r.output)
+    if len(r.inputs) > 1:
+        parts = []
+        for name in r.inputs:
+            span = rep.tensors[name][1] if rep else r.span_in
+            rf, jump = span.rf, span.jump
+            parts.append(f"{name} (rin={axes(rf)}, jin={axes(jump)})")
+        return (f"# {r.layer.keras.lower()} of {' and '.join(parts)}: jout={axes(r.jump)}, rout={axes(r.rf)}, "
+                f"nout={nout}, cout={r.output[-1]}")
     win = r.layer.window()
     k, s = win if win else ((1, 1), (1, 1))
     nin = dims(r.input[:2]) if len(r.input) == 3 else dims(r.input)
-    nout = dims(r.output[:2]) if len(r.output) == 3 else dims(r.output)
     return (f"# rin={axes(r.rf_in)}, nin={nin}, cin={r.input[-1]}, jin={axes(r.jump_in)}, k={axes(k)}, "
             f"p={axes(r.padding)}, s={axes(s)}, jout={axes(r.jump)}, rout={axes(r.rf)}, nout={nout}, cout={r.output[-1]}")
-

@@ -1,309 +1,35 @@
-"""The spec format: pydantic models of a spec file, and loading with `extends` and `defaults` resolved.
+"""The spec format: the pydantic model of a whole spec file, and loading with `extends` and `defaults` resolved.
 
 The models are the single source of the schema (types, defaults, constraints; ``extra="forbid"``,
-strict types so ``filters: true`` is not 1). Loading happens in three steps on the positioned data
-from `yamlsrc`, so every error can be reported where its value is written:
+strict types so ``filters: true`` is not 1): value types in `fields`, layer kinds in `kinds`, the `train:`
+section in `trainconf`. Loading happens in three steps on the positioned data from `yamlsrc`, so every
+error can be reported where its value is written:
 
 1. `extends` is resolved by deep-merging this file's mappings over the parent's (lists replace whole);
    each value keeps the position (and file) it was written at;
 2. shorthands (``sepconv: 32``) become mappings and ``defaults.<kind>`` fills what a layer leaves out,
-   with the default's own position;
+   with the default's own position, in nested block bodies too;
 3. the whole result is validated once by `Spec`, and pydantic's error locations become YAML positions.
 
-`Spec.expand()` then turns layer entries into the Keras layers of `sepspec.layers`, with their names.
+The analysis then expands the layer entries (`kinds.expand_entries`) into Keras layers.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Optional
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      ValidationError, create_model)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import layers as L
 from .diagnostics import Diagnostic, ordered
+from .fields import STRICT, InputShape, Name, PosInt
+from .kinds import BLOCKS, ENTRY_LISTS, Defaults, LayerEntry, shorthand
+from .trainconf import (SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step,
+                        Train)
 from .yamlsrc import Source, SpecError, read
 
-STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-Rate = Annotated[float, Field(ge=0, lt=1)]
-NAME_RE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"  # valid for Keras (no '/'), readable in a summary
-Name = Annotated[str, Field(pattern=NAME_RE)]
-Padding = Literal["same", "valid"]
-ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "sigmoid", "hard_sigmoid",
-               "tanh", "softmax", "log_softmax", "softplus", "softsign", "leaky_relu", "mish",
-               "exponential", "linear")
-Act = Literal[ACTIVATIONS]  # type: ignore[valid-type]
-ActOrNone = Literal[ACTIVATIONS + ("none",)]  # type: ignore[valid-type]
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _pair(v):
-    """`3` means `[3, 3]`; `[h, w]` is taken as written."""
-    if _is_int(v):
-        return [v, v]
-    if isinstance(v, list):
-        return v
-    raise PydanticCustomError("pair_type", "expected an integer or a list [h, w]")
-
-
-Pair = Annotated[list[PosInt], Field(min_length=2, max_length=2),
-                 BeforeValidator(_pair, json_schema_input_type=Union[PosInt, list[PosInt]])]
-
-
-def _input_shape(v):
-    """`32` means `[32, 32, 3]`; `[h, w]` means `[h, w, 3]` (RGB)."""
-    if _is_int(v):
-        return [v, v, 3]
-    if isinstance(v, list) and len(v) == 2:
-        return [*v, 3]
-    return v
-
-
-InputShape = Annotated[list[Annotated[int, Field(gt=0, le=8192)]], Field(min_length=3, max_length=3),
-                       BeforeValidator(_input_shape, json_schema_input_type=Union[PosInt, list[PosInt]])]
-
-
-# ----------------------------------------------------------------------------------- layer kinds
-class Block(BaseModel):
-    """Arguments every layer entry takes. `main` names the argument a scalar shorthand sets."""
-
-    model_config = STRICT
-    kind: ClassVar[str]
-    main: ClassVar[Optional[str]] = None
-    repeat: Annotated[int, Field(ge=1, le=100)] = 1
-    name: Optional[Name] = None
-
-    def primitives(self, name: str) -> list[L.Layer]:
-        raise NotImplementedError
-
-
-class Tail(Block):
-    """A weighted layer followed, in the seed's order, by optional Dropout, BatchNormalization, Activation."""
-
-    dropout: Rate = 0.0
-    norm: Literal["batch", "none"] = "none"
-    activation: ActOrNone = "none"
-
-    def tail(self, name: str) -> list[L.Layer]:
-        out: list[L.Layer] = []
-        if self.dropout > 0:
-            out.append(L.Dropout(f"{name}_dropout", rate=self.dropout))
-        if self.norm == "batch":
-            out.append(L.BatchNormalization(f"{name}_bn"))
-        if self.activation != "none":
-            out.append(L.Activation(f"{name}_{self.activation}", function=self.activation))
-        return out
-
-
-class SepConv(Tail):
-    kind = "sepconv"
-    main = "filters"
-    filters: PosInt
-    kernel: Pair = 3
-    stride: Pair = 1
-    padding: Padding = "same"
-    dilation: Pair = 1
-    depth_multiplier: PosInt = 1
-    bias: bool = True
-
-    def primitives(self, name):
-        return [L.SeparableConv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride),
-                                  padding=self.padding, dilation=tuple(self.dilation),
-                                  filters=self.filters, depth_multiplier=self.depth_multiplier,
-                                  use_bias=self.bias), *self.tail(name)]
-
-
-class Conv(Tail):
-    kind = "conv"
-    main = "filters"
-    filters: PosInt
-    kernel: Pair = 3
-    stride: Pair = 1
-    padding: Padding = "same"
-    dilation: Pair = 1
-    bias: bool = True
-
-    def primitives(self, name):
-        return [L.Conv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride), padding=self.padding,
-                         dilation=tuple(self.dilation), filters=self.filters, use_bias=self.bias),
-                *self.tail(name)]
-
-
-class Depthwise(Tail):
-    kind = "depthwise"
-    main = "kernel"
-    kernel: Pair = 3
-    stride: Pair = 1
-    padding: Padding = "same"
-    dilation: Pair = 1
-    depth_multiplier: PosInt = 1
-    bias: bool = True
-
-    def primitives(self, name):
-        return [L.DepthwiseConv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride),
-                                  padding=self.padding, dilation=tuple(self.dilation),
-                                  depth_multiplier=self.depth_multiplier, use_bias=self.bias),
-                *self.tail(name)]
-
-
-class Pointwise(Tail):
-    """The 1x1 half of a separable convolution (a Keras Conv2D with kernel 1)."""
-
-    kind = "pointwise"
-    main = "filters"
-    filters: PosInt
-    bias: bool = True
-
-    def primitives(self, name):
-        return [L.Conv2D(name, kernel=(1, 1), filters=self.filters, use_bias=self.bias), *self.tail(name)]
-
-
-class Dense(Tail):
-    kind = "dense"
-    main = "units"
-    units: PosInt
-    bias: bool = True
-
-    def primitives(self, name):
-        return [L.Dense(name, units=self.units, use_bias=self.bias), *self.tail(name)]
-
-
-class _Pool(Block):
-    main = "size"
-    size: Pair = 2
-    stride: Optional[Pair] = None  # defaults to size
-    padding: Padding = "valid"
-    layer: ClassVar[type]
-
-    def primitives(self, name):
-        size = tuple(self.size)
-        return [self.layer(name, kernel=size, strides=tuple(self.stride) if self.stride else size,
-                           padding=self.padding)]
-
-
-class MaxPool(_Pool):
-    kind = "maxpool"
-    layer = L.MaxPooling2D
-
-
-class AvgPool(_Pool):
-    kind = "avgpool"
-    layer = L.AveragePooling2D
-
-
-class DropoutBlock(Block):
-    kind = "dropout"
-    main = "rate"
-    rate: Rate
-
-    def primitives(self, name):
-        return [L.Dropout(name, rate=self.rate)]
-
-
-class BatchNorm(Block):
-    kind = "batchnorm"
-    momentum: Annotated[float, Field(ge=0, le=1)] = 0.99
-    epsilon: PosFloat = 0.001
-
-    def primitives(self, name):
-        return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon)]
-
-
-class ActivationBlock(Block):
-    kind = "activation"
-    main = "function"
-    function: Act
-
-    def primitives(self, name):
-        return [L.Activation(name, function=self.function)]
-
-
-class Gap(Block):
-    kind = "gap"
-
-    def primitives(self, name):
-        return [L.GlobalAveragePooling2D(name)]
-
-
-class FlattenBlock(Block):
-    kind = "flatten"
-
-    def primitives(self, name):
-        return [L.Flatten(name)]
-
-
-BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,
-                                                     DropoutBlock, BatchNorm, ActivationBlock, Gap,
-                                                     FlattenBlock, Dense)}
-CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
-
-
-def shorthand(kind: str, value):
-    """`sepconv: 32` -> `{filters: 32}`; `gap:` (empty) -> `{}`; a mapping is taken as written."""
-    block = BLOCKS.get(kind)
-    if value is None:
-        return {}
-    if isinstance(value, dict) or block is None or block.main is None:
-        return value
-    return {block.main: value}
-
-
-def _entry_model(block: type[Block]):
-    arg = Annotated[block, BeforeValidator(lambda v, k=block.kind: shorthand(k, v),
-                                           json_schema_input_type=_shorthand_type(block))]
-    return create_model(f"{block.__name__}Entry", __config__=ConfigDict(extra="forbid", strict=True, frozen=True),
-                        __doc__=f"A `{block.kind}` layer: `{block.kind}: <{block.main or 'mapping'}>` or a mapping of arguments.",
-                        **{block.kind: (arg, ...)})
-
-
-def _shorthand_type(block):
-    if block.main is None:
-        return Union[block, None]
-    main = block.model_fields[block.main].annotation
-    meta = block.model_fields[block.main].metadata
-    return Union[Annotated[main, *meta] if meta else main, block]
-
-
-def _entry_kind(v):
-    if isinstance(v, dict) and len(v) == 1:
-        return next(iter(v))
-    if isinstance(v, BaseModel):
-        return next(iter(type(v).model_fields))
-    return None
-
-
-LayerEntry = Annotated[Union[tuple(Annotated[_entry_model(b), Tag(k)] for k, b in BLOCKS.items())],
-                       Discriminator(_entry_kind, custom_error_type="layer_entry",
-                                     custom_error_message="expected a one-key mapping `kind: value` with a known kind")]
-
-
-def _partial(block: type[Block]):
-    """The same arguments, all optional: what `defaults.<kind>` may set."""
-    fields = {}
-    for fname, fi in block.model_fields.items():
-        if fname in ("name", "repeat"):
-            continue
-        t = Annotated[fi.annotation, *fi.metadata] if fi.metadata else fi.annotation
-        fields[fname] = (Optional[t], None)
-    return create_model(f"{block.__name__}Defaults", __config__=STRICT, **fields)
-
-
-Defaults = create_model("Defaults", __config__=STRICT,
-                        __doc__="Arguments that fill in what a layer of that kind leaves out.",
-                        **{k: (Optional[_partial(b)], None) for k, b in BLOCKS.items()})
-
-
-# ------------------------------------------------------------------------------------- the rest
 class Rules(BaseModel):
     model_config = STRICT
     separable_only: bool = False
@@ -311,105 +37,6 @@ class Rules(BaseModel):
     max_macs: Optional[PosInt] = None
     min_receptive_field: Optional[PosInt] = None
 
-
-def _named(default: str):
-    """A tagged union on `name`, where a mapping without `name` means `default`."""
-    return lambda v: (v.get("name", default) if isinstance(v, dict) else getattr(v, "name", None))
-
-
-class Adam(BaseModel):
-    model_config = STRICT
-    name: Literal["adam"] = "adam"
-    learning_rate: PosFloat = 0.01
-    weight_decay: NonNegFloat = 0.0
-
-
-class AdamW(BaseModel):
-    model_config = STRICT
-    name: Literal["adamw"] = "adamw"
-    learning_rate: PosFloat = 0.001
-    weight_decay: NonNegFloat = 0.004
-
-
-class SGD(BaseModel):
-    model_config = STRICT
-    name: Literal["sgd"] = "sgd"
-    learning_rate: PosFloat = 0.01
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    nesterov: bool = False
-    weight_decay: NonNegFloat = 0.0
-
-
-Optimizer = Annotated[Union[Annotated[Adam, Tag("adam")], Annotated[AdamW, Tag("adamw")],
-                            Annotated[SGD, Tag("sgd")]], Discriminator(_named("adam"))]
-
-
-class Constant(BaseModel):
-    model_config = STRICT
-    name: Literal["constant"] = "constant"
-
-
-class InverseTime(BaseModel):
-    """lr(e) = lr / (1 + decay_rate * e), e = 0 in the first epoch (the seed's schedule)."""
-
-    model_config = STRICT
-    name: Literal["inverse_time"] = "inverse_time"
-    decay_rate: NonNegFloat = 0.319
-
-
-class Step(BaseModel):
-    model_config = STRICT
-    name: Literal["step"] = "step"
-    every: PosInt = 10  # epochs
-    factor: Annotated[float, Field(gt=0, le=1)] = 0.1
-
-
-class Cosine(BaseModel):
-    model_config = STRICT
-    name: Literal["cosine"] = "cosine"
-    min_lr: NonNegFloat = 0.0
-    warmup_epochs: Annotated[int, Field(ge=0)] = 0
-
-
-class OneCycle(BaseModel):
-    model_config = STRICT
-    name: Literal["one_cycle"] = "one_cycle"
-    peak_at: Annotated[float, Field(gt=0, lt=1)] = 0.25  # fraction of training at the peak
-    start_factor: Annotated[float, Field(gt=0, le=1)] = 0.04  # lr starts at learning_rate * start_factor
-    end_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
-
-
-class ReduceOnPlateau(BaseModel):
-    model_config = STRICT
-    name: Literal["reduce_on_plateau"] = "reduce_on_plateau"
-    factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    patience: PosInt = 3
-    min_lr: NonNegFloat = 1e-5
-
-
-Schedule = Annotated[Union[tuple(Annotated[c, Tag(c.model_fields["name"].default)]
-                                 for c in (Constant, InverseTime, Step, Cosine, OneCycle, ReduceOnPlateau))],
-                     Discriminator(_named("inverse_time"))]
-
-
-class Augment(BaseModel):
-    model_config = STRICT
-    flip: bool = False  # random horizontal flip
-    crop: Annotated[int, Field(ge=0, le=16)] = 0  # pad by this many pixels, then crop back at random
-    cutout: Annotated[int, Field(ge=0, le=32)] = 0  # side of a random square set to zero
-
-
-class Train(BaseModel):
-    model_config = STRICT
-    epochs: Annotated[int, Field(gt=0, le=10_000)] = 50
-    batch_size: Annotated[int, Field(gt=0, le=65_536)] = 256
-    optimizer: Optimizer = Adam()
-    schedule: Schedule = InverseTime()
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    normalize: Literal["per_channel", "none"] = "per_channel"
-    augment: Augment = Augment()
-    validation: Union[Literal["test"], Annotated[float, Field(gt=0, lt=1)]] = "test"  # or a held-out fraction
-    seed: Optional[Annotated[int, Field(ge=0, lt=2**32)]] = None  # numpy's and Keras's seeds are 32-bit
 
 
 class Spec(BaseModel):
@@ -426,30 +53,6 @@ class Spec(BaseModel):
     defaults: Defaults = Defaults()  # type: ignore[valid-type]
     layers: Annotated[list[LayerEntry], Field(min_length=1)]
     train: Train = Train()
-
-    def blocks(self) -> list[tuple[str, Block]]:
-        """(kind, arguments) of each layer entry, in order."""
-        out = []
-        for entry in self.layers:
-            kind = next(iter(type(entry).model_fields))
-            out.append((kind, getattr(entry, kind)))
-        return out
-
-    def expand(self) -> list[tuple[L.Layer, int]]:
-        """The Keras layers this spec becomes, each with the index of the entry it comes from.
-
-        Names: an entry's `name`, else `<kind>_<n>` (n counts entries of that kind from 1). Copies
-        made by `repeat` are `<name>_2`, `<name>_3`, ...; a block's extra layers add `_dropout`,
-        `_bn` and `_<activation>` to the name of the layer they follow.
-        """
-        counts: dict[str, int] = {}
-        out = []
-        for i, (kind, block) in enumerate(self.blocks()):
-            counts[kind] = counts.get(kind, 0) + 1
-            base = block.name or f"{kind}_{counts[kind]}"
-            for r in range(1, block.repeat + 1):
-                out.extend((p, i) for p in block.primitives(base if r == 1 else f"{base}_{r}"))
-        return out
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -529,10 +132,14 @@ def _copy_positions(src: Source, frm: tuple, to: tuple) -> None:
 
 
 def _normalise(src: Source) -> None:
-    """Shorthands become mappings; `defaults.<kind>` fills what each layer leaves out (in place)."""
+    """Shorthands become mappings; `defaults.<kind>` fills what each layer leaves out (in place), in every list
+    of layer entries (`layers`, and the `body`/`shortcut` of blocks, however deeply nested)."""
     data = src.data
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-    entries = data.get("layers")
+    _normalise_list(src, data.get("layers"), ("layers",), defaults)
+
+
+def _normalise_list(src: Source, entries, path: tuple, defaults: dict) -> None:
     if not isinstance(entries, list):
         return
     for i, entry in enumerate(entries):
@@ -544,17 +151,20 @@ def _normalise(src: Source) -> None:
         args = shorthand(kind, value)
         if not isinstance(args, dict):
             continue
-        here = ("layers", i, kind)
+        here = path + (i, kind)
         if args is not value and value is not None:
             src.values[here + (BLOCKS[kind].main,)] = src.values[here]
         fill = defaults.get(kind)
         if isinstance(fill, dict):
             args = dict(args)
             for k, v in fill.items():
-                if k not in args and k not in ("name", "repeat"):
+                if k not in args and k not in BLOCKS[kind].not_defaults:
                     args[k] = v
                     _copy_positions(src, ("defaults", kind, k), here + (k,))
         entry[kind] = args
+        for key in ENTRY_LISTS:
+            if key in args:
+                _normalise_list(src, args[key], here + (key,), defaults)
 
 
 _CODES = {"extra_forbidden": "SEP101", "missing": "SEP104", "layer_entry": "SEP108",
@@ -577,11 +187,17 @@ def _data_path(data, loc) -> tuple:
     return path
 
 
+def _is_entry(path: tuple) -> bool:
+    """Does `path` name a layer entry (an item of `layers`, or of a block's `body`/`shortcut`)?"""
+    return len(path) >= 2 and isinstance(path[-1], int) and path[-2] in ENTRY_LISTS and (
+        len(path) == 2 or path[-3] in BLOCKS)
+
+
 def _did_you_mean(word: str, path: tuple) -> str | None:
-    if len(path) == 3 and path[0] == "layers":
+    if _is_entry(path[:-1]):
         choices = list(BLOCKS)  # an unknown kind
-    elif len(path) == 4 and path[0] == "layers" and path[2] in BLOCKS:
-        choices = list(BLOCKS[path[2]].model_fields)
+    elif _is_entry(path[:-2]) and path[-2] in BLOCKS:
+        choices = list(BLOCKS[path[-2]].model_fields)
     elif len(path) == 3 and path[0] == "defaults" and path[1] in BLOCKS:
         choices = list(BLOCKS[path[1]].model_fields)
     elif len(path) == 1:
@@ -611,10 +227,11 @@ def _diagnostics(err: ValidationError, src: Source) -> list[Diagnostic]:
         etype = e["type"]
         code = _CODES.get(etype, "SEP102")
         hint = None
-        layer = f"layers[{path[1]}]" if len(path) >= 2 and path[0] == "layers" else None
+        entry = next((path[:n] for n in range(len(path), 1, -1) if _is_entry(path[:n])), None)
+        layer = _dotted(entry) if entry else None
         if etype == "extra_forbidden":
             word = path[-1]
-            if len(path) == 3 and path[0] == "layers":  # an unknown kind is reported by the entry
+            if _is_entry(path[:-1]):  # an unknown kind is reported by the entry
                 continue
             msg = f"{_dotted(path)}: unknown key {word!r}"
             hint = _did_you_mean(word, path)
@@ -653,28 +270,9 @@ def _diagnostics(err: ValidationError, src: Source) -> list[Diagnostic]:
 def load_source(src: Source) -> Spec:
     _normalise(src)
     try:
-        spec = Spec.model_validate(src.data)
+        return Spec.model_validate(src.data)
     except ValidationError as err:
         raise SpecError(ordered(_diagnostics(err, src))) from None
-    _check_names(spec, src)
-    return spec
-
-
-def _check_names(spec: Spec, src: Source) -> None:
-    seen: dict[str, int] = {}
-    diags = []
-    blocks = spec.blocks()
-    for layer, i in spec.expand():
-        if layer.name in seen or layer.name == "input":
-            kind, block = blocks[i]
-            pos = src.pos(("layers", i, kind, "name")) if block.name else src.pos(("layers", i))
-            what = "the model's input" if layer.name == "input" else f"layers[{seen[layer.name]}]"
-            diags.append(Diagnostic.at(pos, "SEP107", "names",
-                                       f"layers[{i}]: layer name {layer.name!r} is already used by {what}",
-                                       layer=layer.name, hint="give the layer a different `name:`"))
-        seen.setdefault(layer.name, i)
-    if diags:
-        raise SpecError(ordered(diags))
 
 
 def load(path: str, display: str | None = None) -> tuple[Spec, Source]:

@@ -34,70 +34,160 @@ def _tail(draw, args):
         args["activation"] = draw(st.sampled_from(ACTS))
 
 
-@st.composite
-def valid_specs(draw):
-    """(spec as a dict, ready for yaml.safe_dump)."""
-    h, w, c = draw(st.integers(8, 64)), draw(st.integers(8, 64)), draw(st.integers(1, 4))
-    classes = draw(st.integers(1, 20))
-    size = [h, w]
-    layers = []
-    names = set()
-    for i in range(draw(st.integers(0, 5))):
-        kind = draw(st.sampled_from(["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool",
-                                     "dropout", "batchnorm", "activation"]))
-        repeat = draw(st.sampled_from([1, 1, 1, 2, 3]))
-        args = {}
-        if kind in ("sepconv", "conv", "depthwise"):
-            if kind != "depthwise":
-                args["filters"] = draw(st.integers(1, 24))
-            args["kernel"] = _pair(draw, 1, 7)
-            args["stride"] = _pair(draw, 1, 3)
-            args["dilation"] = _pair(draw, 1, 3)
-            if kind == "conv" and max(_hw(args["stride"])) > 1:
-                args["dilation"] = 1  # Keras's Conv2D refuses both (rule SEP210)
-            args["padding"] = draw(st.sampled_from(["same", "valid"]))
-            if kind != "conv":
-                args["depth_multiplier"] = draw(st.integers(1, 4))
-            args["bias"] = draw(st.booleans())
-            _tail(draw, args)
-            ks, ss, ds = _hw(args["kernel"]), _hw(args["stride"]), _hw(args["dilation"])
-            for _ in range(repeat):
-                new = [_out(n, k, s, d, args["padding"]) for n, k, s, d in zip(size, ks, ss, ds)]
-                if min(new) < 1:
-                    args["padding"] = "same"
-                    new = [_out(n, k, s, d, "same") for n, k, s, d in zip(size, ks, ss, ds)]
-                size = new
-        elif kind == "pointwise":
+def _plain(draw, kind, state, repeat, same_only=False):
+    """Arguments of a plain layer kind; updates state (size [h, w], channels c) for `repeat` copies."""
+    args = {}
+    size = state["size"]
+    if kind in ("sepconv", "conv", "depthwise"):
+        if kind != "depthwise":
             args["filters"] = draw(st.integers(1, 24))
-            args["bias"] = draw(st.booleans())
-            _tail(draw, args)
-        elif kind in ("maxpool", "avgpool"):
-            args["size"] = _pair(draw, 2, 3)
-            if draw(st.booleans()):
-                args["stride"] = _pair(draw, 1, 3)
-            args["padding"] = draw(st.sampled_from(["same", "valid"]))
-            ks = _hw(args["size"])
-            ss = _hw(args.get("stride", args["size"]))
-            for _ in range(repeat):
-                new = [_out(n, k, s, 1, args["padding"]) for n, k, s in zip(size, ks, ss)]
-                if min(new) < 1:
-                    args["padding"] = "same"
-                    new = [_out(n, k, s, 1, "same") for n, k, s in zip(size, ks, ss)]
-                size = new
-        elif kind == "dropout":
-            args["rate"] = draw(st.sampled_from([0.0, 0.1, 0.5]))
-        elif kind == "batchnorm":
-            if draw(st.booleans()):
-                args["momentum"] = 0.9
+        args["kernel"] = _pair(draw, 1, 7)
+        args["stride"] = _pair(draw, 1, 2 if same_only else 3)
+        args["dilation"] = _pair(draw, 1, 3)
+        if kind == "conv" and max(_hw(args["stride"])) > 1:
+            args["dilation"] = 1  # Keras's Conv2D refuses both (rule SEP210)
+        args["padding"] = "same" if same_only else draw(st.sampled_from(["same", "valid"]))
+        if kind != "conv":
+            args["depth_multiplier"] = draw(st.integers(1, 4 if not same_only else 2))
+        args["bias"] = draw(st.booleans())
+        _tail(draw, args)
+        ks, ss, ds = _hw(args["kernel"]), _hw(args["stride"]), _hw(args["dilation"])
+        for _ in range(repeat):
+            new = [_out(n, k, s, d, args["padding"]) for n, k, s, d in zip(size, ks, ss, ds)]
+            if min(new) < 1:
+                args["padding"] = "same"
+                new = [_out(n, k, s, d, "same") for n, k, s, d in zip(size, ks, ss, ds)]
+            size = new
+            state["jump"] = [j * s for j, s in zip(state["jump"], ss)]
+            state["c"] = args["filters"] if kind != "depthwise" else state["c"] * args["depth_multiplier"]
+    elif kind == "pointwise":
+        args["filters"] = draw(st.integers(1, 24))
+        args["bias"] = draw(st.booleans())
+        _tail(draw, args)
+        state["c"] = args["filters"]
+    elif kind in ("maxpool", "avgpool"):
+        args["size"] = _pair(draw, 2, 3)
+        if draw(st.booleans()):
+            args["stride"] = _pair(draw, 1, 2 if same_only else 3)
+        args["padding"] = "same" if same_only else draw(st.sampled_from(["same", "valid"]))
+        ks = _hw(args["size"])
+        ss = _hw(args.get("stride", args["size"]))
+        for _ in range(repeat):
+            new = [_out(n, k, s, 1, args["padding"]) for n, k, s in zip(size, ks, ss)]
+            if min(new) < 1:
+                args["padding"] = "same"
+                new = [_out(n, k, s, 1, "same") for n, k, s in zip(size, ks, ss)]
+            size = new
+            state["jump"] = [j * s for j, s in zip(state["jump"], ss)]
+    elif kind == "dropout":
+        args["rate"] = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    elif kind == "batchnorm":
+        if draw(st.booleans()):
+            args["momentum"] = 0.9
+    else:
+        args["function"] = draw(st.sampled_from([a for a in ACTS if a != "none"]))
+    state["size"] = size
+    return args
+
+
+PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation"]
+
+
+def _residual(draw, state, depth, names):
+    """A residual block that builds, and how it changes the state: every shortcut form, a body of
+    `same`-padded entries (so that the projection, or a strided shortcut list, can always match it), nesting
+    while depth allows. Returns (arguments, may it repeat)."""
+    how = draw(st.sampled_from(["auto", "project", "identity", "list"]))
+    inner = {"size": list(state["size"]), "c": state["c"], "jump": [1, 1]}
+    body = _entries(draw, inner, depth + 1, names, same_only=True, min_size=1, keep_shape=(how == "identity"))
+    stride = inner["jump"]  # the body's total stride per axis
+    args = {"body": body}
+    if how == "list":
+        if draw(st.booleans()):
+            args["shortcut"] = [{"sepconv": {"filters": inner["c"], "kernel": _pair(draw, 1, 3), "stride": stride,
+                                             "padding": "same", "bias": False}}]
         else:
-            args["function"] = draw(st.sampled_from([a for a in ACTS if a != "none"]))
+            sc = [{"pointwise": {"filters": inner["c"], "bias": False, "norm": "batch"}}]
+            if max(stride) > 1:
+                sc.insert(0, {"avgpool": {"size": stride, "stride": stride, "padding": "same"}})
+            args["shortcut"] = sc
+    elif how != "auto" or draw(st.booleans()):
+        args["shortcut"] = how
+    if draw(st.booleans()):
+        args["activation"] = draw(st.sampled_from(ACTS))
+    # a copy of the block takes the block's output: it strides again and keeps the body's channels
+    return args, stride, inner["c"]
+
+
+def _mbconv(draw, state):
+    args = {"filters": draw(st.integers(1, 24))}
+    for key, values in (("expand", st.integers(1, 4)), ("kernel", st.sampled_from([1, 3, 5, [3, 5]])),
+                        ("stride", st.sampled_from([1, 2, [1, 2]])), ("se", st.sampled_from([0, 0.25, 0.5, 1])),
+                        ("activation", st.sampled_from(["relu6", "relu", "swish", "hard_sigmoid"])),
+                        ("skip", st.booleans())):
+        if draw(st.booleans()):
+            args[key] = draw(values)
+    if draw(st.integers(0, 2)) == 0:
+        args["filters"] = state["c"]  # a skip connection when the stride is 1
+    stride = _hw(args.get("stride", 1))
+    state["size"] = [_out(n, 1, s, 1, "same") for n, s in zip(state["size"], stride)]
+    state["jump"] = [j * s for j, s in zip(state["jump"], stride)]
+    state["c"] = args["filters"]
+    return args
+
+
+def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=False):
+    """A list of layer entries after a tensor of `state`; blocks nest to depth 2."""
+    out = []
+    start = dict(state, size=list(state["size"]))
+    kinds = PLAIN + (["residual", "mbconv", "se"] if depth < 2 else ["se"])
+    for _ in range(draw(st.integers(min_size, 4 if depth == 0 else 2))):
+        kind = draw(st.sampled_from(kinds))
+        repeat = draw(st.sampled_from([1, 1, 1, 2, 3]))
+        if keep_shape and kind in ("sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "mbconv",
+                                   "residual"):
+            kind = "batchnorm"  # an identity shortcut needs a body that keeps the shape
+        if kind == "residual":
+            args, stride, c = _residual(draw, state, depth, names)
+            if c != state["c"] or max(stride) > 1:
+                repeat = 1  # only a block that maps a shape to itself is repeated (a copy takes its output)
+            for _ in range(repeat):
+                state["size"] = [_out(n, 1, s, 1, "same") for n, s in zip(state["size"], stride)]
+                state["jump"] = [j * s for j, s in zip(state["jump"], stride)]
+                state["c"] = c
+        elif kind == "mbconv":
+            args = _mbconv(draw, state)
+            repeat = 1
+        elif kind == "se":
+            args = {"ratio": draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))}
+            if draw(st.booleans()):
+                args["gate"] = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
+            if draw(st.booleans()):
+                args["activation"] = draw(st.sampled_from(["relu", "swish"]))
+        else:
+            args = _plain(draw, kind, state, repeat, same_only=same_only)
         if repeat > 1:
             args["repeat"] = repeat
         if draw(st.integers(0, 4)) == 0:
-            name = f"layer{i}"
+            name = f"layer{len(names)}"
             names.add(name)
             args["name"] = name
-        layers.append({kind: args})
+        out.append({kind: args})
+    if keep_shape and state["c"] != start["c"]:
+        out.append({"pointwise": {"filters": start["c"]}})
+        state["c"] = start["c"]
+    return out
+
+
+@st.composite
+def valid_specs(draw, blocks=True):
+    """(spec as a dict, ready for yaml.safe_dump); with `blocks`, residual / mbconv / se entries too."""
+    h, w, c = draw(st.integers(8, 64)), draw(st.integers(8, 64)), draw(st.integers(1, 4))
+    classes = draw(st.integers(1, 20))
+    state = {"size": [h, w], "c": c, "jump": [1, 1]}
+    layers = _entries(draw, state, 0 if blocks else 2, set())
+    if not blocks:
+        layers = [e for e in layers if next(iter(e)) in PLAIN]
     head = draw(st.sampled_from(["gap", "dense_gap", "dense_flatten"]))
     if head == "gap":
         layers.append({"sepconv": {"filters": classes, "kernel": draw(st.integers(1, 3)), "padding": "same"}})
@@ -122,9 +212,21 @@ _JUNK = st.one_of(st.booleans(), st.text(max_size=6), st.floats(allow_nan=False,
 def invalid_specs(draw):
     """(yaml text, what was broken) for a spec that must be rejected."""
     spec = draw(valid_specs())
-    how = draw(st.sampled_from(["shrink", "classifier", "unknown_key", "wrong_type", "unknown_kind"]))
+    how = draw(st.sampled_from(["shrink", "classifier", "unknown_key", "wrong_type", "unknown_kind", "merge_shape",
+                                "projection", "nested_key"]))
     layers = spec["layers"]
-    if how == "shrink":  # a valid-padding window larger than the image
+    if how == "merge_shape":  # an identity shortcut around a body that changes the channels
+        layers.insert(0, {"residual": {"body": [{"pointwise": spec["input"][2] + draw(st.integers(1, 3))}],
+                                       "shortcut": "identity"}})
+    elif how == "projection":  # a body with valid padding: a 1x1 projection cannot shrink the image
+        layers.insert(0, {"residual": {"body": [{"sepconv": {"filters": 2, "kernel": 3, "padding": "valid"}}],
+                                       "shortcut": draw(st.sampled_from(["auto", "project"]))}})
+    elif how == "nested_key":  # an unknown key inside a block's body, maybe two blocks deep
+        inner = {"sepconv": {"filters": 2, "x_" + draw(st.text(alphabet="abcxyz", min_size=1, max_size=5)): 1}}
+        if draw(st.booleans()):
+            inner = {"residual": {"body": [inner]}}
+        layers.insert(0, {"residual": {"body": [inner]}})
+    elif how == "shrink":  # a valid-padding window larger than the image
         h, w, _ = spec["input"]
         layers.insert(0, {"maxpool": {"size": max(h, w) + draw(st.integers(1, 8)), "padding": "valid"}})
     elif how == "classifier":

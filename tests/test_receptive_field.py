@@ -15,33 +15,60 @@ from sepspec.spec import load
 from conftest import BASE
 
 
-def measured_rf(rep, size=96):
+def _gate_constant():
+    """Multiply with its gate held constant (at 1): an SE gate sees the whole image by design."""
+    from sepspec._quiet import keras
+
+    class GateConstant(keras().layers.Layer):
+        def call(self, inputs):
+            return inputs[0]
+
+    return GateConstant
+
+
+def measured_span(rep, name=None):
+    """(start, rf) per axis of one output pixel of layer `name` (default: the layer feeding gap), measured.
+
+    The same layers are built on a larger input, n + m * jump per axis, at which every layer's before-padding
+    is unchanged (each layer's input grows by a multiple of its stride), and made linear with positive
+    weights and no biases (ReLU and friends linear, max pooling averaged, SE gates constant), so the probed
+    output is zero on a zero image and positive as soon as one input pixel it sees is lit. Lighting one input
+    row (column) per image of a batch finds exactly the rows (columns) of its field; forward passes only."""
     from sepspec import emit
     from sepspec._quiet import keras
-    import tensorflow as tf
 
     k = keras()
-    conv_rows = [r for r in rep.rows if r.layer.weighted and len(r.output) == 3]
-    last = rep.rf_row()
-    model = emit.build_model(rep, input_shape=(size, size, rep.spec.input[2]),
-                             swap={"MaxPooling2D": "AveragePooling2D"})
+    row = rep.row(name) if name else rep.rf_row()
+    (h, w, c), start, rf, jump = rep.spec.input, row.start, row.rf, row.jump
+    index = [max(0, -(-(1 - s) // j)) for s, j in zip(start, jump)]  # the first output whose field starts > 0
+    size = [n + j * (-(-(r + 2 * abs(s) + n + 2) // j) + 1) for n, s, r, j in zip((h, w), start, rf, jump)]
+    model = emit.build_model(rep, input_shape=(*size, c),
+                             swap={"MaxPooling2D": "AveragePooling2D", "Multiply": _gate_constant()})
     for layer in model.layers:
         if isinstance(layer, k.layers.Activation):
             layer.activation = k.activations.linear
-        for w in layer.weights:
-            w.assign(np.full(w.shape, 0.1 if "moving_variance" not in w.name else 1.0, dtype="float32")
-                     if "moving_mean" not in w.name else np.zeros(w.shape, "float32"))
-    probe = k.Model(model.input, model.get_layer(last.name).output)
-    x = tf.ones((1, size, size, rep.spec.input[2]))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = probe(x, training=False)
-        cy, cx = y.shape[1] // 2, y.shape[2] // 2
-        target = y[0, cy, cx, 0]
-    g = tape.gradient(target, x)[0].numpy()
-    nz = np.argwhere(np.abs(g).sum(axis=-1) > 0)
-    assert conv_rows
-    return (int(nz[:, 0].max() - nz[:, 0].min() + 1), int(nz[:, 1].max() - nz[:, 1].min() + 1))
+        for wt in layer.weights:
+            kind = wt.path.split("/")[-1]
+            value = {"bias": 0.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0, "gamma": 1.0}.get(kind, 0.1)
+            wt.assign(np.full(wt.shape, value, dtype="float32"))
+    probe = k.Model(model.input, model.get_layer(row.name).output)
+    lit = np.zeros((size[0] + size[1], *size, c), "float32")
+    for r in range(size[0]):
+        lit[r, r, :, :] = 1.0
+    for q in range(size[1]):
+        lit[size[0] + q, :, q, :] = 1.0
+    out = np.asarray(probe(lit, training=False))[:, index[0], index[1], 0]
+    assert np.all(out >= 0)
+    field = []
+    for seen in (np.flatnonzero(out[:size[0]] > 0), np.flatnonzero(out[size[0]:] > 0)):
+        field.append((int(seen.min()), int(seen.max())))
+    assert all(lo > 0 and hi < n - 1 for (lo, hi), n in zip(field, size))  # not clipped by the image
+    return (tuple(lo - i * j for (lo, _), i, j in zip(field, index, jump)),
+            tuple(hi - lo + 1 for lo, hi in field))
+
+
+def measured_rf(rep):
+    return measured_span(rep)[1]
 
 
 def test_base_receptive_field_is_34_measured():
@@ -68,4 +95,70 @@ def test_other_specs_measured(tmp_path, layers, expected):
     spec, _ = load(str(p))
     rep = analyse(spec)
     assert rep.receptive_field == expected
-    assert measured_rf(rep) == expected
+    assert measured_span(rep) == (rep.rf_row().start, expected)
+
+
+def _report(tmp_path, text):
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    spec, _ = load(str(p))
+    rep = analyse(spec)
+    assert rep.failure is None, rep.failure
+    return rep
+
+
+def test_residual_span_is_the_union_of_its_branches(tmp_path):
+    """The issue's first example: body [-2, 4], 1x1 stride-2 projection [0, 0]: the union is [-2, 4], rf 7."""
+    rep = _report(tmp_path, """
+name: r
+input: [32, 32, 3]
+classes: 2
+layers:
+  - residual:
+      name: res
+      body: [conv: {filters: 4, stride: 2}, conv: {filters: 4}]
+      shortcut: project
+  - sepconv: 2
+  - gap: {}
+""")
+    assert rep.row("res_conv_2").start == (-2, -2) and rep.row("res_conv_2").rf == (7, 7)
+    assert rep.row("res_project").start == (0, 0) and rep.row("res_project").rf == (1, 1)
+    assert (rep.row("res_add").start, rep.row("res_add").rf) == ((-2, -2), (7, 7))
+    assert measured_span(rep, "res_add") == ((-2, -2), (7, 7))
+
+
+def test_union_is_not_the_larger_branch(tmp_path):
+    """The issue's second example: body [-2, 2], shortcut avgpool 5 / stride 2 [-1, 3]: union [-2, 3], rf 6."""
+    rep = _report(tmp_path, """
+name: r
+input: [32, 32, 3]
+classes: 2
+layers:
+  - residual:
+      name: res
+      body: [sepconv: {filters: 4, kernel: 1, stride: 2}, sepconv: {filters: 4, kernel: 3}]
+      shortcut: [avgpool: {size: 5, stride: 2, padding: same}, pointwise: {filters: 4}]
+  - sepconv: 2
+  - gap: {}
+""")
+    assert (rep.row("res_sepconv_2").start, rep.row("res_sepconv_2").rf) == ((-2, -2), (5, 5))
+    assert (rep.row("res_shortcut_avgpool_1").start, rep.row("res_shortcut_avgpool_1").rf) == ((-1, -1), (5, 5))
+    assert (rep.row("res_add").start, rep.row("res_add").rf) == ((-2, -2), (6, 6))
+    assert measured_span(rep, "res_add") == ((-2, -2), (6, 6))
+
+
+@pytest.mark.parametrize("layers", [
+    # nested residuals, with non-square kernels and an identity inside a strided block
+    ["sepconv: 6", "residual: {body: [sepconv: {filters: 6, kernel: [3, 5], stride: 2}, "
+     "residual: {body: [sepconv: {filters: 6, dilation: 2}], shortcut: identity}], activation: relu}",
+     "residual: {body: [maxpool: {size: 3, stride: 2, padding: same}, sepconv: 6]}", "sepconv: 2"],
+    # an mbconv stack with kernel 5 and squeeze-and-excitation, and a lone se
+    ["sepconv: 8", "mbconv: {filters: 8, kernel: 5, se: 0.25}", "mbconv: {filters: 12, kernel: 5, stride: 2, se: 0.5}",
+     "se: 0.5", "mbconv: {filters: 12, kernel: [5, 3], expand: 2, se: 0.25}", "sepconv: 2"],
+])
+def test_branchy_specs_measured(tmp_path, layers):
+    rep = _report(tmp_path, "name: s\ninput: [24, 20, 2]\nclasses: 2\nlayers:\n"
+                  + "".join(f"  - {x}\n" for x in layers) + "  - gap: {}\n")
+    row = rep.rf_row()
+    assert measured_span(rep) == (row.start, row.rf)
+    assert max(row.rf) > 10

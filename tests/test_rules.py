@@ -102,6 +102,58 @@ def test_SEP210_conv_stride_with_dilation(write):
     assert diags(write, text.replace("conv: {filters: 4, stride", "sepconv: {filters: 4, stride"))[0] == []
 
 
+def test_SEP107_duplicate_names(write):
+    text = MINIMAL.replace("- maxpool: 2", "- maxpool: {size: 2, name: sepconv_1_bn}")
+    found, d = diags(write, text)
+    assert found == [("SEP107", 6, 30)]
+    assert "'sepconv_1_bn' is already used" in d[0].message
+    # a block's generated names count too: a layer named like a residual's merge
+    text = MINIMAL.replace("- maxpool: 2", "- residual: {name: r, body: [sepconv: 8]}\n  - maxpool: {size: 2, name: r_add}")
+    found, d = diags(write, text)
+    assert found == [("SEP107", 7, 30)]
+
+
+BRANCHY = """
+name: b
+input: [16, 16, 3]
+classes: 4
+layers:
+  - sepconv: 8
+{block}
+  - sepconv: 4
+  - gap: {{}}
+"""
+
+
+def test_SEP211_merge_shapes_differ(write):
+    text = BRANCHY.format(block="  - residual:\n      body: [sepconv: 16]\n      shortcut: identity")
+    found, d = diags(write, text)
+    assert found == [("SEP211", 8, 17)]  # at the shortcut's value
+    assert "identity gives the block's input 16x16x8, the body gives 16x16x16" in d[0].message
+    text = BRANCHY.format(block="  - residual: {body: [sepconv: 16], shortcut: [pointwise: 8]}")
+    found, d = diags(write, text)
+    assert found == [("SEP211", 6, 5)]  # a list shortcut: at the block, naming both branches and shapes
+    assert "residual_1_sepconv_1 (16x16x16) and residual_1_shortcut_pointwise_1 (16x16x8)" in d[0].message
+
+
+def test_SEP212_merge_jumps_differ(write):
+    # same shape (8x8x8), but the body strides by 2 while the shortcut's valid 9x9 pooling strides by 1
+    text = BRANCHY.format(block="  - residual: {body: [sepconv: {filters: 8, stride: 2}], "
+                                "shortcut: [avgpool: {size: 9, stride: 1}]}")
+    found, d = diags(write, text)
+    assert found == [("SEP212", 6, 5)]
+    assert "jump 2" in d[0].message and "jump 1" in d[0].message
+
+
+def test_SEP213_projection_cannot_match(write):
+    body = "[sepconv: {filters: 16, padding: valid}]"
+    found, d = diags(write, BRANCHY.format(block=f"  - residual: {{body: {body}}}"))
+    assert found == [("SEP213", 6, 5)]  # auto chose the projection: at the entry
+    assert "turns the input 16x16x8 into 16x16x16, the body gives 14x14x16" in d[0].message
+    found, d = diags(write, BRANCHY.format(block=f"  - residual: {{body: {body}, shortcut: project}}"))
+    assert found == [("SEP213", 6, 74)]  # asked for: at the shortcut's value
+
+
 @pytest.mark.parametrize("code", sorted(RULES))
 def test_every_rule_has_a_test(code):
     assert f"def test_{code}_" in open(__file__).read()
@@ -118,6 +170,6 @@ def test_readme_lists_every_code_and_the_code_uses_only_listed_ones():
     for code, (rule, _) in codes.items():
         assert f"| {code} | {rule} |" in readme, code
     used = set()
-    for name in ("yamlsrc", "spec", "rules", "cli", "diagnostics"):
+    for name in ("yamlsrc", "spec", "kinds", "analysis", "rules", "cli", "diagnostics"):
         used |= set(re.findall(r"SEP\d{3}", open(f"{ROOT}/sepspec/{name}.py").read()))
     assert used <= set(codes), used - set(codes)

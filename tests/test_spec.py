@@ -2,6 +2,7 @@
 import pytest
 
 import sepspec
+from sepspec import analyse
 from sepspec.spec import load
 from sepspec.yamlsrc import SpecError
 
@@ -15,7 +16,7 @@ def errors(path):
 
 def test_base_layers_and_names():
     spec, _ = load(BASE)
-    names = [layer.name for layer, _ in spec.expand()]
+    names = [r.name for r in analyse(spec).rows]
     assert names[:4] == ["sepconv_1", "sepconv_1_dropout", "sepconv_1_bn", "sepconv_1_relu"]
     assert names[-3:] == ["sepconv_7", "gap_1", "activation_1"]
     assert len(names) == 29
@@ -35,17 +36,11 @@ def test_shorthand_defaults_repeat_and_names(write):
           - gap:
         """)
     spec, _ = load(p)
-    names = [layer.name for layer, _ in spec.expand()]
+    names = [r.name for r in analyse(spec).rows]
     assert names == ["conv3", "conv3_bn", "conv3_relu", "conv3_2", "conv3_2_bn", "conv3_2_relu",
                      "conv3_3", "conv3_3_bn", "conv3_3_relu", "sepconv_2", "gap_1"]
-    assert spec.expand()[0][0].kernel == (3, 1)
+    assert analyse(spec).rows[0].layer.kernel == (3, 1)
     assert list(spec.input) == [16, 16, 3]
-
-
-def test_duplicate_names_are_errors(write):
-    p = write("d.yaml", MINIMAL.replace("- maxpool: 2", "- maxpool: {size: 2, name: sepconv_1_bn}"))
-    found, d = errors(p)
-    assert found == [("SEP107", 6, 30)]
 
 
 def test_bad_default_is_reported_once_at_the_default(write):

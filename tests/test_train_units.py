@@ -6,7 +6,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from sepspec.spec import Train
+from sepspec.trainconf import Train
 from sepspec.train import data as D
 from sepspec.train.schedule import lr_at, plateau_update
 from sepspec.train.trainer import TrainError, parse_tf_config
@@ -138,7 +138,7 @@ def test_reduce_on_plateau_state():
 def test_augmentation_is_exact_and_deterministic():
     import tensorflow as tf
 
-    from sepspec.spec import Augment
+    from sepspec.trainconf import Augment
     from sepspec.train.pipeline import augment_batch
 
     n = 16

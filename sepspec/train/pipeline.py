@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import Augment
+from ..trainconf import Augment
 
 
 def channel_stats(x_uint8: np.ndarray) -> tuple[list[float], list[float]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..spec import Train
+from ..trainconf import Train
 
 
 def lr_at(train: Train, epoch: int, plateau: dict | None = None) -> float:

@@ -1,0 +1,56 @@
+"""The value types every part of a spec uses (strict, declared once): positive ints, `[h, w]` pairs, names,
+activation functions, the input shape. pydantic reads these; the JSON Schema is generated from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+NAME_RE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"  # valid for Keras (no '/'), readable in a summary
+Name = Annotated[str, Field(pattern=NAME_RE)]
+Padding = Literal["same", "valid"]
+ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "sigmoid", "hard_sigmoid",
+               "tanh", "softmax", "log_softmax", "softplus", "softsign", "leaky_relu", "mish",
+               "exponential", "linear")
+Act = Literal[ACTIVATIONS]  # type: ignore[valid-type]
+ActOrNone = Literal[ACTIVATIONS + ("none",)]  # type: ignore[valid-type]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pair(v):
+    """`3` means `[3, 3]`; `[h, w]` is taken as written."""
+    if _is_int(v):
+        return [v, v]
+    if isinstance(v, list):
+        return v
+    raise PydanticCustomError("pair_type", "expected an integer or a list [h, w]")
+
+
+Pair = Annotated[list[PosInt], Field(min_length=2, max_length=2),
+                 BeforeValidator(_pair, json_schema_input_type=Union[PosInt, list[PosInt]])]
+
+
+def _input_shape(v):
+    """`32` means `[32, 32, 3]`; `[h, w]` means `[h, w, 3]` (RGB)."""
+    if _is_int(v):
+        return [v, v, 3]
+    if isinstance(v, list) and len(v) == 2:
+        return [*v, 3]
+    return v
+
+
+InputShape = Annotated[list[Annotated[int, Field(gt=0, le=8192)]], Field(min_length=3, max_length=3),
+                       BeforeValidator(_input_shape, json_schema_input_type=Union[PosInt, list[PosInt]])]
+
+
