@@ -17,6 +17,9 @@ from .spec import Spec
 
 Pair = tuple[int, int]
 INPUT = "input"
+# Keras builds and saves a functional model of 700 layers here and fails with a RecursionError at 1,000
+# (measured, Keras 3.15 / TF 2.21): a spec may expand to at most this many, so whatever `check` passes builds.
+MAX_LAYERS = 500
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ class Report:
 
     # -- the Builder that `sepspec.kinds` expands into
     def add(self, layer: L.Layer, inputs: tuple[str, ...], origin: Origin) -> str:
+        if len(self.rows) >= MAX_LAYERS:
+            self.fail("SEP214", f"{_dotted(origin.path)}: the model would have more than {MAX_LAYERS} Keras layers "
+                      f"(Keras cannot build a model much deeper: it fails at about 1,000)", origin,
+                      ("repeat",) if origin.block.repeat > 1 else (), layer=layer.name)
         if layer.name in self.tensors:
             at = ("name",) if origin.block.name else ()
             what = "the model's input" if layer.name == INPUT else "another layer"

@@ -119,6 +119,8 @@ rule("SEP212", "merge_jump", "a residual's branches have the same shape but diff
     _failure("SEP212", "merge_jump", "give both branches the same total stride"))
 rule("SEP213", "projection", "a `project` shortcut (a strided 1x1 convolution) cannot produce the body's output size")(
     _failure("SEP213", "projection", "use padding: same in the body, or write the shortcut as a list of layers"))
+rule("SEP214", "max_layers", "the spec expands to more than 500 Keras layers (Keras fails on much deeper models)")(
+    _failure("SEP214", "max_layers", "fewer or smaller repeats"))
 
 
 @rule("SEP207", "classifier_output", "the model's final output shape is not `[classes]`")

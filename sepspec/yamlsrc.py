@@ -26,6 +26,7 @@ from .diagnostics import Diagnostic, Pos
 
 MAX_NODES = 20_000  # expanded nodes (aliases counted every time they are used)
 MAX_BYTES = 1_000_000
+MAX_DEPTH = 50  # nesting levels of mappings and lists (a spec needs about 10; a deep document is an attack)
 
 Path = tuple
 
@@ -143,12 +144,15 @@ def parse(text: str, file: str) -> Source:
             fail(line, col, "SEP001", "yaml", f"invalid YAML: {problem}")
         except yaml.YAMLError as e:  # e.g. a reader error on a control character
             fail(1, 1, "SEP001", "yaml", f"invalid YAML: {str(e).splitlines()[0].strip()}")
+        except RecursionError:  # PyYAML composes nested collections recursively
+            fail(1, 1, "SEP004", "size", f"YAML nested too deeply to read (more than {MAX_DEPTH} levels)")
     finally:
         if loader is not None:
             loader.dispose()
 
     src = Source(data=None)
     budget = [MAX_NODES]
+    seen: set[int] = set()  # nodes already converted: meeting one again means an alias
 
     def at(node) -> Pos:
         return Pos(file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -158,7 +162,11 @@ def parse(text: str, file: str) -> Source:
         if budget[0] < 0:
             fail(*_pos_tuple(at(node)), "SEP004", "size",
                  f"YAML expands to more than {MAX_NODES} nodes (anchors and aliases included)",
-                 "specs are small; use `defaults:` or `extends:` instead of deep aliases")
+                 "specs are small; use `defaults:` or `extends:` instead of deep aliases" if len(seen) < MAX_NODES
+                 else "specs are small; use `repeat:` for repeated layers and `defaults:` for shared arguments")
+        if len(path) > MAX_DEPTH:
+            fail(*_pos_tuple(at(node)), "SEP004", "size", f"YAML nested more than {MAX_DEPTH} levels deep")
+        seen.add(id(node))
         src.values[path] = at(node)
         if isinstance(node, yaml.ScalarNode):
             return _scalar(node)

@@ -154,18 +154,31 @@ def test_SEP213_projection_cannot_match(write):
     assert found == [("SEP213", 6, 74)]  # asked for: at the shortcut's value
 
 
+def test_SEP214_too_many_layers_for_keras(write):
+    import time
+
+    text = "name: d\ninput: 8\nclasses: 2\nlayers:\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 100 + "  - gap: {}\n"
+    t = time.perf_counter()
+    found, d = diags(write, text)
+    assert time.perf_counter() - t < 5
+    assert found == [("SEP214", 10, 35)]  # the entry whose copies pass 500 layers, at its repeat
+    assert "more than 500 Keras layers" in d[0].message
+    ok = "name: d\ninput: 8\nclasses: 2\nlayers:\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 4 + "  - gap: {}\n"
+    assert diags(write, ok)[0] == []  # 401 layers: fine
+
+
 @pytest.mark.parametrize("code", sorted(RULES))
 def test_every_rule_has_a_test(code):
     assert f"def test_{code}_" in open(__file__).read()
 
 
-def test_readme_lists_every_code_and_the_code_uses_only_listed_ones():
+def test_docs_list_every_code_and_the_code_uses_only_listed_ones():
     import re
 
     from sepspec.diagnostics import CODES
     from conftest import ROOT
 
-    readme = open(f"{ROOT}/README.md").read()
+    readme = open(f"{ROOT}/docs/diagnostics.md").read()
     codes = {**CODES, **RULES}
     for code, (rule, _) in codes.items():
         assert f"| {code} | {rule} |" in readme, code

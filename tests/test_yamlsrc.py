@@ -71,3 +71,18 @@ def test_merge_keys_are_refused():
 
 def test_empty_file_is_an_empty_mapping():
     assert parse("", "x").data == {}
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 500 + "]" * 500,  # flow: deeper than PyYAML can compose
+                                  "a:\n" + "".join("  " * i + "-\n" for i in range(1, 120)),  # block style
+                                  "{a: " * 60 + "1" + "}" * 60])
+def test_deep_nesting_is_an_error_not_a_crash(text):
+    assert len(text) < 16_000
+    found, d = codes(text)
+    assert found[0][0] == "SEP004" and "nested" in d[0].message
+
+
+def test_a_long_list_is_not_told_about_aliases():
+    text = "layers:\n" + "  - sepconv: 4\n" * 10_001
+    found, d = codes(text)
+    assert found[0][0] == "SEP004" and "repeat" in d[0].hint and "alias" not in d[0].hint
