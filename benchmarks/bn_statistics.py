@@ -10,18 +10,19 @@ import sys
 import numpy as np
 from sepspec._quiet import keras as K
 keras = K()
-from sepspec.train.data import load
-d = load(os.environ.get('SEPSPEC_DATA') or '../shared/data/cifar-10-python.tar.gz', download=False)
+from sepspec.train.data import load_cifar
+from sepspec.train.pipeline import normalize
+d = load_cifar(os.environ.get('SEPSPEC_DATA') or '../shared/data/cifar-10-python.tar.gz', download=False)
 for run in sys.argv[1:]:
     m = json.load(open(f'{run}/metrics.json'))
     mean, std = np.float32(m['normalization']['mean']), np.float32(m['normalization']['std'])
     model = keras.saving.load_model(f'{run}/best.keras')
-    xt = (d.x_test.astype(np.float32) / 255 - mean) / std
+    xt = normalize(d.x_test, mean, std)
     yt = keras.utils.to_categorical(d.y_test, 10)
     before = model.evaluate(xt, yt, batch_size=500, verbose=0)[1]
     # re-estimate: cumulative average of batch statistics over 10,000 training images, in inference weights
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    xs = (d.x_train[:10000].astype(np.float32) / 255 - mean) / std
+    xs = normalize(d.x_train[:10000], mean, std)
     for l in bns:
         l.moving_mean.assign(np.zeros(l.moving_mean.shape, 'float32')); l.moving_variance.assign(np.ones(l.moving_variance.shape, 'float32'))
     for i, b in enumerate(range(0, len(xs), 250)):

@@ -35,21 +35,26 @@ class Checked:
 
 def check(path: str, display: str | None = None) -> Checked:
     """Load, analyse and check one spec file. OSError (missing or unreadable file) propagates."""
-    from .rules import check as run_rules
+    from .rules import violations
 
     try:
         spec, src = load(path, display)
     except SpecError as e:
         return Checked(display or path, None, None, None, e.diagnostics)
     report = analyse(spec)
-    return Checked(display or path, spec, src, report, ordered(run_rules(report, src)))
+    return Checked(display or path, spec, src, report, ordered(violations(report, src)))
 
 
-def build_model(spec: Spec):
-    """The Keras model of a spec (imports Keras)."""
-    from .emit import build_model as _build
+def build_model(spec: Spec | Report):
+    """The Keras model of a spec, or of its analysis (imports Keras). Raises SpecError when the spec breaks a
+    rule that the analysis finds (a shape that cannot be built): the same refusal as `sepspec compile`."""
+    from .emit import keras_model
+    from .rules import violations
 
-    return _build(analyse(spec))
+    report = spec if isinstance(spec, Report) else analyse(spec)
+    if report.failure is not None:
+        raise SpecError([d for d in violations(report, Source({})) if d.code == report.failure.code])
+    return keras_model(report)
 
 
 def fit(spec_path: str, **options) -> tuple[int, str]:

@@ -11,7 +11,8 @@ import sys
 from dataclasses import replace
 
 from . import __version__, check
-from .diagnostics import Diagnostic, render
+from .diagnostics import Diagnostic, UserError, render
+from .yamlsrc import SpecError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -160,10 +161,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+_EXTRAS = {"tensorflow": "tf", "keras": "tf", "numpy": "tf", "matplotlib": "tf", "h5py": "tf"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The one boundary of every command: an expected failure is one line with its documented exit status
+    (1 an invalid spec, 2 a problem with options, files or data, 130 interrupted); anything else is a bug
+    and keeps its traceback."""
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
+    except SpecError as e:
+        print(render(e.diagnostics, "text"), file=sys.stderr)
+        return EXIT_INVALID
+    except UserError as e:
+        print(f"sepspec {args.command}: {e}", file=sys.stderr)
+        return e.status
+    except OSError as e:
+        where = getattr(e, "filename", None)
+        print(f"sepspec {args.command}: {where + ': ' if where else ''}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as e:
+        extra = _EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"sepspec {args.command} needs {e.name}, which is not installed: pip install 'sepspec[{extra}]'",
+              file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,15 @@ import json
 from dataclasses import asdict, dataclass
 
 
+class UserError(Exception):
+    """A problem with what the user gave (options, files, data), told in one line; exit status 2.
+
+    Every command line has one boundary (`sepspec.cli.main`) that prints these, `SpecError`'s diagnostics and
+    OSErrors as one line each; anything else is a bug and keeps its traceback."""
+
+    status = 2
+
+
 @dataclass(frozen=True)
 class Pos:
     """A place in a source file: 1-based line and column."""

@@ -8,9 +8,6 @@ also builds under Keras's JAX and PyTorch backends.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 from .analysis import INPUT, Report
 from .show import axes, comment, dims
 
@@ -31,7 +28,7 @@ def _classes() -> dict:
             "Dense": layers.Dense, "Add": layers.Add, "Multiply": layers.Multiply}
 
 
-def build_model(report: Report, *, input_shape=None, swap=None):
+def keras_model(report: Report, *, input_shape=None, swap=None):
     """The Keras model of an analysed, valid spec.
 
     `input_shape` builds the same layers on another input (the receptive-field measurement uses a larger
@@ -53,16 +50,9 @@ def build_model(report: Report, *, input_shape=None, swap=None):
 
 def save_model(report: Report, path: str) -> None:
     """Write the model to `path` atomically: a failure leaves any earlier file untouched."""
-    model = build_model(report)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".sepspec-", suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .atomic import save_model as atomic_save
+
+    atomic_save(keras_model(report), path)
 
 
 def _arg(v) -> str:
@@ -140,7 +130,7 @@ def differences(report: Report, model) -> list[str]:
 
 def compare_text(report: Report) -> tuple[str, bool]:
     """Keras's own summary beside the analysis, and whether they agree everywhere."""
-    model = build_model(report)
+    model = keras_model(report)
     lines: list[str] = []
     model.summary(print_fn=lambda s, **_: lines.append(s), line_length=100)
     built = {r[0]: r for r in keras_rows(model)}

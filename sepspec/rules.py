@@ -193,7 +193,7 @@ def _keras_args(rep, src):
                                 layer=_dotted(o.path), hint="use stride 1, or dilation 1, or sepconv")
 
 
-def check(rep: Report, src: Source) -> list[Diagnostic]:
+def violations(rep: Report, src: Source) -> list[Diagnostic]:
     """Every rule's violations, in the order of the codes."""
     out: list[Diagnostic] = []
     for fn in _CHECKS:

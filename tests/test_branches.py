@@ -166,3 +166,18 @@ def test_show_prints_the_graph_and_json_gives_inputs():
     assert layers["stage2_add"]["inputs"] == ["stage2_sepconv_2_bn", "stage2_project_bn"]
     assert layers["sepconv_1"]["inputs"] == ["input"] and layers["stage2_project"]["inputs"] == ["stage1b_relu"]
     assert doc["params"]["total"] == 72_539 and doc["receptive_field"] == 61
+
+
+def test_classifier_rules_look_through_the_graph(write):
+    # a residual's merge feeds the gap: SEP208/SEP209 do not apply, SEP207 (the output shape) still does
+    text = NAMED.replace("  - sepconv: 4\n  - gap: {}\n", "  - residual: {body: [sepconv: 5]}\n  - gap: {}\n")
+    c = sepspec.check(write("c.yaml", text))
+    assert [d.code for d in c.diagnostics] == ["SEP207"]
+    # an mbconv's projection (with its batch norm) feeding the gap is a convolution: SEP209 at the block
+    text = NAMED.replace("  - sepconv: 4\n  - gap: {}\n", "  - mbconv: {filters: 4, skip: false}\n  - gap: {}\n")
+    c = sepspec.check(write("m.yaml", text))
+    assert [(d.code, d.line, d.layer) for d in c.diagnostics] == [("SEP209", 15, "mbconv_2_project_bn")]
+    # through dropout to a sepconv with the wrong width: SEP208 at its filters
+    text = NAMED.replace("  - sepconv: 4\n  - gap: {}\n", "  - sepconv: 6\n  - dropout: 0.1\n  - gap: {}\n")
+    c = sepspec.check(write("d.yaml", text))
+    assert ("SEP208", 15, 14) in [(d.code, d.line, d.column) for d in c.diagnostics]

@@ -27,8 +27,10 @@ def test_check_exit_codes(write):
     r = run_cli("check", bad, "/nonexistent/x.yaml")
     assert r.returncode == 2  # unreadable wins over invalid
     assert "/nonexistent/x.yaml:1:1: error SEP000: cannot read" in r.stderr
-    assert run_cli("check").returncode == 2  # usage
-    assert run_cli("check", os.path.dirname(good)).returncode == 2  # a directory cannot be opened as a spec
+    r = run_cli("check")  # usage
+    assert r.returncode == 2 and "the following arguments are required: FILE" in r.stderr
+    r = run_cli("check", os.path.dirname(good))  # a directory cannot be opened as a spec
+    assert r.returncode == 2 and "error SEP000: cannot read: Is a directory" in r.stderr
 
 
 def test_garbage_input_never_tracebacks(write, tmp_path):
@@ -127,3 +129,4 @@ def test_validate_changed_and_dependents(tmp_path):
     assert r.returncode == 1 and "1 of 3 specs valid" in r.stderr
     r = _validate("--changed", "no-such-rev", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "cannot ask git for changes since 'no-such-rev'" in r.stderr

@@ -68,7 +68,7 @@ def test_differences_are_detected():
     spec, _ = load(BASE)
     rep = analyse(spec)
     wider = spec.model_copy(update={"input": [32, 32, 4]})
-    model = emit.build_model(analyse(wider))
+    model = emit.keras_model(analyse(wider))
     diffs = emit.differences(rep, model)
     assert diffs and diffs[0].startswith("sepconv_1:")
 
@@ -115,8 +115,8 @@ def test_differences_match_layers_by_name():
     path = os.path.join(ROOT, "specs", "residual.yaml")
     spec, _ = load(path)
     rep = analyse(spec)
-    model = emit.build_model(rep)
+    model = emit.keras_model(rep)
     assert emit.differences(rep, model) == []
     wider = analyse(spec.model_copy(update={"input": [32, 32, 4]}))
-    assert emit.differences(rep, emit.build_model(wider)) == ["sepconv_1: analysis SeparableConv2D [32, 32, 32] "
+    assert emit.differences(rep, emit.keras_model(wider)) == ["sepconv_1: analysis SeparableConv2D [32, 32, 32] "
                                                               "123+0 params, Keras SeparableConv2D [32, 32, 32] 164+0 params"]

@@ -34,7 +34,7 @@ def test_analysis_equals_keras_layer_by_layer(tmp_path_factory, spec):
     c = _check_text(tmp_path_factory, dump(spec))
     assert c.ok, [d.text() for d in c.diagnostics]
     rep = c.report
-    model = emit.build_model(rep)
+    model = emit.keras_model(rep)
     built = sorted(emit.keras_rows(model))  # matched by name: Keras orders a graph's layers its own way
     expected = sorted((r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows)
     assert built == expected
@@ -59,7 +59,20 @@ def test_broken_specs_are_rejected_with_diagnostics(tmp_path_factory, case):
 def test_random_yaml_documents_never_crash(tmp_path_factory, value):
     c = _check_text(tmp_path_factory, yaml.safe_dump(value))
     _well_formed(c)
-    assert c.ok == (c.diagnostics == [])
+    if c.report is None:  # it did not load: the loader said why
+        assert not c.ok and c.diagnostics
+    elif c.report.failure is not None:  # it loaded but cannot be built: a rule reports exactly that, at a line
+        assert c.report.failure.code in {d.code for d in c.diagnostics}
+
+
+@given(st.integers(45, 2000), st.sampled_from(["[", "{a: ", "- "]))
+def test_deep_nesting_is_a_diagnostic(tmp_path_factory, depth, opener):
+    closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
+    text = "a: " + opener * depth + "1" + closer * depth if opener != "- " else \
+        "a:\n" + "".join("  " * i + "-\n" for i in range(1, depth))
+    c = _check_text(tmp_path_factory, text)
+    _well_formed(c)
+    assert not c.ok and (c.diagnostics[0].code == "SEP004" or depth < 50)
 
 
 @given(st.text(max_size=200))

@@ -42,7 +42,7 @@ def measured_span(rep, name=None):
     (h, w, c), start, rf, jump = rep.spec.input, row.start, row.rf, row.jump
     index = [max(0, -(-(1 - s) // j)) for s, j in zip(start, jump)]  # the first output whose field starts > 0
     size = [n + j * (-(-(r + 2 * abs(s) + n + 2) // j) + 1) for n, s, r, j in zip((h, w), start, rf, jump)]
-    model = emit.build_model(rep, input_shape=(*size, c),
+    model = emit.keras_model(rep, input_shape=(*size, c),
                              swap={"MaxPooling2D": "AveragePooling2D", "Multiply": _gate_constant()})
     for layer in model.layers:
         if isinstance(layer, k.layers.Activation):

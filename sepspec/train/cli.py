@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ..diagnostics import render
-from ..yamlsrc import SpecError
 from . import PRECISIONS, STRATEGIES
 
 
@@ -60,24 +58,6 @@ def _positive(text: str) -> int:
     return v
 
 
-def _guard(fn):
-    """Known failures become one line and exit status 1 (spec) or 2 (data, options, files)."""
-    from .data import DataError
-    from .trainer import TrainError
-
-    try:
-        return fn()
-    except SpecError as e:
-        print(render(e.diagnostics, "text"), file=sys.stderr)
-        return 1
-    except (DataError, TrainError) as e:
-        print(f"sepspec: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"sepspec: {getattr(e, 'filename', '') or ''}: {e.strerror or e}", file=sys.stderr)
-        return 2
-
-
 def cmd_train(a) -> int:
     from .trainer import Options, resume, train
 
@@ -91,29 +71,29 @@ def cmd_train(a) -> int:
                   "it recorded (only --epochs N, to change its length, and --data PATH, where its data set is now)",
                   file=sys.stderr)
             return 2
-        return _guard(lambda: resume(a.resume, a.epochs, data=a.data, spec_path=a.spec)[0])
+        return resume(a.resume, a.epochs, data=a.data, spec_path=a.spec)[0]
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return 2
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision)) if v is not None}
-    return _guard(lambda: train(Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data,
-                                        out=a.out, train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed,
-                                        overrides=a.set, jit_compile=a.jit_compile, **given))[0])
+    return train(Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
+                         train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
+                         jit_compile=a.jit_compile, **given))[0]
 
 
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate
 
-    return _guard(lambda: evaluate(a.target, a.data))
+    return evaluate(a.target, a.data)
 
 
 def cmd_runs(a) -> int:
     from .evaluate import list_runs
 
-    return _guard(lambda: list_runs(a.dir))
+    return list_runs(a.dir)
 
 
 def cmd_bench(a) -> int:
     from .bench import bench
 
-    return _guard(lambda: bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data))
+    return bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data)

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..diagnostics import UserError
+
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A clear, one-line problem with the data (the CLI prints it; exit status 2)."""
 
 
@@ -136,7 +138,7 @@ def _download() -> str:
     return path
 
 
-def load(data_arg: str | None = None, *, download: bool = True, origin: str = "--data") -> Cifar:
+def load_cifar(data_arg: str | None = None, *, download: bool = True, origin: str = "--data") -> Cifar:
     """Find and read CIFAR-10. Raises DataError with a one-line message.
 
     `origin` says where `data_arg` came from (`--data`, or the place a run recorded), for the messages.

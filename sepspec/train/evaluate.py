@@ -9,8 +9,8 @@ import os
 import numpy as np
 
 from . import rundir
-from .data import load as load_data
-from .pipeline import channel_stats
+from .data import load_cifar
+from .pipeline import channel_stats, normalize
 from .trainer import TrainError
 
 
@@ -34,7 +34,15 @@ def _model_and_stats(target: str):
     stats = None
     metrics = os.path.join(out, "metrics.json")
     if os.path.isfile(metrics):
-        stats = rundir.read_json(metrics).get("normalization")
+        try:
+            stats = rundir.read_json(metrics)["normalization"]
+            mean, std = stats["mean"], stats["std"]
+            if not (len(mean) == len(std) == 3 and all(isinstance(v, (int, float)) and v > 0 for v in std)
+                    and all(isinstance(v, (int, float)) for v in mean)):
+                raise ValueError("mean and std must be 3 numbers each, std > 0")
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+            raise TrainError(f"{metrics}: damaged, no usable normalisation ({type(e).__name__}: {e}); "
+                             f"evaluate the .keras file itself to use the training set's statistics") from None
     return model_path, out, stats
 
 
@@ -45,18 +53,20 @@ def evaluate(target: str, data_arg: str | None = None) -> int:
     model_path, out, stats = _model_and_stats(target)
     recorded = _recorded_data(out) if data_arg is None and os.path.isdir(target) else None
     if recorded:  # the run's own data set, as --resume uses it
-        data = load_data(recorded, origin=f"recorded in {os.path.join(out, 'run.json')}; give --data PATH")
+        data = load_cifar(recorded, origin=f"recorded in {os.path.join(out, 'run.json')}; give --data PATH")
     else:
-        data = load_data(data_arg)
+        data = load_cifar(data_arg)
     if stats is None:  # a bare model: standardise as the trainer does, with the training set's statistics
         mean, std = channel_stats(data.x_train)
     else:
         mean, std = stats["mean"], stats["std"]
-    try:
-        model = keras.saving.load_model(model_path)
-    except Exception as e:  # a file that is not a Keras model
-        raise TrainError(f"{model_path}: cannot load the model ({type(e).__name__}: {e})") from None
-    x = (data.x_test.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
+    model = rundir.load_model(model_path)
+    shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
+    if shape != data.x_test.shape[1:] or classes != len(data.class_names):
+        raise TrainError(f"{model_path}: the model takes {'x'.join(map(str, shape))} images and gives {classes} "
+                         f"classes; CIFAR-10 is {'x'.join(map(str, data.x_test.shape[1:]))} with "
+                         f"{len(data.class_names)} classes")
+    x = normalize(data.x_test, mean, std)
     pred = np.argmax(model.predict(x, batch_size=500, verbose=0), axis=-1)
     y = data.y_test
     n = len(data.class_names)
@@ -118,12 +128,19 @@ def list_runs(folder: str) -> int:
     print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} {'s/epoch':>8}"
           f"  settings")
     for d, m in sorted(found):
-        best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
-        spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
-        print(f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {m.get('status', '?'):<11} "
-              f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} {m.get('best_epoch') or '-':>4} {spe:>8}"
-              f"  {_settings(d)}")
+        try:
+            print(_run_line(d, m))
+        except (TypeError, ValueError, AttributeError, KeyError):
+            print(f"{d:<44} (damaged metrics.json)")
     return 0
+
+
+def _run_line(d: str, m: dict) -> str:
+    best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
+    spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
+    return (f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {m.get('status', '?'):<11} "
+            f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} "
+            f"{m.get('best_epoch') or '-':>4} {spe:>8}  {_settings(d)}")
 
 
 def _settings(run: str) -> str:

@@ -26,6 +26,14 @@ def channel_stats(x_uint8: np.ndarray) -> tuple[list[float], list[float]]:
     return mean.tolist(), std.tolist()
 
 
+def normalize(x, mean, std):
+    """`(x / 255 - mean) / std` per channel: the one definition of the model's input, for a numpy uint8 array
+    (evaluation, benchmarks) and for a float32 TF tensor (the training pipeline) alike."""
+    if isinstance(x, np.ndarray):
+        x, mean, std = x.astype(np.float32), np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    return (x / 255.0 - mean) / std
+
+
 def augment_batch(tf, x, seed, aug: Augment):
     """Flip, pad-and-crop and cutout on a normalised float batch (b, h, w, c); `seed` is a [2] int tensor."""
     b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
@@ -65,7 +73,7 @@ def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mea
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch).enumerate()
 
     def load(i, idx):
-        x = (tf.cast(tf.gather(images, idx), tf.float32) / 255.0 - m) / s
+        x = normalize(tf.cast(tf.gather(images, idx), tf.float32), m, s)
         if training and aug is not None and (aug.flip or aug.crop or aug.cutout):
             x = augment_batch(tf, x, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
         return x, tf.one_hot(tf.gather(labels, idx), classes)

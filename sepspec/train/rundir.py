@@ -7,25 +7,16 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
+
+from .. import atomic
+from ..diagnostics import UserError
 
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds"]
 
 
-def atomic_write(path: str, data: bytes | str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+atomic_write = atomic.write
+save_model = atomic.save_model
 
 
 def write_json(path: str, obj) -> None:
@@ -85,3 +76,16 @@ def plot_curves(path: str, rows: list[dict], title: str) -> None:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     atomic_write(path, buf.getvalue())
+
+
+def load_model(path: str):
+    """A .keras file as a model; a file that is not one (missing, truncated, foreign) is a one-line error."""
+    from .._quiet import keras
+
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such model file")
+    try:
+        return keras().saving.load_model(path)
+    except Exception as e:  # Keras raises many kinds for a damaged file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {first})") from None

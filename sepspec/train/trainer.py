@@ -21,11 +21,12 @@ import numpy as np
 
 from .. import __version__, analyse
 from .. import layers as L
-from ..rules import check as run_rules
+from ..diagnostics import UserError
+from ..rules import violations
 from ..spec import Spec, load_source, resolve
 from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
-from .data import fingerprint, fingerprint_difference, load as load_data
+from .data import fingerprint, fingerprint_difference, load_cifar
 from .pipeline import channel_stats, dataset
 from .schedule import lr_at, plateau_update
 
@@ -56,7 +57,7 @@ class Options:
             raise TrainError(f"--seed {self.seed}: expected an integer from 0 to {2**32 - 1}")
 
 
-class TrainError(Exception):
+class TrainError(UserError):
     """A clear, one-line problem (bad option, bad TF_CONFIG, missing run); the CLI prints it."""
 
 
@@ -93,7 +94,7 @@ def resolve_spec(opts: Options) -> tuple[Spec, Source]:
         value = parse(text, f"--set {key}").data  # a YAML value, read as safely as a spec
         _set_path(src, key, value, f"--set {key}")
     spec = load_source(src)
-    diags = run_rules(analyse(spec), src)
+    diags = violations(analyse(spec), src)
     if diags:
         raise SpecError(diags)
     return spec, src
@@ -179,9 +180,9 @@ def _optimizer(keras, train):
 
 def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool):
     """The spec's model, compiled with the spec's optimizer and loss."""
-    from ..emit import build_model
+    from ..emit import keras_model
 
-    model = build_model(report)
+    model = keras_model(report)
     last = report.rows[-1].layer
     probabilities = last.keras == "Activation" and last.function == "softmax"
     if mixed:  # class scores in float32 whatever the compute dtype
@@ -240,7 +241,7 @@ def train(opts: Options) -> tuple[int, str]:
     spec, _ = resolve_spec(opts)
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
-    data = load_data(opts.data)
+    data = load_cifar(opts.data)
     check_fits(spec, data)  # before anything is written: a refused run leaves no folder behind
     # recorded absolute, so that --resume works from any working directory
     opts.spec = os.path.abspath(opts.spec)
@@ -294,8 +295,7 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
                          f"--resume {run}, or train {spec_path} as a new run")
     src = resolve(os.path.join(run, "spec.yaml"))
     spec = load_source(src)
-    state_path = os.path.join(run, "state.json")
-    state = rundir.read_json(state_path) if os.path.exists(state_path) else None
+    state = _read_state(run)
     done = state["epoch"] if state else 0
     changed = False
     if epochs is not None and epochs != spec.train.epochs:
@@ -312,9 +312,9 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
         raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
                          f"--resume {run} --epochs N trains it further)")
     if data is not None:
-        cifar = load_data(data)
+        cifar = load_cifar(data)
     else:
-        cifar = load_data(opts.data, origin=f"recorded in {os.path.join(run, 'run.json')}; give --data PATH "
+        cifar = load_cifar(opts.data, origin=f"recorded in {os.path.join(run, 'run.json')}; give --data PATH "
                                             f"where the data set is now")
     now = fingerprint(cifar)
     before = (recorded.get("data") or {}).get("fingerprint")
@@ -333,6 +333,25 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
         rundir.write_json(os.path.join(run, "run.json"), {**recorded, "options": asdict(opts),
                                                           "data": _data_record(cifar)})
     return _loop(run, spec, opts, state, cifar), run
+
+
+def _read_state(run: str) -> dict | None:
+    """The run's commit point, checked, and the run directory settled to it; None before the first epoch."""
+    path = os.path.join(run, "state.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        state = rundir.read_json(path)
+        if not (isinstance(state["epoch"], int) and state["epoch"] >= 1 and isinstance(state["checkpoint"], str)
+                and "/" not in state["checkpoint"] and isinstance(state.get("best", {}), dict)):
+            raise ValueError("epoch, checkpoint or best has the wrong type")
+    except (ValueError, KeyError, TypeError) as e:
+        raise TrainError(f"{path}: damaged, cannot resume ({type(e).__name__}: {e})") from None
+    if not os.path.isfile(os.path.join(run, state["checkpoint"])):
+        raise TrainError(f"{path} names the checkpoint {state['checkpoint']}, which is missing: the run cannot be "
+                         f"resumed (its best model so far is {os.path.join(run, 'best.keras')})")
+    settle(run, state)
+    return state
 
 
 def _loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -> int:
@@ -366,7 +385,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
     strategy = make_strategy(tf, opts.strategy)
     with strategy.scope():
         if state:
-            model = keras.saving.load_model(os.path.join(run, state["checkpoint"]))
+            model = rundir.load_model(os.path.join(run, state["checkpoint"]))
         else:
             model = compile_model(keras, report, t, mixed=mixed, jit_compile=opts.jit_compile)
     rows = [r for r in rundir.read_history(os.path.join(run, "history.csv")) if state and r["epoch"] <= state["epoch"]]
@@ -421,19 +440,20 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
                   f" - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} - lr: {lr:.6g}",
                   flush=True)
             plateau = plateau_update(t, plateau, row["val_loss"])
-            if row["val_accuracy"] > best["val_accuracy"]:
-                best = {"val_accuracy": row["val_accuracy"], "epoch": e + 1}
-                _save_model(model, os.path.join(run, "best.keras"))
             ckpt = f"checkpoint-{e + 1:04d}.keras"
             _save_model(model, os.path.join(run, ckpt))
-            rundir.write_json(os.path.join(run, "state.json"), {"epoch": e + 1, "checkpoint": ckpt,
-                                                                "plateau": plateau, "best": best})
-            for old in os.listdir(run):  # only the committed checkpoint is kept
-                if old.startswith("checkpoint-") and old != ckpt:
-                    os.unlink(os.path.join(run, old))
+            if row["val_accuracy"] > best["val_accuracy"]:
+                best = {"val_accuracy": row["val_accuracy"], "epoch": e + 1, "file": f"best-{e + 1:04d}.keras"}
+                _save_model(model, os.path.join(run, best["file"]))
             rundir.write_history(os.path.join(run, "history.csv"), rows)
             _write_metrics(run, info, rows, best, "running" if e + 1 < t.epochs else "finished", t.epochs)
             rundir.plot_curves(os.path.join(run, "curves.png"), rows, f"{spec.name} ({run})")
+            _crash_point("before-commit", e + 1)
+            # the commit point, written last: everything above is either named by it or rebuilt from it
+            state = {"epoch": e + 1, "checkpoint": ckpt, "plateau": plateau, "best": best}
+            rundir.write_json(os.path.join(run, "state.json"), state)
+            _crash_point("after-commit", e + 1)
+            settle(run, state)
         else:
             status = "finished"
     except KeyboardInterrupt:
@@ -453,10 +473,28 @@ def _raise_interrupt(*_):
     raise KeyboardInterrupt
 
 
+def _crash_point(where: str, epoch: int) -> None:
+    """For the tests of the commit protocol: SEPSPEC_CRASH_AT=before-commit:2 dies there, as a SIGKILL would."""
+    if os.environ.get("SEPSPEC_CRASH_AT") == f"{where}:{epoch}":
+        os._exit(137)
+
+
+def settle(run: str, state: dict) -> None:
+    """Make the run directory what its commit point (`state.json`) says: `best.keras` is the best model it names,
+    and only the files it names are kept. Idempotent; `--resume` runs it first, so a kill between the commit
+    and this step loses nothing."""
+    best = (state.get("best") or {}).get("file")
+    if best and os.path.isfile(os.path.join(run, best)):
+        with open(os.path.join(run, best), "rb") as f:
+            rundir.atomic_write(os.path.join(run, "best.keras"), f.read())
+    keep = {state["checkpoint"], best}
+    for old in os.listdir(run):
+        if old.startswith(("checkpoint-", "best-")) and old.endswith(".keras") and old not in keep:
+            os.unlink(os.path.join(run, old))
+
+
 def _save_model(model, path: str) -> None:
-    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    model.save(tmp)
-    os.replace(tmp, path)
+    rundir.save_model(model, path)
 
 
 def _write_metrics(run, info, rows, best, status, epochs) -> None:
