@@ -67,11 +67,15 @@ class Block(BaseModel):
         return []
 
 
+Momentum = Annotated[float, Field(ge=0, le=1)]
+
+
 class Tail(Block):
     """A weighted layer followed, in the seed's order, by optional Dropout, BatchNormalization, Activation."""
 
     dropout: Rate = 0.0
     norm: Literal["batch", "none"] = "none"
+    bn_momentum: Momentum = 0.99  # of that batch norm's moving statistics (Keras's default)
     activation: ActOrNone = "none"
 
     def tail(self, name: str) -> list[L.Layer]:
@@ -79,7 +83,7 @@ class Tail(Block):
         if self.dropout > 0:
             out.append(L.Dropout(f"{name}_dropout", rate=self.dropout))
         if self.norm == "batch":
-            out.append(L.BatchNormalization(f"{name}_bn"))
+            out.append(L.BatchNormalization(f"{name}_bn", momentum=self.bn_momentum))
         if self.activation != "none":
             out.append(L.Activation(f"{name}_{self.activation}", function=self.activation))
         return out
@@ -192,7 +196,7 @@ class DropoutBlock(Block):
 
 class BatchNorm(Block):
     kind = "batchnorm"
-    momentum: Annotated[float, Field(ge=0, le=1)] = 0.99
+    momentum: Momentum = 0.99
     epsilon: Annotated[float, Field(gt=0)] = 0.001
 
     def primitives(self, name):
@@ -261,24 +265,25 @@ class MBConv(Block):
     se: Annotated[float, Field(ge=0, le=1)] = 0.0
     activation: Act = "relu6"
     skip: bool = True
+    bn_momentum: Momentum = 0.99  # of its three batch norms
 
     def build(self, g, x, name, origin):
         cin = g.shape(x)[-1]
         y = x
         if self.expand != 1:
             for layer in (L.Conv2D(f"{name}_expand", filters=cin * self.expand, use_bias=False),
-                          L.BatchNormalization(f"{name}_expand_bn"),
+                          L.BatchNormalization(f"{name}_expand_bn", momentum=self.bn_momentum),
                           L.Activation(f"{name}_expand_{self.activation}", function=self.activation)):
                 y = g.add(layer, (y,), origin)
         for layer in (L.DepthwiseConv2D(f"{name}_dw", kernel=tuple(self.kernel), strides=tuple(self.stride),
                                         padding="same", use_bias=False),
-                      L.BatchNormalization(f"{name}_dw_bn"),
+                      L.BatchNormalization(f"{name}_dw_bn", momentum=self.bn_momentum),
                       L.Activation(f"{name}_dw_{self.activation}", function=self.activation)):
             y = g.add(layer, (y,), origin)
         if self.se > 0:
             y = squeeze_excite(g, y, f"{name}_se", max(1, int(cin * self.se)), self.activation, "sigmoid", origin)
         for layer in (L.Conv2D(f"{name}_project", filters=self.filters, use_bias=False),
-                      L.BatchNormalization(f"{name}_project_bn")):
+                      L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum)):
             y = g.add(layer, (y,), origin)
         if self.skip and tuple(self.stride) == (1, 1) and cin == self.filters:
             y = g.add(L.Add(f"{name}_add"), (y, x), origin)
@@ -293,6 +298,7 @@ class Residual(Block):
     body: Annotated[list["LayerEntry"], Field(min_length=1)]
     shortcut: Union[Literal["auto", "identity", "project"], Annotated[list["LayerEntry"], Field(min_length=1)]] = "auto"
     activation: ActOrNone = "none"
+    bn_momentum: Momentum = 0.99  # of the project shortcut's batch norm
 
     def children(self):
         out = [("body", self.body)]
@@ -335,7 +341,7 @@ class Residual(Block):
             g.fail("SEP213", f"{name}: the project shortcut (1x1, stride {_dims(strides)}) turns the input "
                    f"{_dims(sx)} into {_dims(made)}, the body gives {_dims(sy)}", origin, at, layer=name)
         s = g.add(conv, (x,), origin)
-        return g.add(L.BatchNormalization(f"{name}_project_bn"), (s,), origin)
+        return g.add(L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum), (s,), origin)
 
 
 def _dims(s) -> str:

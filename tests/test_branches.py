@@ -181,3 +181,16 @@ def test_classifier_rules_look_through_the_graph(write):
     text = NAMED.replace("  - sepconv: 4\n  - gap: {}\n", "  - sepconv: 6\n  - dropout: 0.1\n  - gap: {}\n")
     c = sepspec.check(write("d.yaml", text))
     assert ("SEP208", 15, 14) in [(d.code, d.line, d.column) for d in c.diagnostics]
+
+
+def test_bn_momentum_reaches_every_batch_norm_a_block_adds(write):
+    from sepspec import emit
+
+    text = NAMED.replace("layers:\n", "defaults:\n  sepconv: {bn_momentum: 0.9}\n  mbconv: {bn_momentum: 0.8}\n"
+                         "  residual: {bn_momentum: 0.7}\nlayers:\n")
+    c, _ = names(write, text)
+    model = emit.keras_model(c.report)
+    got = {layer.name: layer.momentum for layer in model.layers if type(layer).__name__ == "BatchNormalization"}
+    assert got["res1_sepconv_1_bn"] == 0.9 and got["res1_project_bn"] == 0.7
+    assert got["mb2_expand_bn"] == got["mb2_dw_bn"] == got["mb2_project_bn"] == 0.8
+    assert set(got.values()) == {0.9, 0.8, 0.7}
