@@ -3,7 +3,6 @@ broken specs or random YAML produce diagnostics, never another exception.
 
 Longer search: pytest tests/test_properties.py --hypothesis-profile=thorough
 """
-import os
 import re
 
 import yaml

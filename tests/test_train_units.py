@@ -1,7 +1,6 @@
 """The trainer's pure parts: data loading (safely), schedules, augmentation, TF_CONFIG handling."""
 import os
 import pickle
-import tarfile
 
 import numpy as np
 import pytest
@@ -9,7 +8,8 @@ import pytest
 from sepspec.trainconf import Train
 from sepspec.train import data as D
 from sepspec.train.schedule import lr_at, plateau_update
-from sepspec.train.trainer import TrainError, parse_tf_config
+from sepspec.train.devices import DeviceError, parse_tf_config
+from sepspec.train.trainer import TrainError
 
 
 def tiny(n_train=60, n_test=20, seed=0):
@@ -176,7 +176,7 @@ def test_tf_config_checks():
                      ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
                      ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "task.type"),
                      ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "task.index")]:
-        with pytest.raises(TrainError, match=msg):
+        with pytest.raises(DeviceError, match=msg):
             parse_tf_config(bad)
 
 

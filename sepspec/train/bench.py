@@ -12,7 +12,8 @@ import numpy as np
 from .. import analyse
 from .data import DataError, load_cifar
 from .pipeline import channel_stats, dataset, normalize
-from .trainer import Options, compile_model, device_name, resolve_spec, set_precision
+from .devices import device_name, set_precision
+from .trainer import Options, compile_model, resolve_spec
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,

@@ -47,9 +47,6 @@ def _model_and_stats(target: str):
 
 
 def evaluate(target: str, data_arg: str | None = None) -> int:
-    from .._quiet import keras as _k
-
-    keras = _k()
     model_path, out, stats = _model_and_stats(target)
     recorded = _recorded_data(out) if data_arg is None and os.path.isdir(target) else None
     if recorded:  # the run's own data set, as --resume uses it

@@ -89,3 +89,23 @@ def load_model(path: str):
     except Exception as e:  # Keras raises many kinds for a damaged file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {first})") from None
+
+
+def crash_point(where: str, epoch: int) -> None:
+    """For the tests of the commit protocol: SEPSPEC_CRASH_AT=before-commit:2 dies there, as a SIGKILL would."""
+    if os.environ.get("SEPSPEC_CRASH_AT") == f"{where}:{epoch}":
+        os._exit(137)
+
+
+def settle(run: str, state: dict) -> None:
+    """Make the run directory what its commit point (`state.json`) says: `best.keras` is the best model it names,
+    and only the files it names are kept. Idempotent; `--resume` runs it first, so a kill between the commit
+    and this step loses nothing."""
+    best = (state.get("best") or {}).get("file")
+    if best and os.path.isfile(os.path.join(run, best)):
+        with open(os.path.join(run, best), "rb") as f:
+            atomic_write(os.path.join(run, "best.keras"), f.read())
+    keep = {state["checkpoint"], best}
+    for old in os.listdir(run):
+        if old.startswith(("checkpoint-", "best-")) and old.endswith(".keras") and old not in keep:
+            os.unlink(os.path.join(run, old))

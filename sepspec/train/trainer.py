@@ -27,6 +27,7 @@ from ..spec import Spec, load_source, resolve
 from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .data import fingerprint, fingerprint_difference, load_cifar
+from .devices import device_name, make_strategy, set_precision, split_cpu
 from .pipeline import channel_stats, dataset
 from .schedule import lr_at, plateau_update
 
@@ -106,66 +107,6 @@ def spec_yaml(spec: Spec) -> str:
 
     data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"})
     return "# the fully resolved spec of this run (written by sepspec train)\n" + yaml.safe_dump(data, sort_keys=False)
-
-
-# ------------------------------------------------------------------------------------ TF set-up
-def _split_cpu(tf) -> None:
-    """SEPSPEC_CPU_DEVICES=N: N logical CPU devices (to run MirroredStrategy on a machine without GPUs)."""
-    n = int(os.environ.get("SEPSPEC_CPU_DEVICES", "0") or 0)
-    if n > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
-
-
-def parse_tf_config(text: str | None) -> dict:
-    """Check TF_CONFIG for --strategy multiworker: {"cluster": {"worker": [...]}, "task": {...}}."""
-    import json
-
-    if not text:
-        raise TrainError("--strategy multiworker needs TF_CONFIG (JSON with 'cluster' and 'task'); it is not set")
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TrainError(f"TF_CONFIG is not valid JSON: {e}") from None
-    cluster, task = cfg.get("cluster") if isinstance(cfg, dict) else None, cfg.get("task") if isinstance(cfg, dict) else None
-    if not isinstance(cluster, dict) or not cluster.get("worker"):
-        raise TrainError("TF_CONFIG: 'cluster' must list at least one 'worker' address (host:port)")
-    for role, addrs in cluster.items():
-        if not isinstance(addrs, list) or not all(isinstance(a, str) and ":" in a for a in addrs):
-            raise TrainError(f"TF_CONFIG: cluster.{role} must be a list of 'host:port' strings")
-    if not isinstance(task, dict) or task.get("type") not in cluster:
-        raise TrainError(f"TF_CONFIG: task.type must be one of {sorted(cluster)}")
-    idx = task.get("index")
-    if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(cluster[task["type"]]):
-        raise TrainError(f"TF_CONFIG: task.index must be 0..{len(cluster[task['type']]) - 1}")
-    return cfg
-
-
-def make_strategy(tf, name: str):
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
-                  [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    parse_tf_config(os.environ.get("TF_CONFIG"))  # "multiworker": Options allows nothing else
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def set_precision(keras, tf, precision: str) -> bool:
-    """Set Keras's global dtype policy for `precision` on this machine; True when it is mixed_float16."""
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    mixed = precision == "mixed_float16" or (precision == "auto" and gpu)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    return mixed
-
-
-def device_name(tf) -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"{len(gpus)} x GPU ({details.get('device_name', 'unknown')})"
-    return f"CPU ({os.cpu_count()} cores)"
 
 
 def _optimizer(keras, train):
@@ -350,7 +291,7 @@ def _read_state(run: str) -> dict | None:
     if not os.path.isfile(os.path.join(run, state["checkpoint"])):
         raise TrainError(f"{path} names the checkpoint {state['checkpoint']}, which is missing: the run cannot be "
                          f"resumed (its best model so far is {os.path.join(run, 'best.keras')})")
-    settle(run, state)
+    rundir.settle(run, state)
     return state
 
 
@@ -372,7 +313,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
     keras = _k()
     import tensorflow as tf
 
-    _split_cpu(tf)
+    split_cpu(tf)
     keras.utils.set_random_seed(opts.seed)
     t = spec.train
     report = analyse(spec)
@@ -441,19 +382,19 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
                   flush=True)
             plateau = plateau_update(t, plateau, row["val_loss"])
             ckpt = f"checkpoint-{e + 1:04d}.keras"
-            _save_model(model, os.path.join(run, ckpt))
+            rundir.save_model(model, os.path.join(run, ckpt))
             if row["val_accuracy"] > best["val_accuracy"]:
                 best = {"val_accuracy": row["val_accuracy"], "epoch": e + 1, "file": f"best-{e + 1:04d}.keras"}
-                _save_model(model, os.path.join(run, best["file"]))
+                rundir.save_model(model, os.path.join(run, best["file"]))
             rundir.write_history(os.path.join(run, "history.csv"), rows)
             _write_metrics(run, info, rows, best, "running" if e + 1 < t.epochs else "finished", t.epochs)
             rundir.plot_curves(os.path.join(run, "curves.png"), rows, f"{spec.name} ({run})")
-            _crash_point("before-commit", e + 1)
+            rundir.crash_point("before-commit", e + 1)
             # the commit point, written last: everything above is either named by it or rebuilt from it
             state = {"epoch": e + 1, "checkpoint": ckpt, "plateau": plateau, "best": best}
             rundir.write_json(os.path.join(run, "state.json"), state)
-            _crash_point("after-commit", e + 1)
-            settle(run, state)
+            rundir.crash_point("after-commit", e + 1)
+            rundir.settle(run, state)
         else:
             status = "finished"
     except KeyboardInterrupt:
@@ -471,30 +412,6 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
 
 def _raise_interrupt(*_):
     raise KeyboardInterrupt
-
-
-def _crash_point(where: str, epoch: int) -> None:
-    """For the tests of the commit protocol: SEPSPEC_CRASH_AT=before-commit:2 dies there, as a SIGKILL would."""
-    if os.environ.get("SEPSPEC_CRASH_AT") == f"{where}:{epoch}":
-        os._exit(137)
-
-
-def settle(run: str, state: dict) -> None:
-    """Make the run directory what its commit point (`state.json`) says: `best.keras` is the best model it names,
-    and only the files it names are kept. Idempotent; `--resume` runs it first, so a kill between the commit
-    and this step loses nothing."""
-    best = (state.get("best") or {}).get("file")
-    if best and os.path.isfile(os.path.join(run, best)):
-        with open(os.path.join(run, best), "rb") as f:
-            rundir.atomic_write(os.path.join(run, "best.keras"), f.read())
-    keep = {state["checkpoint"], best}
-    for old in os.listdir(run):
-        if old.startswith(("checkpoint-", "best-")) and old.endswith(".keras") and old not in keep:
-            os.unlink(os.path.join(run, old))
-
-
-def _save_model(model, path: str) -> None:
-    rundir.save_model(model, path)
 
 
 def _write_metrics(run, info, rows, best, status, epochs) -> None:
