@@ -110,3 +110,5 @@ class Train(BaseModel):
     augment: Augment = Augment()
     validation: Union[Literal["test"], Annotated[float, Field(gt=0, lt=1)]] = "test"  # or a held-out fraction
     seed: Optional[Annotated[int, Field(ge=0, lt=2**32)]] = None  # numpy's and Keras's seeds are 32-bit
+    tta: Literal["none", "flip"] = "none"  # validation figures from each image and its mirror image
+    ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # decay of a weight average used for validation; 0: none

@@ -455,3 +455,48 @@ def test_damaged_runs_and_models_are_one_line_errors(tmp_path, spec, data):
     assert run_cli("compile", str(other), "-o", str(tmp_path / "five.keras")).returncode == 0
     expect(("evaluate", str(tmp_path / "five.keras"), "--data", data), "gives 5 classes; CIFAR-10 is 32x32x3 with 10")
     expect(("bench", spec, "--steps", "1", "--data", str(tmp_path / "nowhere")), "no such file or folder")
+
+
+def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
+    run = str(tmp_path / "run")
+    r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "64",
+                "--set", "train.tta=flip", env=ENV)
+    assert r.returncode == 0, r.stderr
+    recorded = json.load(open(os.path.join(run, "metrics.json")))["best_val_accuracy"]
+    r = run_cli("evaluate", run, "--tta", "flip", env=ENV)
+    assert r.returncode == 0 and "(flip test-time augmentation)" in r.stdout, r.stderr
+    ev = json.load(open(os.path.join(run, "evaluation.json")))
+    assert ev["tta"] == "flip" and ev["test_accuracy"] == pytest.approx(recorded, abs=1 / 64)
+
+
+def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, spec, data):
+    """train.ema: validation and best.keras use the average, the checkpoint keeps the live weights, and a run
+    stopped after epoch 1 and resumed ends with the same live weights and the same average as an uninterrupted one."""
+    from sepspec._quiet import keras as K
+
+    args = ["--data", data, "--train-limit", "64", "--set", "train.ema=0.9", "--seed", "5"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert run_cli("train", spec, "--out", a, "--epochs", "2", *args, env=ENV).returncode == 0
+    assert run_cli("train", spec, "--out", b, "--epochs", "1", *args, env=ENV).returncode == 0
+    r = run_cli("train", "--resume", b, "--epochs", "2", env=ENV)
+    assert r.returncode == 0, r.stderr
+    sa, sb = (json.load(open(os.path.join(x, "state.json"))) for x in (a, b))
+    assert sa["ema"] == sb["ema"] == "ema-0002.npz"
+    ema_a, ema_b = (np.load(os.path.join(x, "ema-0002.npz")) for x in (a, b))
+    assert int(ema_a["steps"]) == int(ema_b["steps"]) == 4  # 64 images, batch 32, 2 epochs
+    for k in ema_a.files:
+        assert np.allclose(ema_a[k], ema_b[k], atol=1e-5), k
+    keras = K()
+    live_a, live_b = (keras.saving.load_model(os.path.join(x, "checkpoint-0002.keras")) for x in (a, b))
+    for wa, wb in zip(live_a.weights, live_b.weights):
+        assert np.allclose(wa.numpy(), wb.numpy(), atol=1e-5), wa.path
+    floats = [w for w in live_a.weights if "float" in str(w.dtype)]
+    assert any(not np.allclose(w.numpy(), ema_a[f"w{i}"]) for i, w in enumerate(floats))  # live != average
+    r = run_cli("evaluate", a, env=ENV)  # best.keras holds the weights that were validated: the average
+    assert r.returncode == 0, r.stderr
+    acc = json.load(open(os.path.join(a, "evaluation.json")))["test_accuracy"]
+    rows = history(a)
+    best = max(float(x["val_accuracy"]) for x in rows)
+    assert acc == pytest.approx(best, abs=1 / 64)
+    assert sorted(f for f in os.listdir(a) if f.endswith((".keras", ".npz"))) == \
+        sorted({"best.keras", "checkpoint-0002.keras", "ema-0002.npz", sa["best"]["file"]})

@@ -218,3 +218,27 @@ def test_fingerprint_is_the_data_not_its_container(tmp_path):
     c = D.fingerprint(D.load_cifar(str(tmp_path / "other")))
     assert c["test"] == a["test"] and c["train"] != a["train"]
     assert D.fingerprint_difference(a, c).startswith("its training set has 20 images (sha256 ")
+
+
+def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
+    from sepspec._quiet import keras as K
+    from sepspec.train.predict import gives_probabilities, probabilities, scores
+
+    keras = K()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4, 4, 1))
+    logits = keras.layers.Dense(3)(keras.layers.Flatten()(inp))
+    as_logits = keras.Model(inp, logits)
+    as_probs = keras.Model(inp, keras.layers.Activation("softmax")(logits))
+    assert gives_probabilities(as_probs) and not gives_probabilities(as_logits)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4, 4, 1)).astype("float32")
+    p = probabilities(as_logits, x)
+    assert np.allclose(p, probabilities(as_probs, x), atol=1e-6) and np.allclose(p.sum(axis=1), 1)
+    flip = probabilities(as_probs, x, "flip")
+    assert np.allclose(flip, (p + probabilities(as_probs, x[:, :, ::-1, :])) / 2, atol=1e-6)
+    assert not np.allclose(flip, p)
+    symmetric = x + x[:, :, ::-1, :]  # the mirror image is the same image: flipping changes nothing
+    assert np.allclose(probabilities(as_probs, symmetric, "flip"), probabilities(as_probs, symmetric), atol=1e-6)
+    s = scores(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0, 0]))
+    assert s["accuracy"] == 0.5 and s["loss"] == pytest.approx(-(np.log(0.9) + np.log(0.4)) / 2)

@@ -5,3 +5,4 @@ Importing this package is cheap; TensorFlow is imported only by the modules that
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "mixed_float16")  # auto: mixed_float16 on a GPU, float32 on CPU
+TTA = ("none", "flip")  # test-time augmentation: none, or the mean over each image and its mirror image

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import PRECISIONS, STRATEGIES
+from . import PRECISIONS, STRATEGIES, TTA
 
 
 def add_commands(sub) -> None:
@@ -32,6 +32,8 @@ def add_commands(sub) -> None:
     s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")
     s.add_argument("target", metavar="RUN_DIR_OR_MODEL")
     s.add_argument("--data", metavar="PATH")
+    s.add_argument("--tta", choices=TTA, default="none", help="flip: average each image's and its mirror "
+                   "image's probabilities")
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("runs", help="list runs with their spec, params, best accuracy and seconds per epoch")
@@ -84,7 +86,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate
 
-    return evaluate(a.target, a.data)
+    return evaluate(a.target, a.data, a.tta)
 
 
 def cmd_runs(a) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 from . import rundir
 from .data import load_cifar
 from .pipeline import channel_stats, normalize
+from .predict import probabilities
 from .trainer import TrainError
 
 
@@ -46,7 +47,7 @@ def _model_and_stats(target: str):
     return model_path, out, stats
 
 
-def evaluate(target: str, data_arg: str | None = None) -> int:
+def evaluate(target: str, data_arg: str | None = None, tta: str = "none") -> int:
     model_path, out, stats = _model_and_stats(target)
     recorded = _recorded_data(out) if data_arg is None and os.path.isdir(target) else None
     if recorded:  # the run's own data set, as --resume uses it
@@ -63,22 +64,22 @@ def evaluate(target: str, data_arg: str | None = None) -> int:
         raise TrainError(f"{model_path}: the model takes {'x'.join(map(str, shape))} images and gives {classes} "
                          f"classes; CIFAR-10 is {'x'.join(map(str, data.x_test.shape[1:]))} with "
                          f"{len(data.class_names)} classes")
-    x = normalize(data.x_test, mean, std)
-    pred = np.argmax(model.predict(x, batch_size=500, verbose=0), axis=-1)
+    pred = probabilities(model, normalize(data.x_test, mean, std), tta).argmax(axis=-1)
     y = data.y_test
     n = len(data.class_names)
     cm = np.zeros((n, n), dtype=int)
     np.add.at(cm, (y, pred), 1)
     acc = float((pred == y).mean())
     per_class = {name: float(cm[i, i] / max(cm[i].sum(), 1)) for i, name in enumerate(data.class_names)}
-    print(f"{model_path}: test accuracy {100 * acc:.2f}% on {len(y):,} images")
+    print(f"{model_path}: test accuracy {100 * acc:.2f}% on {len(y):,} images"
+          + (" (flip test-time augmentation)" if tta == "flip" else ""))
     for name, a in per_class.items():
         print(f"  {name:<11} {100 * a:6.2f}%")
     print("confusion matrix (rows: true class, columns: predicted):")
     print("            " + " ".join(f"{c[:5]:>5}" for c in data.class_names))
     for i, name in enumerate(data.class_names):
         print(f"  {name:<10}" + " ".join(f"{v:>5}" for v in cm[i]))
-    rundir.write_json(os.path.join(out, "evaluation.json"), {"model": model_path, "test_accuracy": acc,
+    rundir.write_json(os.path.join(out, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
                                                              "per_class": per_class, "confusion": cm.tolist()})
     _plot_confusion(os.path.join(out, "confusion.png"), cm, data.class_names, acc)
     print(f"wrote {os.path.join(out, 'confusion.png')} and evaluation.json")

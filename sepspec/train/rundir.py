@@ -105,7 +105,7 @@ def settle(run: str, state: dict) -> None:
     if best and os.path.isfile(os.path.join(run, best)):
         with open(os.path.join(run, best), "rb") as f:
             atomic_write(os.path.join(run, "best.keras"), f.read())
-    keep = {state["checkpoint"], best}
+    keep = {state["checkpoint"], best, state.get("ema")}
     for old in os.listdir(run):
-        if old.startswith(("checkpoint-", "best-")) and old.endswith(".keras") and old not in keep:
+        if old.startswith(("checkpoint-", "best-", "ema-")) and old.endswith((".keras", ".npz")) and old not in keep:
             os.unlink(os.path.join(run, old))

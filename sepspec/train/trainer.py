@@ -9,6 +9,7 @@ optimizer state and data order.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -26,9 +27,11 @@ from ..rules import violations
 from ..spec import Spec, load_source, resolve
 from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
+from .average import WeightAverage
 from .data import fingerprint, fingerprint_difference, load_cifar
 from .devices import device_name, make_strategy, set_precision, split_cpu
-from .pipeline import channel_stats, dataset
+from .pipeline import channel_stats, dataset, normalize
+from .predict import probabilities, scores
 from .schedule import lr_at, plateau_update
 
 
@@ -329,6 +332,12 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
             model = rundir.load_model(os.path.join(run, state["checkpoint"]))
         else:
             model = compile_model(keras, report, t, mixed=mixed, jit_compile=opts.jit_compile)
+    average = WeightAverage(tf, model, t.ema) if t.ema else None
+    if average is not None and state and state.get("ema"):
+        try:
+            average.load(os.path.join(run, state["ema"]))
+        except (OSError, ValueError, KeyError) as e:
+            raise TrainError(f"{run}: the weight average {state['ema']} cannot be read ({e})") from None
     rows = [r for r in rundir.read_history(os.path.join(run, "history.csv")) if state and r["epoch"] <= state["epoch"]]
     start = state["epoch"] if state else 0
     plateau = state.get("plateau", {}) if state else {}
@@ -361,10 +370,19 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
             progress = _Progress(keras, e + 1, t.epochs, steps)
             t0 = time.perf_counter()
             h = model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
-                          callbacks=[progress.cb, keras.callbacks.TerminateOnNaN()])
+                          callbacks=[progress.cb, keras.callbacks.TerminateOnNaN()]
+                          + ([average.callback(keras)] if average else []))
             t_train = time.perf_counter() - t0
             progress.clear()
-            val = model.evaluate(val_ds, verbose=0, return_dict=True)
+            best_file = f"best-{e + 1:04d}.keras"
+            with average.swapped_in() if average else contextlib.nullcontext():  # validate the average
+                if t.tta == "none":
+                    val = model.evaluate(val_ds, verbose=0, return_dict=True)
+                else:  # the mean of the probabilities for each image and its mirror (loss without label smoothing)
+                    val = scores(probabilities(model, normalize(xv, mean, std), t.tta, t.batch_size), yv)
+                improved = val["accuracy"] > best["val_accuracy"]  # False for NaN
+                if improved:
+                    rundir.save_model(model, os.path.join(run, best_file))
             seconds = time.perf_counter() - t0
             row = {"epoch": e + 1, "loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1]),
                    "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]), "lr": float(lr),
@@ -382,16 +400,19 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
                   flush=True)
             plateau = plateau_update(t, plateau, row["val_loss"])
             ckpt = f"checkpoint-{e + 1:04d}.keras"
-            rundir.save_model(model, os.path.join(run, ckpt))
-            if row["val_accuracy"] > best["val_accuracy"]:
-                best = {"val_accuracy": row["val_accuracy"], "epoch": e + 1, "file": f"best-{e + 1:04d}.keras"}
-                rundir.save_model(model, os.path.join(run, best["file"]))
+            rundir.save_model(model, os.path.join(run, ckpt))  # the live weights, with the optimizer's state
+            if improved:
+                best = {"val_accuracy": row["val_accuracy"], "epoch": e + 1, "file": best_file}
+            ema = None
+            if average is not None:
+                ema = f"ema-{e + 1:04d}.npz"
+                rundir.atomic_write(os.path.join(run, ema), average.to_bytes())
             rundir.write_history(os.path.join(run, "history.csv"), rows)
             _write_metrics(run, info, rows, best, "running" if e + 1 < t.epochs else "finished", t.epochs)
             rundir.plot_curves(os.path.join(run, "curves.png"), rows, f"{spec.name} ({run})")
             rundir.crash_point("before-commit", e + 1)
             # the commit point, written last: everything above is either named by it or rebuilt from it
-            state = {"epoch": e + 1, "checkpoint": ckpt, "plateau": plateau, "best": best}
+            state = {"epoch": e + 1, "checkpoint": ckpt, "plateau": plateau, "best": best, "ema": ema}
             rundir.write_json(os.path.join(run, "state.json"), state)
             rundir.crash_point("after-commit", e + 1)
             rundir.settle(run, state)
