@@ -101,6 +101,8 @@ def _residual(draw, state, depth, names):
     inner = {"size": list(state["size"]), "c": state["c"], "jump": [1, 1]}
     body = _entries(draw, inner, depth + 1, names, same_only=True, min_size=1, keep_shape=(how == "identity"))
     stride = inner["jump"]  # the body's total stride per axis
+    if how == "auto" and max(stride) > 1 and inner["size"] == state["size"] and inner["c"] == state["c"]:
+        how = "project"  # a strided body on a 1-pixel image keeps the shape, not the jump (SEP212 for identity)
     args = {"body": body}
     if how == "list":
         if draw(st.booleans()):

@@ -191,3 +191,14 @@ def test_docs_list_every_code_and_the_code_uses_only_listed_ones():
     for name in ("yamlsrc", "spec", "kinds", "analysis", "rules", "cli", "diagnostics"):
         used |= set(re.findall(r"SEP\d{3}", open(f"{ROOT}/sepspec/{name}.py").read()))
     assert used <= set(codes), used - set(codes)
+
+
+def test_SEP212_also_when_auto_sees_equal_shapes(write):
+    """Found by the thorough Hypothesis profile: on a 1x1 image a strided body keeps the shape but not the jump;
+    `auto` (identity when the shapes match) then merges pixels that do not line up, and says so."""
+    text = ("name: r\ninput: [8, 8, 1]\nclasses: 1\nlayers:\n  - sepconv: {filters: 1, stride: 8}\n"
+            "  - residual: {body: [maxpool: {size: 2, padding: same}]}\n  - sepconv: 1\n  - gap: {}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP212", 6, 5)]
+    found, _ = diags(write, text.replace("padding: same}]}", "padding: same}], shortcut: project}"))
+    assert found == []
