@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import layers as L
+from .diagnostics import dotted
 from .kinds import Origin, expand_entries
 from .spec import Spec
 
@@ -135,13 +136,13 @@ class Report:
     # -- the Builder that `sepspec.kinds` expands into
     def add(self, layer: L.Layer, inputs: tuple[str, ...], origin: Origin) -> str:
         if len(self.rows) >= MAX_LAYERS:
-            self.fail("SEP214", f"{_dotted(origin.path)}: the model would have more than {MAX_LAYERS} Keras layers "
+            self.fail("SEP214", f"{dotted(origin.path)}: the model would have more than {MAX_LAYERS} Keras layers "
                       f"(Keras cannot build a model much deeper: it fails at about 1,000)", origin,
                       ("repeat",) if origin.block.repeat > 1 else (), layer=layer.name)
         if layer.name in self.tensors:
             at = ("name",) if origin.block.name else ()
             what = "the model's input" if layer.name == INPUT else "another layer"
-            self.fail("SEP107", f"{_dotted(origin.path)}: layer name {layer.name!r} is already used by {what}",
+            self.fail("SEP107", f"{dotted(origin.path)}: layer name {layer.name!r} is already used by {what}",
                       origin, at, layer=layer.name)
         shapes = [self.tensors[t][0] for t in inputs]
         spans = [self.tensors[t][1] for t in inputs]
@@ -155,7 +156,7 @@ class Report:
                 pad = layer.padding_before(shapes[0])
                 span = layer.span(shapes[0], spans[0])
         except L.ShapeError as e:
-            self.fail(_SHAPE_CODES[e.kind], f"{_dotted(origin.path)} ({layer.name}): {e}", origin, layer=layer.name)
+            self.fail(_SHAPE_CODES[e.kind], f"{dotted(origin.path)} ({layer.name}): {e}", origin, layer=layer.name)
         trainable, non_trainable = layer.params(shapes[0])
         self.rows.append(Row(layer, origin, tuple(inputs), shapes[0], out, trainable, non_trainable, spans[0], span,
                              layer.macs(shapes[0], out), pad))
@@ -170,13 +171,6 @@ class Report:
 
     def fail(self, code: str, message: str, origin: Origin, at: tuple = (), layer: str | None = None):
         raise Stop(Failure(code, message, layer or "", origin, at))
-
-
-def _dotted(path) -> str:
-    s = ""
-    for p in path:
-        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
-    return s
 
 
 def analyse(spec: Spec) -> Report:

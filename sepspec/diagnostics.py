@@ -19,6 +19,14 @@ class UserError(Exception):
     status = 2
 
 
+def dotted(path) -> str:
+    """A path in the spec data as a person writes it: `layers[2].residual.body[0]` (`spec` for the root)."""
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s or "spec"
+
+
 @dataclass(frozen=True)
 class Pos:
     """A place in a source file: 1-based line and column."""

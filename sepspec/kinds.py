@@ -317,8 +317,8 @@ class Residual(Block):
                 mode = "identity" if g.shape(x) == g.shape(y) else "project"
             if mode == "identity":
                 if g.shape(x) != g.shape(y):
-                    g.fail("SEP211", f"{name}: shortcut identity gives the block's input {_dims(g.shape(x))}, "
-                           f"the body gives {_dims(g.shape(y))}; they cannot be added", origin, ("shortcut",),
+                    g.fail("SEP211", f"{name}: shortcut identity gives the block's input {L.dims(g.shape(x))}, "
+                           f"the body gives {L.dims(g.shape(y))}; they cannot be added", origin, ("shortcut",),
                            layer=name)
                 s = x
             else:
@@ -333,19 +333,15 @@ class Residual(Block):
         at = ("shortcut",) if self.shortcut == "project" else ()
         if len(sx) != 3 or len(sy) != 3:
             g.fail("SEP213", f"{name}: a project shortcut needs images (h, w, c) on both sides, got input "
-                   f"{_dims(sx)} and body {_dims(sy)}", origin, at, layer=name)
+                   f"{L.dims(sx)} and body {L.dims(sy)}", origin, at, layer=name)
         strides = tuple(jy // jx for jx, jy in zip(g.jump(x), g.jump(y)))
         conv = L.Conv2D(f"{name}_project", filters=sy[-1], strides=strides, use_bias=False)
         made = conv.output_shape(sx)
         if made != sy:
-            g.fail("SEP213", f"{name}: the project shortcut (1x1, stride {_dims(strides)}) turns the input "
-                   f"{_dims(sx)} into {_dims(made)}, the body gives {_dims(sy)}", origin, at, layer=name)
+            g.fail("SEP213", f"{name}: the project shortcut (1x1, stride {L.dims(strides)}) turns the input "
+                   f"{L.dims(sx)} into {L.dims(made)}, the body gives {L.dims(sy)}", origin, at, layer=name)
         s = g.add(conv, (x,), origin)
         return g.add(L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum), (s,), origin)
-
-
-def _dims(s) -> str:
-    return "x".join(map(str, s))
 
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,

@@ -79,7 +79,7 @@ class Layer:
 
     def check_input(self, s: Shape) -> None:
         if self.spatial and len(s) != 3:
-            raise ShapeError("input_rank", f"{self.keras} needs an image input (h, w, c), got {_fmt(s)}")
+            raise ShapeError("input_rank", f"{self.keras} needs an image input (h, w, c), got {dims(s)}")
 
     def span(self, s: Shape, span: Span) -> Span:
         """The receptive-field span after this layer, for input shape `s` and input span `span`:
@@ -93,7 +93,8 @@ class Layer:
                     tuple(j * st for j, st in zip(span.jump, stride)))
 
 
-def _fmt(s: Shape) -> str:
+def dims(s) -> str:
+    """A shape or pair as `32x32x3`."""
     return "x".join(str(v) for v in s)
 
 
@@ -118,8 +119,8 @@ class _Windowed(Layer):
         out = tuple(_out_len(n, k, st, self.padding) for n, k, st in zip(s[:2], self.k_eff(), self.strides))
         if min(out) < 1:
             raise ShapeError(
-                "spatial_size", f"spatial size drops below 1: input {_fmt(s[:2])}, window {_fmt(self.k_eff())}, "
-                f"stride {_fmt(self.strides)}, padding {self.padding} -> {_fmt(out)}")
+                "spatial_size", f"spatial size drops below 1: input {dims(s[:2])}, window {dims(self.k_eff())}, "
+                f"stride {dims(self.strides)}, padding {self.padding} -> {dims(out)}")
         return out
 
     def padding_before(self, s: Shape) -> Pair:
@@ -309,10 +310,10 @@ class Add(Layer):
     def merge(self, shapes: list[Shape], spans: list[Span], names: list[str]) -> tuple[Shape, Span]:
         if any(s != shapes[0] for s in shapes):
             raise ShapeError("merge_shape", "cannot add " + " and ".join(
-                f"{n} ({_fmt(s)})" for n, s in zip(names, shapes)) + ": the shapes differ")
+                f"{n} ({dims(s)})" for n, s in zip(names, shapes)) + ": the shapes differ")
         if any(sp.jump != spans[0].jump for sp in spans):
             raise ShapeError("merge_jump", "cannot add " + " and ".join(
-                f"{n} (jump {_fmt(sp.jump)})" for n, sp in zip(names, spans)) +
+                f"{n} (jump {dims(sp.jump)})" for n, sp in zip(names, spans)) +
                 ": their pixels step over the input by different distances, so they do not line up")
         start = tuple(min(sp.start[a] for sp in spans) for a in range(2))
         end = tuple(max(sp.start[a] + sp.rf[a] for sp in spans) for a in range(2))
@@ -330,5 +331,5 @@ class Multiply(Layer):
     def merge(self, shapes, spans, names):
         x, gate = shapes
         if len(x) != 3 or gate != (1, 1, x[2]):
-            raise ShapeError("merge_shape", f"cannot scale {names[0]} ({_fmt(x)}) by {names[1]} ({_fmt(gate)})")
+            raise ShapeError("merge_shape", f"cannot scale {names[0]} ({dims(x)}) by {names[1]} ({dims(gate)})")
         return x, spans[0]

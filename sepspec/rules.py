@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 from . import layers as L
 from .analysis import Report, Row
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, dotted
 from .kinds import CONVOLUTIONS, Origin, walk
 from .yamlsrc import Source
 
@@ -34,13 +34,6 @@ def _entry_pos(src: Source, origin: Origin, *arg):
     if arg:
         return src.pos(origin.path + (origin.kind, *arg))
     return src.pos(origin.path)
-
-
-def _dotted(path) -> str:
-    s = ""
-    for p in path:
-        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
-    return s
 
 
 def _rule_pos(src: Source, name: str, fallback_entry: tuple | None = None):
@@ -71,8 +64,8 @@ def _separable_only(rep, src):
         kind = o.kind
         if kind in ("conv", "dense"):
             yield Diagnostic.at(src.pos(o.path + (kind,), key=True), "SEP202", "separable_only",
-                                f"{_dotted(o.path)}: `{kind}` is not allowed with separable_only: true",
-                                layer=_dotted(o.path),
+                                f"{dotted(o.path)}: `{kind}` is not allowed with separable_only: true",
+                                layer=dotted(o.path),
                                 hint="use sepconv (or depthwise + pointwise)" if kind == "conv"
                                 else "end with sepconv(classes) + gap")
 
@@ -188,9 +181,9 @@ def _keras_args(rep, src):
         block = o.block
         if o.kind == "conv" and max(block.stride) > 1 and max(block.dilation) > 1:
             yield Diagnostic.at(_entry_pos(src, o, "dilation"), "SEP210", "keras_args",
-                                f"{_dotted(o.path)}: conv with stride {_fmt(block.stride)} and dilation "
+                                f"{dotted(o.path)}: conv with stride {_fmt(block.stride)} and dilation "
                                 f"{_fmt(block.dilation)}: Keras's Conv2D refuses stride > 1 with dilation > 1",
-                                layer=_dotted(o.path), hint="use stride 1, or dilation 1, or sepconv")
+                                layer=dotted(o.path), hint="use stride 1, or dilation 1, or sepconv")
 
 
 def violations(rep: Report, src: Source) -> list[Diagnostic]:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from . import Checked
 from .analysis import Report, Row
+from .layers import dims
 
 DOC_VERSION = 1
-
-
-def dims(shape) -> str:
-    return "x".join(str(v) for v in shape)
 
 
 def square(pair):

@@ -22,7 +22,7 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .diagnostics import Diagnostic, ordered
+from .diagnostics import Diagnostic, dotted, ordered
 from .fields import STRICT, InputShape, Name, PosInt
 from .kinds import BLOCKS, ENTRY_LISTS, Defaults, LayerEntry, shorthand
 from .trainconf import (SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step,
@@ -208,13 +208,6 @@ def _did_you_mean(word: str, path: tuple) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _dotted(path) -> str:
-    s = ""
-    for p in path:
-        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
-    return s or "spec"
-
-
 def _show(v) -> str:
     s = repr(v) if not isinstance(v, bool) else str(v).lower()
     return s if len(s) <= 40 else s[:37] + "..."
@@ -228,36 +221,36 @@ def _diagnostics(err: ValidationError, src: Source) -> list[Diagnostic]:
         code = _CODES.get(etype, "SEP102")
         hint = None
         entry = next((path[:n] for n in range(len(path), 1, -1) if _is_entry(path[:n])), None)
-        layer = _dotted(entry) if entry else None
+        layer = dotted(entry) if entry else None
         if etype == "extra_forbidden":
             word = path[-1]
             if _is_entry(path[:-1]):  # an unknown kind is reported by the entry
                 continue
-            msg = f"{_dotted(path)}: unknown key {word!r}"
+            msg = f"{dotted(path)}: unknown key {word!r}"
             hint = _did_you_mean(word, path)
             pos = src.pos(path, key=True)
         elif etype == "layer_entry":
             entry = e["input"]
             if isinstance(entry, dict) and len(entry) == 1:
                 kind = next(iter(entry))
-                msg = f"{_dotted(path)}: unknown layer kind {kind!r}"
+                msg = f"{dotted(path)}: unknown layer kind {kind!r}"
                 hint = _did_you_mean(kind, path + (kind,)) or f"kinds: {', '.join(BLOCKS)}"
                 pos = src.pos(path + (kind,), key=True)
             else:
-                msg = f"{_dotted(path)}: {e['msg']}, got {_show(entry)}"
+                msg = f"{dotted(path)}: {e['msg']}, got {_show(entry)}"
                 pos = src.pos(path)
         elif etype == "union_tag_invalid":
             tag, expected = e["ctx"]["tag"], e["ctx"]["expected_tags"]
-            msg = f"{_dotted(path)}: unknown name {tag!r} (expected one of {expected})"
+            msg = f"{dotted(path)}: unknown name {tag!r} (expected one of {expected})"
             close = difflib.get_close_matches(tag, [t.strip(" '") for t in expected.split(",")], n=1)
             hint = f"did you mean {close[0]!r}?" if close else None
             pos = src.pos(path + ("name",))
         elif etype == "missing":
             missing = e["loc"][-1]
-            msg = f"{_dotted(path)}: missing required key {missing!r}"
+            msg = f"{dotted(path)}: missing required key {missing!r}"
             pos = src.pos(path)
         else:
-            msg = f"{_dotted(path)}: {e['msg'][0].lower() + e['msg'][1:]}"
+            msg = f"{dotted(path)}: {e['msg'][0].lower() + e['msg'][1:]}"
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 msg += f", got {_show(e['input'])}"
             if etype == "bool_type" and isinstance(e.get("input"), str):

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import rundir
+from ..layers import dims
 from .data import load_cifar
 from .pipeline import channel_stats, normalize
 from .predict import probabilities
@@ -61,8 +62,8 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none") -> int
     model = rundir.load_model(model_path)
     shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
     if shape != data.x_test.shape[1:] or classes != len(data.class_names):
-        raise TrainError(f"{model_path}: the model takes {'x'.join(map(str, shape))} images and gives {classes} "
-                         f"classes; CIFAR-10 is {'x'.join(map(str, data.x_test.shape[1:]))} with "
+        raise TrainError(f"{model_path}: the model takes {dims(shape)} images and gives {classes} "
+                         f"classes; CIFAR-10 is {dims(data.x_test.shape[1:])} with "
                          f"{len(data.class_names)} classes")
     pred = probabilities(model, normalize(data.x_test, mean, std), tta).argmax(axis=-1)
     y = data.y_test

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import __version__, analyse
 from .. import layers as L
+from ..layers import dims
 from ..diagnostics import UserError
 from ..rules import violations
 from ..spec import Spec, load_source, resolve
@@ -206,8 +207,8 @@ def check_fits(spec: Spec, data) -> None:
     """The spec's input and classes must be the data's: CIFAR-10 is 32x32x3 with 10 classes."""
     shape = tuple(data.x_train.shape[1:])
     if tuple(spec.input) != shape:
-        raise TrainError(f"the spec's input is {'x'.join(map(str, spec.input))}, the data's images are "
-                         f"{'x'.join(map(str, shape))}")
+        raise TrainError(f"the spec's input is {dims(spec.input)}, the data's images are "
+                         f"{dims(shape)}")
     if spec.classes != len(data.class_names):
         raise TrainError(f"the spec has classes: {spec.classes}, the data has {len(data.class_names)} classes "
                          f"({', '.join(data.class_names)})")
@@ -351,6 +352,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
             "versions": {"sepspec": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                          "python": platform.python_version()}}
     steps = math.ceil(len(x) / t.batch_size)
+    xv_normal = normalize(xv, mean, std) if t.tta != "none" else None  # once, not every epoch
     val_ds = dataset(xv, yv, batch=t.batch_size, classes=spec.classes, mean=mean, std=std, seed=opts.seed,
                      epoch=0, training=False)
     print(f"{spec.name}: {report.params:,} params, {len(x):,} training / {len(xv):,} validation images "
@@ -379,7 +381,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
                 if t.tta == "none":
                     val = model.evaluate(val_ds, verbose=0, return_dict=True)
                 else:  # the mean of the probabilities for each image and its mirror (loss without label smoothing)
-                    val = scores(probabilities(model, normalize(xv, mean, std), t.tta, t.batch_size), yv)
+                    val = scores(probabilities(model, xv_normal, t.tta, t.batch_size), yv)
                 improved = val["accuracy"] > best["val_accuracy"]  # False for NaN
                 if improved:
                     rundir.save_model(model, os.path.join(run, best_file))
