@@ -50,8 +50,8 @@ def _model_and_stats(target: str):
 
 def evaluate(target: str, data_arg: str | None = None, tta: str = "none") -> int:
     model_path, out, stats = _model_and_stats(target)
-    recorded = _recorded_data(out) if data_arg is None and os.path.isdir(target) else None
-    if recorded:  # the run's own data set, as --resume uses it
+    recorded = _recorded_data(out) if data_arg is None else None
+    if recorded:  # the run's own data set, as --resume uses it (also for a checkpoint inside the run)
         data = load_cifar(recorded, origin=f"recorded in {os.path.join(out, 'run.json')}; give --data PATH")
     else:
         data = load_cifar(data_arg)

@@ -15,6 +15,12 @@ def gives_probabilities(model) -> bool:
 
 def probabilities(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> np.ndarray:
     """(n, classes) probabilities for normalised images `x` (n, h, w, c)."""
+    return by_view(model, x, tta, batch_size)[tta]
+
+
+def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> dict[str, np.ndarray]:
+    """Probabilities without test-time augmentation ("none") and, for `tta="flip"`, with it ("flip"): the
+    plain figure comes free with the augmented one."""
     def once(images):
         out = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float64)
         if gives_probabilities(model):
@@ -22,9 +28,9 @@ def probabilities(model, x: np.ndarray, tta: str = "none", batch_size: int = 500
         out = np.exp(out - out.max(axis=-1, keepdims=True))
         return out / out.sum(axis=-1, keepdims=True)
 
-    p = once(x)
+    p = {"none": once(x)}
     if tta == "flip":
-        p = (p + once(x[:, :, ::-1, :])) / 2
+        p["flip"] = (p["none"] + once(x[:, :, ::-1, :])) / 2
     return p
 
 

@@ -12,7 +12,10 @@ import time
 from .. import atomic
 from ..diagnostics import UserError
 
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds"]
+HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds",
+                  # filled only where the recipe's `ema`/`tta` change the validation figure: the same epoch's
+                  # accuracy without the average, without the flips, and without either (an ablation per run)
+                  "val_accuracy_no_ema", "val_accuracy_no_tta", "val_accuracy_plain"]
 
 
 atomic_write = atomic.write

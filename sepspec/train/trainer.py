@@ -32,7 +32,7 @@ from .average import WeightAverage
 from .data import fingerprint, fingerprint_difference, load_cifar
 from .devices import device_name, make_strategy, set_precision, split_cpu
 from .pipeline import channel_stats, dataset, normalize
-from .predict import probabilities, scores
+from .predict import by_view, scores
 from .schedule import lr_at, plateau_update
 
 
@@ -352,7 +352,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
             "versions": {"sepspec": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                          "python": platform.python_version()}}
     steps = math.ceil(len(x) / t.batch_size)
-    xv_normal = normalize(xv, mean, std) if t.tta != "none" else None  # once, not every epoch
+    xv_normal = normalize(xv, mean, std) if t.tta != "none" or average else None  # once, not every epoch
     val_ds = dataset(xv, yv, batch=t.batch_size, classes=spec.classes, mean=mean, std=std, seed=opts.seed,
                      epoch=0, training=False)
     print(f"{spec.name}: {report.params:,} params, {len(x):,} training / {len(xv):,} validation images "
@@ -378,17 +378,18 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
             progress.clear()
             best_file = f"best-{e + 1:04d}.keras"
             with average.swapped_in() if average else contextlib.nullcontext():  # validate the average
-                if t.tta == "none":
-                    val = model.evaluate(val_ds, verbose=0, return_dict=True)
-                else:  # the mean of the probabilities for each image and its mirror (loss without label smoothing)
-                    val = scores(probabilities(model, xv_normal, t.tta, t.batch_size), yv)
+                val, extra = _validate(model, t, val_ds, xv_normal, yv, "_no_tta")
                 improved = val["accuracy"] > best["val_accuracy"]  # False for NaN
                 if improved:
                     rundir.save_model(model, os.path.join(run, best_file))
+            if average is not None:  # the live weights' figures, for the ablation in the history
+                live, live_extra = _validate(model, t, val_ds, xv_normal, yv, "_plain")
+                extra.update({"_no_ema": live["accuracy"], **live_extra})
             seconds = time.perf_counter() - t0
             row = {"epoch": e + 1, "loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1]),
                    "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]), "lr": float(lr),
-                   "seconds": round(seconds, 2), "train_seconds": round(t_train, 2)}
+                   "seconds": round(seconds, 2), "train_seconds": round(t_train, 2),
+                   **{f"val_accuracy{k}": v for k, v in extra.items()}}
             if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")) or len(h.history["loss"]) == 0:
                 status = "nan"
                 print(f"Epoch {e + 1}/{t.epochs}: the loss became NaN/inf; stopping (lr {lr:.6g}). The best "
@@ -431,6 +432,17 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
     if status == "finished":
         print(f"best val_accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}; run saved in {run}", flush=True)
     return {"finished": 0, "nan": 1, "interrupted": 130}.get(status, 1)
+
+
+def _validate(model, t, val_ds, xv_normal, yv, untta: str) -> tuple[dict, dict]:
+    """The validation loss and accuracy as the recipe defines them (flip TTA if `tta`), and, where TTA is on,
+    the accuracy without it under the history suffix `untta`. Through `predict` whenever the recipe has TTA or
+    an average (the loss is then plain cross-entropy, without label smoothing), else Keras's `evaluate`."""
+    if xv_normal is None:
+        return model.evaluate(val_ds, verbose=0, return_dict=True), {}
+    p = by_view(model, xv_normal, t.tta, t.batch_size)
+    extra = {untta: scores(p["none"], yv)["accuracy"]} if t.tta != "none" else {}
+    return scores(p[t.tta], yv), extra
 
 
 def _raise_interrupt(*_):
