@@ -36,6 +36,17 @@ def add_commands(sub) -> None:
                    "image's probabilities")
     s.set_defaults(fn=cmd_evaluate)
 
+    s = sub.add_parser("export", help="a trained model as a LiteRT (float or int8), ONNX or SavedModel file")
+    s.add_argument("source", metavar="RUN_DIR_OR_MODEL")
+    s.add_argument("--format", required=True, choices=("litert", "litert-int8", "onnx", "saved_model"))
+    s.add_argument("-o", "--output", required=True, metavar="FILE")
+    s.add_argument("--normalization", metavar="RUN_DIR|none", help="for a .keras file: the run directory whose "
+                   "per-channel normalisation goes into the graph (default none: the file takes normalised input)")
+    s.add_argument("--calibration", type=_positive, default=300, metavar="N",
+                   help="litert-int8: training images that calibrate the activation ranges (default 300)")
+    s.add_argument("--data", metavar="PATH", help="litert-int8: where CIFAR-10 is (default: the run's recorded data)")
+    s.set_defaults(fn=cmd_export)
+
     s = sub.add_parser("runs", help="list runs with their spec, params, best accuracy and seconds per epoch")
     s.add_argument("dir", nargs="?", default="runs", metavar="DIR")
     s.set_defaults(fn=cmd_runs)
@@ -87,6 +98,13 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate
 
     return evaluate(a.target, a.data, a.tta)
+
+
+def cmd_export(a) -> int:
+    from .export import export
+
+    return export(a.source, a.format, a.output, normalization=a.normalization, calibration=a.calibration,
+                  data=a.data)
 
 
 def cmd_runs(a) -> int:

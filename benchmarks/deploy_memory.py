@@ -1,0 +1,84 @@
+"""The static deployment estimate (`sepspec show --memory`) against the converted model, for every spec.
+
+For each spec: build its model, give every batch norm and bias trained-like values (random moving statistics,
+scales and shifts; an untrained model's all-zero shifts would let the converter share buffers that a trained
+one cannot), export it with `sepspec export --format litert-int8` (uint8 pixels in, the normalisation of
+`--normalization RUN`), then compare the estimate's flash with the weight buffers in the .tflite file and its
+activation figures with what TensorFlow Lite Micro's planner allocates (the arena's head).
+
+    python benchmarks/deploy_memory.py [SPEC ...] [--normalization RUN_DIR] [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
+    """The spec's Keras model with random batch-norm statistics and biases, saved as .keras."""
+    import sepspec
+    from sepspec._quiet import keras as _k
+
+    keras = _k()
+    rng = np.random.default_rng(seed)
+    model = sepspec.build_model(sepspec.check(spec_path).spec)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
+                               rng.uniform(0.5, 2.0, c)])
+        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape))
+    model.save(out)
+
+
+def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
+    import sepspec
+    from sepspec.deploy import estimate
+    from sepspec.train.export import micro_arena, tflite_buffer_bytes
+
+    name = os.path.splitext(os.path.basename(spec_path))[0]
+    keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")
+    trained_like(spec_path, keras_file)
+    cmd = [sys.executable, "-m", "sepspec", "export", keras_file, "--format", "litert-int8", "-o", tflite,
+           "--normalization", normalization, "--calibration", "50"] + (["--data", data] if data else [])
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    d = estimate(sepspec.check(spec_path).report)
+    buffers, ops = tflite_buffer_bytes(tflite)
+    arena = micro_arena(tflite)
+    est_ops = sum(1 for o in d.ops if o.op != "INPUT")
+    return {"spec": name, "flash_est": d.flash_bytes, "flash_file": buffers, "ops_est": est_ops, "ops_file": ops,
+            "live_peak": d.peak_bytes, "arena_est": d.arena_bytes, "head": arena["head"], "tail": arena["tail"],
+            "file_bytes": os.path.getsize(tflite)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("specs", nargs="*")
+    ap.add_argument("--normalization", default=os.path.join(ROOT, "results", "base-50ep"))
+    ap.add_argument("--data")
+    a = ap.parse_args()
+    specs = a.specs or sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml")))
+    print(f"{'spec':<12} {'flash est':>10} {'buffers':>10} {'ops':>7} {'live peak':>10} {'arena est':>10} "
+          f"{'TFLM head':>10} {'arena/head':>10} {'file':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in specs:
+            m = measure(path, a.normalization, a.data, tmp)
+            print(f"{m['spec']:<12} {m['flash_est']:>10,} {m['flash_file']:>10,} {m['ops_est']:>3}/{m['ops_file']:<3} "
+                  f"{m['live_peak']:>10,} {m['arena_est']:>10,} {m['head']:>10,} {m['arena_est'] / m['head']:>10.3f} "
+                  f"{m['file_bytes']:>9,}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

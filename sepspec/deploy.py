@@ -1,0 +1,224 @@
+"""The static deployment estimate: what an int8 model of the spec needs on a device, in pure Python.
+
+Defined as TensorFlow's full-integer converter builds the model `sepspec export --format litert-int8` writes
+(checked against converted files and TensorFlow Lite Micro's memory planner: docs/deployment.md):
+
+- the exported model takes uint8 pixels: QUANTIZE to int8, then the trainer's per-channel normalisation as
+  SUB and MUL (when the recipe normalises);
+- a separable convolution is two ops, DEPTHWISE_CONV_2D then a 1x1 CONV_2D, with an int8 tensor between them;
+- every convolution and dense layer has an int32 bias (a folded batch norm's shift, zeros without one);
+- a batch norm right after a convolution folds into it; relu and relu6 fuse into the op before them; dropout
+  and `linear` are gone; other activations are ops of their own (silu/swish: LOGISTIC, then MUL).
+
+Flash is the weight buffers (int8 weights, int32 biases, constants), not the file (which adds names and
+quantisation parameters). Activation memory is int8 at batch 1: while an op runs, every tensor written before
+and read by it or later is alive (a branch's input stays alive until its merge); the peak is the largest such
+sum over the ops in the analysis's order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+
+from . import layers as L
+from .analysis import INPUT, Report
+
+FUSED = {"relu", "relu6"}  # into the op that writes their input
+ACTIVATION_OPS = {"sigmoid": ("LOGISTIC",), "tanh": ("TANH",), "gelu": ("GELU",), "leaky_relu": ("LEAKY_RELU",),
+                  "softmax": ("SOFTMAX",), "hard_sigmoid": ("MUL",), "silu": ("LOGISTIC", "MUL"),
+                  "swish": ("LOGISTIC", "MUL"), "relu": ("RELU",), "relu6": ("RELU6",)}
+# no int8 kernel (the converter leaves float ops or fails; TensorFlow's converter crashes on some of them)
+NOT_INT8 = {"elu", "selu", "log_softmax", "softplus", "softsign", "mish", "exponential"}
+_FUSES = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MAX_POOL_2D", "AVERAGE_POOL_2D"}
+_FOLDS_BN = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+BIAS = 4  # bytes per int32 bias
+
+
+@dataclass
+class Op:
+    name: str  # the tensor it writes
+    op: str  # the TFLite builtin
+    layer: str  # the analysis row it lowers ("" for the exported model's input stage)
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]  # of the tensor it writes (batch 1, int8; uint8 for the input)
+    weights: int = 0  # bytes of int8 weights and constants
+    bias: int = 0  # bytes of its int32 bias
+    bias_zero: bool = False  # all zeros (no bias, no folded batch norm): the file keeps one buffer per size
+    weight_bytes: int = 0  # what this op adds to flash (set once all ops are known)
+
+    @property
+    def bytes(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Deployment:
+    ops: list[Op] = field(default_factory=list)
+    live: list[int] = field(default_factory=list)  # activation bytes alive while each op runs
+    arena_bytes: int = 0  # the activations laid out as TensorFlow Lite Micro's greedy planner does
+    not_int8: list[tuple[str, str]] = field(default_factory=list)  # (layer, activation) without an int8 kernel
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(o.weight_bytes for o in self.ops)
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.live, default=0)
+
+    @property
+    def peak_at(self) -> Op | None:
+        return self.ops[self.live.index(self.peak_bytes)] if self.ops else None
+
+    def by_layer(self) -> dict[str, tuple[int, int]]:
+        """layer -> (flash bytes, bytes alive at the peak of its ops); layers lowered to nothing are absent."""
+        out: dict[str, tuple[int, int]] = {}
+        for o, live in zip(self.ops, self.live):
+            if o.layer:
+                flash, peak = out.get(o.layer, (0, 0))
+                out[o.layer] = (flash + o.weight_bytes, max(peak, live))
+        return out
+
+
+def estimate(rep: Report) -> Deployment:
+    """Lower the analysed rows to int8 ops and measure them. A failed analysis is estimated up to its failure."""
+    d = Deployment()
+    users: dict[str, int] = {}
+    for r in rep.rows:
+        for t in r.inputs:
+            users[t] = users.get(t, 0) + 1
+    shape = tuple(rep.spec.input)
+    d.ops += [Op("pixels", "INPUT", "", (), shape), Op("quantize", "QUANTIZE", "", ("pixels",), shape)]
+    tensor = {INPUT: "quantize"}  # Keras tensor -> the op tensor that holds it
+    if rep.spec.train.normalize == "per_channel":
+        c = shape[-1]
+        d.ops += [Op("normalize/sub", "SUB", "", ("quantize",), shape, c),
+                  Op("normalize", "MUL", "", ("normalize/sub",), shape, c)]
+        tensor[INPUT] = "normalize"
+    producer = {o.name: o for o in d.ops}
+
+    def emit(name, op, layer, inputs, shape, weights=0, bias=0, bias_zero=False):
+        o = Op(name, op, layer, tuple(inputs), tuple(shape), weights, bias, bias_zero)
+        d.ops.append(o)
+        producer[name] = o
+        return name
+
+    for r in rep.rows:
+        x = [tensor[t] for t in r.inputs]
+        lay, out, cin = r.layer, r.output, r.input[-1]
+        alone = users.get(r.inputs[0], 0) == 1  # the only reader of its input: may fold or fuse into its writer
+        if isinstance(lay, L.SeparableConv2D):
+            (kh, kw), dm = lay.kernel, lay.depth_multiplier
+            dw = emit(f"{r.name}/depthwise", "DEPTHWISE_CONV_2D", r.name, x, (*out[:2], cin * dm),
+                      kh * kw * cin * dm, BIAS * cin * dm, True)
+            tensor[r.name] = emit(r.name, "CONV_2D", r.name, (dw,), out, cin * dm * lay.filters,
+                                  BIAS * lay.filters, not lay.use_bias)
+        elif isinstance(lay, L.DepthwiseConv2D):
+            c = cin * lay.depth_multiplier
+            tensor[r.name] = emit(r.name, "DEPTHWISE_CONV_2D", r.name, x, out, lay.kernel[0] * lay.kernel[1] * c,
+                                  BIAS * c, not lay.use_bias)
+        elif isinstance(lay, L.Conv2D):
+            y = emit(r.name, "CONV_2D", r.name, x, out, lay.kernel[0] * lay.kernel[1] * cin * lay.filters,
+                     BIAS * lay.filters, not lay.use_bias)
+            tensor[r.name] = _activation(d, emit, r.name, lay.activation or "linear", y, out, True)
+        elif isinstance(lay, L.Dense):
+            tensor[r.name] = emit(r.name, "FULLY_CONNECTED", r.name, x, out, cin * lay.units, BIAS * lay.units,
+                                  not lay.use_bias)
+        elif isinstance(lay, L.Dropout):
+            tensor[r.name] = x[0]
+        elif isinstance(lay, L.BatchNormalization):
+            if alone and producer[x[0]].op in _FOLDS_BN:
+                producer[x[0]].bias_zero = False  # the batch norm's shift becomes its bias
+                tensor[r.name] = x[0]
+            else:
+                c = out[-1]
+                m = emit(f"{r.name}/mul", "MUL", r.name, x, out, c)
+                tensor[r.name] = emit(r.name, "ADD", r.name, (m,), out, c)
+        elif isinstance(lay, L.Activation):
+            tensor[r.name] = _activation(d, emit, r.name, lay.function, x[0], out,
+                                         alone and producer[x[0]].op in _FUSES)
+        elif isinstance(lay, (L.MaxPooling2D, L.AveragePooling2D)):
+            op = "MAX_POOL_2D" if isinstance(lay, L.MaxPooling2D) else "AVERAGE_POOL_2D"
+            tensor[r.name] = emit(r.name, op, r.name, x, out)
+        elif isinstance(lay, L.GlobalAveragePooling2D):
+            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out, 2 * BIAS)  # the reduced axes, int32
+        elif isinstance(lay, L.Flatten):
+            tensor[r.name] = emit(r.name, "RESHAPE", r.name, x, out)
+        elif isinstance(lay, L.Add):
+            tensor[r.name] = emit(r.name, "ADD", r.name, x, out)
+        elif isinstance(lay, L.Multiply):
+            tensor[r.name] = emit(r.name, "MUL", r.name, x, out)
+        else:  # a layer kind this estimate does not know yet must not pass silently
+            raise NotImplementedError(f"no int8 lowering for {lay.keras}")
+    zeros: set[int] = set()
+    for o in d.ops:
+        shared = o.bias_zero and o.bias in zeros
+        o.weight_bytes = o.weights + (0 if shared else o.bias)
+        if o.bias_zero:
+            zeros.add(o.bias)
+    d.live = _live(d.ops)
+    d.arena_bytes = _greedy_arena(d.ops)
+    return d
+
+
+def _activation(d: Deployment, emit, name: str, function: str, x: str, shape, fusable: bool) -> str:
+    if function == "linear" or (function in FUSED and fusable):
+        return x
+    if function in NOT_INT8:
+        d.not_int8.append((name, function))
+    ops = ACTIVATION_OPS.get(function, (function.upper(),))
+    if ops == ("LOGISTIC", "MUL"):  # x * sigmoid(x): x stays alive until the MUL
+        s = emit(f"{name}/sigmoid", "LOGISTIC", name, (x,), shape)
+        return emit(name, "MUL", name, (x, s), shape)
+    return emit(name, ops[0], name, (x,), shape)
+
+
+def _lifetimes(ops: list[Op]) -> list[tuple[int, int]]:
+    """(first, last) op index of each op's tensor: from its writer to its last reader (the output to the end)."""
+    last = {o.name: i for i, o in enumerate(ops)}
+    for i, o in enumerate(ops):
+        for t in o.inputs:
+            last[t] = i
+    if ops:
+        last[ops[-1].name] = len(ops) - 1
+    return [(i, last[o.name]) for i, o in enumerate(ops)]
+
+
+ALIGN = 16  # TFLM aligns every tensor buffer to 16 bytes
+
+
+def _greedy_arena(ops: list[Op]) -> int:
+    """The arena TensorFlow Lite Micro's GreedyMemoryPlanner lays the tensors out in: largest first (ties: the
+    tensor written last first, as measured), each at the lowest offset that no tensor alive at the same time
+    occupies. Can exceed the live peak: equal tensors placed in that order leave gaps."""
+    life = _lifetimes(ops)
+    size = [-(-o.bytes // ALIGN) * ALIGN for o in ops]
+    placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last), by offset
+    top = 0
+    for i in sorted(range(len(ops)), key=lambda j: (-size[j], -j)):
+        first, last = life[i]
+        offset = 0
+        for off, sz, f, la in placed:
+            if la < first or f > last:
+                continue
+            if off - offset >= size[i]:
+                break
+            offset = max(offset, off + sz)
+        bisect.insort(placed, (offset, size[i], first, last))
+        top = max(top, offset + size[i])
+    return top
+
+
+def _live(ops: list[Op]) -> list[int]:
+    """Bytes alive while each op runs."""
+    life = _lifetimes(ops)
+    ends = [0] * (len(ops) + 1)
+    for o, (_, last) in zip(ops, life):
+        ends[last + 1] += o.bytes
+    live, total = [], 0
+    for i, o in enumerate(ops):
+        total += o.bytes - ends[i]
+        live.append(total)
+    return live

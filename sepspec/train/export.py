@@ -1,0 +1,260 @@
+"""`sepspec export`: a trained model as a file for a device (LiteRT float or full-integer int8, ONNX, SavedModel).
+
+The exported model takes raw pixels (0-255): the per-channel normalisation the trainer applies outside the model
+goes into the graph (a Normalization layer in front). `litert-int8` is full-integer post-training quantisation:
+uint8 input (camera pixels as they come), int8 weights, activations and output, built-in int8 ops only,
+calibrated on training images. TensorFlow's converter leaks memory per call and crashes on some activations, so
+the conversion runs in a subprocess (`python -m sepspec.train.export`); a crash becomes a one-line error, and the
+file appears only when it is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from ..deploy import NOT_INT8
+from ..diagnostics import UserError
+from . import rundir
+
+FORMATS = ("litert", "litert-int8", "onnx", "saved_model")
+CONVERTER_CRASHES = {"mish", "softplus", "exponential"}  # TensorFlow's LiteRT converter segfaults on these
+
+
+def _source(source: str, normalization: str | None) -> tuple[str, dict | None, str | None]:
+    """(model file, {"mean", "std"} or None, the run directory whose data calibrates, if any)."""
+    if os.path.isdir(source):
+        model, run = os.path.join(source, "best.keras"), source
+        if not os.path.isfile(model):
+            raise UserError(f"{source}: not a run directory (no best.keras)")
+        if normalization is not None:
+            raise UserError(f"{source}: a run directory brings its own normalisation; --normalization is for a .keras file")
+    elif os.path.isfile(source):
+        model, run = source, None
+    else:
+        raise UserError(f"{source}: no such run directory or .keras file")
+    stats_from = run if run else (None if normalization in (None, "none") else normalization)
+    if stats_from is None:
+        return model, None, None
+    metrics = os.path.join(stats_from, "metrics.json")
+    try:
+        stats = rundir.read_json(metrics)["normalization"]
+        if not (len(stats["mean"]) == len(stats["std"]) and all(v > 0 for v in stats["std"])):
+            raise ValueError("mean and std must be as long, std > 0")
+    except OSError:
+        raise UserError(f"{stats_from}: no metrics.json to take the normalisation from (a run directory, or "
+                        f"--normalization none)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{metrics}: damaged, no usable normalisation ({type(e).__name__}: {e})") from None
+    return model, {"mean": stats["mean"], "std": stats["std"]}, stats_from
+
+
+def export(source: str, fmt: str, out: str, *, normalization: str | None = None, calibration: int = 300,
+           data: str | None = None, seed: int = 0) -> int:
+    """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model)."""
+    from .evaluate import _recorded_data
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    model, stats, run = _source(source, normalization)
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UserError(f"{out}: its folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{out}: cannot write in {parent}")
+    if os.path.isdir(out) and fmt != "saved_model":
+        raise UserError(f"{out}: is a folder; give a file name")
+    calib = None
+    if fmt == "litert-int8":
+        calib = data or (_recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
+    job = {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
+           "data": calib, "seed": seed}
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".sepspec-export-") as tmp:
+        target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
+        r = subprocess.run([sys.executable, "-m", "sepspec.train.export", json.dumps(job), target],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            lines = [x for x in r.stderr.strip().splitlines() if x.startswith("sepspec export: ")]
+            if lines:
+                raise UserError(lines[-1][len("sepspec export: "):])
+            why = f"signal {-r.returncode}" if r.returncode < 0 else f"exit {r.returncode}"
+            tail = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no message"
+            raise UserError(f"{model}: the {fmt} converter crashed ({why}: {tail[:200]})")
+        info = json.loads(r.stdout.strip().splitlines()[-1])
+        _move(target, out)
+    print(f"wrote {out} ({fmt}, {info['bytes']:,} bytes){_describe(info)}")
+    return 0
+
+
+def _describe(info: dict) -> str:
+    parts = []
+    if "buffer_bytes" in info:
+        parts.append(f"weight buffers {info['buffer_bytes']:,} bytes, {info['ops']} ops")
+    if "input" in info:
+        parts.append(f"input {info['input']}, output {info['output']}")
+    return "; " + "; ".join(parts) if parts else ""
+
+
+def _move(src: str, dst: str) -> None:
+    """Put the finished file or folder at `dst`, replacing what was there only once the new one is complete."""
+    if os.path.isdir(src):
+        old = None
+        if os.path.exists(dst):
+            old = dst + ".old-" + os.path.basename(os.path.dirname(src))
+            os.replace(dst, old)
+        os.replace(src, dst)
+        if old:
+            shutil.rmtree(old, ignore_errors=True) if os.path.isdir(old) else os.remove(old)
+    else:
+        os.replace(src, dst)
+
+
+def tflite_buffer_bytes(path: str) -> tuple[int, int]:
+    """(bytes of the buffers that tensors hold, number of ops) of a .tflite file: the weights and constants as the
+    file stores them (not its metadata buffers, names or quantisation parameters)."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    with open(path, "rb") as f:
+        m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(f.read()), 0))
+    held = {t.buffer for g in m.subgraphs for t in (g.tensors or []) if m.buffers[t.buffer].data is not None}
+    return sum(len(m.buffers[b].data) for b in held), sum(len(g.operators or []) for g in m.subgraphs)
+
+
+_MICRO = """
+import sys, numpy as np
+from tflite_micro.python.tflite_micro import runtime
+it = runtime.Interpreter.from_file(sys.argv[1], arena_size=int(sys.argv[2]))
+d = it.get_input_details(0)
+it.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+it.invoke()
+it.print_allocations()
+"""
+
+
+def micro_arena(path: str, arena_size: int = 4 << 20) -> dict:
+    """What TensorFlow Lite Micro's memory planner allocates for a .tflite file: {"total", "head", "tail"} bytes
+    (head: the activations; tail: persistent structures). Runs in a subprocess: TFLM prints to the C stderr."""
+    r = subprocess.run([sys.executable, "-c", _MICRO, path, str(arena_size)], capture_output=True, text=True)
+    found = {}
+    for line in (r.stdout + r.stderr).splitlines():
+        for key in ("total", "head", "tail"):
+            if f"Arena allocation {key} " in line:
+                found[key] = int(line.split(f"Arena allocation {key} ")[1].split()[0])
+    if r.returncode != 0 or len(found) != 3:
+        tail = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{path}: TensorFlow Lite Micro could not run it ({tail[:200]})")
+    return found
+
+
+# ---- the subprocess ----------------------------------------------------------------------------------------
+
+def _fail(message: str) -> None:
+    print(f"sepspec export: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _float32(keras, model):
+    """The model with every layer in float32 (a mixed-precision model computes in float16)."""
+    if all(getattr(layer.dtype_policy, "name", "float32") == "float32" for layer in model.layers):
+        return model
+
+    def fix(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy" or node.get("class_name") == "DTypePolicyMap":
+                return "float32"
+            return {k: ("float32" if k == "dtype" and isinstance(v, str) else fix(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    clone = model.__class__.from_config(fix(model.get_config()))
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _activations(model) -> set[str]:
+    out = set()
+    for layer in model.layers:
+        act = layer.get_config().get("activation")
+        if isinstance(act, str):
+            out.add(act)
+    return out
+
+
+def _worker(job: dict, target: str) -> None:
+    from .._quiet import keras as _k
+
+    keras = _k()
+    import numpy as np
+    import tensorflow as tf
+
+    model = rundir.load_model(job["model"])
+    fmt = job["format"]
+    acts = _activations(model)
+    if fmt.startswith("litert") and acts & CONVERTER_CRASHES:
+        _fail(f"{job['model']}: {', '.join(sorted(acts & CONVERTER_CRASHES))} cannot be converted to LiteRT "
+              "(TensorFlow's converter crashes on it); use relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
+    if fmt == "litert-int8" and acts & NOT_INT8:
+        _fail(f"{job['model']}: {', '.join(sorted(acts & NOT_INT8))} has no int8 kernel; export --format litert "
+              "(float) or onnx, or train with relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
+    model = _float32(keras, model)
+    shape = tuple(model.input_shape[1:])
+    pixels = keras.Input(shape, name="pixels")
+    x = pixels
+    if job["stats"]:
+        mean = np.asarray(job["stats"]["mean"], np.float64) * 255.0  # the trainer scales to [0, 1] first
+        std = np.asarray(job["stats"]["std"], np.float64) * 255.0
+        if len(mean) != shape[-1]:
+            _fail(f"the normalisation has {len(mean)} channels, the model takes {shape[-1]}")
+        x = keras.layers.Normalization(mean=mean, variance=std ** 2, name="normalize")(x)
+    wrapped = keras.Model(pixels, model(x), name=model.name)
+    wrapped(np.zeros((1, *shape), np.float32))  # ONNX export needs a model that has been called
+    info: dict = {}
+    if fmt == "saved_model":
+        wrapped.export(target, format="tf_saved_model", verbose=False)
+        info["bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(target) for f in fs)
+    elif fmt == "onnx":
+        wrapped.export(target, format="onnx", verbose=False)
+        info["bytes"] = os.path.getsize(target)
+    else:
+        options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
+        if fmt == "litert-int8":
+            from .data import load_cifar
+
+            data = load_cifar(job["data"] or None)
+            if data.x_train.shape[1:] != shape:
+                _fail(f"calibration images are {data.x_train.shape[1:]}, the model takes {shape}")
+            rng = np.random.default_rng(job["seed"])
+            images = data.x_train[rng.choice(len(data.x_train), min(job["calibration"], len(data.x_train)),
+                                             replace=False)].astype(np.float32)
+
+            def representative():
+                for i in range(len(images)):
+                    yield [images[i:i + 1]]
+
+            options = {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative,
+                       "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+                       "inference_input_type": tf.uint8, "inference_output_type": tf.int8}
+        wrapped.export(target, format="litert", verbose=False, **options)
+        info["bytes"] = os.path.getsize(target)
+        info["buffer_bytes"], info["ops"] = tflite_buffer_bytes(target)
+        from ai_edge_litert.interpreter import Interpreter
+
+        it = Interpreter(model_path=target)
+        i, o = it.get_input_details()[0], it.get_output_details()[0]
+        info["input"] = f"{i['dtype'].__name__} {'x'.join(str(int(v)) for v in i['shape'])}"
+        info["output"] = f"{o['dtype'].__name__} {'x'.join(str(int(v)) for v in o['shape'])}"
+    print(json.dumps(info), flush=True)
+
+
+if __name__ == "__main__":
+    from ..diagnostics import UserError as _UserError
+
+    try:
+        _worker(json.loads(sys.argv[1]), sys.argv[2])
+    except _UserError as e:
+        _fail(str(e))
