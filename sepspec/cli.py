@@ -61,7 +61,7 @@ def cmd_check(a) -> int:
 
 
 def cmd_show(a) -> int:
-    from .show import document, table
+    from .show import document, memory_table, table
 
     c, status = _load_checked(a.file)
     if c is None:
@@ -72,7 +72,7 @@ def cmd_show(a) -> int:
         print(json.dumps(document(c), indent=2))
         return status
     if c.report is not None:
-        print(table(c))
+        print(memory_table(c) if a.memory else table(c))
     if c.diagnostics:
         print(render(c.diagnostics, "text"), file=sys.stderr)
     return status
@@ -141,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="print the analysis as a JSON document")
     g.add_argument("--keras", action="store_true", help="build the model; print Keras's summary beside the analysis")
+    g.add_argument("--memory", action="store_true", help="the int8 model's ops: weight bytes (flash) and the "
+                   "activation bytes alive while each runs")
     s.set_defaults(fn=cmd_show)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the spec format")

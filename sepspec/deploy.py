@@ -46,6 +46,7 @@ class Op:
     weights: int = 0  # bytes of int8 weights and constants
     bias: int = 0  # bytes of its int32 bias
     bias_zero: bool = False  # all zeros (no bias, no folded batch norm): the file keeps one buffer per size
+    axes: int = 0  # bytes of a MEAN's reduced axes, a constant all MEANs share
     weight_bytes: int = 0  # what this op adds to flash (set once all ops are known)
 
     @property
@@ -143,7 +144,8 @@ def estimate(rep: Report) -> Deployment:
             op = "MAX_POOL_2D" if isinstance(lay, L.MaxPooling2D) else "AVERAGE_POOL_2D"
             tensor[r.name] = emit(r.name, op, r.name, x, out)
         elif isinstance(lay, L.GlobalAveragePooling2D):
-            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out, 2 * BIAS)  # the reduced axes, int32
+            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out)
+            d.ops[-1].axes = 2 * BIAS  # the reduced axes, int32
         elif isinstance(lay, L.Flatten):
             tensor[r.name] = emit(r.name, "RESHAPE", r.name, x, out)
         elif isinstance(lay, L.Add):
@@ -152,12 +154,13 @@ def estimate(rep: Report) -> Deployment:
             tensor[r.name] = emit(r.name, "MUL", r.name, x, out)
         else:  # a layer kind this estimate does not know yet must not pass silently
             raise NotImplementedError(f"no int8 lowering for {lay.keras}")
-    zeros: set[int] = set()
+    shared: set[tuple[str, int]] = set()  # the converter stores equal constants once
     for o in d.ops:
-        shared = o.bias_zero and o.bias in zeros
-        o.weight_bytes = o.weights + (0 if shared else o.bias)
-        if o.bias_zero:
-            zeros.add(o.bias)
+        o.weight_bytes = o.weights
+        for key, n in ((("zeros", o.bias) if o.bias_zero else ("bias", 0), o.bias), (("axes", o.axes), o.axes)):
+            if key[0] == "bias" or key not in shared:
+                o.weight_bytes += n
+            shared.add(key)
     d.live = _live(d.ops)
     d.arena_bytes = _greedy_arena(d.ops)
     return d

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 from . import layers as L
 from .analysis import Report, Row
+from .deploy import estimate
 from .diagnostics import Diagnostic, dotted
 from .kinds import CONVOLUTIONS, Origin, walk
 from .yamlsrc import Source
@@ -88,6 +89,34 @@ def _max_macs(rep, src):
         yield Diagnostic.at(_rule_pos(src, "max_macs"), "SEP204", "max_macs",
                             f"{rep.macs:,} MACs > max_macs {limit:,} (largest: {biggest.name}, {biggest.macs:,})",
                             layer=biggest.name)
+
+
+@rule("SEP215", "max_flash_bytes", "the int8 model's weight buffers (`show --memory`) exceed `rules.max_flash_bytes`")
+def _max_flash(rep, src):
+    limit = rep.spec.rules.max_flash_bytes
+    if limit is None or rep.failure:
+        return
+    d = estimate(rep)
+    if d.flash_bytes > limit:
+        layer, (flash, _) = max(d.by_layer().items(), key=lambda kv: kv[1][0])
+        yield Diagnostic.at(_rule_pos(src, "max_flash_bytes"), "SEP215", "max_flash_bytes",
+                            f"{d.flash_bytes:,} bytes of int8 weights > max_flash_bytes {limit:,} (largest: {layer}, "
+                            f"{flash:,})", layer=layer, hint="fewer or narrower 1x1 convolutions hold most weights")
+
+
+@rule("SEP216", "max_activation_bytes", "the int8 model's activation arena at batch 1 (`show --memory`) exceeds "
+      "`rules.max_activation_bytes`")
+def _max_activations(rep, src):
+    limit = rep.spec.rules.max_activation_bytes
+    if limit is None or rep.failure:
+        return
+    d = estimate(rep)
+    if d.arena_bytes > limit:
+        at = d.peak_at
+        yield Diagnostic.at(_rule_pos(src, "max_activation_bytes"), "SEP216", "max_activation_bytes",
+                            f"{d.arena_bytes:,} bytes of int8 activations > max_activation_bytes {limit:,} (peak while "
+                            f"{at.layer or at.name} runs: {d.peak_bytes:,} bytes alive)", layer=at.layer or None,
+                            hint="pool earlier or narrow the layers at full resolution")
 
 
 def _failure(code: str, rule_name: str, hint: str | None = None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import Checked
 from .analysis import Report, Row
+from .deploy import Deployment, estimate
 from .layers import dims
 
 DOC_VERSION = 1
@@ -39,6 +40,38 @@ def table(c: Checked) -> str:
                  + (f" at {rf_row.name} ({dims(rf_row.output)})" if rf_row else ""))
     if rep.failure:
         lines.append(f"analysis stopped: {rep.failure.message}")
+    else:
+        lines.append(_memory_line(estimate(rep)) + "  (show --memory)")
+    return "\n".join(lines)
+
+
+def _memory_line(d: Deployment) -> str:
+    at = d.peak_at
+    line = (f"int8: flash {d.flash_bytes:,} bytes, activations {d.arena_bytes:,} bytes (peak alive "
+            f"{d.peak_bytes:,} at {at.layer or at.name})")
+    if d.not_int8:
+        line += "; no int8 kernel for " + ", ".join(f"{f} ({n})" for n, f in d.not_int8)
+    return line
+
+
+def memory_table(c: Checked) -> str:
+    """`show --memory`: the int8 ops the converter makes of the spec, with the bytes each holds and needs."""
+    rep = c.report
+    d = estimate(rep)
+    lines = [f"{rep.spec.name}: the int8 model `sepspec export --format litert-int8` writes, batch 1 ({c.path})"]
+    width = max([16] + [len(o.name) for o in d.ops])
+    head = f"{'#':>3}  {'tensor':<{width}} {'op':<18} {'output':>11} {'bytes':>9} {'weights':>9} {'alive':>9}"
+    lines += [head, "-" * len(head)]
+    for i, (o, live) in enumerate(zip(d.ops, d.live)):
+        op = "INPUT (uint8)" if o.op == "INPUT" else o.op
+        lines.append(f"{i + 1:>3}  {o.name:<{width}} {op:<18} {dims(o.shape):>11} {o.bytes:>9,} {o.weight_bytes:>9,} "
+                     f"{live:>9,}")
+    lines.append("-" * len(head))
+    lines.append(_memory_line(d))
+    lines.append("flash: int8 weights, int32 biases and constants as the file stores them; activations: the arena "
+                 "TensorFlow Lite Micro's planner lays them out in (alive: while each op runs)")
+    if rep.failure:
+        lines.append(f"analysis stopped: {rep.failure.message}")
     return "\n".join(lines)
 
 
@@ -53,13 +86,22 @@ def document(c: Checked) -> dict:
     rep = c.report
     if rep is not None:
         s = rep.spec
+        d = estimate(rep)
+        per = d.by_layer()
         doc.update({
             "name": s.name, "input": list(s.input), "classes": s.classes,
             "params": {"total": rep.params, "trainable": rep.trainable, "non_trainable": rep.non_trainable},
             "macs": rep.macs, "receptive_field": square(rep.receptive_field),
             "layers": [{"name": r.name, "keras": r.layer.keras, "inputs": list(r.inputs), "output": list(r.output),
                         "params": r.params, "trainable": r.trainable, "rf": square(r.rf), "jump": square(r.jump),
-                        "start": square(r.start), "macs": r.macs} for r in rep.rows],
+                        "start": square(r.start), "macs": r.macs, "flash_bytes": per.get(r.name, (0, 0))[0],
+                        "alive_bytes": per.get(r.name, (0, 0))[1]} for r in rep.rows],
+            "memory": {"flash_bytes": d.flash_bytes, "activation_bytes": d.arena_bytes,
+                       "peak_alive_bytes": d.peak_bytes, "peak_at": d.peak_at.layer or d.peak_at.name,
+                       "not_int8": [{"layer": n, "activation": f} for n, f in d.not_int8],
+                       "ops": [{"tensor": o.name, "op": o.op, "layer": o.layer or None, "inputs": list(o.inputs),
+                                "output": list(o.shape), "bytes": o.bytes, "flash_bytes": o.weight_bytes,
+                                "alive_bytes": live} for o, live in zip(d.ops, d.live)]},
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
                           "column": d.column, "layer": d.layer, "hint": d.hint} for d in c.diagnostics]

@@ -36,6 +36,8 @@ class Rules(BaseModel):
     max_params: PosInt = 100_000_000  # a ceiling even when a spec sets none: nothing absurd gets allocated
     max_macs: Optional[PosInt] = None
     min_receptive_field: Optional[PosInt] = None
+    max_flash_bytes: Optional[PosInt] = None  # int8 weight buffers of the exported model (sepspec.deploy)
+    max_activation_bytes: Optional[PosInt] = None  # its activation arena at batch 1 (sepspec.deploy)
 
 
 

@@ -167,6 +167,24 @@ def test_SEP214_too_many_layers_for_keras(write):
     assert diags(write, ok)[0] == []  # 401 layers: fine
 
 
+def test_SEP215_max_flash_bytes(write):
+    """base.yaml's int8 weight buffers are 82,893 bytes (equal to the converted file's: docs/deployment.md)."""
+    text = BASE_TEXT.replace("max_params: 100000", "max_params: 100000\n  max_flash_bytes: 82892")
+    found, d = diags(write, text)
+    assert found == [("SEP215", line_of(text, "max_flash_bytes"), 3)]
+    assert "82,893 bytes of int8 weights > max_flash_bytes 82,892 (largest: sepconv_6, 33,568)" in d[0].message  # 1,440 + 640 + 30,720 + 768
+    assert diags(write, text.replace("82892", "82893"))[0] == []
+
+
+def test_SEP216_max_activation_bytes(write):
+    """base.yaml's activations need 147,456 bytes (its third sepconv's 48- and 96-channel 32x32 tensors)."""
+    text = BASE_TEXT.replace("max_params: 100000", "max_params: 100000\n  max_activation_bytes: 147455")
+    found, d = diags(write, text)
+    assert found == [("SEP216", line_of(text, "max_activation_bytes"), 3)]
+    assert "147,456 bytes of int8 activations > max_activation_bytes 147,455 (peak while sepconv_3 runs" in d[0].message
+    assert diags(write, text.replace("147455", "147456"))[0] == []
+
+
 @pytest.mark.parametrize("code", sorted(RULES))
 def test_every_rule_has_a_test(code):
     """A test named for the code that expects that code (not only a function with a fitting name)."""
