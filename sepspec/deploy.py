@@ -4,16 +4,18 @@ Defined as TensorFlow's full-integer converter builds the model `sepspec export 
 (checked against converted files and TensorFlow Lite Micro's memory planner: docs/deployment.md):
 
 - the exported model takes uint8 pixels: QUANTIZE to int8, then the trainer's per-channel normalisation as
-  SUB and MUL (when the recipe normalises);
+  MUL and ADD (when the recipe normalises);
 - a separable convolution is two ops, DEPTHWISE_CONV_2D then a 1x1 CONV_2D, with an int8 tensor between them;
 - every convolution and dense layer has an int32 bias (a folded batch norm's shift, zeros without one);
 - a batch norm right after a convolution folds into it; relu and relu6 fuse into the op before them; dropout
   and `linear` are gone; other activations are ops of their own (silu/swish: LOGISTIC, then MUL).
 
 Flash is the weight buffers (int8 weights, int32 biases, constants), not the file (which adds names and
-quantisation parameters). Activation memory is int8 at batch 1: while an op runs, every tensor written before
-and read by it or later is alive (a branch's input stays alive until its merge); the peak is the largest such
-sum over the ops in the analysis's order.
+quantisation parameters); equal constants (zero biases of one size, the MEANs' axes) are stored once, as the
+converter does. Activation memory is int8 at batch 1: while an op runs, every tensor written before and read by
+it or later is alive (a branch's input stays alive until its merge); `peak_bytes` is the largest such sum over
+the ops in the analysis's order, `arena_bytes` the arena TensorFlow Lite Micro's greedy planner lays them out
+in (what a device must reserve; it can exceed the peak by the gaps that planner leaves).
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def estimate(rep: Report) -> Deployment:
     tensor = {INPUT: "quantize"}  # Keras tensor -> the op tensor that holds it
     if rep.spec.train.normalize == "per_channel":
         c = shape[-1]
-        d.ops += [Op("normalize/sub", "SUB", "", ("quantize",), shape, c),
-                  Op("normalize", "MUL", "", ("normalize/sub",), shape, c)]
+        d.ops += [Op("normalize/scale", "MUL", "", ("quantize",), shape, c),
+                  Op("normalize", "ADD", "", ("normalize/scale",), shape, c)]
         tensor[INPUT] = "normalize"
     producer = {o.name: o for o in d.ops}
 

@@ -29,8 +29,10 @@ def add_commands(sub) -> None:
                    "convolutions on CPU)")
     s.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix")
+    s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix (of a run, a "
+                       ".keras file, or an exported .tflite/.onnx file run by its own runtime)")
     s.add_argument("target", metavar="RUN_DIR_OR_MODEL")
+    s.add_argument("--reference", metavar="RUN_DIR", help="for an exported file: agreement with the run's float model")
     s.add_argument("--data", metavar="PATH")
     s.add_argument("--tta", choices=TTA, default="none", help="flip: average each image's and its mirror "
                    "image's probabilities")
@@ -97,7 +99,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate
 
-    return evaluate(a.target, a.data, a.tta)
+    return evaluate(a.target, a.data, a.tta, a.reference)
 
 
 def cmd_export(a) -> int:

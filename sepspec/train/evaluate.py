@@ -48,7 +48,13 @@ def _model_and_stats(target: str):
     return model_path, out, stats
 
 
-def evaluate(target: str, data_arg: str | None = None, tta: str = "none") -> int:
+def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None) -> int:
+    if target.endswith((".tflite", ".onnx")):
+        if tta != "none":
+            raise TrainError(f"{target}: --tta is for Keras models (an exported file is evaluated as it is)")
+        return evaluate_exported(target, data_arg, reference)
+    if reference is not None:
+        raise TrainError("--reference is for an exported .tflite or .onnx file")
     model_path, out, stats = _model_and_stats(target)
     recorded = _recorded_data(out) if data_arg is None else None
     if recorded:  # the run's own data set, as --resume uses it (also for a checkpoint inside the run)
@@ -66,24 +72,61 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none") -> int
                          f"classes; CIFAR-10 is {dims(data.x_test.shape[1:])} with "
                          f"{len(data.class_names)} classes")
     pred = probabilities(model, normalize(data.x_test, mean, std), tta).argmax(axis=-1)
+    acc, per_class, cm = _report(model_path + (" (flip test-time augmentation)" if tta == "flip" else ""), pred, data)
+    rundir.write_json(os.path.join(out, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
+                                                             "per_class": per_class, "confusion": cm.tolist()})
+    _plot_confusion(os.path.join(out, "confusion.png"), cm, data.class_names, acc)
+    print(f"wrote {os.path.join(out, 'confusion.png')} and evaluation.json")
+    return 0
+
+
+def _report(what: str, pred, data):
+    """Print and return (accuracy, per-class accuracy, confusion matrix) of predicted labels on the test set."""
     y = data.y_test
     n = len(data.class_names)
     cm = np.zeros((n, n), dtype=int)
     np.add.at(cm, (y, pred), 1)
     acc = float((pred == y).mean())
     per_class = {name: float(cm[i, i] / max(cm[i].sum(), 1)) for i, name in enumerate(data.class_names)}
-    print(f"{model_path}: test accuracy {100 * acc:.2f}% on {len(y):,} images"
-          + (" (flip test-time augmentation)" if tta == "flip" else ""))
+    if what.endswith(" (flip test-time augmentation)"):
+        print(f"{what[:-len(' (flip test-time augmentation)')]}: test accuracy {100 * acc:.2f}% on {len(y):,} images"
+              " (flip test-time augmentation)")
+    else:
+        print(f"{what}: test accuracy {100 * acc:.2f}% on {len(y):,} images")
     for name, a in per_class.items():
         print(f"  {name:<11} {100 * a:6.2f}%")
     print("confusion matrix (rows: true class, columns: predicted):")
     print("            " + " ".join(f"{c[:5]:>5}" for c in data.class_names))
     for i, name in enumerate(data.class_names):
         print(f"  {name:<10}" + " ".join(f"{v:>5}" for v in cm[i]))
-    rundir.write_json(os.path.join(out, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
-                                                             "per_class": per_class, "confusion": cm.tolist()})
-    _plot_confusion(os.path.join(out, "confusion.png"), cm, data.class_names, acc)
-    print(f"wrote {os.path.join(out, 'confusion.png')} and evaluation.json")
+    return acc, per_class, cm
+
+
+def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None) -> int:
+    """Accuracy of an exported .tflite/.onnx file run by its own runtime; with a reference run, how often it
+    agrees with the run's float model (best.keras with its normalisation)."""
+    from .runtime import scores
+
+    if reference is not None and not os.path.isfile(os.path.join(reference, "best.keras")):
+        raise TrainError(f"{reference}: not a run directory (no best.keras)")
+    recorded = _recorded_data(reference) if reference and data_arg is None else None
+    data = (load_cifar(recorded, origin=f"recorded in {os.path.join(reference, 'run.json')}; give --data PATH")
+            if recorded else load_cifar(data_arg))
+    pred = scores(path, data.x_test).argmax(axis=-1)
+    acc, per_class, cm = _report(path, pred, data)
+    result = {"model": os.path.abspath(path), "test_accuracy": acc, "per_class": per_class, "confusion": cm.tolist()}
+    if reference:
+        model_path, _, stats = _model_and_stats(reference)
+        model = rundir.load_model(model_path)
+        ref = probabilities(model, normalize(data.x_test, stats["mean"], stats["std"])).argmax(axis=-1)
+        result.update({"reference": os.path.abspath(reference), "reference_accuracy": float((ref == data.y_test).mean()),
+                       "agreement": float((ref == pred).mean())})
+        print(f"reference {model_path}: test accuracy {100 * result['reference_accuracy']:.2f}%; the exported file "
+              f"agrees with it on {100 * result['agreement']:.2f}% of the images "
+              f"({100 * (acc - result['reference_accuracy']):+.2f} points)")
+    out = path + ".evaluation.json"
+    rundir.write_json(out, result)
+    print(f"wrote {out}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """`sepspec export`: a trained model as a file for a device (LiteRT float or full-integer int8, ONNX, SavedModel).
 
 The exported model takes raw pixels (0-255): the per-channel normalisation the trainer applies outside the model
-goes into the graph (a Normalization layer in front). `litert-int8` is full-integer post-training quantisation:
+goes into the graph (a per-channel Rescaling layer in front). `litert-int8` is full-integer post-training quantisation:
 uint8 input (camera pixels as they come), int8 weights, activations and output, built-in int8 ops only,
 calibrated on training images. TensorFlow's converter leaks memory per call and crashes on some activations, so
 the conversion runs in a subprocess (`python -m sepspec.train.export`); a crash becomes a one-line error, and the
@@ -66,6 +66,9 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
         raise UserError(f"{out}: its folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UserError(f"{out}: cannot write in {parent}")
+    suffix = {"litert": ".tflite", "litert-int8": ".tflite", "onnx": ".onnx"}.get(fmt)
+    if suffix and not out.endswith(suffix):
+        raise UserError(f"{out}: a {fmt} file must end in {suffix}")
     if os.path.isdir(out) and fmt != "saved_model":
         raise UserError(f"{out}: is a folder; give a file name")
     calib = None
@@ -210,7 +213,8 @@ def _worker(job: dict, target: str) -> None:
         std = np.asarray(job["stats"]["std"], np.float64) * 255.0
         if len(mean) != shape[-1]:
             _fail(f"the normalisation has {len(mean)} channels, the model takes {shape[-1]}")
-        x = keras.layers.Normalization(mean=mean, variance=std ** 2, name="normalize")(x)
+        # constants, not variables (ONNX export would make a Normalization layer's statistics graph inputs)
+        x = keras.layers.Rescaling(scale=(1.0 / std).tolist(), offset=(-mean / std).tolist(), name="normalize")(x)
     wrapped = keras.Model(pixels, model(x), name=model.name)
     wrapped(np.zeros((1, *shape), np.float32))  # ONNX export needs a model that has been called
     info: dict = {}

@@ -1,0 +1,180 @@
+"""`sepspec export` and `sepspec evaluate FILE.tflite|.onnx` for real: a branchy spec trained for an epoch on small
+data in the CIFAR-10 format, converted to every format, each file run by its own runtime and compared with
+Keras on the same images; and the checker's static memory estimate against converted models and TensorFlow
+Lite Micro's planner."""
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("onnxruntime")
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from deploy_memory import measure  # noqa: E402
+
+BRANCHY = """
+name: branchy
+input: [32, 32, 3]
+classes: 10
+defaults:
+  sepconv: {bias: false, norm: batch, activation: relu, bn_momentum: 0.9}
+layers:
+  - sepconv: 8
+  - residual: {body: [sepconv: 8, sepconv: {filters: 8, activation: none}], activation: relu}
+  - mbconv: {filters: 12, stride: 2, expand: 2, se: 0.25}
+  - maxpool: 2
+  - sepconv: {filters: 10, norm: none, activation: none}
+  - gap: {}
+  - activation: softmax
+train: {epochs: 1, batch_size: 32}
+"""
+# every other kind the estimate lowers: depthwise/pointwise, a standalone batch norm, silu, sigmoid, average
+# pooling, squeeze-excite, flatten and dense
+ODD = """
+name: odd
+input: [32, 32, 3]
+classes: 10
+layers:
+  - depthwise: {kernel: 3}
+  - pointwise: 16
+  - batchnorm: {}
+  - activation: silu
+  - avgpool: 2
+  - sepconv: {filters: 16, activation: sigmoid, norm: batch}
+  - residual: {body: [sepconv: 16, sepconv: {filters: 16, activation: none}], activation: relu}
+  - se: {ratio: 0.25}
+  - maxpool: 2
+  - flatten: {}
+  - dense: 10
+  - activation: softmax
+"""
+ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from sepspec.train.data import write_batches
+
+    rng = np.random.default_rng(3)
+    d = tmp_path_factory.mktemp("cifar")
+    return write_batches(str(d), rng.integers(0, 256, (320, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 320),
+                         rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64),
+                         archive=str(d / "cifar-10-python.tar.gz"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("run")
+    (d / "branchy.yaml").write_text(BRANCHY.lstrip())
+    out = str(d / "run")
+    r = run_cli("train", str(d / "branchy.yaml"), "--data", data, "--out", out, env=ENV)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _keras_probabilities(run, x):
+    from sepspec.train import rundir
+    from sepspec.train.pipeline import normalize
+    from sepspec.train.predict import probabilities
+
+    stats = json.load(open(os.path.join(run, "metrics.json")))["normalization"]
+    return probabilities(rundir.load_model(os.path.join(run, "best.keras")), normalize(x, stats["mean"], stats["std"]))
+
+
+def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, data):
+    from ai_edge_litert import schema_py_generated as fb
+
+    from sepspec.train.data import load_cifar
+    from sepspec.train.runtime import scores
+
+    x = load_cifar(data).x_test
+    want = _keras_probabilities(run, x)
+    files = {}
+    for fmt, name in (("litert", "f.tflite"), ("litert-int8", "q.tflite"), ("onnx", "m.onnx"), ("saved_model", "sm")):
+        files[fmt] = str(tmp_path / name)
+        r = run_cli("export", run, "--format", fmt, "-o", files[fmt], "--calibration", "32", env=ENV)
+        assert r.returncode == 0 and f"wrote {files[fmt]}" in r.stdout, r.stderr
+    # raw uint8 pixels in: the normalisation is inside each file
+    assert np.abs(scores(files["litert"], x) - want).max() < 1e-4
+    assert np.abs(scores(files["onnx"], x) - want).max() < 1e-4
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(files["saved_model"])  # kept: its functions need the object alive
+    served = loaded.serve(tf.constant(x.astype(np.float32)))
+    assert np.abs(np.asarray(served) - want).max() < 1e-4
+    q = scores(files["litert-int8"], x)
+    assert np.abs(q - want).max() < 0.05, np.abs(q - want).max()  # int8 output steps are 1/256
+    # full-integer: uint8 in, int8 out, every op an int8 builtin, every activation tensor integer
+    with open(files["litert-int8"], "rb") as f:
+        m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(f.read()), 0))
+    g = m.subgraphs[0]
+    types = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
+    assert types[g.tensors[g.inputs[0]].type] == "UINT8" and types[g.tensors[g.outputs[0]].type] == "INT8"
+    codes = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    ops = {codes[max(m.operatorCodes[o.opcodeIndex].builtinCode, m.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)]
+           for o in g.operators}
+    assert not ops & {"DEQUANTIZE", "CUSTOM", "FLEX_DELEGATE"}, ops
+    written = {o.outputs[0] for o in g.operators}
+    assert {types[g.tensors[t].type] for t in written} <= {"INT8", "UINT8"}
+
+    r = run_cli("evaluate", files["litert-int8"], "--reference", run, env=ENV)
+    assert r.returncode == 0, r.stderr
+    ev = json.load(open(files["litert-int8"] + ".evaluation.json"))
+    y = load_cifar(data).y_test
+    assert ev["test_accuracy"] == pytest.approx(float((q.argmax(-1) == y).mean()))
+    assert ev["reference_accuracy"] == pytest.approx(float((want.argmax(-1) == y).mean()))
+    assert ev["agreement"] == pytest.approx(float((q.argmax(-1) == want.argmax(-1)).mean()))
+    r = run_cli("evaluate", files["onnx"], "--reference", run, env=ENV)
+    assert r.returncode == 0 and "agrees with it on 100.00%" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd"])
+def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
+    """Flash equals the .tflite file's weight buffers and the activation estimate equals the arena head TensorFlow
+    Lite Micro allocates (both measured exact for every spec here; `flatten` adds 12 bytes of shape constants)."""
+    if spec in ("branchy", "odd"):
+        path = tmp_path / f"{spec}.yaml"
+        path.write_text((BRANCHY if spec == "branchy" else ODD).lstrip())
+        spec = str(path)
+    m = measure(spec, run, data, str(tmp_path))
+    if "odd" in spec:
+        assert 0 < m["flash_file"] - m["flash_est"] <= 16, m  # SHAPE/STRIDED_SLICE/PACK constants of flatten
+    else:
+        assert m["flash_est"] == m["flash_file"], m
+        assert m["ops_est"] == m["ops_file"], m
+    assert m["arena_est"] == m["head"], m
+    assert m["live_peak"] <= m["head"]
+
+
+def test_export_errors_are_one_line_and_leave_nothing(tmp_path, run, data):
+    from sepspec._quiet import keras as K
+
+    def refused(*args, says):
+        r = run_cli("export", *args, env=ENV)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"keep me")
+    refused(str(tmp_path / "nothing"), "--format", "litert", "-o", str(out), says="no such run directory or .keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    refused(str(bad), "--format", "litert", "-o", str(out), says="cannot load the model")
+    refused(run, "--format", "litert", "-o", str(tmp_path / "m.onnx"), says="must end in .tflite")
+    refused(run, "--format", "onnx", "-o", str(tmp_path / "no" / "m.onnx"), says="does not exist")
+    keras = K()
+    elu = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.SeparableConv2D(4, 3, activation="elu"),
+                            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
+    elu.save(tmp_path / "elu.keras")
+    refused(str(tmp_path / "elu.keras"), "--format", "litert-int8", "-o", str(out), "--data", data,
+            says="elu has no int8 kernel")
+    assert out.read_bytes() == b"keep me"
+    assert sorted(os.listdir(tmp_path)) == ["bad.keras", "elu.keras", "m.tflite"]  # no temporary left behind
+    r = run_cli("evaluate", str(out), "--data", data, env=ENV)
+    assert r.returncode == 2 and "cannot run it" in r.stderr and "Traceback" not in r.stderr, r.stderr
