@@ -178,3 +178,29 @@ def test_export_errors_are_one_line_and_leave_nothing(tmp_path, run, data):
     assert sorted(os.listdir(tmp_path)) == ["bad.keras", "elu.keras", "m.tflite"]  # no temporary left behind
     r = run_cli("evaluate", str(out), "--data", data, env=ENV)
     assert r.returncode == 2 and "cannot run it" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
+    """ONNX export needs float32: a mixed_float16 model is rebuilt in float32 with the same weights."""
+    import onnx
+
+    import sepspec
+    from sepspec._quiet import keras as K
+    from sepspec.train.data import load_cifar
+    from sepspec.train.runtime import scores
+
+    keras = K()
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = sepspec.build_model(sepspec.check(os.path.join(ROOT, "specs", "base.yaml")).spec)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    model.save(tmp_path / "mixed.keras")
+    r = run_cli("export", str(tmp_path / "mixed.keras"), "--format", "onnx", "-o", str(tmp_path / "m.onnx"), env=ENV)
+    assert r.returncode == 0, r.stderr
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert onnx.TensorProto.FLOAT16 not in {t.data_type for t in graph.initializer}
+    x = load_cifar(data).x_test[:16]
+    want = model.predict(x.astype(np.float32), verbose=0).astype(np.float32)  # float16 compute: close, not equal
+    assert np.abs(scores(str(tmp_path / "m.onnx"), x) - want).max() < 2e-2
