@@ -125,6 +125,54 @@ def cmd_compile(a) -> int:
     return EXIT_OK
 
 
+def cmd_scale(a) -> int:
+    import os
+
+    from .scale import widest
+    from .spec import resolve, to_yaml
+
+    if a.max_params < 1 or (a.max_macs is not None and a.max_macs < 1):
+        print("sepspec scale: --max-params and --max-macs must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    c, status = _load_checked(a.file)
+    if c is None or c.report is None:
+        if c is not None:
+            print(render(c.diagnostics, "text"), file=sys.stderr)
+        return status if c is None else EXIT_INVALID
+    found = widest(resolve(a.file), a.max_params, a.max_macs)
+    if found is None:
+        print(f"sepspec scale: no width multiplier from 4.00 down to 0.01 fits {a.max_params:,} parameters"
+              + (f" and {a.max_macs:,} MACs" if a.max_macs else "") + " and passes every rule", file=sys.stderr)
+        return EXIT_INVALID
+    m = found.multiplier
+    stem = os.path.splitext(a.file)[0]
+    out = a.output or f"{stem}-x{m:.2f}.yaml"
+    spec = found.spec.model_copy(update={"name": f"{found.spec.name}-x{m:.2f}"})
+    from .atomic import write
+
+    write(out, to_yaml(spec, f"{os.path.basename(a.file)} with every width but the classifier's times {m:.2f} "
+                             f"(sepspec scale --max-params {a.max_params})"))
+    rep = c.report
+    print(f"width x{m:.2f}: params {found.params:,} (was {rep.params:,}), MACs {found.macs:,} (was {rep.macs:,}); "
+          f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_sweep(a) -> int:
+    if a.report:
+        from .sweepreport import report
+
+        return report(a.file, a.out, a.storage)
+    from .sweep import default_out, run, work
+
+    if a.worker is not None:
+        return work(a.file, a.out or default_out(a.file), a.storage, a.data, a.worker)
+    if a.workers < 1:
+        print("sepspec sweep: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    return run(a.file, a.out, a.storage, a.data, a.workers)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sepspec", description="Architecture specs for separable-convolution "
                                 "classifiers: check, show, compile, train.")
@@ -154,6 +202,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--to", choices=("keras", "python"), default="keras")
     s.set_defaults(fn=cmd_compile)
 
+    s = sub.add_parser("scale", help="the widest variant of a spec under a parameter (and MAC) budget: one "
+                       "width multiplier on every filters but the classifier's")
+    s.add_argument("file", metavar="SPEC")
+    s.add_argument("--max-params", type=int, required=True, metavar="N")
+    s.add_argument("--max-macs", type=int, metavar="M")
+    s.add_argument("-o", "--output", metavar="OUT.yaml", help="default: SPEC-xM.yaml beside SPEC")
+    s.set_defaults(fn=cmd_scale)
+
+    s = sub.add_parser("sweep", help="search over specs on Optuna; candidates that break a rule are pruned "
+                       "before any training")
+    s.add_argument("file", metavar="SWEEP.yaml")
+    s.add_argument("--out", metavar="DIR", help="the sweep's folder (default sweeps/<sweep name>)")
+    s.add_argument("--storage", metavar="URL", help="a database URL (e.g. postgresql+psycopg://...) that many "
+                   "machines share; default a journal file in the sweep's folder")
+    s.add_argument("--data", metavar="PATH", help="where CIFAR-10 is, as for train")
+    s.add_argument("--workers", type=int, default=1, metavar="N", help="N trial processes on this machine")
+    s.add_argument("--report", action="store_true", help="print the table, write best.yaml and sweep.png")
+    s.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    s.set_defaults(fn=cmd_sweep)
+
     try:
         from .train.cli import add_commands
     except ImportError:  # the trainer is not part of this install
@@ -163,7 +231,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-_EXTRAS = {"tensorflow": "tf", "keras": "tf", "numpy": "tf", "matplotlib": "tf", "h5py": "tf"}
+_EXTRAS = {"tensorflow": "tf", "keras": "tf", "numpy": "tf", "matplotlib": "tf", "h5py": "tf", "optuna": "sweep",
+           "ai_edge_litert": "export", "onnxruntime": "export", "tf2onnx": "export", "onnx": "export",
+           "tflite_micro": "export", "psycopg": "sweep", "sqlalchemy": "sweep"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -275,3 +275,11 @@ def load(path: str, display: str | None = None) -> tuple[Spec, Source]:
     src = resolve(path, display)
     return load_source(src), src
 
+
+
+def to_yaml(spec: Spec, comment: str = "a fully resolved spec (defaults applied, extends merged)") -> str:
+    """The fully resolved spec as a standalone spec file (it passes `sepspec check` as it is)."""
+    import yaml
+
+    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"})
+    return f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False)

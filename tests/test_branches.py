@@ -11,7 +11,7 @@ import yaml
 import sepspec
 from sepspec import analyse
 from sepspec.spec import load
-from sepspec.train.trainer import spec_yaml
+from sepspec.spec import to_yaml as spec_yaml
 
 from conftest import ROOT, run_cli
 

@@ -16,7 +16,15 @@ class DeviceError(UserError):
 
 
 def split_cpu(tf) -> None:
-    """SEPSPEC_CPU_DEVICES=N: N logical CPU devices (to run MirroredStrategy on a machine without GPUs)."""
+    """SEPSPEC_CPU_DEVICES=N: N logical CPU devices (to run MirroredStrategy on a machine without GPUs);
+    SEPSPEC_THREADS=N: at most N threads per op (a sweep's workers divide the machine's cores between them)."""
+    threads = int(os.environ.get("SEPSPEC_THREADS", "0") or 0)
+    if threads > 0:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:  # already initialised (a later trial in the same worker): set then
+            pass
     n = int(os.environ.get("SEPSPEC_CPU_DEVICES", "0") or 0)
     if n > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]

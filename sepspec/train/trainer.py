@@ -25,7 +25,7 @@ from .. import layers as L
 from ..layers import dims
 from ..diagnostics import UserError
 from ..rules import violations
-from ..spec import Spec, load_source, resolve
+from ..spec import Spec, load_source, resolve, to_yaml
 from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .average import WeightAverage
@@ -105,14 +105,6 @@ def resolve_spec(opts: Options) -> tuple[Spec, Source]:
     return spec, src
 
 
-def spec_yaml(spec: Spec) -> str:
-    """The fully resolved spec (defaults applied, extends merged) as a spec file."""
-    import yaml
-
-    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"})
-    return "# the fully resolved spec of this run (written by sepspec train)\n" + yaml.safe_dump(data, sort_keys=False)
-
-
 def _optimizer(keras, train):
     o = train.optimizer
     if o.name == "sgd":
@@ -181,8 +173,9 @@ class _Progress:
 
 
 # ------------------------------------------------------------------------------------- the loop
-def train(opts: Options) -> tuple[int, str]:
-    """Start a run. Returns (exit status, run directory)."""
+def train(opts: Options, on_epoch=None) -> tuple[int, str]:
+    """Start a run. Returns (exit status, run directory). `on_epoch(epoch, row)` is called after each committed
+    epoch (a sweep reports to its pruner there); when it returns True the run stops, with status "pruned"."""
     spec, _ = resolve_spec(opts)
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
@@ -192,11 +185,11 @@ def train(opts: Options) -> tuple[int, str]:
     opts.spec = os.path.abspath(opts.spec)
     opts.data = os.path.abspath(opts.data) if opts.data else None
     run = rundir.new_run_dir(opts.out, spec.name)
-    rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
+    rundir.atomic_write(os.path.join(run, "spec.yaml"), to_yaml(spec, 'the fully resolved spec of this run (written by sepspec train)'))
     rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
                                                       "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                       "data": _data_record(data)})
-    return _loop(run, spec, opts, None, data), run
+    return _loop(run, spec, opts, None, data, on_epoch), run
 
 
 def _data_record(data) -> dict:
@@ -274,7 +267,7 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
         opts.data = os.path.abspath(data)
         changed = True
     if changed:
-        rundir.atomic_write(os.path.join(run, "spec.yaml"), spec_yaml(spec))
+        rundir.atomic_write(os.path.join(run, "spec.yaml"), to_yaml(spec, 'the fully resolved spec of this run (written by sepspec train)'))
         rundir.write_json(os.path.join(run, "run.json"), {**recorded, "options": asdict(opts),
                                                           "data": _data_record(cifar)})
     return _loop(run, spec, opts, state, cifar), run
@@ -299,19 +292,19 @@ def _read_state(run: str) -> dict | None:
     return state
 
 
-def _loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -> int:
+def _loop(run: str, spec: Spec, opts: Options, state: dict | None, data, on_epoch=None) -> int:
     """Train, leaving Keras's global dtype policy as the caller had it."""
     from .._quiet import keras as _k
 
     precision = _k().mixed_precision
     policy = precision.global_policy()
     try:
-        return _train_loop(run, spec, opts, state, data)
+        return _train_loop(run, spec, opts, state, data, on_epoch)
     finally:
         precision.set_global_policy(policy)
 
 
-def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -> int:
+def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, on_epoch=None) -> int:
     from .._quiet import keras as _k
 
     keras = _k()
@@ -419,6 +412,9 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
             rundir.write_json(os.path.join(run, "state.json"), state)
             rundir.crash_point("after-commit", e + 1)
             rundir.settle(run, state)
+            if on_epoch is not None and on_epoch(e + 1, row) and e + 1 < t.epochs:
+                status = "pruned"
+                break
         else:
             status = "finished"
     except KeyboardInterrupt:
@@ -431,7 +427,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data) -
     _write_metrics(run, info, rows, best, status, t.epochs)
     if status == "finished":
         print(f"best val_accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}; run saved in {run}", flush=True)
-    return {"finished": 0, "nan": 1, "interrupted": 130}.get(status, 1)
+    return {"finished": 0, "pruned": 0, "nan": 1, "interrupted": 130}.get(status, 1)
 
 
 def _validate(model, t, val_ds, xv_normal, yv, untta: str) -> tuple[dict, dict]:

@@ -1,0 +1,228 @@
+"""`sepspec sweep` and `sepspec scale` for real: Optuna studies on a journal file and on a real PostgreSQL
+server, worker processes (one killed with SIGKILL mid-trial), tiny trials on small data in the CIFAR-10 format."""
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+optuna = pytest.importorskip("optuna")
+
+TINY = """
+name: tiny
+input: [32, 32, 3]
+classes: 10
+rules: {max_params: 3000}
+defaults:
+  sepconv: {bias: false, norm: batch, activation: relu, bn_momentum: 0.9}
+layers:
+  - sepconv: 8
+  - maxpool: 2
+  - sepconv: 16
+  - maxpool: 2
+  - sepconv: {filters: 10, norm: none, activation: none}
+  - gap: {}
+  - activation: softmax
+train: {batch_size: 32}
+"""
+# width 4 breaks max_params (about 4,000 parameters): those candidates must never train
+SWEEP = """
+spec: tiny.yaml
+trials: {trials}
+budget: {{epochs: {epochs}, train_limit: {limit}, val_limit: 32}}
+pruner: {{name: median, warmup_epochs: 1}}
+space:
+  width: {{choice: [1.0, 4.0]}}
+  train.optimizer.learning_rate: {{loguniform: [0.001, 0.1]}}
+  layers[2].sepconv.kernel: {{choice: [3, 5]}}
+"""
+ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+S = optuna.trial.TrialState
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from sepspec.train.data import write_batches
+
+    rng = np.random.default_rng(5)
+    d = tmp_path_factory.mktemp("cifar")
+    return write_batches(str(d), rng.integers(0, 256, (320, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 320),
+                         rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64),
+                         archive=str(d / "cifar-10-python.tar.gz"))
+
+
+def make(tmp_path, trials=3, epochs=1, limit=64):
+    (tmp_path / "tiny.yaml").write_text(TINY.lstrip())
+    p = tmp_path / "sw.yaml"
+    p.write_text(SWEEP.format(trials=trials, epochs=epochs, limit=limit).lstrip())
+    return str(p), str(tmp_path / "out")
+
+
+def study_trials(sweep, out, storage=None):
+    from sepspec.sweep import open_study
+    from sepspec.sweepconf import load_sweep
+
+    study, _ = open_study(sweep, out, storage, load_sweep(sweep)[0], create=False)
+    return study.get_trials(deepcopy=False)
+
+
+def test_rule_pruned_candidates_never_train_and_the_report_finds_the_best(tmp_path, data):
+    sweep, out = make(tmp_path, trials=3)
+    r = run_cli("sweep", sweep, "--out", out, "--data", data, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr
+    trials = study_trials(sweep, out)
+    trained = [t for t in trials if t.user_attrs.get("trained")]
+    ruled = [t for t in trials if "rule" in t.user_attrs]
+    assert len(trained) == 3 and all(t.state == S.COMPLETE for t in trained)
+    assert ruled, "with these seeds width 4 is sampled (its rule-pruned trials are the point of the test)"
+    for t in ruled:
+        assert t.state == S.PRUNED and t.user_attrs["rule"] == "SEP203" and t.params["width"] == 4.0
+        assert t.user_attrs["check_seconds"] < 0.1
+        assert not os.path.exists(os.path.join(out, "trials", f"trial-{t.number:04d}"))  # no run directory
+    for t in trained:
+        m = json.load(open(os.path.join(t.user_attrs["run"], "metrics.json")))
+        assert m["validation"] == 0.1 and m["status"] == "finished"  # held-out training images, not the test set
+        assert t.value == m["best_val_accuracy"]
+    r = run_cli("sweep", sweep, "--out", out, "--report", env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "pruned by rule SEP203" in r.stdout and "3 trained (asked for 3" in r.stdout
+    assert "rejected by the static checker" in r.stdout and "test" in r.stdout
+    assert run_cli("check", os.path.join(out, "best.yaml")).returncode == 0
+    assert os.path.getsize(os.path.join(out, "sweep.png")) > 1000
+
+
+def test_two_workers_share_one_journal(tmp_path, data):
+    sweep, out = make(tmp_path, trials=4)
+    r = run_cli("sweep", sweep, "--out", out, "--data", data, "--workers", "2", env=ENV, timeout=900)
+    assert r.returncode == 0, r.stderr
+    trials = study_trials(sweep, out)
+    trained = [t for t in trials if t.user_attrs.get("trained")]
+    assert 4 <= len(trained) <= 4 + 1, len(trained)  # each worker may overshoot by one
+    assert all(t.state == S.COMPLETE for t in trained)
+    runs = [t.user_attrs["run"] for t in trained]
+    assert len(set(runs)) == len(runs)  # no trial trained twice
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(tmp_path, data):
+    sweep, out = make(tmp_path, trials=2, epochs=3, limit=320)
+    cmd = [sys.executable, "-m", "sepspec", "sweep", sweep, "--out", out, "--data", data]
+    p = subprocess.Popen(cmd, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it once its first trial has finished an epoch
+        if glob.glob(os.path.join(out, "trials", "*", "state.json")):
+            break
+        time.sleep(0.2)
+    else:
+        p.kill()
+        pytest.fail("no trial finished an epoch")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    killed = [t for t in study_trials(sweep, out) if t.state == S.RUNNING]
+    assert len(killed) == 1
+    r = run_cli("sweep", sweep, "--out", out, "--data", data, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr
+    trials = study_trials(sweep, out)
+    dead = next(t for t in trials if t.number == killed[0].number)
+    assert dead.state == S.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retry) == 1 and retry[0].state == S.COMPLETE and retry[0].params == dead.params
+    assert sum(1 for t in trials if t.user_attrs.get("trained") and t.state == S.COMPLETE) == 2
+
+
+def test_bad_sweep_files_give_positioned_errors(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY.lstrip())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: tiny.yaml\ntrials: 2\nspace:\n"
+                   "  train.optimizer.learning_rat: {loguniform: [0.01, 0.4]}\n"
+                   "  layers[2].sepconv.kernel: {choice: [3, 0]}\n"
+                   "  layers[20].sepconv.kernel: {choice: [3]}\n"
+                   "  train.epochs: {gauss: [1, 2]}\n")
+    r = run_cli("sweep", str(bad))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{bad}:7:17: error SEP102: space.train.epochs: expected one of choice" in r.stderr
+    bad.write_text(bad.read_text().replace("  train.epochs: {gauss: [1, 2]}\n", ""))
+    r = run_cli("sweep", str(bad))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 3, r.stderr
+    assert lines[0].startswith(f"{bad}:4:3: error SEP101: space.train.optimizer.learning_rat:") and \
+        "did you mean 'learning_rate'" in lines[0]
+    assert lines[1].startswith(f"{bad}:5:3: error SEP103: space.layers[2].sepconv.kernel: the value 0")
+    assert lines[2] == f"{bad}:6:3: error SEP101: space.layers[20].sepconv.kernel: layers[20]: there are 7 entries"
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_scale_finds_the_widest_variant_under_the_budget(tmp_path):
+    import sepspec
+    from sepspec.scale import classifier_entry, scale_source
+    from sepspec.spec import load_source, resolve
+
+    out = tmp_path / "r40.yaml"
+    r = run_cli("scale", os.path.join(ROOT, "specs", "residual.yaml"), "--max-params", "40000", "-o", str(out))
+    assert r.returncode == 0 and r.stdout.startswith("width x0.71: params 38,691 (was 72,539)"), r.stdout + r.stderr
+    c = sepspec.check(str(out))
+    assert c.ok and c.report.params <= 40000
+    assert c.report.output == (10,) and c.report.row("sepconv_2").layer.filters == 10  # the classifier keeps 10
+    src = resolve(os.path.join(ROOT, "specs", "residual.yaml"))
+    wider = load_source(scale_source(src, 0.72, classifier_entry(src)))
+    assert sepspec.analyse(wider).params > 40000  # the next step up breaks the budget
+
+
+def _pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+@pytest.fixture
+def postgres():
+    """A real PostgreSQL server on a free local port, run as the postgres user (it refuses root)."""
+    bin_dir = _pg_bin()
+    if bin_dir is None or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("PostgreSQL server binaries (Debian's postgresql package) or runuser/root not available")
+    base = tempfile.mkdtemp(prefix="sepspec-pg-", dir="/tmp")
+    os.chmod(base, 0o755)
+    shutil.chown(base, "postgres", "postgres")
+    data = os.path.join(base, "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def pg(*args):
+        return subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True, timeout=120)
+
+    r = pg(f"{bin_dir}/initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    assert r.returncode == 0, r.stderr
+    r = pg(f"{bin_dir}/pg_ctl", "-D", data, "-l", os.path.join(base, "log"), "-w", "-o",
+           f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start")
+    assert r.returncode == 0, r.stderr + open(os.path.join(base, "log")).read()
+    try:
+        r = pg(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "sweeps")
+        assert r.returncode == 0, r.stderr
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/sweeps"
+    finally:
+        pg(f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_workers_on_a_postgresql_server_share_one_study(tmp_path, data, postgres):
+    sweep, out = make(tmp_path, trials=3)
+    cmd = [sys.executable, "-m", "sepspec", "sweep", sweep, "--data", data, "--storage", postgres]
+    # two "machines": separate worker commands with their own folders, one study in the database
+    procs = [subprocess.Popen(cmd + ["--out", f"{out}-{i}"], env={**os.environ, **ENV}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [p.communicate(timeout=900) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    trials = study_trials(sweep, out, postgres)
+    trained = [t for t in trials if t.user_attrs.get("trained")]
+    assert 3 <= len(trained) <= 3 + 1 and all(t.state == S.COMPLETE for t in trained)
+    assert len({t.user_attrs["run"] for t in trained}) == len(trained)
+    assert {os.path.dirname(os.path.dirname(t.user_attrs["run"])) for t in trained} <= {f"{out}-0", f"{out}-1"}
