@@ -10,6 +10,7 @@ are marked for reference.
 Prints the table it plots.
 """
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -27,7 +28,8 @@ REFERENCES = [("seed notebook (50 epochs)", 80_203, 17_275_520, 81.66),
 
 
 def runs(folder: str):
-    """(run, label, epochs completed, params, MACs, final val accuracy %) of every run that is not still going.
+    """(run, label, epochs completed, params, MACs, final val accuracy %, the same without the recipe's weight
+    average and flips or None, seconds per epoch, receptive field) of every run that is not still going.
     Runs of the same resolved spec (same architecture and recipe) differ only by seed: they share a label."""
     for d in sorted(os.listdir(folder)):
         path = os.path.join(folder, d)
@@ -36,12 +38,16 @@ def runs(folder: str):
             spec, _ = load(os.path.join(path, "spec.yaml"))
         except (OSError, ValueError, KeyError):
             continue
-        if m.get("final_val_accuracy") is None or m.get("status") == "running":
+        if m.get("final_val_accuracy") is None or m.get("status") == "running" or m.get("validation") != "test":
             continue
+        with open(os.path.join(path, "history.csv")) as f:
+            last = list(csv.DictReader(f))[-1]
+        plain = 100 * float(last["val_accuracy_plain"]) if last.get("val_accuracy_plain") else None
         rep = analyse(spec)
         label = d.rsplit("-seed", 1)[0] if "-seed" in d else d
         recipe = "".join(line for line in open(os.path.join(path, "spec.yaml")) if not line.strip().startswith("epochs:"))
-        yield d, (label, recipe), m["epochs_completed"], rep.params, rep.macs, 100 * m["final_val_accuracy"]
+        yield (d, (label, recipe), m["epochs_completed"], rep.params, rep.macs, 100 * m["final_val_accuracy"], plain,
+               m.get("seconds_per_epoch"), min(rep.receptive_field))
 
 
 def main():
@@ -50,16 +56,21 @@ def main():
     ap.add_argument("-o", "--out", default=os.path.join(ROOT, "results", "accuracy.png"))
     a = ap.parse_args()
     groups = defaultdict(list)
-    for run, name, epochs, params, macs, acc in runs(a.folder):
-        groups[(name, epochs, params, macs)].append((run, acc))
-    print(f"{'runs of':<26} {'epochs':>6} {'params':>8} {'MACs':>12} {'final val %':>12} {'[min-max]':>13}  runs")
+    for run, name, epochs, params, macs, acc, plain, secs, rf in runs(a.folder):
+        groups[(name, epochs, params, macs, rf)].append((run, acc, plain, secs))
+    print(f"{'runs of':<26} {'epochs':>6} {'params':>8} {'MACs':>12} {'rf':>3} {'final test %':>12} {'[min-max]':>13} "
+          f"{'plain %':>8} {'s/epoch':>7}  runs")
     points = []
-    for ((name, _), epochs, params, macs), items in sorted(groups.items()):
-        accs = [acc for _, acc in items]
+    for ((name, _), epochs, params, macs, rf), items in sorted(groups.items()):
+        accs = [acc for _, acc, _, _ in items]
+        plains = [p for _, _, p, _ in items if p is not None]
+        secs = [s for _, _, _, s in items if s]
         mean = statistics.mean(accs)
         points.append((name, epochs, params, macs, mean, min(accs), max(accs)))
-        print(f"{name:<26} {epochs:>6} {params:>8,} {macs:>12,} {mean:>12.2f} {f'[{min(accs):.1f}-{max(accs):.1f}]':>13}  "
-              + ", ".join(run for run, _ in items))
+        plain = f"{statistics.mean(plains):.2f}" if len(plains) == len(accs) else "-"
+        print(f"{name:<26} {epochs:>6} {params:>8,} {macs:>12,} {rf:>3} {mean:>12.2f} "
+              f"{f'[{min(accs):.1f}-{max(accs):.1f}]':>13} {plain:>8} {statistics.median(secs) if secs else 0:>7.0f}  "
+              + ", ".join(run for run, _, _, _ in items))
     import matplotlib
 
     matplotlib.use("Agg")
