@@ -159,6 +159,13 @@ def cmd_scale(a) -> int:
 
 
 def cmd_sweep(a) -> int:
+    if a.check:
+        from .sweepconf import load_sweep
+
+        sweep, _, _ = load_sweep(a.file)
+        print(f"{a.file}: valid sweep of {sweep.spec}: {len(sweep.space)} paths, {sweep.trials} trials of "
+              f"{sweep.budget.epochs} epochs")
+        return EXIT_OK
     if a.report:
         from .sweepreport import report
 
@@ -219,6 +226,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--data", metavar="PATH", help="where CIFAR-10 is, as for train")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="N trial processes on this machine")
     s.add_argument("--report", action="store_true", help="print the table, write best.yaml and sweep.png")
+    s.add_argument("--check", action="store_true", help="validate the sweep file (and every path of its space "
+                   "against its spec) and exit, without Optuna or training")
     s.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_sweep)
 

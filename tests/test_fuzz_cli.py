@@ -64,14 +64,17 @@ def _run(argv):
 
 @settings(max_examples=60)
 @given(text=_files(), command=st.sampled_from([["check"], ["check", "--format", "json"], ["check", "--format", "github"],
-                                                ["show"], ["show", "--json"], ["compile", "--to", "python"]]))
+                                                ["show"], ["show", "--json"], ["show", "--memory"],
+                                                ["compile", "--to", "python"], ["scale", "--max-params", "50000"],
+                                                ["scale", "--max-params", "3000", "--max-macs", "100000"]]))
 def test_checker_commands_never_show_a_traceback(tmp_path_factory, text, command):
     d = tmp_path_factory.mktemp("fuzz")
     p = d / "spec.yaml"
     p.write_bytes(text.encode("utf-8", "surrogatepass"))
     status, said = _run([*command, str(p)])
-    if status == 1:  # an invalid spec says why, with a code (in every format)
-        assert re.search(r"SEP\d{3}", said), said
+    if status == 1:  # an invalid spec says why, with a code (in every format); scale also when nothing fits
+        assert re.search(r"SEP\d{3}", said) or (command[0] == "scale" and "no width multiplier from 4.00 down to "
+                                                                        "0.01 fits" in said), said
 
 
 SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "specs", "base.yaml")
@@ -102,3 +105,36 @@ def test_trainer_commands_never_show_a_traceback(tmp_path_factory, args, command
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+SWEEP_KEYS = st.sampled_from(["width", "train.optimizer.learning_rate", "defaults.sepconv.dropout", "layers[0].sepconv",
+                              "layers[2].sepconv.kernel", "layers[99].sepconv.kernel", "layers[0]", "train",
+                              "rules.max_params", "layers.sepconv", "a..b", "[0]", "layers[-1].x", "x" * 300])
+
+
+def _distributions():
+    return st.one_of(st.fixed_dictionaries({"choice": st.lists(yaml_values(), max_size=4)}),
+                     st.fixed_dictionaries({"uniform": st.lists(st.floats(allow_nan=True), max_size=3)}),
+                     st.fixed_dictionaries({"loguniform": st.lists(st.floats(-1, 10), max_size=3)}),
+                     st.fixed_dictionaries({"int": st.lists(st.integers(-10, 10**12), max_size=3)},
+                                           optional={"step": st.integers(-2, 5)}),
+                     yaml_values())
+
+
+@settings(max_examples=60)
+@given(doc=st.one_of(
+    st.fixed_dictionaries({"spec": st.sampled_from([SPEC, "missing.yaml", "/dev/zero", ".", SPEC + "x"]),
+                           "trials": st.one_of(st.integers(-1, 10**6), yaml_values()),
+                           "space": st.dictionaries(SWEEP_KEYS, _distributions(), max_size=4)},
+                          optional={"budget": yaml_values(), "pruner": st.fixed_dictionaries(
+                              {"name": st.sampled_from(["median", "successive_halving", "none", "hyperband"])},
+                              optional={"min_epochs": st.integers(-1, 100), "warmup_epochs": yaml_values()}),
+                              "validation": yaml_values(), "seed": st.integers(-5, 2**40)}),
+    yaml_values()))
+def test_sweep_files_never_show_a_traceback(tmp_path_factory, doc):
+    """`sweep --check` loads and checks a sweep file (every path against its spec) without starting anything."""
+    p = tmp_path_factory.mktemp("sweep") / "sweep.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    status, said = _run(["sweep", str(p), "--check"])
+    if status == 1:
+        assert re.search(r"SEP\d{3}", said), said
