@@ -50,10 +50,11 @@ class Op:
     bias_zero: bool = False  # all zeros (no bias, no folded batch norm): the file keeps one buffer per size
     axes: int = 0  # bytes of a MEAN's reduced axes, a constant all MEANs share
     weight_bytes: int = 0  # what this op adds to flash (set once all ops are known)
+    itemsize: int = 1  # int8; 4 for the int32 shape tensors of a flatten
 
     @property
     def bytes(self) -> int:
-        return math.prod(self.shape)
+        return math.prod(self.shape) * self.itemsize
 
 
 @dataclass
@@ -148,8 +149,13 @@ def estimate(rep: Report) -> Deployment:
         elif isinstance(lay, L.GlobalAveragePooling2D):
             tensor[r.name] = emit(r.name, "MEAN", r.name, x, out)
             d.ops[-1].axes = 2 * BIAS  # the reduced axes, int32
-        elif isinstance(lay, L.Flatten):
-            tensor[r.name] = emit(r.name, "RESHAPE", r.name, x, out)
+        elif isinstance(lay, L.Flatten):  # the batch is dynamic: the new shape is computed, in int32
+            sh = emit(f"{r.name}/shape", "SHAPE", r.name, x, (len(r.input) + 1,))
+            n = emit(f"{r.name}/batch", "STRIDED_SLICE", r.name, (sh,), (1,), 3 * 4)  # begin, end, strides
+            new = emit(f"{r.name}/new_shape", "PACK", r.name, (n,), (2,))
+            for o in d.ops[-3:]:
+                o.itemsize = 4
+            tensor[r.name] = emit(r.name, "RESHAPE", r.name, (x[0], new), out)
         elif isinstance(lay, L.Add):
             tensor[r.name] = emit(r.name, "ADD", r.name, x, out)
         elif isinstance(lay, L.Multiply):
