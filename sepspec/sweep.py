@@ -194,7 +194,13 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
             break
         trial = study.ask()
         trial.set_user_attr("worker", me)
-        params = sample(trial, sweep.space)
+        try:
+            params = sample(trial, sweep.space)
+        except ValueError as e:  # Optuna refuses a parameter whose distribution changed within a study
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise SweepError(f"{storage or os.path.join(out, 'study.journal')}: this study was made by a different "
+                             f"version of {sweep_path} ({e}); give another --out (or --storage), or remove the "
+                             "old study") from None
         t0 = time.perf_counter()
         try:
             spec, src = spec_for(base, params, keep)
