@@ -482,6 +482,26 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
     assert figures[False, "none"] == pytest.approx(float(row["val_accuracy_plain"]), abs=1 / 64)
 
 
+def test_a_run_with_dropout_resumes_exactly(tmp_path, data):
+    """The dropout layers' random state is not in a .keras file: state.json keeps it, so a run stopped after
+    epoch 1 and resumed draws the same masks as an uninterrupted one and ends with the same weights."""
+    from sepspec._quiet import keras as K
+
+    p = tmp_path / "drop.yaml"
+    p.write_text(SMALL.lstrip().replace("activation: relu}", "activation: relu, dropout: 0.3}"))
+    args = ["--data", data, "--train-limit", "64", "--seed", "3"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert run_cli("train", str(p), "--out", a, "--epochs", "2", *args, env=ENV).returncode == 0
+    assert run_cli("train", str(p), "--out", b, "--epochs", "1", *args, env=ENV).returncode == 0
+    assert json.load(open(os.path.join(b, "state.json")))["rng"]  # the masks' state, per dropout layer
+    r = run_cli("train", "--resume", b, "--epochs", "2", env=ENV)
+    assert r.returncode == 0, r.stderr
+    keras = K()
+    wa, wb = (keras.saving.load_model(os.path.join(x, "checkpoint-0002.keras")).get_weights() for x in (a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
+    assert [r["loss"] for r in history(a)] == [r["loss"] for r in history(b)]
+
+
 def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, spec, data):
     """train.ema: validation and best.keras use the average, the checkpoint keeps the live weights, and a run
     stopped after epoch 1 and resumed ends with the same live weights and the same average as an uninterrupted one."""

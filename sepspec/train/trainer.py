@@ -283,6 +283,10 @@ def _read_state(run: str) -> dict | None:
         if not (isinstance(state["epoch"], int) and state["epoch"] >= 1 and isinstance(state["checkpoint"], str)
                 and "/" not in state["checkpoint"] and isinstance(state.get("best", {}), dict)):
             raise ValueError("epoch, checkpoint or best has the wrong type")
+        rng = state.get("rng") or {}
+        if not (isinstance(rng, dict) and all(isinstance(v, list) and len(v) == 2 and all(
+                isinstance(i, int) and 0 <= i < 2**32 for i in v) for v in rng.values())):
+            raise ValueError("rng must map layer names to two 32-bit integers")
     except (ValueError, KeyError, TypeError) as e:
         raise TrainError(f"{path}: damaged, cannot resume ({type(e).__name__}: {e})") from None
     if not os.path.isfile(os.path.join(run, state["checkpoint"])):
@@ -326,6 +330,8 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, o
             model = rundir.load_model(os.path.join(run, state["checkpoint"]))
         else:
             model = compile_model(keras, report, t, mixed=mixed, jit_compile=opts.jit_compile)
+    if state and state.get("rng"):  # the dropout masks go on as an uninterrupted run draws them
+        _restore_rng(model, state["rng"])
     average = WeightAverage(tf, model, t.ema) if t.ema else None
     if average is not None and state and state.get("ema"):
         try:
@@ -408,7 +414,8 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, o
             rundir.plot_curves(os.path.join(run, "curves.png"), rows, f"{spec.name} ({run})")
             rundir.crash_point("before-commit", e + 1)
             # the commit point, written last: everything above is either named by it or rebuilt from it
-            state = {"epoch": e + 1, "checkpoint": ckpt, "plateau": plateau, "best": best, "ema": ema}
+            state = {"epoch": e + 1, "checkpoint": ckpt, "plateau": plateau, "best": best, "ema": ema,
+                     "rng": _rng_state(model)}
             rundir.write_json(os.path.join(run, "state.json"), state)
             rundir.crash_point("after-commit", e + 1)
             rundir.settle(run, state)
@@ -439,6 +446,19 @@ def _validate(model, t, val_ds, xv_normal, yv, untta: str) -> tuple[dict, dict]:
     p = by_view(model, xv_normal, t.tta, t.batch_size)
     extra = {untta: scores(p["none"], yv)["accuracy"]} if t.tta != "none" else {}
     return scores(p[t.tta], yv), extra
+
+
+def _rng_state(model) -> dict:
+    """The state of every layer's random-number generator (dropout): a .keras file does not keep it."""
+    return {layer.name: [int(v) for v in layer.seed_generator.state.numpy()]
+            for layer in model.layers if getattr(layer, "seed_generator", None) is not None}
+
+
+def _restore_rng(model, saved: dict) -> None:
+    for layer in model.layers:
+        g = getattr(layer, "seed_generator", None)
+        if g is not None and layer.name in saved:
+            g.state.assign(np.asarray(saved[layer.name], dtype=g.state.dtype))
 
 
 def _raise_interrupt(*_):
