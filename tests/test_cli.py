@@ -71,6 +71,21 @@ def test_show_table_and_json():
     assert layers[-2]["output"] == [10] and layers[-1]["rf"] == 34  # after gap: the RF before it
 
 
+def test_show_memory_and_its_json():
+    """The int8 estimate of base.yaml (equal to the converted file and TFLM: tests/test_export.py), as a view and
+    in the JSON document, where the layers' and the input stage's flash add up to the total."""
+    r = run_cli("show", BASE, "--memory")
+    assert r.returncode == 0
+    assert "int8: flash 82,893 bytes, activations 147,456 bytes (peak alive 147,456 at sepconv_3)" in r.stdout
+    assert "sepconv_1/depthwise" in r.stdout and "DEPTHWISE_CONV_2D" in r.stdout
+    doc = json.loads(run_cli("show", BASE, "--json").stdout)
+    mem = doc["memory"]
+    assert (mem["flash_bytes"], mem["activation_bytes"], mem["peak_at"]) == (82_893, 147_456, "sepconv_3")
+    stage = sum(o["flash_bytes"] for o in mem["ops"] if o["layer"] is None)  # the normalisation's constants
+    assert sum(layer["flash_bytes"] for layer in doc["layers"]) + stage == mem["flash_bytes"]
+    assert max(layer["alive_bytes"] for layer in doc["layers"]) == mem["peak_alive_bytes"]
+
+
 def test_show_json_lists_violations(write):
     doc = json.loads(run_cli("show", "--json", write("b.yaml", MINIMAL.replace("sepconv: 4", "sepconv: 5"))).stdout)
     assert [(v["code"], v["rule"], v["line"], v["column"], v["layer"]) for v in doc["violations"]] == \
