@@ -201,3 +201,20 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
     x = load_cifar(data).x_test[:16]
     want = model.predict(x.astype(np.float32), verbose=0).astype(np.float32)  # float16 compute: close, not equal
     assert np.abs(scores(str(tmp_path / "m.onnx"), x) - want).max() < 2e-2
+
+
+def test_an_int8_file_that_xnnpack_refuses_runs_on_the_builtin_kernels():
+    """`sepspec export` of results/mbconv-10ep-seed0: LiteRT's default delegate (XNNPACK) fails to prepare this
+    graph ("failed to create XNNPACK runtime"); evaluation falls back to the built-in int8 kernels."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from sepspec.train.runtime import scores
+
+    path = os.path.join(ROOT, "tests", "fixtures", "mbconv-int8-xnnpack-refuses.tflite")
+    with pytest.raises(RuntimeError, match="XNNPack|XNNPACK"):
+        it = Interpreter(model_path=path)
+        it.allocate_tensors()
+        it.invoke()
+    x = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    p = scores(path, x, batch=4)
+    assert p.shape == (7, 10) and np.allclose(p.sum(axis=1), 1, atol=0.05)

@@ -51,8 +51,17 @@ def _litert(path, pixels, batch):
     if tuple(i["shape"][1:]) != pixels.shape[1:]:
         raise UserError(f"{path}: takes {'x'.join(map(str, i['shape'][1:]))} images, the data has "
                         f"{'x'.join(map(str, pixels.shape[1:]))}")
-    it.resize_tensor_input(i["index"], [batch, *pixels.shape[1:]])
-    it.allocate_tensors()
+    try:  # run a batch once to find out whether the default delegate (XNNPACK) can run this graph
+        it.resize_tensor_input(i["index"], [batch, *pixels.shape[1:]])
+        it.allocate_tensors()
+        it.set_tensor(i["index"], np.zeros([batch, *pixels.shape[1:]], i["dtype"]))
+        it.invoke()
+    except RuntimeError:  # XNNPACK (the default delegate) refuses some int8 graphs: the built-in kernels run them
+        from ai_edge_litert.interpreter import OpResolverType
+
+        it = Interpreter(model_path=path, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it.resize_tensor_input(i["index"], [batch, *pixels.shape[1:]])
+        it.allocate_tensors()
     scale, zero = i["quantization"]
     oscale, ozero = o["quantization"]
     out = []
