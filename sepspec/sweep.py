@@ -244,8 +244,12 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
                        val_limit=sweep.budget.val_limit, data=data, seed=sweep.seed,
                        overrides=[f"train.validation={sweep.validation}"])
         print(f"trial {trial.number}: {json.dumps(params)}", flush=True)
-        with _Heartbeat(trial):
-            status, _ = train(opts, on_epoch)
+        try:
+            with _Heartbeat(trial):
+                status, _ = train(opts, on_epoch)
+        except UserError:  # the data or an option is wrong: every trial would fail the same way
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
         m = json.load(open(os.path.join(run, "metrics.json")))
         best = m.get("best_val_accuracy")
         trial.set_user_attr("status", m["status"])
