@@ -296,7 +296,7 @@ def test_bench_prints_both_figures_and_ratio(spec, data):
 @pytest.mark.skipif(not os.path.exists(SHARED), reason=f"real CIFAR-10 not found at {SHARED}")
 def test_real_cifar10_smoke_run_of_a_branchy_spec_trains(tmp_path):
     """specs/mbconv.yaml (residual Adds, squeeze-excite Multiplies) through the unchanged trainer: 3 epochs on 3,000
-    real images, with the spec's own recipe (weight average, flip TTA). Its validation figure this early on so few
+    real images, with the spec's own recipe (flip TTA). Its validation figure this early on so few
     images swings by points, so the proof is the training curve: the loss falls every epoch and accuracy is far above chance (10%)."""
     run = str(tmp_path / "run")
     r = run_cli("train", os.path.join(ROOT, "specs", "mbconv.yaml"), "--data", SHARED, "--out", run, "--epochs", "3",
