@@ -226,3 +226,16 @@ def test_two_workers_on_a_postgresql_server_share_one_study(tmp_path, data, post
     assert 3 <= len(trained) <= 3 + 1 and all(t.state == S.COMPLETE for t in trained)
     assert len({t.user_attrs["run"] for t in trained}) == len(trained)
     assert {os.path.dirname(os.path.dirname(t.user_attrs["run"])) for t in trained} <= {f"{out}-0", f"{out}-1"}
+
+
+def test_a_mostly_infeasible_space_stops_with_a_message(tmp_path, data):
+    (tmp_path / "tiny.yaml").write_text(TINY.lstrip())
+    p = tmp_path / "sw.yaml"
+    p.write_text("spec: tiny.yaml\ntrials: 2\nmax_rule_pruned: 5\nspace:\n  width: {choice: [4.0, 6.0]}\n")
+    out = str(tmp_path / "out")
+    r = run_cli("sweep", str(p), "--out", out, "--data", data, env=ENV)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "5 candidates in a row broke a rule (most often SEP203, 5 times); the space is mostly infeasible" in r.stderr
+    trials = study_trials(str(p), out)
+    assert len(trials) == 5 and all(t.user_attrs["rule"] == "SEP203" for t in trials)
+    assert os.listdir(os.path.join(out, "trials")) == []
