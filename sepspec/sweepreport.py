@@ -116,7 +116,7 @@ def _plot(path, rows, S, title) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     done = [(t.user_attrs["params_count"], a) for t, a in rows
-            if t.user_attrs.get("trained") and a is not None and "params_count" in t.user_attrs]
+            if t.state == S.COMPLETE and a is not None and "params_count" in t.user_attrs]
     early = [(t.user_attrs["params_count"], a) for t, a in rows
              if t.state == S.PRUNED and "rule" not in t.user_attrs and a is not None and "params_count" in t.user_attrs]
     ruled = [t.user_attrs["params_count"] for t, _ in rows if "rule" in t.user_attrs and "params_count" in t.user_attrs]
