@@ -26,6 +26,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+def _short(path: str, names: list[str]) -> str:
+    """The shortest dotted tail of a space path that no other path shares (`kernel` is ambiguous: `body[0].sepconv.kernel`)."""
+    parts = path.split(".")
+    for n in range(1, len(parts) + 1):
+        tail = ".".join(parts[-n:])
+        if sum(1 for other in names if other.endswith(tail)) == 1:
+            return tail
+    return path
+
+
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -43,14 +53,15 @@ def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3)
         acc = t.value if t.state == S.COMPLETE else (max(t.intermediate_values.values())
                                                      if t.intermediate_values else None)
         rows.append((t, acc))
-    head = (f"{'trial':>5}  {'sampled':<48} {'params':>8} {'MACs':>11} {'rf':>4} {'best val':>9}  state")
+    short = {k: _short(k, names) for k in names}
+    sampled = {t.number: ", ".join(f"{short[k]}={_fmt(t.params[k])}" for k in names if k in t.params) for t, _ in rows}
+    w = max([7] + [len(v) for v in sampled.values()])
+    head = (f"{'trial':>5}  {'sampled':<{w}} {'params':>8} {'MACs':>11} {'rf':>4} {'best val':>9}  state")
     print(head)
     print("-" * len(head))
     for t, acc in rows:
-        sampled = ", ".join(f"{k.split('.')[-1] if k != 'width' else 'width'}={_fmt(t.params[k])}"
-                            for k in names if k in t.params)
         u = t.user_attrs
-        print(f"{t.number:>5}  {sampled[:48]:<48} {u.get('params_count', ''):>8} {u.get('macs', ''):>11} "
+        print(f"{t.number:>5}  {sampled[t.number]:<{w}} {u.get('params_count', ''):>8} {u.get('macs', ''):>11} "
               f"{u.get('receptive_field', ''):>4} {('' if acc is None else f'{100 * acc:.2f}%'):>9}  {_state(t, S)}")
     trained = [(t, a) for t, a in rows if t.user_attrs.get("trained") and t.state in (S.COMPLETE, S.PRUNED)]
     ruled = [t for t, _ in rows if t.state == S.PRUNED and "rule" in t.user_attrs]
