@@ -25,8 +25,9 @@ def scaled(f: int, m: float) -> int:
 def classifier_entry(src: Source) -> tuple | None:
     """The path of the entry whose convolution feeds the classifier's pooling (its width is `classes`)."""
     spec = load_source(_copy(src))
-    row = analyse(spec).rf_row()
-    return row.origin.path if row is not None and analyse(spec).classifier_pool() is not None else None
+    rep = analyse(spec)
+    row = rep.rf_row()
+    return row.origin.path if row is not None and rep.classifier_pool() is not None else None
 
 
 def scale_source(src: Source, m: float, keep: tuple | None = None) -> Source:

@@ -9,7 +9,6 @@ a trial that breaks one is pruned without training.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from typing import Annotated, Literal, Optional, Union
@@ -116,7 +115,6 @@ _TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 def parse_path(text: str) -> tuple | None:
     """'layers[2].residual.body[0].sepconv.kernel' -> ('layers', 2, 'residual', 'body', 0, 'sepconv', 'kernel')."""
     out: list = []
-    pos = 0
     for part in text.split("."):
         if not part:
             return None
@@ -127,7 +125,6 @@ def parse_path(text: str) -> tuple | None:
                 return None
             out.append(m.group(1) if m.group(1) else int(m.group(2)))
             p = m.end()
-        pos += 1
     return tuple(out) if out and isinstance(out[0], str) else None
 
 
@@ -243,10 +240,3 @@ def spec_for(sweep_base: Source, params: dict, keep: tuple | None) -> tuple[Spec
     """The trial's spec, validated (not yet checked against the rules)."""
     s = apply(sweep_base, params, keep)
     return load_source(s), s
-
-
-def is_float(d: Distribution) -> bool:
-    return isinstance(d, (Uniform, LogUniform))
-
-
-__all__ = ["Sweep", "load_sweep", "apply", "spec_for", "parse_path", "values_of", "math"]

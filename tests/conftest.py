@@ -47,3 +47,17 @@ layers:
   - gap: {}
   - activation: softmax
 """
+
+
+def cifar_like(tmp_path_factory, seed: int) -> str:
+    """320 training and 64 test images of random pixels and labels, written in the real CIFAR-10 format (an
+    archive), so that the loader's real code path runs. Returns the archive's path."""
+    import numpy as np
+
+    from sepspec.train.data import write_batches
+
+    rng = np.random.default_rng(seed)
+    d = tmp_path_factory.mktemp("cifar")
+    return write_batches(str(d), rng.integers(0, 256, (320, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 320),
+                         rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64),
+                         archive=str(d / "cifar-10-python.tar.gz"))

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cifar_like, run_cli
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("onnxruntime")
@@ -59,13 +59,7 @@ ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from sepspec.train.data import write_batches
-
-    rng = np.random.default_rng(3)
-    d = tmp_path_factory.mktemp("cifar")
-    return write_batches(str(d), rng.integers(0, 256, (320, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 320),
-                         rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64),
-                         archive=str(d / "cifar-10-python.tar.gz"))
+    return cifar_like(tmp_path_factory, 3)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cifar_like, run_cli
 
 optuna = pytest.importorskip("optuna")
 
@@ -52,13 +51,7 @@ S = optuna.trial.TrialState
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from sepspec.train.data import write_batches
-
-    rng = np.random.default_rng(5)
-    d = tmp_path_factory.mktemp("cifar")
-    return write_batches(str(d), rng.integers(0, 256, (320, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 320),
-                         rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64),
-                         archive=str(d / "cifar-10-python.tar.gz"))
+    return cifar_like(tmp_path_factory, 5)
 
 
 def make(tmp_path, trials=3, epochs=1, limit=64):

@@ -14,7 +14,7 @@ import pytest
 from sepspec import analyse, load
 from sepspec.train.data import write_batches
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cifar_like, run_cli
 
 SMALL = """
 # yaml-language-server: $schema=sepspec.schema.json
@@ -41,11 +41,7 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar-10-python.
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    rng = np.random.default_rng(1)
-    d = tmp_path_factory.mktemp("cifar")
-    return write_batches(str(d), rng.integers(0, 256, (320, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 320),
-                         rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64),
-                         archive=str(d / "cifar-10-python.tar.gz"))
+    return cifar_like(tmp_path_factory, 1)
 
 
 @pytest.fixture

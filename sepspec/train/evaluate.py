@@ -72,7 +72,7 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
                          f"classes; CIFAR-10 is {dims(data.x_test.shape[1:])} with "
                          f"{len(data.class_names)} classes")
     pred = probabilities(model, normalize(data.x_test, mean, std), tta).argmax(axis=-1)
-    acc, per_class, cm = _report(model_path + (" (flip test-time augmentation)" if tta == "flip" else ""), pred, data)
+    acc, per_class, cm = _report(model_path, pred, data, " (flip test-time augmentation)" if tta == "flip" else "")
     rundir.write_json(os.path.join(out, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
                                                              "per_class": per_class, "confusion": cm.tolist()})
     _plot_confusion(os.path.join(out, "confusion.png"), cm, data.class_names, acc)
@@ -80,7 +80,7 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
     return 0
 
 
-def _report(what: str, pred, data):
+def _report(what: str, pred, data, note: str = ""):
     """Print and return (accuracy, per-class accuracy, confusion matrix) of predicted labels on the test set."""
     y = data.y_test
     n = len(data.class_names)
@@ -88,11 +88,7 @@ def _report(what: str, pred, data):
     np.add.at(cm, (y, pred), 1)
     acc = float((pred == y).mean())
     per_class = {name: float(cm[i, i] / max(cm[i].sum(), 1)) for i, name in enumerate(data.class_names)}
-    if what.endswith(" (flip test-time augmentation)"):
-        print(f"{what[:-len(' (flip test-time augmentation)')]}: test accuracy {100 * acc:.2f}% on {len(y):,} images"
-              " (flip test-time augmentation)")
-    else:
-        print(f"{what}: test accuracy {100 * acc:.2f}% on {len(y):,} images")
+    print(f"{what}: test accuracy {100 * acc:.2f}% on {len(y):,} images{note}")
     for name, a in per_class.items():
         print(f"  {name:<11} {100 * a:6.2f}%")
     print("confusion matrix (rows: true class, columns: predicted):")
