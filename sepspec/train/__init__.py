@@ -4,5 +4,6 @@ Importing this package is cheap; TensorFlow is imported only by the modules that
 """
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-PRECISIONS = ("auto", "float32", "mixed_float16")  # auto: mixed_float16 on a GPU, float32 on CPU
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: float32 on CPU; on a GPU, per backend
+                                                                   # as measured (devices.AUTO_GPU_PRECISION)
 TTA = ("none", "flip")  # test-time augmentation: none, or the mean over each image and its mirror image

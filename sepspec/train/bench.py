@@ -1,9 +1,11 @@
 """`sepspec bench`: is the data pipeline the bottleneck? Training images/s of the trainer's full step
-(tf.data, normalisation, augmentation) next to a plain `model.fit` on in-memory tensors of the same compiled
-model. Interleaved repeats in one process; medians and their ratio are printed."""
+(tf.data on TensorFlow, a PyDataset's worker thread on JAX/PyTorch; normalisation, augmentation) next to a plain `model.fit`
+on in-memory arrays of the same compiled model. Interleaved repeats in one process; medians and their ratio
+are printed."""
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -12,16 +14,16 @@ import numpy as np
 from .. import analyse
 from .data import DataError, load_cifar
 from .pipeline import channel_stats, dataset, normalize
-from .devices import device_name, set_precision
-from .trainer import Options, compile_model, resolve_spec
+from .devices import backend, device_name, set_precision, tensorflow
+from .trainer import Options, _jit, compile_model, resolve_spec
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
-          repeats: int = 3) -> int:
+          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1) -> int:
     from .._quiet import keras as _k
 
     keras = _k()
-    import tensorflow as tf
+    tf = tensorflow(keras)  # None on JAX/PyTorch
 
     spec, _ = resolve_spec(Options(spec=spec_path, batch_size=batch_size))
     t = spec.train
@@ -39,13 +41,18 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         x = rng.integers(0, 256, (n, *spec.input), dtype=np.uint8)
         y = rng.integers(0, spec.classes, n).astype(np.int32)
         source = "random images (no CIFAR-10 found)"
-    if len(x) < n:
-        raise DataError(f"only {len(x)} images for {steps} steps of {b}")
+    if len(x) < n:  # a small set (the device check's subset): its images again, for the throughput alone
+        print(f"note: {len(x):,} images for {steps} steps of {b}: each is used up to {math.ceil(n / len(x))} times",
+              flush=True)
+        x, y = np.resize(x, (n, *x.shape[1:])), np.resize(y, n)
     mean, std = channel_stats(x)
-    mixed = set_precision(keras, tf, "auto")  # the same precision as the trainer uses by default
-    model = compile_model(keras, analyse(spec), t, mixed=mixed, jit_compile=False)
-    xf = tf.constant(normalize(x, mean, std))
-    yf = tf.one_hot(y, spec.classes)
+    policy = set_precision(keras, precision)  # "auto": the precision the trainer uses by default
+    opts = Options(spec=spec_path, precision=precision)
+    model = compile_model(keras, analyse(spec), t, mixed=policy != "float32", jit_compile=_jit(keras, opts),
+                          steps_per_execution=steps_per_execution)
+    xf, yf = normalize(x, mean, std), np.eye(spec.classes, dtype=np.float32)[y]
+    if tf is not None:  # in-memory tensors, as before
+        xf, yf = tf.constant(xf), tf.constant(yf)
 
     def trainer_step(epoch):
         ds = dataset(x, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=0, epoch=epoch, training=True,
@@ -66,9 +73,10 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         plain.append(plain_fit())
     mo, mp = statistics.median(ours), statistics.median(plain)
     aug = ", ".join(f"{k}={v}" for k, v in t.augment.model_dump().items() if v) or "none"
-    print(f"{spec.name}: batch {b}, {steps} steps x {repeats} repeats, {device_name(tf)}, data: {source}, "
-          f"augmentation: {aug}")
-    print(f"trainer step (tf.data + normalise + augment): median {mo:,.0f} images/s  runs {[round(v) for v in ours]}")
-    print(f"plain model.fit on in-memory tensors:        median {mp:,.0f} images/s  runs {[round(v) for v in plain]}")
+    feed = "tf.data" if tf is not None else "PyDataset"
+    print(f"{spec.name}: batch {b}, {steps} steps x {repeats} repeats, {device_name(keras)}, backend {backend(keras)}, "
+          f"precision {policy}, {steps_per_execution} step(s) per call, data: {source}, augmentation: {aug}")
+    print(f"trainer step ({feed} + normalise + augment): median {mo:,.0f} images/s  runs {[round(v) for v in ours]}")
+    print(f"plain model.fit on in-memory arrays:{' ' * (len(feed) + 2)}median {mp:,.0f} images/s  runs {[round(v) for v in plain]}")
     print(f"ratio trainer / plain: {mo / mp:.3f} (target >= 0.95)")
     return 0

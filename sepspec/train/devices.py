@@ -1,12 +1,15 @@
-"""Where training runs: the devices TensorFlow sees, the distribution strategy, and the precision.
+"""Where training runs: the Keras backend and the devices it sees, the distribution strategy, and the precision.
 
-Imported by the trainer and `sepspec bench` only when they run (TensorFlow is passed in, not imported here).
+Imported by the trainer and `sepspec bench` only when they run. TensorFlow is imported only on its own backend:
+on JAX or PyTorch (KERAS_BACKEND) the trainer runs without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 
 from ..diagnostics import UserError
 
@@ -53,7 +56,36 @@ def parse_tf_config(text: str | None) -> dict:
     return cfg
 
 
-def make_strategy(tf, name: str):
+def backend(keras) -> str:
+    return keras.backend.backend()
+
+
+def tensorflow(keras):
+    """TensorFlow when it is the backend, else None (it may not even be installed)."""
+    if backend(keras) != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf
+
+
+class _OneDevice:
+    """What the trainer needs of a strategy, on backends without tf.distribute."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def make_strategy(keras, name: str):
+    tf = tensorflow(keras)
+    if tf is None:
+        if name != "default":
+            raise DeviceError(f"--strategy {name} is TensorFlow's tf.distribute; the Keras backend here is "
+                              f"{backend(keras)} (KERAS_BACKEND), which trains on one device: use --strategy default "
+                              f"or KERAS_BACKEND=tensorflow")
+        return _OneDevice()
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -64,17 +96,46 @@ def make_strategy(tf, name: str):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def set_precision(keras, tf, precision: str) -> bool:
-    """Set Keras's global dtype policy for `precision` on this machine; True when it is mixed_float16."""
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    mixed = precision == "mixed_float16" or (precision == "auto" and gpu)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    return mixed
+def gpus(keras) -> list[str]:
+    """The names of the GPUs the backend sees."""
+    b = backend(keras)
+    if b == "tensorflow":
+        tf = tensorflow(keras)
+        return [tf.config.experimental.get_device_details(g).get("device_name", "unknown")
+                for g in tf.config.list_physical_devices("GPU")]
+    if b == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    if b == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
 
 
-def device_name(tf) -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"{len(gpus)} x GPU ({details.get('device_name', 'unknown')})"
+# `--precision auto` on a GPU, per backend, as measured by benchmarks/gpu_check.sh (docs/gpu.md); float32 where
+# nothing was measured (TensorFlow's float16 depthwise backprop was once 16x slower: tensorflow#41715)
+AUTO_GPU_PRECISION = {"jax": "float32", "tensorflow": "float32", "torch": "float32"}
+
+
+def set_precision(keras, precision: str) -> str:
+    """Set Keras's global dtype policy for `precision` on this machine and return its name."""
+    if precision == "auto":
+        precision = AUTO_GPU_PRECISION.get(backend(keras), "float32") if gpus(keras) else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    return precision
+
+
+def device_name(keras) -> str:
+    names = gpus(keras)
+    if names:
+        return f"{len(names)} x GPU ({names[0]})"
     return f"CPU ({os.cpu_count()} cores)"
+
+
+def versions(keras) -> dict:
+    """The backend's version, for run.json/metrics.json."""
+    b = backend(keras)
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(b)
+    return {b: getattr(sys.modules.get(module) or __import__(module), "__version__", "?")} if module else {}

@@ -1,11 +1,17 @@
-"""The input pipeline: tf.data over in-memory uint8 images, batched, normalised and augmented with
-vectorised ops on whole batches, and prefetched, so the data never waits on Python.
+"""The input pipeline: in-memory uint8 images, batched, normalised and augmented with vectorised ops on whole
+batches, so the data never waits on Python.
 
-Everything random is stateless and seeded by (seed, epoch, batch), so a resumed run sees the same data
-order and the same augmentation as an uninterrupted one.
+On TensorFlow it is a prefetched tf.data graph; on the other Keras 3 backends (JAX, PyTorch), which have no
+tf.data, a `keras.utils.PyDataset` of NumPy batches made by a worker thread. Both apply the one definition of
+the augmentation, `augment_batch`, written against the NumPy API (`tf.experimental.numpy` in the graph,
+`numpy` on the host); only where its random draws come from differs: TensorFlow's stateless generator there,
+NumPy's here. Everything random is seeded by (seed, epoch, batch), so a resumed run sees the same data order
+and the same augmentation as an uninterrupted one on the same backend.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -34,50 +40,136 @@ def normalize(x, mean, std):
     return (x / 255.0 - mean) / std
 
 
-def augment_batch(tf, x, seed, aug: Augment):
-    """Flip, pad-and-crop and cutout on a normalised float batch (b, h, w, c); `seed` is a [2] int tensor."""
-    b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+def augment_batch(xp, x, draws: dict, aug: Augment):
+    """Flip, pad-and-crop and cutout on a normalised float batch (b, h, w, c), with the NumPy API `xp`.
+
+    `draws` holds the batch's random numbers: `flip` (b, 1, 1, 1) booleans, `offset` (b, 2) crop offsets in
+    [0, 2*crop], `cy`/`cx` (b, 1, 1) cutout centres in [0, h) and [0, w)."""
+    h, w = x.shape[1], x.shape[2]
     if aug.flip:
-        coin = tf.random.stateless_uniform([b, 1, 1, 1], seed=seed) < 0.5
-        x = tf.where(coin, tf.reverse(x, axis=[2]), x)
+        x = xp.where(draws["flip"], xp.flip(x, axis=2), x)
     if aug.crop:
         p = aug.crop
-        padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])  # zeros = the mean after normalisation
-        off = tf.random.stateless_uniform([b, 2], seed=seed + 1, minval=0, maxval=2 * p + 1, dtype=tf.int32)
-        rows = off[:, :1] + tf.range(h)[None, :]
-        cols = off[:, 1:] + tf.range(w)[None, :]
-        x = tf.gather(padded, rows, axis=1, batch_dims=1)
-        x = tf.gather(x, cols, axis=2, batch_dims=1)
+        padded = xp.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="constant")  # zeros = the mean after normalisation
+        off = draws["offset"]
+        rows = off[:, :1] + xp.arange(h, dtype=off.dtype)[None, :]
+        cols = off[:, 1:] + xp.arange(w, dtype=off.dtype)[None, :]
+        x = xp.take_along_axis(padded, rows[:, :, None, None], axis=1)
+        x = xp.take_along_axis(x, cols[:, None, :, None], axis=2)
     if aug.cutout:
         size, half = aug.cutout, aug.cutout // 2
-        cy = tf.random.stateless_uniform([b, 1, 1], seed=seed + 2, minval=0, maxval=h, dtype=tf.int32)
-        cx = tf.random.stateless_uniform([b, 1, 1], seed=seed + 3, minval=0, maxval=w, dtype=tf.int32)
-        ys = tf.range(h)[None, :, None]
-        xs = tf.range(w)[None, None, :]
+        cy, cx = draws["cy"], draws["cx"]
+        ys = xp.arange(h, dtype=cy.dtype)[None, :, None]
+        xs = xp.arange(w, dtype=cx.dtype)[None, None, :]
         inside = (ys >= cy - half) & (ys < cy - half + size) & (xs >= cx - half) & (xs < cx - half + size)
-        x = tf.where(inside[..., None], tf.zeros_like(x), x)
+        x = xp.where(inside[..., None], xp.zeros_like(x), x)
     return x
+
+
+def tf_draws(tf, b, h, w, seed, aug: Augment) -> dict:
+    """The batch's draws from TensorFlow's stateless generator; `seed` is a [2] int tensor."""
+    d = {}
+    if aug.flip:
+        d["flip"] = tf.random.stateless_uniform([b, 1, 1, 1], seed=seed) < 0.5
+    if aug.crop:
+        d["offset"] = tf.random.stateless_uniform([b, 2], seed=seed + 1, minval=0, maxval=2 * aug.crop + 1,
+                                                  dtype=tf.int32)
+    if aug.cutout:
+        d["cy"] = tf.random.stateless_uniform([b, 1, 1], seed=seed + 2, minval=0, maxval=h, dtype=tf.int32)
+        d["cx"] = tf.random.stateless_uniform([b, 1, 1], seed=seed + 3, minval=0, maxval=w, dtype=tf.int32)
+    return d
+
+
+def numpy_draws(rng: np.random.Generator, b, h, w, aug: Augment) -> dict:
+    """The same draws from a NumPy generator (the other backends)."""
+    d = {}
+    if aug.flip:
+        d["flip"] = rng.random((b, 1, 1, 1)) < 0.5
+    if aug.crop:
+        d["offset"] = rng.integers(0, 2 * aug.crop + 1, (b, 2))
+    if aug.cutout:
+        d["cy"] = rng.integers(0, h, (b, 1, 1))
+        d["cx"] = rng.integers(0, w, (b, 1, 1))
+    return d
+
+
+def _augments(training: bool, aug: Augment | None) -> bool:
+    return bool(training and aug is not None and (aug.flip or aug.crop or aug.cutout))
 
 
 def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mean, std, seed: int, epoch: int,
             training: bool, aug: Augment | None = None):
-    """A tf.data.Dataset of (normalised float32 images, one-hot labels)."""
-    import tensorflow as tf
+    """The batches of (normalised float32 images, one-hot labels) for `fit`/`evaluate` on the current backend."""
+    from .._quiet import keras
 
-    n = len(x_uint8)
-    order = np.random.default_rng([seed, epoch]).permutation(n) if training else np.arange(n)
+    if keras().backend.backend() != "tensorflow":
+        return host_batches(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch,
+                           training=training, aug=aug)
+    return _tf_dataset(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch,
+                       training=training, aug=aug)
+
+
+def _order(n, seed, epoch, training):
+    return np.random.default_rng([seed, epoch]).permutation(n) if training else np.arange(n)
+
+
+def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training, aug):
+    import tensorflow as tf
+    import tensorflow.experimental.numpy as tnp
+
+    order = _order(len(x_uint8), seed, epoch, training)
     images = tf.constant(x_uint8)
     labels = tf.constant(y.astype(np.int32))
     m = tf.constant(np.asarray(mean, np.float32))
     s = tf.constant(np.asarray(std, np.float32))
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch).enumerate()
+    h, w = x_uint8.shape[1], x_uint8.shape[2]
 
     def load(i, idx):
         x = normalize(tf.cast(tf.gather(images, idx), tf.float32), m, s)
-        if training and aug is not None and (aug.flip or aug.crop or aug.cutout):
-            x = augment_batch(tf, x, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
+        if _augments(training, aug):
+            draws = tf_draws(tf, tf.shape(x)[0], h, w, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
+            x = augment_batch(tnp, x, draws, aug)
         return x, tf.one_hot(tf.gather(labels, idx), classes)
 
     opts = tf.data.Options()
     opts.experimental_deterministic = True
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(opts)
+
+
+_HOST_BATCHES = None
+
+
+def host_batches(*args, **kwargs):
+    """NumPy batches as a `keras.utils.PyDataset` (the class is made on first use, so that importing this
+    module does not import Keras)."""
+    global _HOST_BATCHES
+    if _HOST_BATCHES is None:
+        from .._quiet import keras
+
+        _HOST_BATCHES = type("HostBatches", (_HostBatchesMixin, keras().utils.PyDataset), {})
+    return _HOST_BATCHES(*args, **kwargs)
+
+
+class _HostBatchesMixin:
+    """Batch i is a pure function of (seed, epoch, i), so worker threads may make batches in any order."""
+
+    def __init__(self, x_uint8, y, *, batch, classes, mean, std, seed, epoch, training, aug, workers=1):
+        # one worker thread: it overlaps making batches with the step, and with two or more the training was
+        # measured not to be reproducible (Keras 3.15 on JAX: the same checkpoint and batches gave other weights)
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.x, self.y, self.batch, self.classes = x_uint8, y, batch, classes
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.seed, self.epoch, self.training, self.aug = seed, epoch, training, aug
+        self.order = _order(len(x_uint8), seed, epoch, training)
+
+    def __len__(self):
+        return math.ceil(len(self.order) / self.batch)
+
+    def __getitem__(self, i):
+        idx = self.order[i * self.batch:(i + 1) * self.batch]
+        x = normalize(self.x[idx], self.mean, self.std)
+        if _augments(self.training, self.aug):
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            x = augment_batch(np, x, numpy_draws(rng, len(idx), x.shape[1], x.shape[2], self.aug), self.aug)
+        return x.astype(np.float32, copy=False), np.eye(self.classes, dtype=np.float32)[self.y[idx]]

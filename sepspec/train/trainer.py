@@ -30,7 +30,7 @@ from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .average import WeightAverage
 from .data import fingerprint, fingerprint_difference, load_cifar
-from .devices import device_name, make_strategy, set_precision, split_cpu
+from .devices import device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
 from .predict import by_view, scores
 from .schedule import lr_at, plateau_update
@@ -51,7 +51,7 @@ class Options:
     overrides: list[str] = field(default_factory=list)
     strategy: str = "default"
     jit_compile: bool = False
-    precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
+    precision: str = "auto"  # auto: float32 on CPU; on a GPU as measured per backend
 
     def __post_init__(self):
         """Refuse a bad choice at once (API callers and tampered run.json files), before any data is loaded."""
@@ -115,7 +115,7 @@ def _optimizer(keras, train):
     return keras.optimizers.Adam(o.learning_rate, weight_decay=o.weight_decay or None)
 
 
-def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool):
+def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps_per_execution: int = 1):
     """The spec's model, compiled with the spec's optimizer and loss."""
     from ..emit import keras_model
 
@@ -126,7 +126,8 @@ def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool):
         out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
         model = keras.Model(model.input, out, name=model.name)
     loss = keras.losses.CategoricalCrossentropy(from_logits=not probabilities, label_smoothing=train.label_smoothing)
-    model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+    model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
     return model
 
 
@@ -187,9 +188,16 @@ def train(opts: Options, on_epoch=None) -> tuple[int, str]:
     run = rundir.new_run_dir(opts.out, spec.name)
     rundir.atomic_write(os.path.join(run, "spec.yaml"), to_yaml(spec, 'the fully resolved spec of this run (written by sepspec train)'))
     rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
+                                                      "backend": _backend(),
                                                       "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                       "data": _data_record(data)})
     return _loop(run, spec, opts, None, data, on_epoch), run
+
+
+def _backend() -> str:
+    from .._quiet import keras
+
+    return keras().backend.backend()
 
 
 def _data_record(data) -> dict:
@@ -231,6 +239,11 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
     if spec_path is not None and not _same_file(spec_path, opts.spec):
         raise TrainError(f"{spec_path} is not the spec of {run} (it was started from {opts.spec}); give only "
                          f"--resume {run}, or train {spec_path} as a new run")
+    trained_on = recorded.get("backend", "tensorflow")
+    if trained_on != _backend():
+        raise TrainError(f"{run} was trained on the {trained_on} backend and Keras runs on {_backend()} here; resume "
+                         f"it with KERAS_BACKEND={trained_on} (each backend draws its own augmentation, so a run "
+                         f"keeps one)")
     src = resolve(os.path.join(run, "spec.yaml"))
     spec = load_source(src)
     state = _read_state(run)
@@ -309,30 +322,33 @@ def _loop(run: str, spec: Spec, opts: Options, state: dict | None, data, on_epoc
 
 
 def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, on_epoch=None) -> int:
-    from .._quiet import keras as _k
+    from .._quiet import keras as _k, tensorflow_if_installed
 
     keras = _k()
-    import tensorflow as tf
-
-    split_cpu(tf)
+    tf = tensorflow(keras)  # None on the JAX and PyTorch backends
+    if tf is not None:
+        split_cpu(tf)
+    else:
+        tensorflow_if_installed()
     keras.utils.set_random_seed(opts.seed)
     t = spec.train
     report = analyse(spec)
     x, y, xv, yv = split(data, t, opts)
     mean, std = channel_stats(x) if t.normalize == "per_channel" else ([0.0] * 3, [1.0] * 3)
-    mixed = set_precision(keras, tf, opts.precision)
-    if opts.jit_compile and not tf.config.list_physical_devices("GPU") and any(isinstance(r.layer, (L.SeparableConv2D, L.DepthwiseConv2D)) for r in report.rows):
+    policy = set_precision(keras, opts.precision)
+    mixed = policy != "float32"
+    if opts.jit_compile and tf is not None and not tf.config.list_physical_devices("GPU") and any(isinstance(r.layer, (L.SeparableConv2D, L.DepthwiseConv2D)) for r in report.rows):
         print("warning: --jit-compile on CPU: XLA was measured more than 15x slower for depthwise convolutions "
               "here; leave it off unless you are measuring that", file=sys.stderr, flush=True)
-    strategy = make_strategy(tf, opts.strategy)
+    strategy = make_strategy(keras, opts.strategy)
     with strategy.scope():
         if state:
             model = rundir.load_model(os.path.join(run, state["checkpoint"]))
         else:
-            model = compile_model(keras, report, t, mixed=mixed, jit_compile=opts.jit_compile)
+            model = compile_model(keras, report, t, mixed=mixed, jit_compile=_jit(keras, opts))
     if state and state.get("rng"):  # the dropout masks go on as an uninterrupted run draws them
         _restore_rng(model, state["rng"])
-    average = WeightAverage(tf, model, t.ema) if t.ema else None
+    average = WeightAverage(keras, model, t.ema) if t.ema else None
     if average is not None and state and state.get("ema"):
         try:
             average.load(os.path.join(run, state["ema"]))
@@ -344,11 +360,11 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, o
     best = state.get("best", {"val_accuracy": -1.0, "epoch": 0}) if state else {"val_accuracy": -1.0, "epoch": 0}
     info = {"spec": spec.name, "params": report.params, "trainable": report.trainable,
             "non_trainable": report.non_trainable, "train_images": int(len(x)), "val_images": int(len(xv)),
-            "validation": t.validation, "data": data.source, "device": device_name(tf),
+            "validation": t.validation, "data": data.source, "device": device_name(keras),
             "strategy": opts.strategy, "replicas": strategy.num_replicas_in_sync,
-            "precision": "mixed_float16" if mixed else "float32", "jit_compile": opts.jit_compile,
+            "precision": policy, "jit_compile": _jit(keras, opts),
             "backend": keras.backend.backend(), "mean": mean, "std": std, "seed": opts.seed,
-            "versions": {"sepspec": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "versions": {"sepspec": __version__, **versions(keras), "keras": keras.__version__,
                          "python": platform.python_version()}}
     steps = math.ceil(len(x) / t.batch_size)
     xv_normal = normalize(xv, mean, std) if t.tta != "none" or average else None  # once, not every epoch
@@ -448,9 +464,15 @@ def _validate(model, t, val_ds, xv_normal, yv, untta: str) -> tuple[dict, dict]:
     return scores(p[t.tta], yv), extra
 
 
+def _jit(keras, opts: Options) -> bool:
+    """XLA as asked on TensorFlow (off by default: slower on CPU here) and PyTorch (torch.compile); always on JAX,
+    whose steps are compiled or run op by op in Python."""
+    return True if keras.backend.backend() == "jax" else opts.jit_compile
+
+
 def _rng_state(model) -> dict:
     """The state of every layer's random-number generator (dropout): a .keras file does not keep it."""
-    return {layer.name: [int(v) for v in layer.seed_generator.state.numpy()]
+    return {layer.name: [int(v) for v in np.asarray(layer.seed_generator.state.numpy()).ravel()]
             for layer in model.layers if getattr(layer, "seed_generator", None) is not None}
 
 
