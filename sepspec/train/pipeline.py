@@ -2,11 +2,12 @@
 batches, so the data never waits on Python.
 
 On TensorFlow it is a prefetched tf.data graph; on the other Keras 3 backends (JAX, PyTorch), which have no
-tf.data, a `keras.utils.PyDataset` of NumPy batches made by a worker thread. Both apply the one definition of
-the augmentation, `augment_batch`, written against the NumPy API (`tf.experimental.numpy` in the graph,
-`numpy` on the host); only where its random draws come from differs: TensorFlow's stateless generator there,
-NumPy's here. Everything random is seeded by (seed, epoch, batch), so a resumed run sees the same data order
-and the same augmentation as an uninterrupted one on the same backend.
+tf.data, a `keras.utils.PyDataset` whose worker thread makes each batch: on JAX with one compiled call over a
+copy of the images kept on the device, on PyTorch in NumPy. All apply the one definition of the augmentation,
+`augment_batch`, written against the NumPy API (`tf.experimental.numpy` in the graph, `jax.numpy`, `numpy`);
+only where its random draws come from differs: TensorFlow's stateless generator there, NumPy's elsewhere.
+Everything random is seeded by (seed, epoch, batch), so a resumed run sees the same data order and the same
+augmentation as an uninterrupted one on the same backend.
 """
 
 from __future__ import annotations
@@ -162,14 +163,50 @@ class _HostBatchesMixin:
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.seed, self.epoch, self.training, self.aug = seed, epoch, training, aug
         self.order = _order(len(x_uint8), seed, epoch, training)
+        from .._quiet import keras
+
+        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if keras().backend.backend() == "jax" else None
 
     def __len__(self):
         return math.ceil(len(self.order) / self.batch)
 
     def __getitem__(self, i):
         idx = self.order[i * self.batch:(i + 1) * self.batch]
-        x = normalize(self.x[idx], self.mean, self.std)
+        h, w = self.x.shape[1], self.x.shape[2]
+        draws = {}
         if _augments(self.training, self.aug):
-            rng = np.random.default_rng([self.seed, self.epoch, i])
-            x = augment_batch(np, x, numpy_draws(rng, len(idx), x.shape[1], x.shape[2], self.aug), self.aug)
+            draws = numpy_draws(np.random.default_rng([self.seed, self.epoch, i]), len(idx), h, w, self.aug)
+        if self.device is not None:  # JAX: the images stay on the device; one compiled call makes the batch there
+            images, labels, make = self.device
+            return make(images, labels, idx, draws)
+        x = normalize(self.x[idx], self.mean, self.std)
+        if draws:
+            x = augment_batch(np, x, draws, self.aug)
         return x.astype(np.float32, copy=False), np.eye(self.classes, dtype=np.float32)[self.y[idx]]
+
+
+_ON_DEVICE: dict = {}
+
+
+def _jax_batches(x_uint8, y, classes, mean, std, aug):
+    """The data set on JAX's default device (once per array) and a compiled function making a batch from it:
+    gather, normalise and augment with `jax.numpy`, so that no image crosses to the device per step."""
+    import jax
+    import jax.numpy as jnp
+
+    key = (id(x_uint8), id(y), tuple(mean), tuple(std), classes, aug.model_dump_json() if aug else None)
+    if key in _ON_DEVICE:  # the next epoch: same arrays, same compiled function
+        return _ON_DEVICE[key]
+    m, s = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+    @jax.jit
+    def make(images, labels, idx, draws):
+        x = normalize(jnp.take(images, idx, axis=0).astype(jnp.float32), m, s)
+        if draws:
+            x = augment_batch(jnp, x, draws, aug)
+        return x, jax.nn.one_hot(jnp.take(labels, idx, axis=0), classes, dtype=jnp.float32)
+
+    if len(_ON_DEVICE) >= 4:  # training and validation sets of one run; older ones are dropped
+        _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
+    _ON_DEVICE[key] = (jnp.asarray(x_uint8), jnp.asarray(y.astype(np.int32)), make)
+    return _ON_DEVICE[key]
