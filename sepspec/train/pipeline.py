@@ -41,11 +41,31 @@ def normalize(x, mean, std):
     return (x / 255.0 - mean) / std
 
 
-def augment_batch(xp, x, draws: dict, aug: Augment):
-    """Flip, pad-and-crop and cutout on a normalised float batch (b, h, w, c), with the NumPy API `xp`.
+class ArrayOps:
+    """The array library `augment_batch` runs on: a NumPy-API module `xp`, and `take(x, idx, axis)`, which gathers
+    along `axis` with indices per image (idx is (batch, n)); TensorFlow does that with `tf.gather(batch_dims=1)`,
+    4x faster in tf.data than the NumPy API's broadcast `take_along_axis`."""
+
+    def __init__(self, xp, take=None):
+        self.xp = xp
+        self.take = take or (lambda x, idx, axis: xp.take_along_axis(
+            x, idx[:, :, None, None] if axis == 1 else idx[:, None, :, None], axis=axis))
+
+    @classmethod
+    def tensorflow(cls):
+        import tensorflow as tf
+        import tensorflow.experimental.numpy as tnp
+
+        return cls(tnp, lambda x, idx, axis: tf.gather(x, idx, axis=axis, batch_dims=1))
+
+
+def augment_batch(ops: ArrayOps, x, draws: dict, aug: Augment):
+    """Flip, pad-and-crop and cutout on a normalised float batch (b, h, w, c): the one definition, for every array
+    library (`ops`).
 
     `draws` holds the batch's random numbers: `flip` (b, 1, 1, 1) booleans, `offset` (b, 2) crop offsets in
     [0, 2*crop], `cy`/`cx` (b, 1, 1) cutout centres in [0, h) and [0, w)."""
+    xp = ops.xp
     h, w = x.shape[1], x.shape[2]
     if aug.flip:
         x = xp.where(draws["flip"], xp.flip(x, axis=2), x)
@@ -55,8 +75,7 @@ def augment_batch(xp, x, draws: dict, aug: Augment):
         off = draws["offset"]
         rows = off[:, :1] + xp.arange(h, dtype=off.dtype)[None, :]
         cols = off[:, 1:] + xp.arange(w, dtype=off.dtype)[None, :]
-        x = xp.take_along_axis(padded, rows[:, :, None, None], axis=1)
-        x = xp.take_along_axis(x, cols[:, None, :, None], axis=2)
+        x = ops.take(ops.take(padded, rows, 1), cols, 2)
     if aug.cutout:
         size, half = aug.cutout, aug.cutout // 2
         cy, cx = draws["cy"], draws["cx"]
@@ -116,8 +135,8 @@ def _order(n, seed, epoch, training):
 
 def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training, aug):
     import tensorflow as tf
-    import tensorflow.experimental.numpy as tnp
 
+    ops = ArrayOps.tensorflow()
     order = _order(len(x_uint8), seed, epoch, training)
     images = tf.constant(x_uint8)
     labels = tf.constant(y.astype(np.int32))
@@ -130,7 +149,7 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
         x = normalize(tf.cast(tf.gather(images, idx), tf.float32), m, s)
         if _augments(training, aug):
             draws = tf_draws(tf, tf.shape(x)[0], h, w, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
-            x = augment_batch(tnp, x, draws, aug)
+            x = augment_batch(ops, x, draws, aug)
         return x, tf.one_hot(tf.gather(labels, idx), classes)
 
     opts = tf.data.Options()
@@ -181,7 +200,7 @@ class _HostBatchesMixin:
             return make(images, labels, idx, draws)
         x = normalize(self.x[idx], self.mean, self.std)
         if draws:
-            x = augment_batch(np, x, draws, self.aug)
+            x = augment_batch(ArrayOps(np), x, draws, self.aug)
         return x.astype(np.float32, copy=False), np.eye(self.classes, dtype=np.float32)[self.y[idx]]
 
 
@@ -203,7 +222,7 @@ def _jax_batches(x_uint8, y, classes, mean, std, aug):
     def make(images, labels, idx, draws):
         x = normalize(jnp.take(images, idx, axis=0).astype(jnp.float32), m, s)
         if draws:
-            x = augment_batch(jnp, x, draws, aug)
+            x = augment_batch(ArrayOps(jnp), x, draws, aug)
         return x, jax.nn.one_hot(jnp.take(labels, idx, axis=0), classes, dtype=jnp.float32)
 
     if len(_ON_DEVICE) >= 4:  # training and validation sets of one run; older ones are dropped
