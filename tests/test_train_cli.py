@@ -1,6 +1,7 @@
 """`sepspec train / evaluate / runs / bench` for real, in subprocesses, on small data written by the tests
 in the standard CIFAR-10 format (so the loader's real code path is what runs)."""
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -529,3 +530,50 @@ def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, sp
     assert acc == pytest.approx(best, abs=1 / 64)
     assert sorted(f for f in os.listdir(a) if f.endswith((".keras", ".npz"))) == \
         sorted({"best.keras", "checkpoint-0002.keras", "ema-0002.npz", sa["best"]["file"]})
+
+
+JAX = {**ENV, "KERAS_BACKEND": "jax"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (the dev extra has it)")
+def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
+    """KERAS_BACKEND=jax, with the same run directory and guarantees: killed (as by SIGKILL) before the commit
+    point of epoch 2 and resumed, a run has every epoch once and ends with exactly the weights, dropout state and
+    weight average of an uninterrupted run; evaluate reads it; the TensorFlow backend may not resume it; and
+    tf.distribute strategies are refused in one line."""
+    import keras
+
+    spec = tmp_path / "drop.yaml"
+    spec.write_text(SMALL.lstrip().replace("- sepconv: 12", "- sepconv: {filters: 12, dropout: 0.2}"))
+    args = [str(spec), "--data", data, "--epochs", "3", "--train-limit", "96", "--val-limit", "64",
+            "--set", "train.ema=0.9", "--set", "train.optimizer.learning_rate=0.05"]
+    whole, cut = str(tmp_path / "whole"), str(tmp_path / "cut")
+    r = run_cli("train", *args, "--out", whole, env=JAX)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no start-up chatter from TensorFlow, which Keras still imports to seed it
+    m = json.load(open(os.path.join(whole, "metrics.json")))
+    assert m["backend"] == "jax" and "jax" in m["versions"] and m["jit_compile"] is True and m["status"] == "finished"
+    r = run_cli("train", *args, "--out", cut, env={**JAX, "SEPSPEC_CRASH_AT": "before-commit:2"})
+    assert r.returncode == 137, r.stderr
+    r = run_cli("train", "--resume", cut, env=ENV)
+    assert r.returncode == 2 and "trained on the jax backend" in r.stderr and "KERAS_BACKEND=jax" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("train", "--resume", cut, env=JAX)
+    assert r.returncode == 0, r.stderr
+    assert "resuming after epoch 1" in r.stdout
+    a, b = history(whole), history(cut)
+    assert [int(x["epoch"]) for x in b] == [1, 2, 3]
+    assert [x["loss"] for x in a] == [x["loss"] for x in b] and [x["val_loss"] for x in a] == [x["val_loss"] for x in b]
+    sa, sb = (json.load(open(os.path.join(run, "state.json"))) for run in (whole, cut))
+    assert sa["rng"] == sb["rng"] and sa["rng"]  # the dropout generator went on as uninterrupted
+    wa = keras.saving.load_model(os.path.join(whole, sa["checkpoint"])).get_weights()
+    wb = keras.saving.load_model(os.path.join(cut, sb["checkpoint"])).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
+    with np.load(os.path.join(whole, sa["ema"])) as ea, np.load(os.path.join(cut, sb["ema"])) as eb:
+        assert int(ea["steps"]) == 9 and all(np.array_equal(ea[k], eb[k]) for k in ea.files)
+    r = run_cli("evaluate", cut, env=JAX)
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout
+    r = run_cli("train", *args, "--out", str(tmp_path / "m"), "--strategy", "mirrored", env=JAX)
+    assert r.returncode == 2 and "tf.distribute" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(tmp_path / "m")

@@ -139,11 +139,15 @@ def test_augmentation_is_exact_and_deterministic():
     import tensorflow as tf
 
     from sepspec.trainconf import Augment
-    from sepspec.train.pipeline import augment_batch
+    from sepspec.train.pipeline import ArrayOps, augment_batch as aug_with, tf_draws
 
     n = 16
     x = tf.reshape(tf.range(n * 8 * 8 * 1, dtype=tf.float32) + 1, (n, 8, 8, 1))
     seed = tf.constant([7, 3], tf.int64)
+
+    def augment_batch(tf, x, seed, aug):  # as the tf.data pipeline calls it
+        return aug_with(ArrayOps.tensorflow(), x, tf_draws(tf, n, 8, 8, seed, aug), aug)
+
     flipped = augment_batch(tf, x, seed, Augment(flip=True)).numpy()
     mirrored = [np.array_equal(flipped[i], x[i].numpy()[:, ::-1]) for i in range(n)]
     for i in range(n):  # each image is itself or its mirror image
@@ -167,6 +171,34 @@ def test_augmentation_is_exact_and_deterministic():
         assert (cut[i][box] == 0).all() and rows.max() - rows.min() < 3 and cols.max() - cols.min() < 3
         keep = cut[i] != 0
         assert np.array_equal(cut[i][keep], x[i].numpy()[keep])
+
+
+def test_one_augmentation_for_every_array_library():
+    """augment_batch is one definition: NumPy (PyTorch's batches), jax.numpy (JAX's, on the device) and TensorFlow
+    (tf.data) give the same images for the same draws, with every augmentation on at once."""
+    import tensorflow as tf
+
+    from sepspec.trainconf import Augment
+    from sepspec.train.pipeline import ArrayOps, augment_batch, numpy_draws
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(32, 10, 12, 3)).astype(np.float32)  # not square: rows and columns must not be swapped
+    aug = Augment(flip=True, crop=3, cutout=5)
+    draws = numpy_draws(np.random.default_rng(1), 32, 10, 12, aug)
+    ref = augment_batch(ArrayOps(np), x, draws, aug)
+    assert ref.shape == x.shape and not np.array_equal(ref, x)
+    got = augment_batch(ArrayOps.tensorflow(), tf.constant(x), {k: tf.constant(v) for k, v in draws.items()}, aug)
+    assert np.array_equal(got.numpy(), ref)
+    jnp = pytest.importorskip("jax.numpy")
+    got = augment_batch(ArrayOps(jnp), jnp.asarray(x), {k: jnp.asarray(v) for k, v in draws.items()}, aug)
+    assert np.array_equal(np.asarray(got), ref)
+    # and the crop is the window at the drawn offset of the zero-padded image, the flip the drawn mirror
+    i = 0
+    img = x[i][:, ::-1] if draws["flip"][i, 0, 0, 0] else x[i]
+    r, c = draws["offset"][i]
+    window = np.pad(img, ((3, 3), (3, 3), (0, 0)))[r:r + 10, c:c + 12]
+    keep = ref[i] != 0
+    assert np.array_equal(ref[i][keep], window[keep])
 
 
 def test_tf_config_checks():

@@ -78,13 +78,18 @@ class _OneDevice:
         return contextlib.nullcontext()
 
 
+def check_strategy(keras, name: str) -> None:
+    """Refuse a strategy this backend does not have, before anything is written."""
+    if name != "default" and backend(keras) != "tensorflow":
+        raise DeviceError(f"--strategy {name} is TensorFlow's tf.distribute; the Keras backend here is "
+                          f"{backend(keras)} (KERAS_BACKEND), which trains on one device: use --strategy default "
+                          f"or KERAS_BACKEND=tensorflow")
+
+
 def make_strategy(keras, name: str):
+    check_strategy(keras, name)
     tf = tensorflow(keras)
     if tf is None:
-        if name != "default":
-            raise DeviceError(f"--strategy {name} is TensorFlow's tf.distribute; the Keras backend here is "
-                              f"{backend(keras)} (KERAS_BACKEND), which trains on one device: use --strategy default "
-                              f"or KERAS_BACKEND=tensorflow")
         return _OneDevice()
     if name == "default":
         return tf.distribute.get_strategy()

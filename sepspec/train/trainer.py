@@ -30,7 +30,7 @@ from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .average import WeightAverage
 from .data import fingerprint, fingerprint_difference, load_cifar
-from .devices import device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
+from .devices import check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
 from .predict import by_view, scores
 from .schedule import lr_at, plateau_update
@@ -180,6 +180,9 @@ def train(opts: Options, on_epoch=None) -> tuple[int, str]:
     spec, _ = resolve_spec(opts)
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
+    from .._quiet import keras
+
+    check_strategy(keras(), opts.strategy)
     data = load_cifar(opts.data)
     check_fits(spec, data)  # before anything is written: a refused run leaves no folder behind
     # recorded absolute, so that --resume works from any working directory
