@@ -212,3 +212,20 @@ def test_an_int8_file_that_xnnpack_refuses_runs_on_the_builtin_kernels():
     x = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
     p = scores(path, x, batch=4)
     assert p.shape == (7, 10) and np.allclose(p.sum(axis=1), 1, atol=0.05)
+
+
+def test_a_killed_exports_working_folder_is_removed_by_the_next_export(tmp_path):
+    """SIGKILL skips an export's clean-up; the next export in that folder removes the working folder of a process
+    that is gone, and nothing of a live one or anything else."""
+    import subprocess
+
+    from sepspec.train.export import remove_stale_temps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in (f".sepspec-export-{dead.pid}-abc", f".sepspec-export-{os.getpid()}-def", ".sepspec-export-x-y",
+                 "keep"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.tflite").write_bytes(b"partial")
+    remove_stale_temps(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted([f".sepspec-export-{os.getpid()}-def", ".sepspec-export-x-y", "keep"])

@@ -76,7 +76,8 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
         calib = data or (_recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
     job = {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
            "data": calib, "seed": seed}
-    with tempfile.TemporaryDirectory(dir=parent, prefix=".sepspec-export-") as tmp:
+    remove_stale_temps(parent)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
         target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
         r = subprocess.run([sys.executable, "-m", "sepspec.train.export", json.dumps(job), target],
                            capture_output=True, text=True)
@@ -91,6 +92,21 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
         _move(target, out)
     print(f"wrote {out} ({fmt}, {info['bytes']:,} bytes){_describe(info)}")
     return 0
+
+
+def remove_stale_temps(parent: str) -> None:
+    """Remove the working folders of exports that were killed (SIGKILL skips their clean-up): each is named after
+    its process, and only those whose process is gone are removed."""
+    for name in os.listdir(parent):
+        parts = name.split("-")
+        if not (name.startswith(".sepspec-export-") and len(parts) >= 4 and parts[2].isdigit()):
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        except (PermissionError, OverflowError):  # alive under another user, or no such pid at all
+            continue
 
 
 def _describe(info: dict) -> str:
