@@ -87,7 +87,15 @@ class Deployment:
 
 
 def estimate(rep: Report) -> Deployment:
-    """Lower the analysed rows to int8 ops and measure them. A failed analysis is estimated up to its failure."""
+    """Lower the analysed rows to int8 ops and measure them. A failed analysis is estimated up to its failure.
+    Computed once per report: the rules SEP215/SEP216, `show`'s summary and `--memory` all read the same one."""
+    cached = rep.__dict__.get("_deployment")
+    if cached is None:
+        cached = rep.__dict__["_deployment"] = _estimate(rep)
+    return cached
+
+
+def _estimate(rep: Report) -> Deployment:
     d = Deployment()
     users: dict[str, int] = {}
     for r in rep.rows:
