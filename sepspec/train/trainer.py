@@ -349,6 +349,8 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, o
             model = rundir.load_model(os.path.join(run, state["checkpoint"]))
         else:
             model = compile_model(keras, report, t, mixed=mixed, jit_compile=_jit(keras, opts))
+    if keras.backend.backend() == "torch":
+        _seed_torch_dropout(model)
     if state and state.get("rng"):  # the dropout masks go on as an uninterrupted run draws them
         _restore_rng(model, state["rng"])
     average = WeightAverage(keras, model, t.ema) if t.ema else None
@@ -477,6 +479,16 @@ def _rng_state(model) -> dict:
     """The state of every layer's random-number generator (dropout): a .keras file does not keep it."""
     return {layer.name: [int(v) for v in np.asarray(layer.seed_generator.state.numpy()).ravel()]
             for layer in model.layers if getattr(layer, "seed_generator", None) is not None}
+
+
+def _seed_torch_dropout(model) -> None:
+    """Keras's PyTorch dropout draws from torch's global generator, which no checkpoint keeps, unless the layer's
+    seed generator counts as seeded; then it draws from that generator's state, which `_rng_state` saves. (The
+    state itself, not this marker, decides the masks.)"""
+    for layer in model.layers:
+        g = getattr(layer, "seed_generator", None)
+        if g is not None and getattr(g, "_initial_seed", 0) is None:
+            g._initial_seed = 0
 
 
 def _restore_rng(model, saved: dict) -> None:
