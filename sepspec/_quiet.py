@@ -36,12 +36,34 @@ def keras():
         return sys.modules["keras"]
 
     def load():
-        import keras as k
+        try:
+            import keras as k
+        except (ValueError, ModuleNotFoundError) as e:
+            _backend_error(e)
+            raise
         if k.backend.backend() == "tensorflow":
             import tensorflow  # noqa: F401  (its import is the noisy part)
         return k
 
     return _silently(load)
+
+
+_BACKEND_MODULES = {"tensorflow": ("tensorflow", "pip install 'sepspec[tf]'"),
+                    "jax": ("jax", "pip install 'sepspec[jax]'"), "torch": ("torch", "install PyTorch: pytorch.org")}
+
+
+def _backend_error(e: Exception) -> None:
+    """A KERAS_BACKEND that Keras does not know or that is not installed is the user's setting: one line."""
+    from .diagnostics import UserError
+
+    chosen = os.environ.get("KERAS_BACKEND")
+    if not chosen:
+        return
+    if isinstance(e, ValueError) and "Unable to import backend" in str(e):
+        raise UserError(f"KERAS_BACKEND={chosen}: Keras has no such backend ({', '.join(_BACKEND_MODULES)})") from None
+    module, hint = _BACKEND_MODULES.get(chosen, (None, None))
+    if module and (getattr(e, "name", None) or "").split(".")[0] in (module, module + "lib"):
+        raise UserError(f"KERAS_BACKEND={chosen}: {module} is not installed ({hint})") from None
 
 
 def tensorflow_if_installed() -> None:

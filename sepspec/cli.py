@@ -242,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
 
 _EXTRAS = {"tensorflow": "tf", "keras": "tf", "numpy": "tf", "matplotlib": "tf", "h5py": "tf", "optuna": "sweep",
            "ai_edge_litert": "export", "onnxruntime": "export", "tf2onnx": "export", "onnx": "export",
-           "tflite_micro": "export", "psycopg": "sweep", "sqlalchemy": "sweep"}
+           "tflite_micro": "export", "psycopg": "sweep", "sqlalchemy": "sweep", "jax": "jax"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -577,3 +577,12 @@ def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     r = run_cli("train", *args, "--out", str(tmp_path / "m"), "--strategy", "mirrored", env=JAX)
     assert r.returncode == 2 and "tf.distribute" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_an_unknown_or_missing_keras_backend_is_one_line(tmp_path, spec, data):
+    r = run_cli("train", spec, "--data", data, "--out", str(tmp_path / "run"), env={**ENV, "KERAS_BACKEND": "bogus"})
+    assert r.returncode == 2 and "KERAS_BACKEND=bogus: Keras has no such backend" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not os.path.exists(tmp_path / "run")
+    if importlib.util.find_spec("torch") is None:
+        r = run_cli("train", spec, "--data", data, env={**ENV, "KERAS_BACKEND": "torch"})
+        assert r.returncode == 2 and "KERAS_BACKEND=torch: torch is not installed" in r.stderr, r.stderr
