@@ -79,8 +79,9 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
     remove_stale_temps(parent)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
         target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
+        # the converters are TensorFlow's: a .keras file from any backend loads on it (a run trained on JAX too)
         r = subprocess.run([sys.executable, "-m", "sepspec.train.export", json.dumps(job), target],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
         if r.returncode != 0:
             lines = [x for x in r.stderr.strip().splitlines() if x.startswith("sepspec export: ")]
             if lines:
