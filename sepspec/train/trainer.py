@@ -28,9 +28,9 @@ from ..rules import violations
 from ..spec import Spec, load_source, resolve, to_yaml
 from ..yamlsrc import Source, SpecError, parse
 from . import PRECISIONS, STRATEGIES, rundir
-from .average import WeightAverage
+from .average import weight_average
 from .data import fingerprint, fingerprint_difference, load_cifar
-from .devices import check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
+from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
 from .predict import by_view, scores
 from .schedule import lr_at, plateau_update
@@ -191,16 +191,10 @@ def train(opts: Options, on_epoch=None) -> tuple[int, str]:
     run = rundir.new_run_dir(opts.out, spec.name)
     rundir.atomic_write(os.path.join(run, "spec.yaml"), to_yaml(spec, 'the fully resolved spec of this run (written by sepspec train)'))
     rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
-                                                      "backend": _backend(),
+                                                      "backend": backend(keras()),
                                                       "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                       "data": _data_record(data)})
     return _loop(run, spec, opts, None, data, on_epoch), run
-
-
-def _backend() -> str:
-    from .._quiet import keras
-
-    return keras().backend.backend()
 
 
 def _data_record(data) -> dict:
@@ -242,9 +236,12 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
     if spec_path is not None and not _same_file(spec_path, opts.spec):
         raise TrainError(f"{spec_path} is not the spec of {run} (it was started from {opts.spec}); give only "
                          f"--resume {run}, or train {spec_path} as a new run")
+    from .._quiet import keras
+
     trained_on = recorded.get("backend", "tensorflow")
-    if trained_on != _backend():
-        raise TrainError(f"{run} was trained on the {trained_on} backend and Keras runs on {_backend()} here; resume "
+    here = backend(keras())
+    if trained_on != here:
+        raise TrainError(f"{run} was trained on the {trained_on} backend and Keras runs on {here} here; resume "
                          f"it with KERAS_BACKEND={trained_on} (each backend draws its own augmentation, so a run "
                          f"keeps one)")
     src = resolve(os.path.join(run, "spec.yaml"))
@@ -353,7 +350,7 @@ def _train_loop(run: str, spec: Spec, opts: Options, state: dict | None, data, o
         _seed_torch_dropout(model)
     if state and state.get("rng"):  # the dropout masks go on as an uninterrupted run draws them
         _restore_rng(model, state["rng"])
-    average = WeightAverage(keras, model, t.ema) if t.ema else None
+    average = weight_average(keras, model, t.ema) if t.ema else None
     if average is not None and state and state.get("ema"):
         try:
             average.load(os.path.join(run, state["ema"]))
