@@ -168,8 +168,10 @@ def test_sigkill_mid_epoch_then_resume_has_every_epoch_once(tmp_path, spec, data
     p.wait()
     state = json.load(open(os.path.join(run, "state.json")))
     assert state["epoch"] == 1
-    json.load(open(os.path.join(run, "metrics.json")))  # whole, not half-written
-    r = run_cli("train", "--resume", run, env=ENV)
+    assert json.load(open(os.path.join(run, "metrics.json")))["status"] == "running"  # whole, not half-written
+    r = run_cli("runs", str(tmp_path))
+    assert r.returncode == 0 and " stopped " in r.stdout, r.stdout  # nobody holds it: killed, not running
+    r = run_cli("train", "--resume", run, env=ENV)  # the dead trainer's lock went with it
     assert r.returncode == 0, r.stderr
     assert f"resuming after epoch {state['epoch']}" in r.stdout
     rows = history(run)
@@ -201,15 +203,26 @@ def test_resume_cannot_change_the_length_of_a_cosine_run(tmp_path, spec, data):
     assert open(os.path.join(run, "spec.yaml")).read() == spec_before  # nothing changed
 
 
-def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, spec, data):
+def test_ctrl_c_saves_and_prints_the_resume_command_and_a_run_has_one_trainer(tmp_path, spec, data):
+    """While a run trains, a second `--resume` of it is refused before it touches anything, and `runs` says
+    running; after Ctrl-C it says interrupted (the SIGKILL test checks `stopped` and that death frees the run)."""
     run = str(tmp_path / "run")
-    p = _start(["train", spec, "--data", data, "--out", run, "--epochs", "5", "--batch-size", "8"], ENV)
+    p = _start(["train", spec, "--data", data, "--out", run, "--epochs", "200", "--batch-size", "8"], ENV)
     _wait_for_epoch(run, 1, p)
+    r = run_cli("train", "--resume", run, env=ENV)
+    assert r.returncode == 2 and f"another process (pid {p.pid}) is training this run" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("runs", str(tmp_path))
+    assert r.returncode == 0 and " running " in r.stdout, r.stdout
+    assert p.poll() is None, "the first trainer was disturbed"
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert f"sepspec train --resume {run}" in err and "Traceback" not in err
     assert json.load(open(os.path.join(run, "metrics.json")))["status"] == "interrupted"
+    rows = history(run)
+    assert [int(x["epoch"]) for x in rows] == list(range(1, len(rows) + 1))  # every epoch once: one writer
+    assert " interrupted " in run_cli("runs", str(tmp_path)).stdout
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, spec, data):

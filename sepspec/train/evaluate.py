@@ -176,7 +176,10 @@ def list_runs(folder: str) -> int:
 def _run_line(d: str, m: dict) -> str:
     best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
     spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
-    return (f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {m.get('status', '?'):<11} "
+    status = m.get("status", "?")
+    if status == "running" and rundir.is_held(d) is False:
+        status = "stopped"  # its process died without a word (killed, crashed): `train --resume` continues it
+    return (f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {status:<11} "
             f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} "
             f"{m.get('best_epoch') or '-':>4} {spe:>8}  {_settings(d)}")
 

@@ -3,11 +3,17 @@ any moment leaves the previous complete version of each file, never a half-writt
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks here; runs are then not guarded against a second trainer
+    fcntl = None
 
 from .. import atomic
 from ..diagnostics import UserError
@@ -39,6 +45,53 @@ def new_run_dir(out: str | None, spec_name: str) -> str:
         path = f"{base}-{i}"
     os.makedirs(path, exist_ok=True)
     return path
+
+
+LOCK = ".train.lock"
+
+
+@contextlib.contextmanager
+def hold(run: str):
+    """Held while a process trains in `run`, so that a second `sepspec train --resume` of the same run (from
+    another shell, or a second sweep worker) is refused instead of interleaving its epochs with the first's.
+    An advisory lock on a file: the system releases it when the holder dies, however it dies, so a killed
+    run never stays locked. The file keeps the holder's pid for the message."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(os.path.join(run, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for attempt in range(5):  # `sepspec runs` takes it for an instant to look
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 4:
+                    pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise UserError(f"{run}: another process (pid {pid}) is training this run; wait for it to "
+                                    f"finish or stop it (kill -INT {pid}), then resume") from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_held(run: str) -> bool | None:
+    """Whether a process trains in `run` now; None where that cannot be known (a run from before the lock
+    existed, or no advisory locks on this system)."""
+    path = os.path.join(run, LOCK)
+    if fcntl is None or not os.path.exists(path):
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def write_history(path: str, rows: list[dict]) -> None:

@@ -189,12 +189,13 @@ def train(opts: Options, on_epoch=None) -> tuple[int, str]:
     opts.spec = os.path.abspath(opts.spec)
     opts.data = os.path.abspath(opts.data) if opts.data else None
     run = rundir.new_run_dir(opts.out, spec.name)
-    rundir.atomic_write(os.path.join(run, "spec.yaml"), to_yaml(spec, 'the fully resolved spec of this run (written by sepspec train)'))
-    rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
-                                                      "backend": backend(keras()),
-                                                      "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                                      "data": _data_record(data)})
-    return _loop(run, spec, opts, None, data, on_epoch), run
+    with rundir.hold(run):
+        rundir.atomic_write(os.path.join(run, "spec.yaml"), to_yaml(spec, 'the fully resolved spec of this run (written by sepspec train)'))
+        rundir.write_json(os.path.join(run, "run.json"), {"options": asdict(opts), "sepspec": __version__,
+                                                          "backend": backend(keras()),
+                                                          "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                          "data": _data_record(data)})
+        return _loop(run, spec, opts, None, data, on_epoch), run
 
 
 def _data_record(data) -> dict:
@@ -228,6 +229,11 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
     for name in ("run.json", "spec.yaml"):
         if not os.path.isfile(os.path.join(run, name)):
             raise TrainError(f"{run}: not a run directory (no {name})")
+    with rundir.hold(run):  # before anything in the run is read or settled
+        return _resume(run, epochs, data, spec_path)
+
+
+def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | None) -> tuple[int, str]:
     try:
         recorded = rundir.read_json(os.path.join(run, "run.json"))
         opts = Options(**recorded["options"])
