@@ -84,7 +84,10 @@ def is_held(run: str) -> bool | None:
     path = os.path.join(run, LOCK)
     if fcntl is None or not os.path.exists(path):
         return None
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # unreadable: say nothing rather than stop the listing
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
