@@ -42,7 +42,9 @@ def runs(folder: str):
             continue
         with open(os.path.join(path, "history.csv")) as f:
             last = list(csv.DictReader(f))[-1]
-        plain = 100 * float(last["val_accuracy_plain"]) if last.get("val_accuracy_plain") else None
+        # without the recipe's average and flips: `_plain` where both were on, `_no_tta` where only flips were
+        plain = next((100 * float(last[k]) for k in ("val_accuracy_plain", "val_accuracy_no_tta")
+                      if last.get(k) and not (k == "val_accuracy_no_tta" and last.get("val_accuracy_no_ema"))), None)
         rep = analyse(spec)
         label = d.rsplit("-seed", 1)[0] if "-seed" in d else d
         recipe = "".join(line for line in open(os.path.join(path, "spec.yaml")) if not line.strip().startswith("epochs:"))
