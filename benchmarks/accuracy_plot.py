@@ -27,6 +27,14 @@ REFERENCES = [("seed notebook (50 epochs)", 80_203, 17_275_520, 81.66),
               ("ResNet-8, MLPerf Tiny (published)", 78_700, 12_500_000, 86.0)]
 
 
+def plain_accuracy(row: dict) -> float | None:
+    """The epoch's accuracy % without the recipe's weight average and flips; None where it had neither. The
+    history fills `_no_ema` / `_no_tta` for what was on, and `_plain` only where both were."""
+    no_ema, no_tta = row.get("val_accuracy_no_ema"), row.get("val_accuracy_no_tta")
+    plain = row.get("val_accuracy_plain") if no_ema and no_tta else no_ema or no_tta
+    return 100 * float(plain) if plain else None
+
+
 def runs(folder: str):
     """(run, label, epochs completed, params, MACs, final val accuracy %, the same without the recipe's weight
     average and flips or None, seconds per epoch, receptive field) of every run that is not still going.
@@ -42,9 +50,7 @@ def runs(folder: str):
             continue
         with open(os.path.join(path, "history.csv")) as f:
             last = list(csv.DictReader(f))[-1]
-        # without the recipe's average and flips: `_plain` where both were on, `_no_tta` where only flips were
-        plain = next((100 * float(last[k]) for k in ("val_accuracy_plain", "val_accuracy_no_tta")
-                      if last.get(k) and not (k == "val_accuracy_no_tta" and last.get("val_accuracy_no_ema"))), None)
+        plain = plain_accuracy(last)
         rep = analyse(spec)
         label = d.rsplit("-seed", 1)[0] if "-seed" in d else d
         recipe = "".join(line for line in open(os.path.join(path, "spec.yaml")) if not line.strip().startswith("epochs:"))

@@ -17,9 +17,11 @@ import io
 
 import numpy as np
 
+from .devices import backend
+
 
 def weight_average(keras, model, decay: float) -> "WeightAverage":
-    cls = _GraphAverage if keras.backend.backend() == "tensorflow" else _HostAverage
+    cls = _GraphAverage if backend(keras) == "tensorflow" else _HostAverage
     return cls(model, decay)
 
 

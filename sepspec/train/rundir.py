@@ -61,16 +61,16 @@ def hold(run: str):
         return
     fd = os.open(os.path.join(run, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        for attempt in range(5):  # `sepspec runs` takes it for an instant to look
+        for _ in range(5):  # `sepspec runs` takes it for an instant to look
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt == 4:
-                    pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise UserError(f"{run}: another process (pid {pid}) is training this run; wait for it to "
-                                    f"finish or stop it (kill -INT {pid}), then resume") from None
                 time.sleep(0.1)
+        else:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise UserError(f"{run}: another process (pid {pid}) is training this run; wait for it to "
+                            f"finish or stop it (kill -INT {pid}), then resume")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -81,12 +81,11 @@ def hold(run: str):
 def is_held(run: str) -> bool | None:
     """Whether a process trains in `run` now; None where that cannot be known (a run from before the lock
     existed, or no advisory locks on this system)."""
-    path = os.path.join(run, LOCK)
-    if fcntl is None or not os.path.exists(path):
+    if fcntl is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # unreadable: say nothing rather than stop the listing
+        fd = os.open(os.path.join(run, LOCK), os.O_RDONLY)
+    except OSError:  # no lock file, or an unreadable one: say nothing rather than stop the listing
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
