@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sepspec import analyse  # noqa: E402
-from sepspec.spec import load  # noqa: E402
+from sepspec import load  # noqa: E402
 
 REFERENCES = [("seed notebook (50 epochs)", 80_203, 17_275_520, 81.66),
               ("ResNet-8, MLPerf Tiny (published)", 78_700, 12_500_000, 86.0)]
@@ -43,7 +43,7 @@ def runs(folder: str):
         path = os.path.join(folder, d)
         try:
             m = json.load(open(os.path.join(path, "metrics.json")))
-            spec, _ = load(os.path.join(path, "spec.yaml"))
+            spec = load(os.path.join(path, "spec.yaml"))
         except (OSError, ValueError, KeyError):
             continue
         if m.get("final_val_accuracy") is None or m.get("status") == "running" or m.get("validation") != "test":

@@ -8,8 +8,8 @@ import os
 import sys
 
 import numpy as np
-from sepspec._quiet import keras as K
-keras = K()
+from sepspec.lazy import import_keras
+keras = import_keras()
 from sepspec.train.data import load_cifar
 from sepspec.train.pipeline import normalize
 d = load_cifar(os.environ.get('SEPSPEC_DATA') or '../shared/data/cifar-10-python.tar.gz', download=False)

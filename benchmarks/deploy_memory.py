@@ -27,9 +27,9 @@ sys.path.insert(0, ROOT)
 def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
     """The spec's Keras model with random batch-norm statistics and biases, saved as .keras."""
     import sepspec
-    from sepspec._quiet import keras as _k
+    from sepspec.lazy import import_keras
 
-    keras = _k()
+    keras = import_keras()
     rng = np.random.default_rng(seed)
     model = sepspec.build_model(sepspec.check(spec_path).spec)
     for layer in model.layers:
@@ -44,8 +44,8 @@ def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
 
 def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
     import sepspec
-    from sepspec.deploy import estimate
-    from sepspec.train.export import micro_arena, tflite_buffer_bytes
+    from sepspec.graph.memory import estimate
+    from sepspec.deploy.export import micro_arena, tflite_buffer_bytes
 
     name = os.path.splitext(os.path.basename(spec_path))[0]
     keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")

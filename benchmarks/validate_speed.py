@@ -106,7 +106,7 @@ def main():
 
 def no_tensorflow(paths) -> bool:
     """Run the checker in-process on the same files: did anything import TensorFlow or Keras?"""
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from sepspec.validate import main; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from sepspec.cli.validate import main; "
             "status = main(['--format', 'json', *sys.argv[2:]]); "
             "print(status, any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code, ROOT, *paths], capture_output=True, text=True)

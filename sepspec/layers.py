@@ -98,6 +98,11 @@ def dims(s) -> str:
     return "x".join(str(v) for v in s)
 
 
+def axes(pair) -> str:
+    """A per-axis figure as one number when both axes agree (`3`), else `3x5`."""
+    return str(pair[0]) if len(set(pair)) == 1 else dims(pair)
+
+
 @dataclass(frozen=True)
 class _Windowed(Layer):
     """Anything that slides a window: convolutions and pooling."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from . import layers as L
-from .analysis import Report, Row
-from .deploy import estimate
+from .layers import axes
+from .graph.analysis import Report, Row
+from .graph.memory import estimate
 from .diagnostics import Diagnostic, dotted
-from .kinds import CONVOLUTIONS, Origin, walk
-from .yamlsrc import Source
+from .spec.kinds import CONVOLUTIONS, Origin, walk
+from .spec.source import Source
 
 RULES: dict[str, tuple[str, str]] = {}  # code -> (rule, one line of meaning)
 _CHECKS: list[Callable[[Report, Source], Iterator[Diagnostic]]] = []
@@ -24,10 +25,6 @@ def rule(code: str, name: str, meaning: str):
         _CHECKS.append(fn)
         return fn
     return register
-
-
-def _fmt(p) -> str:
-    return str(p[0]) if len(set(p)) == 1 else "x".join(map(str, p))
 
 
 def _entry_pos(src: Source, origin: Origin, *arg):
@@ -52,7 +49,7 @@ def _receptive_field(rep, src):
         return
     if min(row.rf) < need:
         yield Diagnostic.at(_rule_pos(src, "min_receptive_field"), "SEP201", "min_receptive_field",
-                            f"receptive field {_fmt(row.rf)} < min_receptive_field {need} "
+                            f"receptive field {axes(row.rf)} < min_receptive_field {need} "
                             f"(at {row.name}, the last layer before global pooling)", layer=row.name,
                             hint="add a layer, a larger kernel, dilation or pooling before it")
 
@@ -210,14 +207,15 @@ def _keras_args(rep, src):
         block = o.block
         if o.kind == "conv" and max(block.stride) > 1 and max(block.dilation) > 1:
             yield Diagnostic.at(_entry_pos(src, o, "dilation"), "SEP210", "keras_args",
-                                f"{dotted(o.path)}: conv with stride {_fmt(block.stride)} and dilation "
-                                f"{_fmt(block.dilation)}: Keras's Conv2D refuses stride > 1 with dilation > 1",
+                                f"{dotted(o.path)}: conv with stride {axes(block.stride)} and dilation "
+                                f"{axes(block.dilation)}: Keras's Conv2D refuses stride > 1 with dilation > 1",
                                 layer=dotted(o.path), hint="use stride 1, or dilation 1, or sepconv")
 
 
-def violations(rep: Report, src: Source) -> list[Diagnostic]:
-    """Every rule's violations, in the order of the codes."""
+def violations(rep: Report) -> list[Diagnostic]:
+    """Every rule's violations, in the order of the codes, at the positions the spec was loaded from."""
     out: list[Diagnostic] = []
+    src = rep.spec.source
     for fn in _CHECKS:
         out.extend(fn(rep, src))
     return out

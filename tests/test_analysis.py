@@ -1,12 +1,12 @@
 """The analysis against the seed's own figures and hand-worked cases."""
 from sepspec import analyse
-from sepspec.spec import load
+from sepspec import load
 
 from conftest import BASE
 
 
 def report_of(path):
-    spec, _ = load(path)
+    spec = load(path)
     return analyse(spec)
 
 

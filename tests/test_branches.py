@@ -10,8 +10,8 @@ import yaml
 
 import sepspec
 from sepspec import analyse
-from sepspec.spec import load
-from sepspec.spec import to_yaml as spec_yaml
+from sepspec import load
+from sepspec.spec.load import to_yaml as spec_yaml
 
 from conftest import ROOT, run_cli
 
@@ -147,8 +147,8 @@ def test_example_specs_are_separable_and_within_the_seeds_budget(path, params):
     assert c.spec.rules.separable_only and c.report.params == params <= 80_203
     assert min(c.report.receptive_field) >= 32
     # the resolved spec (as a run directory records it) is the same spec
-    spec, _ = load(path)
-    again = sepspec.spec.load_source(sepspec.yamlsrc.parse(spec_yaml(spec), "resolved"))
+    spec = load(path)
+    again = sepspec.spec.load.load_source(sepspec.spec.source.parse(spec_yaml(spec), "resolved"))
     a, b = analyse(spec), analyse(again)
     assert [(r.name, r.inputs, r.output, r.params, r.span) for r in a.rows] == \
         [(r.name, r.inputs, r.output, r.params, r.span) for r in b.rows]
@@ -184,7 +184,7 @@ def test_classifier_rules_look_through_the_graph(write):
 
 
 def test_bn_momentum_reaches_every_batch_norm_a_block_adds(write):
-    from sepspec import emit
+    from sepspec.emit import model as emit
 
     text = NAMED.replace("layers:\n", "defaults:\n  sepconv: {bn_momentum: 0.9}\n  mbconv: {bn_momentum: 0.8}\n"
                          "  residual: {bn_momentum: 0.7}\nlayers:\n")

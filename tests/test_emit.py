@@ -5,7 +5,7 @@ import runpy
 import pytest
 
 from sepspec import analyse
-from sepspec.spec import load
+from sepspec import load
 
 from conftest import BASE, MINIMAL, ROOT, run_cli
 
@@ -15,8 +15,8 @@ def test_compile_writes_a_loadable_model(tmp_path):
     r = run_cli("compile", BASE, "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert "80,203 params" in r.stdout
-    from sepspec._quiet import keras
-    model = keras().saving.load_model(str(out))  # no custom objects
+    from sepspec.lazy import import_keras
+    model = import_keras().saving.load_model(str(out))  # no custom objects
     assert model.count_params() == 80203
     assert [layer.name for layer in model.layers][1:4] == ["sepconv_1", "sepconv_1_dropout", "sepconv_1_bn"]
     assert os.listdir(tmp_path) == ["base.keras"]  # no temporary files left behind
@@ -64,8 +64,8 @@ def test_show_keras_agrees():
 
 def test_differences_are_detected():
     """The comparison used by show --keras can fail: a model with another layer width is flagged."""
-    from sepspec import emit
-    spec, _ = load(BASE)
+    from sepspec.emit import model as emit
+    spec = load(BASE)
     rep = analyse(spec)
     wider = spec.model_copy(update={"input": [32, 32, 4]})
     model = emit.keras_model(analyse(wider))
@@ -75,9 +75,9 @@ def test_differences_are_detected():
 
 def test_public_build_model_takes_a_spec():
     import sepspec
-    from sepspec import emit
+    from sepspec.emit import model as emit
 
-    spec, _ = sepspec.load(BASE)
+    spec = sepspec.load(BASE)
     model = sepspec.build_model(spec)
     assert model.count_params() == 80_203
     assert emit.differences(analyse(spec), model) == []
@@ -85,15 +85,15 @@ def test_public_build_model_takes_a_spec():
 
 @pytest.mark.parametrize("name", ["residual", "mbconv"])
 def test_branchy_specs_compile_to_a_model_and_to_runnable_source(tmp_path, name):
-    from sepspec import emit
-    from sepspec._quiet import keras
+    from sepspec.emit import model as emit
+    from sepspec.lazy import import_keras
 
     spec_path = os.path.join(ROOT, "specs", f"{name}.yaml")
-    rep = analyse(load(spec_path)[0])
+    rep = analyse(load(spec_path))
     out = tmp_path / "m.keras"
     r = run_cli("compile", spec_path, "-o", str(out))
     assert r.returncode == 0, r.stderr
-    model = keras().saving.load_model(str(out))  # Add and Multiply need no custom objects either
+    model = import_keras().saving.load_model(str(out))  # Add and Multiply need no custom objects either
     assert emit.differences(rep, model) == []
     src = run_cli("compile", spec_path, "--to", "python").stdout
     path = tmp_path / "model.py"
@@ -110,10 +110,10 @@ def test_branchy_specs_compile_to_a_model_and_to_runnable_source(tmp_path, name)
 
 def test_differences_match_layers_by_name():
     """Keras orders a graph's layers its own way: the comparison matches by name, and still catches a change."""
-    from sepspec import emit
+    from sepspec.emit import model as emit
 
     path = os.path.join(ROOT, "specs", "residual.yaml")
-    spec, _ = load(path)
+    spec = load(path)
     rep = analyse(spec)
     model = emit.keras_model(rep)
     assert emit.differences(rep, model) == []

@@ -85,7 +85,7 @@ def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, d
     from ai_edge_litert import schema_py_generated as fb
 
     from sepspec.train.data import load_cifar
-    from sepspec.train.runtime import scores
+    from sepspec.deploy.runtime import scores
 
     x = load_cifar(data).x_test
     want = _keras_probabilities(run, x)
@@ -144,7 +144,7 @@ def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
 
 
 def test_export_errors_are_one_line_and_leave_nothing(tmp_path, run, data):
-    from sepspec._quiet import keras as K
+    from sepspec.lazy import import_keras
 
     def refused(*args, says):
         r = run_cli("export", *args, env=ENV)
@@ -159,7 +159,7 @@ def test_export_errors_are_one_line_and_leave_nothing(tmp_path, run, data):
     refused(str(bad), "--format", "litert", "-o", str(out), says="cannot load the model")
     refused(run, "--format", "litert", "-o", str(tmp_path / "m.onnx"), says="must end in .tflite")
     refused(run, "--format", "onnx", "-o", str(tmp_path / "no" / "m.onnx"), says="does not exist")
-    keras = K()
+    keras = import_keras()
     elu = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.SeparableConv2D(4, 3, activation="elu"),
                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
     elu.save(tmp_path / "elu.keras")
@@ -176,11 +176,11 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
     import onnx
 
     import sepspec
-    from sepspec._quiet import keras as K
+    from sepspec.lazy import import_keras
     from sepspec.train.data import load_cifar
-    from sepspec.train.runtime import scores
+    from sepspec.deploy.runtime import scores
 
-    keras = K()
+    keras = import_keras()
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -202,7 +202,7 @@ def test_an_int8_file_that_xnnpack_refuses_runs_on_the_builtin_kernels():
     graph ("failed to create XNNPACK runtime"); evaluation falls back to the built-in int8 kernels."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from sepspec.train.runtime import scores
+    from sepspec.deploy.runtime import scores
 
     path = os.path.join(ROOT, "tests", "fixtures", "mbconv-int8-xnnpack-refuses.tflite")
     with pytest.raises(RuntimeError, match="XNNPack|XNNPACK"):
@@ -219,7 +219,7 @@ def test_a_killed_exports_working_folder_is_removed_by_the_next_export(tmp_path)
     that is gone, and nothing of a live one or anything else."""
     import subprocess
 
-    from sepspec.train.export import remove_stale_temps
+    from sepspec.deploy.export import remove_stale_temps
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

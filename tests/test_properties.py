@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, strategies as st
 
 import sepspec
-from sepspec import emit
-from sepspec._quiet import keras
+from sepspec.emit import model as emit
+from sepspec.lazy import import_keras
 
 from strategies import dump, invalid_specs, valid_specs, yaml_values
 
@@ -39,7 +39,7 @@ def test_analysis_equals_keras_layer_by_layer(tmp_path_factory, spec):
     assert built == expected
     assert model.count_params() == rep.params
     assert tuple(model.output.shape[1:]) == (spec["classes"],)
-    keras().backend.clear_session()
+    import_keras().backend.clear_session()
 
 
 @given(invalid_specs())

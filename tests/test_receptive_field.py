@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from sepspec import analyse
-from sepspec.spec import load
+from sepspec import load
 
 from conftest import BASE
 
 
 def _gate_constant():
     """Multiply with its gate held constant (at 1): an SE gate sees the whole image by design."""
-    from sepspec._quiet import keras
+    from sepspec.lazy import import_keras
 
-    class GateConstant(keras().layers.Layer):
+    class GateConstant(import_keras().layers.Layer):
         def call(self, inputs):
             return inputs[0]
 
@@ -34,10 +34,10 @@ def measured_span(rep, name=None):
     weights and no biases (ReLU and friends linear, max pooling averaged, SE gates constant), so the probed
     output is zero on a zero image and positive as soon as one input pixel it sees is lit. Lighting one input
     row (column) per image of a batch finds exactly the rows (columns) of its field; forward passes only."""
-    from sepspec import emit
-    from sepspec._quiet import keras
+    from sepspec.emit import model as emit
+    from sepspec.lazy import import_keras
 
-    k = keras()
+    k = import_keras()
     row = rep.row(name) if name else rep.rf_row()
     (h, w, c), start, rf, jump = rep.spec.input, row.start, row.rf, row.jump
     index = [max(0, -(-(1 - s) // j)) for s, j in zip(start, jump)]  # the first output whose field starts > 0
@@ -72,7 +72,7 @@ def measured_rf(rep):
 
 
 def test_base_receptive_field_is_34_measured():
-    spec, _ = load(BASE)
+    spec = load(BASE)
     rep = analyse(spec)
     assert rep.receptive_field == (34, 34)
     assert measured_rf(rep) == (34, 34)
@@ -92,7 +92,7 @@ def test_other_specs_measured(tmp_path, layers, expected):
     p = tmp_path / "s.yaml"
     p.write_text("name: s\ninput: [24, 24, 2]\nclasses: 2\nlayers:\n"
                  + "".join(f"  - {x}\n" for x in layers) + "  - gap: {}\n")
-    spec, _ = load(str(p))
+    spec = load(str(p))
     rep = analyse(spec)
     assert rep.receptive_field == expected
     assert measured_span(rep) == (rep.rf_row().start, expected)
@@ -101,7 +101,7 @@ def test_other_specs_measured(tmp_path, layers, expected):
 def _report(tmp_path, text):
     p = tmp_path / "s.yaml"
     p.write_text(text)
-    spec, _ = load(str(p))
+    spec = load(str(p))
     rep = analyse(spec)
     assert rep.failure is None, rep.failure
     return rep

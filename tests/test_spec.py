@@ -3,8 +3,8 @@ import pytest
 
 import sepspec
 from sepspec import analyse
-from sepspec.spec import load
-from sepspec.yamlsrc import SpecError
+from sepspec import load
+from sepspec.spec.source import SpecError
 
 from conftest import BASE, MINIMAL
 
@@ -15,7 +15,7 @@ def errors(path):
 
 
 def test_base_layers_and_names():
-    spec, _ = load(BASE)
+    spec = load(BASE)
     names = [r.name for r in analyse(spec).rows]
     assert names[:4] == ["sepconv_1", "sepconv_1_dropout", "sepconv_1_bn", "sepconv_1_relu"]
     assert names[-3:] == ["sepconv_7", "gap_1", "activation_1"]
@@ -35,7 +35,7 @@ def test_shorthand_defaults_repeat_and_names(write):
           - sepconv: {filters: 4, norm: none, activation: none}
           - gap:
         """)
-    spec, _ = load(p)
+    spec = load(p)
     names = [r.name for r in analyse(spec).rows]
     assert names == ["conv3", "conv3_bn", "conv3_relu", "conv3_2", "conv3_2_bn", "conv3_2_relu",
                      "conv3_3", "conv3_3_bn", "conv3_3_relu", "sepconv_2", "gap_1"]
@@ -86,7 +86,7 @@ def test_train_section_is_validated(write):
 
 
 def test_train_numbers_like_1e_minus_3_are_numbers(write):
-    spec, _ = load(write("t.yaml", MINIMAL + "train: {optimizer: {name: sgd, learning_rate: 1e-3, nesterov: true}}\n"))
+    spec = load(write("t.yaml", MINIMAL + "train: {optimizer: {name: sgd, learning_rate: 1e-3, nesterov: true}}\n"))
     assert spec.train.optimizer.learning_rate == 0.001 and spec.train.optimizer.momentum == 0.9
 
 
@@ -97,7 +97,8 @@ def test_extends_merges_mappings_and_replaces_lists(write):
         rules: {max_params: 200000}
         train: {epochs: 5}
         """)
-    spec, src = load(p)
+    spec = load(p)
+    src = spec.source
     assert spec.name == "wide"  # the name is the variant's own
     assert spec.rules.max_params == 200000 and spec.rules.separable_only is True
     assert spec.train.epochs == 5 and spec.train.batch_size == 256

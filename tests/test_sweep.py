@@ -62,8 +62,8 @@ def make(tmp_path, trials=3, epochs=1, limit=64):
 
 
 def study_trials(sweep, out, storage=None):
-    from sepspec.sweep import open_study
-    from sepspec.sweepconf import load_sweep
+    from sepspec.search.sweep import open_study
+    from sepspec.search.sweepfile import load_sweep
 
     study, _ = open_study(sweep, out, storage, load_sweep(sweep)[0], create=False)
     return study.get_trials(deepcopy=False)
@@ -156,8 +156,8 @@ def test_bad_sweep_files_give_positioned_errors(tmp_path):
 
 def test_scale_finds_the_widest_variant_under_the_budget(tmp_path):
     import sepspec
-    from sepspec.scale import classifier_entry, scale_source
-    from sepspec.spec import load_source, resolve
+    from sepspec.search.scale import classifier_entry
+    from sepspec.spec.load import load_source, resolve
 
     out = tmp_path / "r40.yaml"
     r = run_cli("scale", os.path.join(ROOT, "specs", "residual.yaml"), "--max-params", "40000", "-o", str(out))

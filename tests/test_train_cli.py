@@ -73,7 +73,7 @@ def test_train_writes_a_complete_run_and_evaluate_and_runs_read_it(tmp_path, spe
     assert float(rows[1]["lr"]) == pytest.approx(0.01 / 1.319)
     m = json.load(open(os.path.join(run, "metrics.json")))
     assert m["status"] == "finished"
-    assert m["params"] == analyse(load(spec)[0]).params == 527
+    assert m["params"] == analyse(load(spec)).params == 527
     assert m["jit_compile"] is False and m["precision"] == "float32"  # the CPU defaults, set explicitly
     for k in ("best_val_accuracy", "best_epoch", "final_val_accuracy", "final_epoch", "seconds_per_epoch",
               "images_per_second", "device", "backend", "versions"):
@@ -495,7 +495,7 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
 def test_a_run_with_dropout_resumes_exactly(tmp_path, data):
     """The dropout layers' random state is not in a .keras file: state.json keeps it, so a run stopped after
     epoch 1 and resumed draws the same masks as an uninterrupted one and ends with the same weights."""
-    from sepspec._quiet import keras as K
+    from sepspec.lazy import import_keras
 
     p = tmp_path / "drop.yaml"
     p.write_text(SMALL.lstrip().replace("activation: relu}", "activation: relu, dropout: 0.3}"))
@@ -506,7 +506,7 @@ def test_a_run_with_dropout_resumes_exactly(tmp_path, data):
     assert json.load(open(os.path.join(b, "state.json")))["rng"]  # the masks' state, per dropout layer
     r = run_cli("train", "--resume", b, "--epochs", "2", env=ENV)
     assert r.returncode == 0, r.stderr
-    keras = K()
+    keras = import_keras()
     wa, wb = (keras.saving.load_model(os.path.join(x, "checkpoint-0002.keras")).get_weights() for x in (a, b))
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
     assert [r["loss"] for r in history(a)] == [r["loss"] for r in history(b)]
@@ -515,7 +515,7 @@ def test_a_run_with_dropout_resumes_exactly(tmp_path, data):
 def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, spec, data):
     """train.ema: validation and best.keras use the average, the checkpoint keeps the live weights, and a run
     stopped after epoch 1 and resumed ends with the same live weights and the same average as an uninterrupted one."""
-    from sepspec._quiet import keras as K
+    from sepspec.lazy import import_keras
 
     args = ["--data", data, "--train-limit", "64", "--set", "train.ema=0.9", "--seed", "5"]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
@@ -529,7 +529,7 @@ def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, sp
     assert int(ema_a["steps"]) == int(ema_b["steps"]) == 4  # 64 images, batch 32, 2 epochs
     for k in ema_a.files:
         assert np.allclose(ema_a[k], ema_b[k], atol=1e-5), k
-    keras = K()
+    keras = import_keras()
     live_a, live_b = (keras.saving.load_model(os.path.join(x, "checkpoint-0002.keras")) for x in (a, b))
     for wa, wb in zip(live_a.weights, live_b.weights):
         assert np.allclose(wa.numpy(), wb.numpy(), atol=1e-5), wa.path

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from sepspec.trainconf import Train
+from sepspec.spec.trainconf import Train
 from sepspec.train import data as D
 from sepspec.train.schedule import lr_at, plateau_update
 from sepspec.train.devices import DeviceError, parse_tf_config
@@ -138,7 +138,7 @@ def test_reduce_on_plateau_state():
 def test_augmentation_is_exact_and_deterministic():
     import tensorflow as tf
 
-    from sepspec.trainconf import Augment
+    from sepspec.spec.trainconf import Augment
     from sepspec.train.pipeline import ArrayOps, augment_batch as aug_with, tf_draws
 
     n = 16
@@ -178,7 +178,7 @@ def test_one_augmentation_for_every_array_library():
     (tf.data) give the same images for the same draws, with every augmentation on at once."""
     import tensorflow as tf
 
-    from sepspec.trainconf import Augment
+    from sepspec.spec.trainconf import Augment
     from sepspec.train.pipeline import ArrayOps, augment_batch, numpy_draws
 
     rng = np.random.default_rng(5)
@@ -253,10 +253,10 @@ def test_fingerprint_is_the_data_not_its_container(tmp_path):
 
 
 def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
-    from sepspec._quiet import keras as K
+    from sepspec.lazy import import_keras
     from sepspec.train.predict import gives_probabilities, probabilities, scores
 
-    keras = K()
+    keras = import_keras()
     keras.utils.set_random_seed(0)
     inp = keras.Input((4, 4, 1))
     logits = keras.layers.Dense(3)(keras.layers.Flatten()(inp))

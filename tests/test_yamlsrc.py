@@ -1,7 +1,7 @@
 """Safe YAML with positions: what a person reads is what the spec means, and nothing runs."""
 import pytest
 
-from sepspec.yamlsrc import MAX_NODES, SpecError, parse
+from sepspec.spec.source import MAX_NODES, SpecError, parse
 
 
 def codes(text):

@@ -11,21 +11,21 @@ import time
 
 import numpy as np
 
-from .. import analyse
 from .data import DataError, load_cifar
 from .pipeline import channel_stats, dataset, normalize
 from .devices import backend, device_name, set_precision, tensorflow
-from .trainer import Options, _jit, compile_model, resolve_spec
+from .trainer import Options, compile_model, jit, training_report
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
           repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1) -> int:
-    from .._quiet import keras as _k
+    from ..lazy import import_keras
 
-    keras = _k()
+    keras = import_keras()
     tf = tensorflow(keras)  # None on JAX/PyTorch
 
-    spec, _ = resolve_spec(Options(spec=spec_path, batch_size=batch_size))
+    report = training_report(Options(spec=spec_path, batch_size=batch_size))
+    spec = report.spec
     t = spec.train
     b = t.batch_size
     n = steps * b
@@ -48,7 +48,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     mean, std = channel_stats(x)
     policy = set_precision(keras, precision)  # "auto": the precision the trainer uses by default
     opts = Options(spec=spec_path, precision=precision)
-    model = compile_model(keras, analyse(spec), t, mixed=policy != "float32", jit_compile=_jit(keras, opts),
+    model = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts),
                           steps_per_execution=steps_per_execution)
     xf, yf = normalize(x, mean, std), np.eye(spec.classes, dtype=np.float32)[y]
     if tf is not None:  # in-memory tensors, as before

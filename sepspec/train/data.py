@@ -131,9 +131,9 @@ def candidates(data_arg: str | None, origin: str = "--data") -> list[tuple[str, 
 
 def _download() -> str:
     """Keras's own download of the archive (needs the network); returns the extracted folder."""
-    from .._quiet import keras
+    from ..lazy import import_keras
 
-    path = keras().utils.get_file(fname="cifar-10-batches-py-target",
+    path = import_keras().utils.get_file(fname="cifar-10-batches-py-target",
                                   origin="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", extract=True)
     return path
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..trainconf import Augment
+from ..spec.trainconf import Augment
 
 
 def channel_stats(x_uint8: np.ndarray) -> tuple[list[float], list[float]]:
@@ -120,9 +120,9 @@ def _augments(training: bool, aug: Augment | None) -> bool:
 def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mean, std, seed: int, epoch: int,
             training: bool, aug: Augment | None = None):
     """The batches of (normalised float32 images, one-hot labels) for `fit`/`evaluate` on the current backend."""
-    from .._quiet import keras
+    from ..lazy import import_keras
 
-    if keras().backend.backend() != "tensorflow":
+    if import_keras().backend.backend() != "tensorflow":
         return host_batches(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch,
                            training=training, aug=aug)
     return _tf_dataset(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch,
@@ -165,9 +165,9 @@ def host_batches(*args, **kwargs):
     module does not import Keras)."""
     global _HOST_BATCHES
     if _HOST_BATCHES is None:
-        from .._quiet import keras
+        from ..lazy import import_keras
 
-        _HOST_BATCHES = type("HostBatches", (_HostBatchesMixin, keras().utils.PyDataset), {})
+        _HOST_BATCHES = type("HostBatches", (_HostBatchesMixin, import_keras().utils.PyDataset), {})
     return _HOST_BATCHES(*args, **kwargs)
 
 
@@ -182,9 +182,9 @@ class _HostBatchesMixin:
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.seed, self.epoch, self.training, self.aug = seed, epoch, training, aug
         self.order = _order(len(x_uint8), seed, epoch, training)
-        from .._quiet import keras
+        from ..lazy import import_keras
 
-        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if keras().backend.backend() == "jax" else None
+        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax" else None
 
     def __len__(self):
         return math.ceil(len(self.order) / self.batch)

@@ -1,5 +1,17 @@
-"""The run directory: every file is written whole or not at all (temporary file + rename), so a kill at
-any moment leaves the previous complete version of each file, never a half-written one."""
+"""The run directory: one module knows its files and their formats, writes and reads them, settles a run to its
+commit point, scores a run's models on the test set, and lists runs.
+
+Every file is written whole or not at all (temporary file + rename), so a kill at any moment leaves the
+previous complete version of each file, never a half-written one. The files:
+
+- `spec.yaml`: the fully resolved spec; `run.json`: the options, versions, backend and data it started with;
+- `checkpoint-NNNN.keras` (the live weights and optimizer state after epoch NNNN), `ema-NNNN.npz` (the weight
+  average), and `state.json`, the commit point that names them, written last in every epoch;
+- `best.keras`: the model of the epoch with the best validation accuracy (saved as `best-NNNN.keras`, renamed
+  once the commit point names it, so a run keeps it once);
+- `history.csv` (a row per epoch), `metrics.json` (status, figures, normalisation), `curves.png`;
+- `evaluation.json` and `confusion.png` from `sepspec evaluate`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +29,10 @@ except ImportError:  # Windows: no advisory locks here; runs are then not guarde
 
 from .. import atomic
 from ..diagnostics import UserError
+
+SPEC, RECORD, STATE, METRICS, HISTORY, CURVES, BEST = ("spec.yaml", "run.json", "state.json", "metrics.json",
+                                                      "history.csv", "curves.png", "best.keras")
+LOCK = ".train.lock"
 
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds",
                   # filled only where the recipe's `ema`/`tta` change the validation figure: the same epoch's
@@ -37,6 +53,10 @@ def read_json(path: str):
         return json.load(f)
 
 
+def is_run(path: str) -> bool:
+    return all(os.path.isfile(os.path.join(path, name)) for name in (RECORD, SPEC))
+
+
 def new_run_dir(out: str | None, spec_name: str) -> str:
     base = out or os.path.join("runs", spec_name, time.strftime("%Y%m%d-%H%M%S"))
     path, i = base, 1
@@ -45,9 +65,6 @@ def new_run_dir(out: str | None, spec_name: str) -> str:
         path = f"{base}-{i}"
     os.makedirs(path, exist_ok=True)
     return path
-
-
-LOCK = ".train.lock"
 
 
 @contextlib.contextmanager
@@ -138,12 +155,12 @@ def plot_curves(path: str, rows: list[dict], title: str) -> None:
 
 def load_model(path: str):
     """A .keras file as a model; a file that is not one (missing, truncated, foreign) is a one-line error."""
-    from .._quiet import keras
+    from ..lazy import import_keras
 
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such model file")
     try:
-        return keras().saving.load_model(path)
+        return import_keras().saving.load_model(path)
     except Exception as e:  # Keras raises many kinds for a damaged file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {first})") from None
@@ -156,14 +173,218 @@ def crash_point(where: str, epoch: int) -> None:
 
 
 def settle(run: str, state: dict) -> None:
-    """Make the run directory what its commit point (`state.json`) says: `best.keras` is the best model it names,
-    and only the files it names are kept. Idempotent; `--resume` runs it first, so a kill between the commit
-    and this step loses nothing."""
+    """Make the run directory what its commit point (`state.json`) says: the best model it names becomes
+    `best.keras` (a rename: one copy), and only the files it names are kept. Idempotent; `--resume` runs it
+    first, so a kill between the commit and this step loses nothing."""
     best = (state.get("best") or {}).get("file")
     if best and os.path.isfile(os.path.join(run, best)):
-        with open(os.path.join(run, best), "rb") as f:
-            atomic_write(os.path.join(run, "best.keras"), f.read())
-    keep = {state["checkpoint"], best, state.get("ema")}
+        os.replace(os.path.join(run, best), os.path.join(run, BEST))
+    keep = {state["checkpoint"], state.get("ema")}
     for old in os.listdir(run):
         if old.startswith(("checkpoint-", "best-", "ema-")) and old.endswith((".keras", ".npz")) and old not in keep:
             os.unlink(os.path.join(run, old))
+
+
+# ---------------------------------------------------------------------------------------------- the record
+def write_spec(run: str, spec) -> None:
+    from ..spec.load import to_yaml
+
+    atomic_write(os.path.join(run, SPEC), to_yaml(spec, "the fully resolved spec of this run (written by sepspec train)"))
+
+
+def read_spec(run: str):
+    """The run's own spec (validated as any spec is)."""
+    from ..spec.load import load
+
+    return load(os.path.join(run, SPEC))
+
+
+def write_record(run: str, record: dict) -> None:
+    write_json(os.path.join(run, RECORD), record)
+
+
+def read_record(run: str) -> dict:
+    """run.json; a damaged one is a one-line error."""
+    path = os.path.join(run, RECORD)
+    try:
+        record = read_json(path)
+        if not isinstance(record.get("options"), dict):
+            raise ValueError("no options")
+        return record
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSONDecodeError is a ValueError
+        raise UserError(f"{path}: damaged, cannot resume ({type(e).__name__}: {e})") from None
+
+
+def recorded_data(run: str) -> str | None:
+    """Where a run's data set was when it trained (run.json), or None."""
+    try:
+        rec = read_json(os.path.join(run, RECORD))
+        return (rec.get("data") or {}).get("source") or rec["options"].get("data")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def data_origin(run: str) -> str:
+    """What a missing recorded data set's message says about where the path came from."""
+    return f"recorded in {os.path.join(run, RECORD)}; give --data PATH where the data set is now"
+
+
+def read_state(run: str) -> dict | None:
+    """The run's commit point, checked, and the run directory settled to it; None before the first epoch."""
+    path = os.path.join(run, STATE)
+    if not os.path.exists(path):
+        return None
+    try:
+        state = read_json(path)
+        if not (isinstance(state["epoch"], int) and state["epoch"] >= 1 and isinstance(state["checkpoint"], str)
+                and "/" not in state["checkpoint"] and isinstance(state.get("best", {}), dict)):
+            raise ValueError("epoch, checkpoint or best has the wrong type")
+        rng = state.get("rng") or {}
+        if not (isinstance(rng, dict) and all(isinstance(v, list) and len(v) == 2 and all(
+                isinstance(i, int) and 0 <= i < 2**32 for i in v) for v in rng.values())):
+            raise ValueError("rng must map layer names to two 32-bit integers")
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: damaged, cannot resume ({type(e).__name__}: {e})") from None
+    if not os.path.isfile(os.path.join(run, state["checkpoint"])):
+        raise UserError(f"{path} names the checkpoint {state['checkpoint']}, which is missing: the run cannot be "
+                        f"resumed (its best model so far is {os.path.join(run, BEST)})")
+    settle(run, state)
+    return state
+
+
+def commit(run: str, epoch: int, model, *, improved: bool, rows: list[dict], metrics: dict, title: str,
+           average=None, plateau=None, best: dict, rng: dict) -> dict:
+    """One epoch's files, then the commit point naming them, then the folder settled to it. `improved`: the
+    caller saved this epoch's best model as `best_file(epoch)` before. Returns the new state."""
+    ckpt = f"checkpoint-{epoch:04d}.keras"
+    save_model(model, os.path.join(run, ckpt))  # the live weights, with the optimizer's state
+    ema = None
+    if average is not None:
+        ema = f"ema-{epoch:04d}.npz"
+        atomic_write(os.path.join(run, ema), average.to_bytes())
+    write_history(os.path.join(run, HISTORY), rows)
+    write_json(os.path.join(run, METRICS), metrics)
+    plot_curves(os.path.join(run, CURVES), rows, title)
+    crash_point("before-commit", epoch)
+    # the commit point, written last: everything above is either named by it or rebuilt from it
+    state = {"epoch": epoch, "checkpoint": ckpt, "plateau": plateau or {}, "best": best, "ema": ema, "rng": rng}
+    write_json(os.path.join(run, STATE), state)
+    crash_point("after-commit", epoch)
+    settle(run, state)
+    return state
+
+
+def best_file(epoch: int) -> str:
+    return f"best-{epoch:04d}.keras"
+
+
+def write_metrics(run: str, metrics: dict) -> None:
+    write_json(os.path.join(run, METRICS), metrics)
+
+
+def read_metrics(run: str) -> dict:
+    return read_json(os.path.join(run, METRICS))
+
+
+# ----------------------------------------------------------------------------------- a run's models, scored
+def normalization(where: str) -> tuple[list, list] | None:
+    """(mean, std) per channel that a run's models take their input with; None when `where` has no metrics.json.
+    The one rule for every reader (evaluate, export): as many means as deviations, all numbers, std > 0."""
+    path = os.path.join(where, METRICS)
+    if not os.path.isfile(path):
+        return None
+    try:
+        stats = read_json(path)["normalization"]
+        mean, std = stats["mean"], stats["std"]
+        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) >= 1
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean + std)
+                and all(v > 0 for v in std)):
+            raise ValueError("mean and std must be lists of as many numbers, std > 0")
+    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise UserError(f"{path}: damaged, no usable normalisation ({type(e).__name__}: {e})") from None
+    return mean, std
+
+
+def model_of(target: str) -> tuple[str, str]:
+    """(model file, the folder it belongs to) for a run directory (its best.keras) or a .keras file."""
+    if os.path.isdir(target):
+        model_path, folder = os.path.join(target, BEST), target
+    else:
+        model_path, folder = target, os.path.dirname(os.path.abspath(target))
+    if not os.path.isfile(model_path):
+        raise UserError(f"{target}: no model (expected a run directory with {BEST}, or a .keras file)")
+    return model_path, folder
+
+
+def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
+    """Class probabilities of a model on the data's test split, normalised as the run was."""
+    from .pipeline import normalize
+    from .predict import probabilities
+
+    return probabilities(model, normalize(data.x_test, *norm), tta)
+
+
+def test_accuracy(run: str, model_file: str = BEST, tta: str = "none", data=None) -> float:
+    """A run's model (`best.keras`, or a checkpoint in it) on the test split of the run's own data."""
+    from .data import load_cifar
+
+    norm = normalization(run)
+    if norm is None:
+        raise UserError(f"{run}: no {METRICS}, so no normalisation to score its models with")
+    data = data or load_cifar(recorded_data(run), origin=data_origin(run))
+    p = test_predictions(load_model(os.path.join(run, model_file)), data, norm, tta)
+    return float((p.argmax(-1) == data.y_test).mean())
+
+
+# ------------------------------------------------------------------------------------------ `sepspec runs`
+def list_runs(folder: str) -> int:
+    """Print a line per run under `folder`: spec, status, the best validation figure and its split, the test
+    figure of the final epoch, speed and what the command line changed."""
+    if not os.path.isdir(folder):
+        raise UserError(f"{folder}: no such folder")
+    found = []
+    for d, _, files in os.walk(folder):
+        if METRICS in files:
+            try:
+                found.append((d, read_json(os.path.join(d, METRICS))))
+            except (OSError, json.JSONDecodeError):
+                continue
+    if not found:
+        print(f"no runs under {folder}")
+        return 0
+    print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} "
+          f"{'val on':<9} {'test':>7} {'s/epoch':>8}  settings")
+    for d, m in sorted(found):
+        try:
+            print(_run_line(d, m))
+        except (TypeError, ValueError, AttributeError, KeyError):
+            print(f"{d:<44} (damaged {METRICS})")
+    return 0
+
+
+def _run_line(d: str, m: dict) -> str:
+    best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
+    spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
+    test = (m.get("test") or {}).get("final_accuracy")
+    status = m.get("status", "?")
+    if status == "running" and is_held(d) is False:
+        status = "stopped"  # its process died without a word (killed, crashed): `train --resume` continues it
+    return (f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {status:<11} "
+            f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} "
+            f"{m.get('best_epoch') or '-':>4} {split_name(m.get('validation')):<9} "
+            f"{'-' if test is None else f'{100 * test:.2f}%':>7} {spe:>8}  {_settings(d)}")
+
+
+def split_name(validation) -> str:
+    """Which images a run's validation figures come from, in a word: `test` (the test set) or `held-out`."""
+    return "test" if validation == "test" else ("held-out" if validation is not None else "?")
+
+
+def _settings(run: str) -> str:
+    """What the command line changed (seed, --set), so that runs of one spec can be told apart."""
+    try:
+        opts = read_json(os.path.join(run, RECORD))["options"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return "?"
+    return " ".join([f"seed={opts.get('seed')}"] + [f"--set {o!r}" if " " in o else f"--set {o}"
+                                                    for o in opts.get("overrides") or []])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..trainconf import Train
+from ..spec.trainconf import Train
 
 
 def lr_at(train: Train, epoch: int, plateau: dict | None = None) -> float:

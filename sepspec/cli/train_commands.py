@@ -1,10 +1,10 @@
-"""`sepspec train | evaluate | runs | bench`: argument parsing only; the work is in the modules beside."""
+"""`sepspec train | evaluate | export | runs | bench`: argument parsing; the work is in `train` and `deploy`."""
 
 from __future__ import annotations
 
 import sys
 
-from . import PRECISIONS, STRATEGIES, TTA
+from ..train import PRECISIONS, STRATEGIES, TTA
 
 
 def add_commands(sub) -> None:
@@ -79,7 +79,7 @@ def _positive(text: str) -> int:
 
 
 def cmd_train(a) -> int:
-    from .trainer import Options, resume, train
+    from ..train.trainer import Options, resume, train, training_report
 
     if a.resume:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
@@ -91,37 +91,38 @@ def cmd_train(a) -> int:
                   "it recorded (only --epochs N, to change its length, and --data PATH, where its data set is now)",
                   file=sys.stderr)
             return 2
-        return resume(a.resume, a.epochs, data=a.data, spec_path=a.spec)[0]
+        return resume(a.resume, a.epochs, data=a.data, spec_path=a.spec).exit_status
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return 2
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision)) if v is not None}
-    return train(Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
-                         train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
-                         jit_compile=a.jit_compile, **given))[0]
+    opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
+                   train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
+                   jit_compile=a.jit_compile, **given)
+    return train(training_report(opts), opts).exit_status
 
 
 def cmd_evaluate(a) -> int:
-    from .evaluate import evaluate
+    from ..deploy.evaluate import evaluate
 
     return evaluate(a.target, a.data, a.tta, a.reference)
 
 
 def cmd_export(a) -> int:
-    from .export import export
+    from ..deploy.export import export
 
     return export(a.source, a.format, a.output, normalization=a.normalization, calibration=a.calibration,
                   data=a.data)
 
 
 def cmd_runs(a) -> int:
-    from .evaluate import list_runs
+    from ..train.rundir import list_runs
 
     return list_runs(a.dir)
 
 
 def cmd_bench(a) -> int:
-    from .bench import bench
+    from ..train.bench import bench
 
     return bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data, repeats=a.repeats,
                  precision=a.precision, steps_per_execution=a.steps_per_execution)

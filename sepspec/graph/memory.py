@@ -24,7 +24,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
-from . import layers as L
+from .. import layers as L
 from .analysis import INPUT, Report
 
 FUSED = {"relu", "relu6"}  # into the op that writes their input

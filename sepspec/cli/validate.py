@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 
-from .cli import EXIT_OK, EXIT_USAGE, check_files
-from .yamlsrc import SpecError, read
+from .spec_commands import check_files
+from .status import OK as EXIT_OK, USAGE as EXIT_USAGE
+from ..spec.source import SpecError, read
 
 SPEC_DIR = "specs"
 

@@ -24,13 +24,11 @@ import sys
 import threading
 import time
 
-from .diagnostics import UserError
-from .rules import violations
-from .scale import classifier_entry
-from .spec import to_yaml
-from .sweepconf import Choice, IntRange, LogUniform, Sweep, Uniform, load_sweep, spec_for
-from .yamlsrc import SpecError
-from . import analyse
+from ..checked import check_spec
+from ..diagnostics import UserError
+from ..spec.source import SpecError
+from ..train import rundir
+from .sweepfile import Choice, IntRange, LogUniform, Sweep, Uniform, load_sweep
 
 HEARTBEAT = 10.0  # seconds between a running trial's heartbeats
 STALE = 120.0  # a running trial without a heartbeat for this long has lost its worker
@@ -41,11 +39,10 @@ class SweepError(UserError):
     pass
 
 
-def _optuna():
-    try:
-        import optuna
-    except ModuleNotFoundError:
-        raise SweepError("sepspec sweep needs Optuna: pip install 'sepspec[sweep]'") from None
+def import_optuna():
+    """Optuna, quiet (a missing install is the CLI's one-line install hint)."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -55,7 +52,7 @@ def default_out(sweep_path: str) -> str:
 
 
 def open_study(sweep_path: str, out: str, storage: str | None, sweep: Sweep, worker: int = 0, create: bool = True):
-    optuna = _optuna()
+    optuna = import_optuna()
     name = os.path.splitext(os.path.basename(sweep_path))[0]
     if storage:
         for attempt in range(6):
@@ -101,8 +98,7 @@ def sample(trial, space: dict) -> dict:
         elif isinstance(d, LogUniform):
             out[name] = trial.suggest_float(name, float(d.loguniform[0]), float(d.loguniform[1]), log=True)
         elif isinstance(d, IntRange):
-            lo, hi = d.int_
-            out[name] = trial.suggest_int(name, lo, lo + (hi - lo) // d.step * d.step, step=d.step)
+            out[name] = trial.suggest_int(name, d.int_[0], d.high, step=d.step)
     return out
 
 
@@ -124,7 +120,7 @@ def _alive(pid: int) -> bool:
 
 def reap(study, store) -> int:
     """Fail the running trials whose worker is gone and queue their parameters again. Returns how many."""
-    optuna = _optuna()
+    optuna = import_optuna()
     now = time.time()
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -168,7 +164,7 @@ class _Heartbeat:
 
 def trained_count(study) -> int:
     """Trials that train or trained (rule-pruned and failed ones do not count)."""
-    optuna = _optuna()
+    optuna = import_optuna()
     S = optuna.trial.TrialState
     return sum(1 for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.PRUNED, S.RUNNING))
                if t.user_attrs.get("trained"))
@@ -177,17 +173,16 @@ def trained_count(study) -> int:
 # ---- one worker ----------------------------------------------------------------------------------------------
 
 def work(sweep_path: str, out: str, storage: str | None = None, data: str | None = None, worker: int = 0) -> int:
-    from .train.trainer import Options, train
+    from ..train.trainer import Options, train
 
-    optuna = _optuna()
-    sweep, _, base = load_sweep(sweep_path)
-    keep = classifier_entry(base)
+    optuna = import_optuna()
+    file = load_sweep(sweep_path)
+    sweep = file.sweep
     study, store = open_study(sweep_path, out, storage, sweep, worker)
     me = f"{HOST}:{os.getpid()}"
     cap = sweep.max_rule_pruned or 20 * sweep.trials
     in_a_row, codes = 0, {}
     os.makedirs(os.path.join(out, "trials"), exist_ok=True)
-    os.makedirs(os.path.join(out, "specs"), exist_ok=True)
     while True:
         reap(study, store)
         if trained_count(study) >= sweep.trials:
@@ -202,13 +197,15 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
                              f"version of {sweep_path} ({e}); give another --out (or --storage), or remove the "
                              "old study") from None
         t0 = time.perf_counter()
-        try:
-            spec, src = spec_for(base, params, keep)
+        name = f"trial-{trial.number:04d}"
+        try:  # the trial's own values, and the sweep's budget and held-out validation
+            candidate = file.candidate({**params, "train.epochs": sweep.budget.epochs,
+                                        "train.validation": sweep.validation})
         except SpecError as e:
-            diags = e.diagnostics
+            diags, checked = e.diagnostics, None
         else:
-            rep = analyse(spec)
-            diags = violations(rep, src)
+            checked = check_spec(candidate.model_copy(update={"name": f"{candidate.name}-{name}"}), sweep_path)
+            diags, rep = checked.diagnostics, checked.report
             trial.set_user_attr("params_count", rep.params)
             trial.set_user_attr("macs", rep.macs)
             trial.set_user_attr("receptive_field", min(rep.receptive_field))
@@ -228,11 +225,6 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
             continue
         in_a_row = 0
         trial.set_user_attr("trained", True)
-        name = f"trial-{trial.number:04d}"
-        spec_file = os.path.join(out, "specs", name + ".yaml")
-        with open(spec_file, "w") as f:
-            f.write(to_yaml(spec.model_copy(update={"name": f"{spec.name}-{name}"}),
-                            f"{name} of {os.path.basename(sweep_path)}: {json.dumps(params)}"))
         run = os.path.join(out, "trials", name)
         trial.set_user_attr("run", os.path.abspath(run))
 
@@ -240,24 +232,22 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
             trial.report(row["val_accuracy"], epoch)
             return trial.should_prune()
 
-        opts = Options(spec=spec_file, out=run, epochs=sweep.budget.epochs, train_limit=sweep.budget.train_limit,
-                       val_limit=sweep.budget.val_limit, data=data, seed=sweep.seed,
-                       overrides=[f"train.validation={sweep.validation}"])
+        opts = Options(spec=None, out=run, train_limit=sweep.budget.train_limit, val_limit=sweep.budget.val_limit,
+                       data=data, seed=sweep.seed)
         print(f"trial {trial.number}: {json.dumps(params)}", flush=True)
         try:
             with _Heartbeat(trial):
-                status, _ = train(opts, on_epoch)
+                result = train(checked.report, opts, on_epoch)
         except UserError:  # the data or an option is wrong: every trial would fail the same way
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
-        m = json.load(open(os.path.join(run, "metrics.json")))
-        best = m.get("best_val_accuracy")
-        trial.set_user_attr("status", m["status"])
-        if status == 130:  # interrupted: leave it to be reaped and retried
+        trial.set_user_attr("status", result.status)
+        if result.status == "interrupted":  # leave it to be reaped and retried
             return 130
-        if m["status"] == "pruned":
+        if result.status == "pruned":
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
+            best = rundir.read_metrics(run).get("best_val_accuracy")
             study.tell(trial, best if best is not None and math.isfinite(best) else 0.0)
     print(f"sweep {os.path.basename(sweep_path)}: {trained_count(study)} trained trials (asked for {sweep.trials})",
           flush=True)

@@ -31,7 +31,7 @@ def _silently(importer):
             os.close(saved)
 
 
-def keras():
+def import_keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
 
@@ -48,8 +48,22 @@ def keras():
     return _silently(load)
 
 
-_BACKEND_MODULES = {"tensorflow": ("tensorflow", "pip install 'sepspec[tf]'"),
-                    "jax": ("jax", "pip install 'sepspec[jax]'"), "torch": ("torch", "install PyTorch: pytorch.org")}
+# which extra of pyproject.toml brings each optional module (the checker needs none of them)
+EXTRAS = {"tensorflow": "tf", "keras": "tf", "numpy": "tf", "matplotlib": "tf", "h5py": "tf", "optuna": "sweep",
+          "ai_edge_litert": "export", "onnxruntime": "export", "tf2onnx": "export", "onnx": "export",
+          "tflite_micro": "export", "psycopg": "sweep", "sqlalchemy": "sweep", "jax": "jax"}
+
+
+def install_hint(module: str) -> str | None:
+    """How to install an optional module (`pip install 'sepspec[tf]'`), or None for one no extra brings."""
+    top = (module or "").split(".")[0]
+    if top == "torch":
+        return "install PyTorch: pytorch.org"
+    extra = EXTRAS.get(top)
+    return f"pip install 'sepspec[{extra}]'" if extra else None
+
+
+_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _backend_error(e: Exception) -> None:
@@ -60,13 +74,12 @@ def _backend_error(e: Exception) -> None:
     if not chosen:
         return
     if isinstance(e, ValueError) and "Unable to import backend" in str(e):
-        raise UserError(f"KERAS_BACKEND={chosen}: Keras has no such backend ({', '.join(_BACKEND_MODULES)})") from None
-    module, hint = _BACKEND_MODULES.get(chosen, (None, None))
-    if module and (getattr(e, "name", None) or "").split(".")[0] in (module, module + "lib"):
-        raise UserError(f"KERAS_BACKEND={chosen}: {module} is not installed ({hint})") from None
+        raise UserError(f"KERAS_BACKEND={chosen}: Keras has no such backend ({', '.join(_BACKENDS)})") from None
+    if chosen in _BACKENDS and (getattr(e, "name", None) or "").split(".")[0] in (chosen, chosen + "lib"):
+        raise UserError(f"KERAS_BACKEND={chosen}: {chosen} is not installed ({install_hint(chosen)})") from None
 
 
-def tensorflow_if_installed() -> None:
+def import_tensorflow_if_installed() -> None:
     """Import TensorFlow quietly where it is installed: on the other backends Keras still imports it, noisily,
     to seed its generator (`keras.utils.set_random_seed`)."""
     if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is not None:

@@ -3,13 +3,16 @@ best trials' test accuracy (measured apart: trials select on held-out training i
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import statistics
 
-from .sweep import _optuna, default_out, open_study
-from .sweepconf import load_sweep
-from .spec import to_yaml
+from ..atomic import write
+from ..spec.load import to_yaml
+from ..train import rundir
+from .sweep import default_out, import_optuna, open_study
+from .sweepfile import load_sweep
 
 
 def _state(t, S) -> str:
@@ -41,9 +44,10 @@ def _fmt(v) -> str:
 
 
 def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3) -> int:
-    optuna = _optuna()
+    optuna = import_optuna()
     S = optuna.trial.TrialState
-    sweep, _, base = load_sweep(sweep_path)
+    file = load_sweep(sweep_path)
+    sweep = file.sweep
     out = out or default_out(sweep_path)
     study, _ = open_study(sweep_path, out, storage, sweep, create=False)
     trials = study.get_trials(deepcopy=False)
@@ -84,13 +88,9 @@ def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3)
         print("no trial has finished yet")
         return 0
     best_t = done[0][1]
-    from .sweepconf import spec_for
-    from .scale import classifier_entry
-
-    spec, _ = spec_for(base, best_t.params, classifier_entry(base))
+    spec = file.candidate(best_t.params)
     best_file = os.path.join(out, "best.yaml")
-    with open(best_file, "w") as f:
-        f.write(to_yaml(spec, f"the best trial ({best_t.number}) of {os.path.basename(sweep_path)}: "
+    write(best_file, to_yaml(spec, f"the best trial ({best_t.number}) of {os.path.basename(sweep_path)}: "
                               f"{json.dumps(best_t.params)}; validation accuracy {done[0][0]:.4f}"))
     print(f"best: trial {best_t.number}, validation accuracy {100 * done[0][0]:.2f}%; its spec: {best_file}")
     tests = {}
@@ -105,18 +105,9 @@ def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3)
 
 
 def _test_accuracy(run: str | None) -> float | None:
-    if not run or not os.path.isfile(os.path.join(run, "best.keras")):
+    if not run or not os.path.isfile(os.path.join(run, rundir.BEST)):
         return None
-    from .train import rundir
-    from .train.data import load_cifar
-    from .train.evaluate import _model_and_stats, _recorded_data
-    from .train.pipeline import normalize
-    from .train.predict import probabilities
-
-    model_path, _, stats = _model_and_stats(run)
-    data = load_cifar(_recorded_data(run))
-    p = probabilities(rundir.load_model(model_path), normalize(data.x_test, stats["mean"], stats["std"]))
-    return float((p.argmax(-1) == data.y_test).mean())
+    return rundir.test_accuracy(run)
 
 
 def _plot(path, rows, S, title) -> None:
@@ -142,10 +133,6 @@ def _plot(path, rows, S, title) -> None:
     ax.set_title(f"sweep {title}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    from .atomic import write
-
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

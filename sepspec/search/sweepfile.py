@@ -10,21 +10,18 @@ a trial that breaks one is pruned without training.
 from __future__ import annotations
 
 import os
-import re
+from dataclasses import dataclass
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
-from .diagnostics import Diagnostic, dotted
-from .fields import PosInt
-from .kinds import BLOCKS, shorthand
-from .scale import _copy, classifier_entry, scale_source
-from .spec import Spec, _diagnostics, load_source, resolve
-from .yamlsrc import Source, SpecError, read
-
-STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
-Number = Union[int, float]
-Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]
+from ..diagnostics import Diagnostic
+from ..graph.analysis import analyse
+from ..spec.edit import parse_path, with_value, with_width
+from ..spec.fields import STRICT, Bounds, PosInt
+from ..spec.load import Spec, load_source, resolve, schema_errors
+from ..spec.source import Source, SpecError, read
+from .scale import classifier_entry
 
 
 class Choice(BaseModel):
@@ -34,7 +31,7 @@ class Choice(BaseModel):
 
 class Uniform(BaseModel):
     model_config = STRICT
-    uniform: Pair
+    uniform: Bounds
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -45,7 +42,7 @@ class Uniform(BaseModel):
 
 class LogUniform(BaseModel):
     model_config = STRICT
-    loguniform: Pair
+    loguniform: Bounds
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -65,6 +62,12 @@ class IntRange(BaseModel):
         if not self.int_[0] <= self.int_[1]:
             raise ValueError("int: [low, high] needs low <= high")
         return self
+
+    @property
+    def high(self) -> int:
+        """The largest value the range can produce (`high` itself only when the steps reach it)."""
+        lo, hi = self.int_
+        return lo + (hi - lo) // self.step * self.step
 
 
 _KINDS = ("choice", "uniform", "loguniform", "int")
@@ -109,25 +112,6 @@ class Sweep(BaseModel):
     max_rule_pruned: Optional[PosInt] = None  # candidates in a row that break a rule before giving up (20 x trials)
 
 
-_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-
-
-def parse_path(text: str) -> tuple | None:
-    """'layers[2].residual.body[0].sepconv.kernel' -> ('layers', 2, 'residual', 'body', 0, 'sepconv', 'kernel')."""
-    out: list = []
-    for part in text.split("."):
-        if not part:
-            return None
-        p = 0
-        while p < len(part):
-            m = _TOKEN.match(part, p)
-            if not m or (m.group(1) and p > 0):
-                return None
-            out.append(m.group(1) if m.group(1) else int(m.group(2)))
-            p = m.end()
-    return tuple(out) if out and isinstance(out[0], str) else None
-
-
 def values_of(d: Distribution) -> list:
     """The values to check a distribution with: every choice, or both ends of a range."""
     if isinstance(d, Choice):
@@ -136,56 +120,32 @@ def values_of(d: Distribution) -> list:
         return list(d.uniform)
     if isinstance(d, LogUniform):
         return list(d.loguniform)
-    lo, hi = d.int_
-    return [lo, lo + (hi - lo) // d.step * d.step]
+    return [d.int_[0], d.high]
 
 
-def set_value(src: Source, path: tuple, value) -> None:
-    """Write `value` at `path` in the resolved (not yet normalised) spec data, creating mappings on the way and
-    turning a shorthand entry (`sepconv: 32`) into its mapping. Raises KeyError/IndexError for a path that
-    cannot exist (an index past the end of a list, a key under a value)."""
-    node = src.data
-    for i, key in enumerate(path[:-1]):
-        nxt = path[i + 1]
-        if isinstance(key, int):
-            if not isinstance(node, list) or key >= len(node):
-                raise IndexError(f"{dotted(path[:i + 1])}: there are {len(node) if isinstance(node, list) else 0} entries")
-            child = node[key]
-        else:
-            if not isinstance(node, dict):
-                raise KeyError(f"{dotted(path[:i])} is not a mapping")
-            child = node.get(key)
-            if key in BLOCKS and not isinstance(child, dict):
-                child = shorthand(key, child)
-                node[key] = child = dict(child) if isinstance(child, dict) else child
-            if child is None:
-                child = node[key] = [] if isinstance(nxt, int) else {}
-        if isinstance(nxt, str) and not isinstance(child, dict):
-            raise KeyError(f"{dotted(path[:i + 1])} is not a mapping")
-        node = child
-    last = path[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or last >= len(node):
-            raise IndexError(f"{dotted(path)}: no such entry")
-        node[last] = value
-    else:
-        node[last] = value
+@dataclass(frozen=True)
+class SweepFile:
+    """A validated sweep file: the sweep, its positioned source, and the spec every trial starts from."""
+
+    sweep: Sweep
+    source: Source
+    base: Source  # the spec every trial starts from, resolved (`extends`), as written
+    keep: tuple | None  # the classifier's entry, whose width `width` leaves alone
+
+    def candidate(self, params: dict) -> Spec:
+        """The trial's spec, validated (not yet checked against the rules): the sampled values written in at the
+        sweep file's lines; `width` scales every `filters` (but the classifier's) after the other values."""
+        src = self.base
+        for name, value in params.items():
+            if name != "width":
+                src = with_value(src, parse_path(name), value, self.source.pos(("space", name), key=True))
+        if "width" in params:
+            src = with_width(src, float(params["width"]), self.keep)
+        return load_source(src)
 
 
-def apply(src: Source, params: dict[str, object], keep: tuple | None = None) -> Source:
-    """A copy of the resolved spec with the sampled values written in; `width` scales every `filters` (but the
-    classifier's, at path `keep`) as `sepspec scale` does, after the other values."""
-    out = _copy(src)
-    for name, value in params.items():
-        if name != "width":
-            set_value(out, parse_path(name), value)
-    if "width" in params:
-        out = scale_source(out, float(params["width"]), keep)
-    return out
-
-
-def load_sweep(path: str) -> tuple[Sweep, Source, Source]:
-    """(the sweep, its positioned source, the resolved spec it starts from). Raises SpecError (positions) or OSError."""
+def load_sweep(path: str) -> SweepFile:
+    """The sweep file, every path of its space checked against its spec. Raises SpecError (positions) or OSError."""
     src = read(path)
     if not isinstance(src.data, dict):
         raise SpecError([Diagnostic.at(src.values.get(()), "SEP102", "schema", "a sweep must be a mapping of keys "
@@ -193,18 +153,18 @@ def load_sweep(path: str) -> tuple[Sweep, Source, Source]:
     try:
         sweep = Sweep.model_validate(src.data)
     except ValidationError as err:
-        raise SpecError(_diagnostics(err, src)) from None
+        raise SpecError(schema_errors(err, src)) from None
     spec_path = os.path.normpath(os.path.join(os.path.dirname(path), sweep.spec))
     try:
         base = resolve(spec_path)
-        load_source(_copy(base))
+        spec = load_source(base)
     except OSError as e:
         raise SpecError([Diagnostic.at(src.pos(("spec",)), "SEP105", "sweep",
                                        f"spec: cannot read {sweep.spec!r}: {e.strerror or e}")]) from None
     except SpecError as e:
         raise SpecError([Diagnostic.at(src.pos(("spec",)), "SEP105", "sweep",
                                        f"spec: {sweep.spec!r} is not a valid spec ({e.diagnostics[0].text()})")]) from None
-    keep = classifier_entry(base)
+    file = SweepFile(sweep, src, base, classifier_entry(analyse(spec)))
     errors = []
     for name, dist in sweep.space.items():
         where = src.pos(("space", name), key=True)
@@ -218,7 +178,7 @@ def load_sweep(path: str) -> tuple[Sweep, Source, Source]:
             continue
         for v in values_of(dist):
             try:
-                load_source(apply(base, {name: v}, keep))
+                file.candidate({name: v})
             except (KeyError, IndexError) as e:
                 errors.append(Diagnostic.at(where, "SEP101", "sweep", f"space.{name}: {str(e).strip(chr(39))}"))
                 break
@@ -233,10 +193,4 @@ def load_sweep(path: str) -> tuple[Sweep, Source, Source]:
                                     "pruner.min_epochs: more than budget.epochs"))
     if errors:
         raise SpecError(errors)
-    return sweep, src, base
-
-
-def spec_for(sweep_base: Source, params: dict, keep: tuple | None) -> tuple[Spec, Source]:
-    """The trial's spec, validated (not yet checked against the rules)."""
-    s = apply(sweep_base, params, keep)
-    return load_source(s), s
+    return file

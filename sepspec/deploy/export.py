@@ -4,7 +4,7 @@ The exported model takes raw pixels (0-255): the per-channel normalisation the t
 goes into the graph (a per-channel Rescaling layer in front). `litert-int8` is full-integer post-training quantisation:
 uint8 input (camera pixels as they come), int8 weights, activations and output, built-in int8 ops only,
 calibrated on training images. TensorFlow's converter leaks memory per call and crashes on some activations, so
-the conversion runs in a subprocess (`python -m sepspec.train.export`); a crash becomes a one-line error, and the
+the conversion runs in a subprocess (`python -m sepspec.deploy.export`); a crash becomes a one-line error, and the
 file appears only when it is complete.
 """
 
@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 
-from ..deploy import NOT_INT8
+from ..graph.memory import NOT_INT8
 from ..diagnostics import UserError
-from . import rundir
+from ..train import rundir
 
 FORMATS = ("litert", "litert-int8", "onnx", "saved_model")
 CONVERTER_CRASHES = {"mish", "softplus", "exponential"}  # TensorFlow's LiteRT converter segfaults on these
@@ -40,24 +40,16 @@ def _source(source: str, normalization: str | None) -> tuple[str, dict | None, s
     stats_from = run if run else (None if normalization in (None, "none") else normalization)
     if stats_from is None:
         return model, None, None
-    metrics = os.path.join(stats_from, "metrics.json")
-    try:
-        stats = rundir.read_json(metrics)["normalization"]
-        if not (len(stats["mean"]) == len(stats["std"]) and all(v > 0 for v in stats["std"])):
-            raise ValueError("mean and std must be as long, std > 0")
-    except OSError:
-        raise UserError(f"{stats_from}: no metrics.json to take the normalisation from (a run directory, or "
-                        f"--normalization none)") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{metrics}: damaged, no usable normalisation ({type(e).__name__}: {e})") from None
-    return model, {"mean": stats["mean"], "std": stats["std"]}, stats_from
+    norm = rundir.normalization(stats_from)
+    if norm is None:
+        raise UserError(f"{stats_from}: no {rundir.METRICS} to take the normalisation from (a run directory, or "
+                        f"--normalization none)")
+    return model, {"mean": norm[0], "std": norm[1]}, stats_from
 
 
 def export(source: str, fmt: str, out: str, *, normalization: str | None = None, calibration: int = 300,
            data: str | None = None, seed: int = 0) -> int:
     """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model)."""
-    from .evaluate import _recorded_data
-
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     model, stats, run = _source(source, normalization)
@@ -73,14 +65,14 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
         raise UserError(f"{out}: is a folder; give a file name")
     calib = None
     if fmt == "litert-int8":
-        calib = data or (_recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
+        calib = data or (rundir.recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
     job = {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
            "data": calib, "seed": seed}
     remove_stale_temps(parent)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
         target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
         # the converters are TensorFlow's: a .keras file from any backend loads on it (a run trained on JAX too)
-        r = subprocess.run([sys.executable, "-m", "sepspec.train.export", json.dumps(job), target],
+        r = subprocess.run([sys.executable, "-m", "sepspec.deploy.export", json.dumps(job), target],
                            capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
         if r.returncode != 0:
             lines = [x for x in r.stderr.strip().splitlines() if x.startswith("sepspec export: ")]
@@ -206,9 +198,9 @@ def _activations(model) -> set[str]:
 
 
 def _worker(job: dict, target: str) -> None:
-    from .._quiet import keras as _k
+    from ..lazy import import_keras
 
-    keras = _k()
+    keras = import_keras()
     import numpy as np
     import tensorflow as tf
 
@@ -244,7 +236,7 @@ def _worker(job: dict, target: str) -> None:
     else:
         options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
         if fmt == "litert-int8":
-            from .data import load_cifar
+            from ..train.data import load_cifar
 
             data = load_cifar(job["data"] or None)
             if data.x_train.shape[1:] != shape:
@@ -273,9 +265,7 @@ def _worker(job: dict, target: str) -> None:
 
 
 if __name__ == "__main__":
-    from ..diagnostics import UserError as _UserError
-
     try:
         _worker(json.loads(sys.argv[1]), sys.argv[2])
-    except _UserError as e:
+    except UserError as e:
         _fail(str(e))

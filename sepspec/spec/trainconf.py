@@ -108,7 +108,9 @@ class Train(BaseModel):
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     normalize: Literal["per_channel", "none"] = "per_channel"
     augment: Augment = Augment()
-    validation: Union[Literal["test"], Annotated[float, Field(gt=0, lt=1)]] = "test"  # or a held-out fraction
+    # the images that validate each epoch and choose best.keras: a fraction or a count held out of the training
+    # split (seeded), or `test`, the test split (then selection is on the test set: say so where it is used)
+    validation: Union[Literal["test"], Annotated[float, Field(gt=0, lt=1)], Annotated[int, Field(ge=1)]] = 0.1
     seed: Optional[Annotated[int, Field(ge=0, lt=2**32)]] = None  # numpy's and Keras's seeds are 32-bit
     tta: Literal["none", "flip"] = "none"  # validation figures from each image and its mirror image
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # decay of a weight average used for validation; 0: none

@@ -3,10 +3,9 @@ seed-style comment (``# rin=7, nin=32x32, cin=96, ...``) that `compile --to pyth
 
 from __future__ import annotations
 
-from . import Checked
 from .analysis import Report, Row
-from .deploy import Deployment, estimate
-from .layers import dims
+from .memory import Deployment, estimate
+from ..layers import axes, dims
 
 DOC_VERSION = 1
 
@@ -16,14 +15,10 @@ def square(pair):
     return pair[0] if pair[0] == pair[1] else list(pair)
 
 
-def axes(pair) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else dims(pair)
-
-
-def table(c: Checked) -> str:
-    rep = c.report
+def table(rep: Report, path: str) -> str:
+    """`sepspec show`: one row per Keras layer, then the totals."""
     s = rep.spec
-    lines = [f"{s.name}: input {dims(s.input)}, {s.classes} classes ({c.path})"]
+    lines = [f"{s.name}: input {dims(s.input)}, {s.classes} classes ({path})"]
     width = max([22] + [len(r.name) for r in rep.rows])
     graph = any(not _chained(rep, i) for i in range(len(rep.rows)))
     head = (f"{'#':>3}  {'layer':<{width}} {'keras':<22} {'output':>11} {'params':>9} {'rf':>5} {'jump':>4} "
@@ -54,11 +49,10 @@ def _memory_line(d: Deployment) -> str:
     return line
 
 
-def memory_table(c: Checked) -> str:
+def memory_table(rep: Report, path: str) -> str:
     """`show --memory`: the int8 ops the converter makes of the spec, with the bytes each holds and needs."""
-    rep = c.report
     d = estimate(rep)
-    lines = [f"{rep.spec.name}: the int8 model `sepspec export --format litert-int8` writes, batch 1 ({c.path})"]
+    lines = [f"{rep.spec.name}: the int8 model `sepspec export --format litert-int8` writes, batch 1 ({path})"]
     width = max([16] + [len(o.name) for o in d.ops])
     head = f"{'#':>3}  {'tensor':<{width}} {'op':<18} {'output':>11} {'bytes':>9} {'weights':>9} {'alive':>9}"
     lines += [head, "-" * len(head)]
@@ -80,10 +74,9 @@ def _chained(rep: Report, i: int) -> bool:
     return rep.rows[i].inputs == ((rep.rows[i - 1].name,) if i else ("input",))
 
 
-def document(c: Checked) -> dict:
-    """The `show --json` document (format version `DOC_VERSION`)."""
-    doc: dict = {"version": DOC_VERSION, "file": c.path}
-    rep = c.report
+def document(path: str, rep: Report | None, diagnostics: list) -> dict:
+    """The `show --json` document (format version `DOC_VERSION`); `rep` is None for a spec that did not load."""
+    doc: dict = {"version": DOC_VERSION, "file": path}
     if rep is not None:
         s = rep.spec
         d = estimate(rep)
@@ -104,7 +97,7 @@ def document(c: Checked) -> dict:
                                 "alive_bytes": live} for o, live in zip(d.ops, d.live)]},
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
-                          "column": d.column, "layer": d.layer, "hint": d.hint} for d in c.diagnostics]
+                          "column": d.column, "layer": d.layer, "hint": d.hint} for d in diagnostics]
     return doc
 
 

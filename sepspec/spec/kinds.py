@@ -19,7 +19,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Protocol, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
 
-from . import layers as L
+from .. import layers as L
 from .fields import STRICT, Act, ActOrNone, Name, Padding, Pair, PosInt, Rate
 
 

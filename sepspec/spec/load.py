@@ -20,14 +20,14 @@ import difflib
 import os
 from typing import Annotated, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from .diagnostics import Diagnostic, dotted, ordered
+from ..diagnostics import Diagnostic, dotted, ordered
 from .fields import STRICT, InputShape, Name, PosInt
 from .kinds import BLOCKS, ENTRY_LISTS, Defaults, LayerEntry, shorthand
 from .trainconf import (SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step,
                         Train)
-from .yamlsrc import Source, SpecError, read
+from .source import Source, SpecError, read
 
 
 class Rules(BaseModel):
@@ -55,6 +55,12 @@ class Spec(BaseModel):
     defaults: Defaults = Defaults()  # type: ignore[valid-type]
     layers: Annotated[list[LayerEntry], Field(min_length=1)]
     train: Train = Train()
+    _source: Optional[Source] = PrivateAttr(None)
+
+    @property
+    def source(self) -> Source:
+        """Where each value of the spec is written (empty for a Spec made in code)."""
+        return self._source if self._source is not None else Source({})
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -131,6 +137,13 @@ def _copy_positions(src: Source, frm: tuple, to: tuple) -> None:
         for p, pos in list(table.items()):
             if p[:len(frm)] == frm:
                 table[to + p[len(frm):]] = pos
+
+
+def normalised(src: Source) -> Source:
+    """A copy of a resolved source with shorthands written out and `defaults` applied (see `_normalise`)."""
+    out = src.copy()
+    _normalise(out)
+    return out
 
 
 def _normalise(src: Source) -> None:
@@ -215,7 +228,7 @@ def _show(v) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def _diagnostics(err: ValidationError, src: Source) -> list[Diagnostic]:
+def schema_errors(err: ValidationError, src: Source) -> list[Diagnostic]:
     out = []
     for e in err.errors():
         path = _data_path(src.data, e["loc"])
@@ -263,17 +276,20 @@ def _diagnostics(err: ValidationError, src: Source) -> list[Diagnostic]:
 
 
 def load_source(src: Source) -> Spec:
-    _normalise(src)
+    """Validate a resolved source (it is not changed). The Spec keeps the positioned source it was validated
+    from (`Spec.source`: shorthands written out, defaults applied), so that rules report at their lines."""
+    src = normalised(src)
     try:
-        return Spec.model_validate(src.data)
+        spec = Spec.model_validate(src.data)
     except ValidationError as err:
-        raise SpecError(ordered(_diagnostics(err, src))) from None
+        raise SpecError(ordered(schema_errors(err, src))) from None
+    spec._source = src
+    return spec
 
 
-def load(path: str, display: str | None = None) -> tuple[Spec, Source]:
-    """Load a spec file: (validated Spec, positioned source). Raises SpecError or OSError."""
-    src = resolve(path, display)
-    return load_source(src), src
+def load(path: str, display: str | None = None) -> Spec:
+    """Load a spec file (with what it `extends`). Raises SpecError or OSError."""
+    return load_source(resolve(path, display))
 
 
 

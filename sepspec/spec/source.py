@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .diagnostics import Diagnostic, Pos
+from ..diagnostics import Diagnostic, Pos
 
 MAX_NODES = 20_000  # expanded nodes (aliases counted every time they are used)
 MAX_BYTES = 1_000_000
@@ -56,6 +56,12 @@ class Source:
                 return self.values[path]
             path = path[:-1]
         return self.values.get(())
+
+    def copy(self) -> "Source":
+        """A deep copy: editing it (`sepspec.spec.edit`) leaves this one as it is."""
+        import copy
+
+        return Source(copy.deepcopy(self.data), dict(self.values), dict(self.keys))
 
 
 # YAML 1.2 core schema, as regular expressions over the plain scalar text.

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
 
 PosInt = Annotated[int, Field(gt=0)]
+Bounds = Annotated[list[Union[int, float]], Field(min_length=2, max_length=2)]  # [low, high] of a range
 NonNegFloat = Annotated[float, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0, lt=1)]

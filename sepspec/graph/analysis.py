@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import layers as L
-from .diagnostics import dotted
-from .kinds import Origin, expand_entries
-from .spec import Spec
+from .. import layers as L
+from ..diagnostics import dotted
+from ..spec.kinds import Origin, expand_entries
+from ..spec.load import Spec
 
 Pair = tuple[int, int]
 INPUT = "input"

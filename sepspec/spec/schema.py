@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from .kinds import BLOCKS
-from .spec import Spec
+from .load import Spec
 
 SCHEMA_FILE = "specs/sepspec.schema.json"  # the committed copy that specs point at
 

@@ -1,0 +1,149 @@
+"""`sepspec check | show | schema | compile`: the checker's commands (no TensorFlow, except `show --keras` and
+`compile`, which build the model)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+from ..atomic import write
+from ..checked import check
+from ..diagnostics import Diagnostic, render
+from .status import INVALID, OK, USAGE
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("check", help="validate spec files (exit 0 valid, 1 invalid, 2 unreadable/usage)")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--format", choices=("text", "json", "github"), default="text")
+    s.set_defaults(fn=lambda a: check_files(a.files, a.format))
+
+    s = sub.add_parser("show", help="per-layer table: output, params, receptive field, MACs")
+    s.add_argument("file", metavar="FILE")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="print the analysis as a JSON document")
+    g.add_argument("--keras", action="store_true", help="build the model; print Keras's summary beside the analysis")
+    g.add_argument("--memory", action="store_true", help="the int8 model's ops: weight bytes (flash) and the "
+                   "activation bytes alive while each runs")
+    s.set_defaults(fn=cmd_show)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    s.set_defaults(fn=cmd_schema)
+
+    s = sub.add_parser("compile", help="write a .keras model, or Keras source (--to python)")
+    s.add_argument("file", metavar="SPEC")
+    s.add_argument("-o", "--output", metavar="FILE", help="the .keras file; with --to python, the script "
+                   "(default: standard output)")
+    s.add_argument("--to", choices=("keras", "python"), default="keras")
+    s.set_defaults(fn=cmd_compile)
+
+
+def check_files(paths: list[str], fmt: str = "text", out=None, err=None) -> int:
+    """Check every file and print its diagnostics; the worst exit status wins (2 over 1)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    status, diags, invalid = OK, [], 0
+    for path in paths:
+        try:
+            c = check(path)
+        except OSError as e:
+            diags.append(Diagnostic("SEP000", "io", f"cannot read: {e.strerror or e}", path))
+            status = USAGE
+            continue
+        # a mistake in a parent is also this spec's: say so, so the two reports are told apart
+        diags.extend(d if d.file == c.path else replace(d, message=f"{d.message} (inherited by {c.path})")
+                     for d in c.diagnostics)
+        if not c.ok:
+            invalid += 1
+            status = max(status, INVALID)
+    if fmt == "json":
+        print(render(diags, "json"), file=out)
+    elif diags:
+        print(render(diags, fmt), file=out if fmt == "github" else err)
+    if fmt == "text":
+        n, bad = len(paths), invalid + sum(d.code == "SEP000" for d in diags)
+        print(f"{n - bad} of {n} spec{'s' if n != 1 else ''} valid" + (f", {len(diags)} error(s)" if diags else ""),
+              file=err if diags else out)
+    return status
+
+
+def checked_or_status(path: str):
+    """(Checked, status) for one file; an unreadable file is one line and (None, 2)."""
+    try:
+        c = check(path)
+    except OSError as e:
+        print(Diagnostic("SEP000", "io", f"cannot read: {e.strerror or e}", path).text(), file=sys.stderr)
+        return None, USAGE
+    return c, OK if c.ok else INVALID
+
+
+def valid_or_status(path: str):
+    """(Checked, None) for a valid spec, else (None, status) with its diagnostics printed."""
+    c, status = checked_or_status(path)
+    if c is not None and not c.ok:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+        return None, INVALID
+    return c, (None if c is not None else status)
+
+
+def cmd_show(a) -> int:
+    from ..graph.render import document, memory_table, table
+
+    c, status = checked_or_status(a.file)
+    if c is None:
+        return status
+    if a.keras:
+        return _show_keras(a.file)
+    if a.json:
+        print(json.dumps(document(c.path, c.report, c.diagnostics), indent=2))
+        return status
+    if c.report is not None:
+        print(memory_table(c.report, c.path) if a.memory else table(c.report, c.path))
+    if c.diagnostics:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+    return status
+
+
+def _show_keras(path: str) -> int:
+    c, status = valid_or_status(path)
+    if c is None:
+        return status
+    from ..emit.model import compare_text
+
+    text, same = compare_text(c.report)
+    print(text)
+    return OK if same else INVALID
+
+
+def cmd_schema(a) -> int:
+    from ..spec.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return OK
+
+
+def cmd_compile(a) -> int:
+    c, status = valid_or_status(a.file)
+    if c is None:
+        return status
+    if a.to == "python":
+        from ..emit.script import python_source
+
+        text = python_source(c.report)
+        if not a.output:
+            sys.stdout.write(text)
+            return OK
+        write(a.output, text)
+        print(f"wrote {a.output}: {c.report.params:,} params")
+        return OK
+    if not a.output:
+        print("sepspec compile: give -o FILE.keras, or --to python", file=sys.stderr)
+        return USAGE
+    if not a.output.endswith(".keras"):
+        print(f"sepspec compile: {a.output}: the model file must end in .keras", file=sys.stderr)
+        return USAGE
+    from ..emit.model import save_model
+
+    save_model(c.report, a.output)
+    print(f"wrote {a.output}: {c.report.params:,} params")
+    return OK

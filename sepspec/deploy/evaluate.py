@@ -1,0 +1,123 @@
+"""`sepspec evaluate`: test accuracy, per-class accuracy and the confusion matrix of any model form: a run (its
+best.keras), a .keras file, or an exported .tflite/.onnx file run by its own runtime."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from ..diagnostics import UserError
+from ..layers import dims
+from ..train import rundir
+from ..train.data import load_cifar
+from ..train.pipeline import channel_stats
+
+
+def _data_for(folder: str | None, data_arg: str | None):
+    """The data a model is scored on: --data if given, else the run's own recorded data set, else the default."""
+    recorded = rundir.recorded_data(folder) if folder and data_arg is None else None
+    if recorded:  # the run's own data set, as --resume uses it (also for a checkpoint inside the run)
+        return load_cifar(recorded, origin=rundir.data_origin(folder))
+    return load_cifar(data_arg)
+
+
+def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None) -> int:
+    if target.endswith((".tflite", ".onnx")):
+        if tta != "none":
+            raise UserError(f"{target}: --tta is for Keras models (an exported file is evaluated as it is)")
+        return evaluate_exported(target, data_arg, reference)
+    if reference is not None:
+        raise UserError("--reference is for an exported .tflite or .onnx file")
+    model_path, folder = rundir.model_of(target)
+    try:
+        norm = rundir.normalization(folder)
+    except UserError as e:
+        raise UserError(f"{e}; evaluate the .keras file itself to use the training set's statistics") from None
+    data = _data_for(folder, data_arg)
+    if norm is None:  # a bare model: standardise as the trainer does, with the training set's statistics
+        norm = channel_stats(data.x_train)
+    model = rundir.load_model(model_path)
+    shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
+    if shape != data.x_test.shape[1:] or classes != len(data.class_names):
+        raise UserError(f"{model_path}: the model takes {dims(shape)} images and gives {classes} "
+                        f"classes; the data is {dims(data.x_test.shape[1:])} with "
+                        f"{len(data.class_names)} classes")
+    pred = rundir.test_predictions(model, data, norm, tta).argmax(axis=-1)
+    acc, per_class, cm = _report(model_path, pred, data, " (flip test-time augmentation)" if tta == "flip" else "")
+    rundir.write_json(os.path.join(folder, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
+                                                                "per_class": per_class, "confusion": cm.tolist()})
+    _plot_confusion(os.path.join(folder, "confusion.png"), cm, data.class_names, acc)
+    print(f"wrote {os.path.join(folder, 'confusion.png')} and evaluation.json")
+    return 0
+
+
+def _report(what: str, pred, data, note: str = ""):
+    """Print and return (accuracy, per-class accuracy, confusion matrix) of predicted labels on the test set."""
+    y = data.y_test
+    n = len(data.class_names)
+    cm = np.zeros((n, n), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    acc = float((pred == y).mean())
+    per_class = {name: float(cm[i, i] / max(cm[i].sum(), 1)) for i, name in enumerate(data.class_names)}
+    print(f"{what}: test accuracy {100 * acc:.2f}% on {len(y):,} images{note}")
+    for name, a in per_class.items():
+        print(f"  {name:<11} {100 * a:6.2f}%")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    print("            " + " ".join(f"{c[:5]:>5}" for c in data.class_names))
+    for i, name in enumerate(data.class_names):
+        print(f"  {name:<10}" + " ".join(f"{v:>5}" for v in cm[i]))
+    return acc, per_class, cm
+
+
+def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None) -> int:
+    """Accuracy of an exported .tflite/.onnx file run by its own runtime; with a reference run, how often it
+    agrees with the run's float model (best.keras with its normalisation)."""
+    from .runtime import scores
+
+    if reference is not None and not os.path.isfile(os.path.join(reference, rundir.BEST)):
+        raise UserError(f"{reference}: not a run directory (no {rundir.BEST})")
+    data = _data_for(reference, data_arg)
+    pred = scores(path, data.x_test).argmax(axis=-1)
+    acc, per_class, cm = _report(path, pred, data)
+    result = {"model": os.path.abspath(path), "test_accuracy": acc, "per_class": per_class, "confusion": cm.tolist()}
+    if reference:
+        model_path, _ = rundir.model_of(reference)
+        norm = rundir.normalization(reference)
+        if norm is None:
+            raise UserError(f"{reference}: no {rundir.METRICS}, so no normalisation for its float model")
+        ref = rundir.test_predictions(rundir.load_model(model_path), data, norm).argmax(axis=-1)
+        result.update({"reference": os.path.abspath(reference), "reference_accuracy": float((ref == data.y_test).mean()),
+                       "agreement": float((ref == pred).mean())})
+        print(f"reference {model_path}: test accuracy {100 * result['reference_accuracy']:.2f}%; the exported file "
+              f"agrees with it on {100 * result['agreement']:.2f}% of the images "
+              f"({100 * (acc - result['reference_accuracy']):+.2f} points)")
+    out = path + ".evaluation.json"
+    rundir.write_json(out, result)
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_confusion(path, cm, names, acc):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title(f"test accuracy {100 * acc:.2f}%")
+    fig.colorbar(im)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    rundir.atomic_write(path, buf.getvalue())
