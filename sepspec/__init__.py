@@ -38,8 +38,8 @@ def fit(spec: str | Spec, **options) -> tuple[int, str]:
     `options` are the command's: epochs, batch_size, data, out, train_limit, val_limit, seed, overrides (a list
     of "train.key=value"), strategy, precision, jit_compile. Returns (exit status, run directory); 0 means finished.
     """
-    from .train.trainer import Options, train
+    from .train.trainer import Options, train, training_report
 
-    path = spec if isinstance(spec, str) else None
-    result = train(Options(spec=path, **options), None if path else spec)
+    opts = Options(spec=spec if isinstance(spec, str) else None, **options)
+    result = train(training_report(opts, None if isinstance(spec, str) else spec), opts)
     return result.exit_status, result.run

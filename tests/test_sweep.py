@@ -65,7 +65,7 @@ def study_trials(sweep, out, storage=None):
     from sepspec.search.sweep import open_study
     from sepspec.search.sweepfile import load_sweep
 
-    study, _ = open_study(sweep, out, storage, load_sweep(sweep)[0], create=False)
+    study, _ = open_study(sweep, out, storage, load_sweep(sweep).sweep, create=False)
     return study.get_trials(deepcopy=False)
 
 
@@ -157,7 +157,8 @@ def test_bad_sweep_files_give_positioned_errors(tmp_path):
 def test_scale_finds_the_widest_variant_under_the_budget(tmp_path):
     import sepspec
     from sepspec.search.scale import classifier_entry
-    from sepspec.spec.load import load_source, resolve
+    from sepspec.spec.edit import with_width
+    from sepspec.spec.load import load_source
 
     out = tmp_path / "r40.yaml"
     r = run_cli("scale", os.path.join(ROOT, "specs", "residual.yaml"), "--max-params", "40000", "-o", str(out))
@@ -165,8 +166,8 @@ def test_scale_finds_the_widest_variant_under_the_budget(tmp_path):
     c = sepspec.check(str(out))
     assert c.ok and c.report.params <= 40000
     assert c.report.output == (10,) and c.report.row("sepconv_2").layer.filters == 10  # the classifier keeps 10
-    src = resolve(os.path.join(ROOT, "specs", "residual.yaml"))
-    wider = load_source(scale_source(src, 0.72, classifier_entry(src)))
+    spec = sepspec.load(os.path.join(ROOT, "specs", "residual.yaml"))
+    wider = load_source(with_width(spec.source, 0.72, classifier_entry(sepspec.analyse(spec))))
     assert sepspec.analyse(wider).params > 40000  # the next step up breaks the budget
 
 

@@ -78,18 +78,30 @@ def test_train_writes_a_complete_run_and_evaluate_and_runs_read_it(tmp_path, spe
     for k in ("best_val_accuracy", "best_epoch", "final_val_accuracy", "final_epoch", "seconds_per_epoch",
               "images_per_second", "device", "backend", "versions"):
         assert m[k] is not None, k
-    assert m["train_images"] == 320 and m["val_images"] == 64 and m["backend"] == "tensorflow"
+    # validation on 10% held out of the training split (the default), the test split scored once at the end
+    assert m["train_images"] == 288 and m["val_images"] == 32 and m["backend"] == "tensorflow"
+    assert m["validation"] == 0.1 and m["validation_split"] == "32 images held out of the training split"
+    assert all("(held-out)" in line for line in lines)
+    test = m["test"]
+    assert test["images"] == 64 and test["final_epoch"] == 3 and test["best_epoch"] == m["best_epoch"]
+    assert "test accuracy (the test split, 64 images): final epoch" in r.stdout
+    assert not [f for f in os.listdir(run) if f.startswith("best-")]  # a run keeps its best model once
     # the resolved spec is a valid spec on its own
     assert run_cli("check", os.path.join(run, "spec.yaml")).returncode == 0
+    r = run_cli("evaluate", os.path.join(run, "checkpoint-0003.keras"), env=ENV)  # the run's recorded data
+    assert r.returncode == 0, r.stderr
+    assert json.load(open(os.path.join(run, "evaluation.json")))["test_accuracy"] == test["final_accuracy"]
     r = run_cli("evaluate", run, "--data", data, env=ENV)
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and "airplane" in r.stdout
     assert os.path.exists(os.path.join(run, "confusion.png"))
     ev = json.load(open(os.path.join(run, "evaluation.json")))
-    assert np.array(ev["confusion"]).sum() == 64
+    assert np.array(ev["confusion"]).sum() == 64 and ev["test_accuracy"] == test["best_accuracy"]
     r = run_cli("runs", str(tmp_path))
     assert r.returncode == 0 and "small" in r.stdout and "finished" in r.stdout
-    assert r.stdout.splitlines()[1].rstrip().endswith("seed=3")  # the settings column tells runs apart
+    line = r.stdout.splitlines()[1]
+    assert line.rstrip().endswith("seed=3")  # the settings column tells runs apart
+    assert " held-out " in line and f"{100 * test['final_accuracy']:.2f}%" in line
 
 
 def _wait_for_epoch(run, epoch, proc, timeout=240, poll=0.05):
@@ -155,7 +167,7 @@ def test_progress_bar_on_a_terminal(tmp_path, spec, data):
     os.close(master)
     assert p.wait(timeout=120) == 0, p.stderr.read()
     text = out.decode()
-    assert "\rEpoch 1/1 [" in text and "] 10/10 loss" in text  # 320 images / 32 = 10 steps
+    assert "\rEpoch 1/1 [" in text and "] 9/9 loss" in text  # 288 training images (32 held out) / 32 = 9 steps
     assert "#" * 30 in text
     assert "Epoch 1/1 - " in text and "val_accuracy" in text
 
@@ -348,7 +360,7 @@ def test_a_moved_run_resumes_with_data_and_evaluates_with_its_recorded_data(tmp_
     r = run_cli("evaluate", run, cwd=str(tmp_path), env=ENV)
     assert r.returncode == 0, r.stderr
     acc = json.load(open(os.path.join(run, "evaluation.json")))["test_accuracy"]
-    assert acc == pytest.approx(json.load(open(os.path.join(run, "metrics.json")))["best_val_accuracy"], abs=1 / 64)
+    assert acc == json.load(open(os.path.join(run, "metrics.json")))["test"]["best_accuracy"]
     # the same data set, moved (the extracted folder instead of the archive)
     moved = tmp_path / "moved"
     shutil.copytree(os.path.join(os.path.dirname(data), "cifar-10-batches-py"), moved / "cifar-10-batches-py")
@@ -423,8 +435,7 @@ def test_a_kill_at_the_commit_point_loses_no_epoch(tmp_path, spec, data, where):
     best = final["best"]
     assert best["val_accuracy"] == max(float(x["val_accuracy"]) for x in history(run))
     files = sorted(f for f in os.listdir(run) if f.endswith(".keras"))
-    assert files == sorted({"best.keras", final["checkpoint"], best["file"]})
-    assert open(os.path.join(run, "best.keras"), "rb").read() == open(os.path.join(run, best["file"]), "rb").read()
+    assert files == sorted({"best.keras", final["checkpoint"]})  # the best epoch's file became best.keras
 
 
 def test_damaged_runs_and_models_are_one_line_errors(tmp_path, spec, data):
@@ -463,7 +474,7 @@ def test_damaged_runs_and_models_are_one_line_errors(tmp_path, spec, data):
     other = tmp_path / "five.yaml"
     other.write_text(open(spec).read().replace("classes: 10", "classes: 5").replace("filters: 10", "filters: 5"))
     assert run_cli("compile", str(other), "-o", str(tmp_path / "five.keras")).returncode == 0
-    expect(("evaluate", str(tmp_path / "five.keras"), "--data", data), "gives 5 classes; CIFAR-10 is 32x32x3 with 10")
+    expect(("evaluate", str(tmp_path / "five.keras"), "--data", data), "gives 5 classes; the data is 32x32x3 with 10")
     expect(("bench", spec, "--steps", "1", "--data", str(tmp_path / "nowhere")), "no such file or folder")
 
 
@@ -473,7 +484,7 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
     gives for the matching model file and --tta."""
     run = str(tmp_path / "run")
     r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "64",
-                "--set", "train.tta=flip", "--set", "train.ema=0.9", env=ENV)
+                "--set", "train.tta=flip", "--set", "train.ema=0.9", "--set", "train.validation=test", env=ENV)
     assert r.returncode == 0, r.stderr
     recorded = json.load(open(os.path.join(run, "metrics.json")))["best_val_accuracy"]
     (row,) = history(run)
@@ -490,6 +501,8 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
     assert figures[True, "none"] == pytest.approx(float(row["val_accuracy_no_tta"]), abs=1 / 64)
     assert figures[False, "flip"] == pytest.approx(float(row["val_accuracy_no_ema"]), abs=1 / 64)
     assert figures[False, "none"] == pytest.approx(float(row["val_accuracy_plain"]), abs=1 / 64)
+    test = json.load(open(os.path.join(run, "metrics.json")))["test"]  # scored as validation is: average, flips
+    assert test["tta"] == "flip" and test["final_accuracy"] == pytest.approx(figures[True, "flip"], abs=1 / 64)
 
 
 def test_a_run_with_dropout_resumes_exactly(tmp_path, data):
@@ -517,7 +530,8 @@ def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, sp
     stopped after epoch 1 and resumed ends with the same live weights and the same average as an uninterrupted one."""
     from sepspec.lazy import import_keras
 
-    args = ["--data", data, "--train-limit", "64", "--set", "train.ema=0.9", "--seed", "5"]
+    args = ["--data", data, "--train-limit", "64", "--set", "train.ema=0.9", "--seed", "5",
+            "--set", "train.validation=test"]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert run_cli("train", spec, "--out", a, "--epochs", "2", *args, env=ENV).returncode == 0
     assert run_cli("train", spec, "--out", b, "--epochs", "1", *args, env=ENV).returncode == 0
@@ -542,7 +556,7 @@ def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, sp
     best = max(float(x["val_accuracy"]) for x in rows)
     assert acc == pytest.approx(best, abs=1 / 64)
     assert sorted(f for f in os.listdir(a) if f.endswith((".keras", ".npz"))) == \
-        sorted({"best.keras", "checkpoint-0002.keras", "ema-0002.npz", sa["best"]["file"]})
+        sorted({"best.keras", "checkpoint-0002.keras", "ema-0002.npz"})
 
 
 JAX = {**ENV, "KERAS_BACKEND": "jax"}

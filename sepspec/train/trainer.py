@@ -219,7 +219,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     try:
         opts = Options(**recorded["options"])
     except TypeError as e:
-        raise TrainError(f"{os.path.join(run, rundir.RECORD)}: damaged, cannot resume ({e})") from None
+        raise TrainError(f"{os.path.join(run, rundir.RECORD)}: damaged, cannot resume ({type(e).__name__}: {e})") from None
     if spec_path is not None and not (opts.spec and os.path.realpath(spec_path) == os.path.realpath(opts.spec)):
         raise TrainError(f"{spec_path} is not the spec of {run} (it was started from {opts.spec}); give only "
                          f"--resume {run}, or train {spec_path} as a new run")
