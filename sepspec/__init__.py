@@ -13,8 +13,8 @@ from .diagnostics import Diagnostic
 from .graph.analysis import Report, analyse
 from .spec.load import Spec, load
 from .spec.source import Source, SpecError
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "Checked", "Diagnostic", "Report", "Source", "Spec", "SpecError", "analyse",
            "build_model", "check", "check_spec", "fit", "load"]
 

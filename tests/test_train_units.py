@@ -274,3 +274,16 @@ def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
     assert np.allclose(probabilities(as_probs, symmetric, "flip"), probabilities(as_probs, symmetric), atol=1e-6)
     s = scores(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0, 0]))
     assert s["accuracy"] == 0.5 and s["loss"] == pytest.approx(-(np.log(0.9) + np.log(0.4)) / 2)
+
+
+def test_the_jax_device_cache_never_serves_another_arrays_images():
+    """A sweep trains many trials in one process: arrays made and dropped one after another must never be
+    served another array's device copy (the cache once keyed arrays by `id()` alone, which Python reuses)."""
+    pytest.importorskip("jax")
+    from sepspec.train import pipeline
+
+    for i in range(30):
+        x = np.full((4, 2, 2, 3), i, np.uint8)
+        images, _, _ = pipeline._jax_batches(x, np.zeros(4, np.int64), 10, [0.0] * 3, [1.0] * 3, None)
+        assert int(np.asarray(images)[0, 0, 0, 0]) == i
+        del x

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from .. import __version__
+from ..version import __version__
 from ..diagnostics import UserError, render
 from ..lazy import install_hint
 from ..spec.source import SpecError

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from .. import layers as L
 from ..checked import check_spec
 from ..diagnostics import UserError
