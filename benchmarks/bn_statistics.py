@@ -1,33 +1,48 @@
-"""Why do the first epochs validate low? Re-estimate BatchNormalization's moving statistics of a trained
-model on 10,000 training images and evaluate again on the test set. A large jump means the weights were fine
-and the moving statistics (momentum 0.99) had not caught up with them.
-    python benchmarks/bn_statistics.py RUN_DIR...      (e.g. one-epoch runs with different --seed)
+"""Why do the first epochs validate low? Re-estimate BatchNormalization's moving statistics of a run's best.keras
+on 10,000 training images and evaluate again on the test split. A large jump means the weights were fine and the
+moving statistics (momentum 0.99) had not caught up with them.
+
+    python benchmarks/bn_statistics.py RUN_DIR... [--data PATH]   (default: each run's recorded data set)
 """
-import json
+import argparse
 import os
 import sys
 
 import numpy as np
-from sepspec.lazy import import_keras
-keras = import_keras()
-from sepspec.train.data import load_cifar
-from sepspec.train.pipeline import normalize
-d = load_cifar(os.environ.get('SEPSPEC_DATA') or '../shared/data/cifar-10-python.tar.gz', download=False)
-for run in sys.argv[1:]:
-    m = json.load(open(f'{run}/metrics.json'))
-    mean, std = np.float32(m['normalization']['mean']), np.float32(m['normalization']['std'])
-    model = keras.saving.load_model(f'{run}/best.keras')
-    xt = normalize(d.x_test, mean, std)
-    yt = keras.utils.to_categorical(d.y_test, 10)
-    before = model.evaluate(xt, yt, batch_size=500, verbose=0)[1]
-    # re-estimate: cumulative average of batch statistics over 10,000 training images, in inference weights
-    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    xs = normalize(d.x_train[:10000], mean, std)
-    for l in bns:
-        l.moving_mean.assign(np.zeros(l.moving_mean.shape, 'float32')); l.moving_variance.assign(np.ones(l.moving_variance.shape, 'float32'))
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sepspec.lazy import import_keras  # noqa: E402
+from sepspec.train import rundir  # noqa: E402
+from sepspec.train.data import load_cifar  # noqa: E402
+from sepspec.train.pipeline import normalize  # noqa: E402
+
+
+def reestimated_accuracy(run: str, data_arg: str | None) -> tuple[float, float]:
+    keras = import_keras()
+    data = load_cifar(data_arg) if data_arg else load_cifar(rundir.recorded_data(run), origin=rundir.data_origin(run))
+    mean, std = rundir.normalization(run)
+    model = rundir.load_model(os.path.join(run, rundir.BEST))
+    before = rundir.test_accuracy(run, data=data)
+    # cumulative average of the batch statistics over 10,000 training images
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    xs = normalize(data.x_train[:10000], mean, std)
+    for layer in bns:
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
     for i, b in enumerate(range(0, len(xs), 250)):
-        for l in bns:
-            l.momentum = i / (i + 1)  # running mean of the batch statistics
+        for layer in bns:
+            layer.momentum = i / (i + 1)
         model(xs[b:b + 250], training=True)
-    after = model.evaluate(xt, yt, batch_size=500, verbose=0)[1]
-    print(f'{run}: test accuracy with the trained moving statistics {100*before:.1f}%, with re-estimated statistics {100*after:.1f}%')
+    after = float((rundir.test_predictions(model, data, (mean, std)).argmax(-1) == data.y_test).mean())
+    return before, after
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    ap.add_argument("--data", metavar="PATH")
+    a = ap.parse_args()
+    for run in a.runs:
+        before, after = reestimated_accuracy(run, a.data)
+        print(f"{run}: test accuracy with the trained moving statistics {100 * before:.1f}%, "
+              f"with re-estimated statistics {100 * after:.1f}%")

@@ -115,3 +115,12 @@ def test_runs_lists_the_split_and_the_test_figure(tmp_path, capsys):
     assert "val on" in out[0] and "test" in out[0]
     assert " held-out " in out[1] and "45.67%" in out[1] and out[1].endswith("seed=4")
     assert "damaged" in out[2]
+
+
+def test_a_damaged_record_is_one_line(tmp_path):
+    run = str(tmp_path)
+    for text in ("[]", "{", '{"options": 3}'):
+        (tmp_path / rundir.RECORD).write_text(text)
+        with pytest.raises(UserError, match="run.json: damaged, cannot resume"):
+            rundir.read_record(run)
+    assert rundir.recorded_data(run) is None  # evaluate then falls back to --data or the default places

@@ -316,32 +316,23 @@ def test_bench_prints_both_figures_and_ratio(spec, data):
 
 
 @pytest.mark.skipif(not os.path.exists(SHARED), reason=f"real CIFAR-10 not found at {SHARED}")
-def test_real_cifar10_smoke_run_of_a_branchy_spec_trains(tmp_path):
-    """specs/mbconv.yaml (residual Adds, squeeze-excite Multiplies) through the unchanged trainer: 3 epochs on 3,000
-    real images, with the spec's own recipe (flip TTA). Its validation figure this early on so few
-    images swings by points, so the proof is the training curve: the loss falls every epoch and accuracy is far above chance (10%)."""
+def test_real_cifar10_smoke_run_of_a_branchy_spec_learns(tmp_path):
+    """Real TensorFlow training on real data: specs/mbconv.yaml (residual Adds, squeeze-excite Multiplies) with its
+    own recipe (flip TTA), 3 epochs on 2,000 real images. The training loss falls every epoch, training accuracy
+    is far above chance (10%), and so is the accuracy on the real test split (all 10,000 images, scored once at
+    the end; one early epoch's figure swings by points, so the bar is low)."""
     run = str(tmp_path / "run")
     r = run_cli("train", os.path.join(ROOT, "specs", "mbconv.yaml"), "--data", SHARED, "--out", run, "--epochs", "3",
-                "--batch-size", "64", "--train-limit", "3000", "--val-limit", "1000", env=ENV, timeout=900)
+                "--batch-size", "64", "--train-limit", "2000", "--val-limit", "500", env=ENV, timeout=900)
     assert r.returncode == 0, r.stderr
     rows = history(run)
     loss = [float(x["loss"]) for x in rows]
-    print(f"branchy smoke run: loss {loss}, train accuracy {[x['accuracy'] for x in rows]}")
+    m = json.load(open(os.path.join(run, "metrics.json")))
+    print(f"real-data smoke run: loss {loss}, train accuracy {[x['accuracy'] for x in rows]}, test {m['test']}")
     assert loss[0] > loss[1] > loss[2]
     assert float(rows[-1]["accuracy"]) > 0.3
-    assert json.load(open(os.path.join(run, "metrics.json")))["params"] == 78_249
-
-
-@pytest.mark.skipif(not os.path.exists(SHARED), reason=f"real CIFAR-10 not found at {SHARED}")
-def test_real_cifar10_smoke_run_learns(tmp_path):
-    """4 epochs on 5,000 real images at batch 64, no augmentation (as issue 4 measured: 30-41%): well above chance."""
-    run = str(tmp_path / "run")
-    r = run_cli("train", os.path.join(ROOT, "specs", "base-noaug.yaml"), "--data", SHARED, "--out", run, "--epochs", "4",
-                "--batch-size", "64", "--train-limit", "5000", "--val-limit", "2000", env=ENV, timeout=900)
-    assert r.returncode == 0, r.stderr
-    m = json.load(open(os.path.join(run, "metrics.json")))
-    print(f"real-data smoke run: best val accuracy {m['best_val_accuracy']:.3f}, {m['seconds_per_epoch']:.0f} s/epoch")
-    assert m["best_val_accuracy"] > 0.20
+    assert m["params"] == 78_249 and m["val_images"] == 500 and m["validation"] == 0.1
+    assert m["test"]["images"] == 10_000 and m["test"]["final_accuracy"] > 0.2
 
 
 def test_a_moved_run_resumes_with_data_and_evaluates_with_its_recorded_data(tmp_path, spec, data):
@@ -451,18 +442,16 @@ def test_damaged_runs_and_models_are_one_line_errors(tmp_path, spec, data):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
     resume = ("train", "--resume", run, "--epochs", "2")
+    # every damaged file of a run is tested at the run directory's seam (tests/test_rundir.py); here, that the
+    # command's boundary makes one line of them
     open(os.path.join(run, "state.json"), "w").write("{not json")
     expect(resume, "state.json: damaged, cannot resume")
     open(os.path.join(run, "state.json"), "w").write(state)
-    os.rename(os.path.join(run, ckpt), os.path.join(run, "moved.keras"))
-    expect(resume, f"names the checkpoint {ckpt}, which is missing")
     open(os.path.join(run, ckpt), "wb").write(b"PK\x03\x04 not a keras file")
     expect(resume, f"{ckpt}: cannot load the model")
     rec = open(os.path.join(run, "run.json")).read()
     open(os.path.join(run, "run.json"), "w").write(rec.replace('"seed"', '"sede"'))
     expect(resume, "run.json: damaged, cannot resume (TypeError")
-    open(os.path.join(run, "run.json"), "w").write("[]")
-    expect(resume, "run.json: damaged, cannot resume")
     metrics = open(os.path.join(run, "metrics.json")).read()
     open(os.path.join(run, "metrics.json"), "w").write('{"normalization": {"mean": [0.5]}}')
     expect(("evaluate", run, "--data", data), "metrics.json: damaged, no usable normalisation")

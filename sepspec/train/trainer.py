@@ -444,9 +444,12 @@ class _Training:
         xt = normalize(self.data.x_test, self.mean, self.std)
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
             final = scores(by_view(self.model, xt, self.t.tta, self.t.batch_size)[self.t.tta], self.data.y_test)
-        best = rundir.test_accuracy(self.run, rundir.BEST, self.t.tta, self.data)
+        last = self.rows[-1]["epoch"]
+        # best.keras holds the very weights scored above when the final epoch was the best one
+        best = (final["accuracy"] if self.best["epoch"] == last else
+                rundir.test_accuracy(self.run, rundir.BEST, self.t.tta, self.data))
         return {"images": int(len(self.data.y_test)), "tta": self.t.tta, "final_accuracy": final["accuracy"],
-                "final_epoch": self.rows[-1]["epoch"], "best_accuracy": best, "best_epoch": self.best["epoch"]}
+                "final_epoch": last, "best_accuracy": best, "best_epoch": self.best["epoch"]}
 
     def metrics(self, status: str, test: dict | None = None) -> dict:
         rows, best = self.rows, self.best
