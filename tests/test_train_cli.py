@@ -284,11 +284,10 @@ def test_mixed_precision_path_runs_on_cpu(tmp_path, spec, data):
     assert json.load(open(os.path.join(run, "metrics.json")))["precision"] == "mixed_float16"  # recorded, kept
     r = run_cli("evaluate", run, "--data", data, env=ENV)
     assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr
-    script = ("import keras, sys; m = keras.saving.load_model(sys.argv[1]); "
-              "print(m.layers[1].dtype_policy.name, m.output.dtype)")
-    out = subprocess.run([sys.executable, "-c", script, os.path.join(run, "best.keras")], capture_output=True,
-                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert out.stdout.split()[-2:] == ["mixed_float16", "float32"], out.stderr
+    from sepspec.lazy import import_keras
+
+    m = import_keras().saving.load_model(os.path.join(run, "best.keras"))
+    assert (m.layers[1].dtype_policy.name, m.output.dtype) == ("mixed_float16", "float32")
 
 
 def test_jit_compile_is_explicit_and_warned_on_cpu(tmp_path, spec, data):
@@ -478,11 +477,14 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
     recorded = json.load(open(os.path.join(run, "metrics.json")))["best_val_accuracy"]
     (row,) = history(run)
     assert float(row["val_accuracy"]) == recorded
-    figures = {}
-    for target, tta in ((run, "flip"), (run, "none"), (os.path.join(run, "checkpoint-0001.keras"), "flip"),
+    r = run_cli("evaluate", run, "--tta", "flip", env=ENV)  # the command; the other three in process
+    assert r.returncode == 0 and "(flip test-time augmentation)" in r.stdout, r.stderr
+    figures = {(True, "flip"): json.load(open(os.path.join(run, "evaluation.json")))["test_accuracy"]}
+    from sepspec.deploy.evaluate import evaluate
+
+    for target, tta in ((run, "none"), (os.path.join(run, "checkpoint-0001.keras"), "flip"),
                         (os.path.join(run, "checkpoint-0001.keras"), "none")):
-        r = run_cli("evaluate", target, "--tta", tta, env=ENV)
-        assert r.returncode == 0 and ("(flip test-time augmentation)" in r.stdout) == (tta == "flip"), r.stderr
+        assert evaluate(target, tta=tta) == 0
         ev = json.load(open(os.path.join(run, "evaluation.json")))
         assert ev["tta"] == tta
         figures[target == run, tta] = ev["test_accuracy"]
@@ -538,8 +540,9 @@ def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, sp
         assert np.allclose(wa.numpy(), wb.numpy(), atol=1e-5), wa.path
     floats = [w for w in live_a.weights if "float" in str(w.dtype)]
     assert any(not np.allclose(w.numpy(), ema_a[f"w{i}"]) for i, w in enumerate(floats))  # live != average
-    r = run_cli("evaluate", a, env=ENV)  # best.keras holds the weights that were validated: the average
-    assert r.returncode == 0, r.stderr
+    from sepspec.deploy.evaluate import evaluate
+
+    assert evaluate(a) == 0  # best.keras holds the weights that were validated: the average
     acc = json.load(open(os.path.join(a, "evaluation.json")))["test_accuracy"]
     rows = history(a)
     best = max(float(x["val_accuracy"]) for x in rows)

@@ -1,7 +1,7 @@
 """The training loop: one epoch at a time, each committed to the run directory, so that any run can be resumed.
 
 A run is `train` (a checked spec -> a new run directory) or `resume` (a run directory -> the same run, on), and
-then the same steps (`_Training`): set up (data split, model, weight average, validation data), then per
+then the same steps (`Training`): set up (data split, model, weight average, validation data), then per
 epoch `fit` one pass over a freshly seeded dataset, `validate`, and `commit` (`rundir.commit`: checkpoint,
 history, metrics, curves, then `state.json`, the commit point). A kill at any moment leaves the last committed
 epoch intact; `--resume` continues from it with the same settings, schedule, optimizer state, data order and
@@ -183,11 +183,11 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
     spec = report.spec
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
-    keras = import_keras()
-    check_strategy(keras, opts.strategy)
     data = load_cifar(opts.data)
     check_fits(spec, data)  # before anything is written: a refused run leaves no folder behind
     split(data, spec.train, opts)  # the same: a split that leaves nothing is refused here
+    keras = import_keras()
+    check_strategy(keras, opts.strategy)
     # recorded absolute, so that --resume works from any working directory
     opts.spec = os.path.abspath(opts.spec) if opts.spec else None
     opts.data = os.path.abspath(opts.data) if opts.data else None
@@ -223,11 +223,6 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     if spec_path is not None and not (opts.spec and os.path.realpath(spec_path) == os.path.realpath(opts.spec)):
         raise TrainError(f"{spec_path} is not the spec of {run} (it was started from {opts.spec}); give only "
                          f"--resume {run}, or train {spec_path} as a new run")
-    trained_on, here = recorded.get("backend", "tensorflow"), backend(import_keras())
-    if trained_on != here:
-        raise TrainError(f"{run} was trained on the {trained_on} backend and Keras runs on {here} here; resume "
-                         f"it with KERAS_BACKEND={trained_on} (each backend draws its own augmentation, so a run "
-                         f"keeps one)")
     spec = rundir.read_spec(run)
     state = rundir.read_state(run)
     done = state["epoch"] if state else 0
@@ -254,6 +249,12 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
             raise TrainError(f"{cifar.source} is not the data set {run} was trained on: {diff}")
     if data is not None and opts.data != os.path.abspath(data):
         opts.data, changed = os.path.abspath(data), True
+    # Keras last: every refusal above costs no TensorFlow start-up
+    trained_on, here = recorded.get("backend", "tensorflow"), backend(import_keras())
+    if trained_on != here:
+        raise TrainError(f"{run} was trained on the {trained_on} backend and Keras runs on {here} here; resume "
+                         f"it with KERAS_BACKEND={trained_on} (each backend draws its own augmentation, so a run "
+                         f"keeps one)")
     if changed:
         rundir.write_spec(run, spec)
         rundir.write_record(run, {**recorded, "options": asdict(opts), "data": _data_record(cifar)})
@@ -266,7 +267,7 @@ def _loop(run: str, report: Report, opts: Options, state: dict | None, data, on_
     precision = import_keras().mixed_precision
     policy = precision.global_policy()
     try:
-        training = _Training(run, report, opts, state, data)
+        training = Training(run, report, opts, state, data)
         status = training.epochs(on_epoch)
         training.finish(status)
         return status
@@ -275,7 +276,7 @@ def _loop(run: str, report: Report, opts: Options, state: dict | None, data, on_
 
 
 # ------------------------------------------------------------------------------------- the steps
-class _Training:
+class Training:
     """One process's training of one run: what set-up made, and the steps of an epoch."""
 
     def __init__(self, run: str, report: Report, opts: Options, state: dict | None, data):
@@ -302,7 +303,7 @@ class _Training:
         self.average = self._average(state)
         self.rows = [r for r in rundir.read_history(os.path.join(run, rundir.HISTORY))
                      if state and r["epoch"] <= state["epoch"]]
-        self.start = state["epoch"] if state else 0
+        self.done = state["epoch"] if state else 0  # epochs committed
         self.plateau = state.get("plateau", {}) if state else {}
         self.best = state.get("best", {"val_accuracy": -1.0, "epoch": 0}) if state else {"val_accuracy": -1.0,
                                                                                           "epoch": 0}
@@ -323,8 +324,8 @@ class _Training:
         print(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
               f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
               f"{self.info['device']}, run {run}", flush=True)
-        if self.start:
-            print(f"resuming after epoch {self.start}", flush=True)
+        if self.done:
+            print(f"resuming after epoch {self.done}", flush=True)
 
     def _warn_jit(self, tf) -> None:
         if (self.opts.jit_compile and tf is not None and not tf.config.list_physical_devices("GPU")
@@ -351,11 +352,11 @@ class _Training:
 
     # -- per epoch
     def epochs(self, on_epoch=None) -> str:
-        """Every epoch from the last committed one to the end, each committed; the status at the end. SIGTERM
+        """Every epoch after the last committed one to the end, each committed; the status at the end. SIGTERM
         and SIGINT stop between two instants of the commit protocol like Ctrl-C: the run stays resumable."""
         with _stop_signals():
             try:
-                for e in range(self.start, self.t.epochs):
+                for e in range(self.done, self.t.epochs):
                     row = self.epoch(e)
                     if row is None:
                         return "nan"
@@ -418,7 +419,7 @@ class _Training:
         return scores(p[self.t.tta], y), extra
 
     def commit(self, row: dict) -> None:
-        epoch = row["epoch"]
+        epoch = self.done = row["epoch"]
         self.rows.append(row)
         self.plateau = plateau_update(self.t, self.plateau, row["val_loss"])
         if self.improved:

@@ -1,0 +1,67 @@
+"""The trainer's steps in process, on tiny data, without the command line: set-up, one epoch, its commit, and the
+finish with the test figures. (The command-line tests in test_train_cli.py kill and resume the real process.)"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sepspec.checked import check_spec
+from sepspec.spec.edit import with_overrides
+from sepspec.spec.load import load_source
+from sepspec.spec.source import parse
+from sepspec.train import rundir
+from sepspec.train.trainer import Options, Training
+
+from conftest import MINIMAL
+
+
+class Data:
+    """In-memory images in the loader's shape (what `load_cifar` returns)."""
+
+    def __init__(self, n=96, classes=4, seed=0):
+        rng = np.random.default_rng(seed)
+        self.x_train = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+        self.y_train = rng.integers(0, classes, n)
+        self.x_test = rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
+        self.y_test = rng.integers(0, classes, 32)
+        self.class_names = [f"c{i}" for i in range(classes)]
+        self.source = "memory"
+
+
+@pytest.fixture
+def report():
+    src = with_overrides(parse(MINIMAL, "tiny.yaml"), ["train.epochs=2", "train.batch_size=16",
+                                                       "train.validation=16", "train.tta=flip"])
+    return check_spec(load_source(src), "tiny.yaml").raise_errors().report
+
+
+def test_an_epoch_its_commit_and_the_finish(tmp_path, report):
+    run = str(tmp_path)
+    data = Data()
+    t = Training(run, report, Options(seed=1), None, data)
+    assert (len(t.x), len(t.xv), t.steps) == (80, 16, 5) and t.split == "16 images held out of the training split"
+    row = t.epoch(0)
+    assert row["epoch"] == 1 and 0 <= row["val_accuracy"] <= 1 and "val_accuracy_no_tta" in row
+    assert t.improved and os.path.isfile(os.path.join(run, rundir.best_file(1)))
+    t.commit(row)
+    state = rundir.read_state(run)
+    assert state["epoch"] == 1 and state["best"]["epoch"] == 1
+    assert json.load(open(os.path.join(run, rundir.METRICS)))["status"] == "running"
+    assert t.epochs() == "finished" and [r["epoch"] for r in t.rows] == [1, 2]
+    t.finish("finished")
+    m = rundir.read_metrics(run)
+    assert m["status"] == "finished" and m["val_images"] == 16 and m["validation"] == 16
+    test = m["test"]
+    assert test["images"] == 32 and test["tta"] == "flip" and test["final_epoch"] == 2
+    # the best model's figure is what `evaluate` gets from best.keras on the same test split
+    assert test["best_accuracy"] == rundir.test_accuracy(run, tta="flip", data=data)
+
+
+def test_a_stop_on_the_pruners_word_and_an_interrupted_finish_scores_nothing(tmp_path, report):
+    run = str(tmp_path)
+    t = Training(run, report, Options(seed=1), None, Data())
+    seen = []
+    assert t.epochs(on_epoch=lambda e, row: seen.append(e) or True) == "pruned" and seen == [1]
+    t.finish("pruned")
+    assert rundir.read_metrics(run)["test"] is None  # only a finished run is scored on the test split
