@@ -442,9 +442,9 @@ class Training:
                   f"best.keras {test['best_accuracy']:.4f}; run saved in {self.run}", flush=True)
 
     def test_figures(self) -> dict:
-        xt = normalize(self.data.x_test, self.mean, self.std)
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
-            final = scores(by_view(self.model, xt, self.t.tta, self.t.batch_size)[self.t.tta], self.data.y_test)
+            p = rundir.test_predictions(self.model, self.data, (self.mean, self.std), self.t.tta)
+        final = scores(p, self.data.y_test)
         last = self.rows[-1]["epoch"]
         # best.keras holds the very weights scored above when the final epoch was the best one
         best = (final["accuracy"] if self.best["epoch"] == last else
