@@ -50,10 +50,10 @@ class Diagnostic:
 
     @classmethod
     def at(cls, pos: Pos | None, code: str, rule: str, message: str, *, file: str = "",
-           layer: str | None = None, hint: str | None = None) -> "Diagnostic":
+           layer: str | None = None, hint: str | None = None, severity: str = "error") -> "Diagnostic":
         if pos is None:
-            return cls(code, rule, message, file, 1, 1, layer, hint)
-        return cls(code, rule, message, pos.file, pos.line, pos.column, layer, hint)
+            return cls(code, rule, message, file, 1, 1, layer, hint, severity)
+        return cls(code, rule, message, pos.file, pos.line, pos.column, layer, hint, severity)
 
     def text(self) -> str:
         s = f"{self.file}:{self.line}:{self.column}: {self.severity} {self.code}: {self.message}"

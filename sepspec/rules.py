@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from . import layers as L
-from .layers import axes
+from .layers import axes, dims
 from .graph.analysis import Report, Row
 from .graph.memory import estimate
 from .diagnostics import Diagnostic, dotted
@@ -210,6 +210,30 @@ def _keras_args(rep, src):
                                 f"{dotted(o.path)}: conv with stride {axes(block.stride)} and dilation "
                                 f"{axes(block.dilation)}: Keras's Conv2D refuses stride > 1 with dilation > 1",
                                 layer=dotted(o.path), hint="use stride 1, or dilation 1, or sepconv")
+
+
+@rule("SEP217", "unproductive_ratio", "a warning: a layer with a window (k > 1) whose input already sees at least "
+      "`rules.unproductive_ratio` (2) times the image's side before global pooling: its window adds only padding")
+def _unproductive(rep, src):
+    ratio = rep.spec.rules.unproductive_ratio
+    pool = rep.classifier_pool()
+    if ratio is None or rep.failure:
+        return
+    image = rep.spec.input[:2]
+    end = rep.rows.index(pool) if pool is not None else len(rep.rows)
+    seen = set()
+    for r in rep.rows[:end]:
+        win = r.layer.window()
+        if win is None or max(win[0]) <= 1 or r.origin.path in seen:
+            continue
+        if all(rf >= ratio * side for rf, side in zip(r.rf_in, image)):
+            seen.add(r.origin.path)
+            times = min(rf / side for rf, side in zip(r.rf_in, image))
+            yield Diagnostic.at(_entry_pos(src, r.origin), "SEP217", "unproductive_ratio",
+                                f"{dotted(r.origin.path)} ({r.name}): its input already sees {dims(r.rf_in)} "
+                                f"pixels of a {dims(image)} image ({times:.1f}x, unproductive_ratio {ratio:g}), so "
+                                f"its {dims(win[0])} window adds only padding", layer=r.name, severity="warning",
+                                hint="remove it, move it before a pooling layer, or make it a 1x1 (pointwise) layer")
 
 
 def violations(rep: Report) -> list[Diagnostic]:

@@ -165,7 +165,9 @@ def test_SEP214_too_many_layers_for_keras(write):
     assert found == [("SEP214", 10, 35)]  # the entry whose copies pass 500 layers, at its repeat
     assert "more than 500 Keras layers" in d[0].message
     ok = "name: d\ninput: 8\nclasses: 2\nlayers:\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 4 + "  - gap: {}\n"
-    assert diags(write, ok)[0] == []  # 401 layers: fine
+    found, d = diags(write, ok)
+    assert {x.code for x in d} == {"SEP217"} and all(x.severity == "warning" for x in d)  # 401 layers: they build
+    # (the 400 3x3 windows on an 8x8 image are mostly unproductive: warned, not refused)
 
 
 def test_SEP215_max_flash_bytes(write):
@@ -184,6 +186,23 @@ def test_SEP216_max_activation_bytes(write):
     assert found == [("SEP216", line_of(text, "max_activation_bytes"), 3)]
     assert "147,456 bytes of int8 activations > max_activation_bytes 147,455 (peak while sepconv_3 runs" in d[0].message
     assert diags(write, text.replace("147455", "147456"))[0] == []
+
+
+def test_SEP217_unproductive_layers_are_a_warning(write):
+    """20 3x3 convolutions on a 16x16 image: from the 17th on, each one's input already sees 33x33 pixels (over twice
+    the image), so its window adds only padding. A warning, once per entry; the spec stays valid."""
+    text = ("name: deep\ninput: 16\nclasses: 4\nlayers:\n  - sepconv: {filters: 8, repeat: 20}\n"
+            "  - maxpool: 2\n  - sepconv: 4\n  - gap: {}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP217", 5, 5), ("SEP217", 6, 5), ("SEP217", 7, 5)]  # the repeated entry once; then every window
+    assert d[0].severity == "warning" and d[0].layer == "sepconv_1_17" and sepspec.check(write("s.yaml", text)).ok
+    assert "sees 33x33 pixels of a 16x16 image (2.1x, unproductive_ratio 2)" in d[0].message
+    fewer = diags(write, text.replace("repeat: 20", "repeat: 15"))[0]  # the 15th conv's output sees 31x31: below 32
+    assert fewer == [("SEP217", 7, 5)]  # only the last conv, after the pool (its input sees 33x33)
+    off = text.replace("layers:", "rules: {unproductive_ratio: null}\nlayers:")
+    assert diags(write, off)[0] == []
+    for spec in glob.glob(f"{BASE.rsplit('/', 1)[0]}/*.yaml"):  # none of the shipped specs has such a layer
+        assert not [x for x in sepspec.check(spec).diagnostics if x.code == "SEP217"], spec
 
 
 @pytest.mark.parametrize("code", sorted(RULES))

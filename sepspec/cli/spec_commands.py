@@ -1,4 +1,4 @@
-"""`sepspec check | show | schema | compile`: the checker's commands (no TensorFlow, except `show --keras` and
+"""`sepspec check | show | diff | schema | compile`: the checker's commands (no TensorFlow, except `show --keras` and
 `compile`, which build the model)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from ..atomic import write
 from ..checked import check
-from ..diagnostics import Diagnostic, render
+from ..diagnostics import Diagnostic, UserError, render
 from .status import INVALID, OK, USAGE
 
 
@@ -26,7 +26,16 @@ def add_commands(sub) -> None:
     g.add_argument("--keras", action="store_true", help="build the model; print Keras's summary beside the analysis")
     g.add_argument("--memory", action="store_true", help="the int8 model's ops: weight bytes (flash) and the "
                    "activation bytes alive while each runs")
+    s.add_argument("--plot", metavar="FILE.png", help="also draw receptive field and jump per layer against the "
+                   "image's side (needs matplotlib: the tf extra)")
     s.set_defaults(fn=cmd_show)
+
+    s = sub.add_parser("diff", help="what changes between two specs: layers added, removed and changed (by name), "
+                       "and the totals side by side")
+    s.add_argument("before", metavar="A.yaml")
+    s.add_argument("after", metavar="B.yaml")
+    s.add_argument("--json", action="store_true", help="the same as a JSON document")
+    s.set_defaults(fn=cmd_diff)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     s.set_defaults(fn=cmd_schema)
@@ -62,7 +71,9 @@ def check_files(paths: list[str], fmt: str = "text", out=None, err=None) -> int:
         print(render(diags, fmt), file=out if fmt == "github" else err)
     if fmt == "text":
         n, bad = len(paths), invalid + sum(d.code == "SEP000" for d in diags)
-        print(f"{n - bad} of {n} spec{'s' if n != 1 else ''} valid" + (f", {len(diags)} error(s)" if diags else ""),
+        errors = sum(d.severity == "error" for d in diags)
+        counts = [f"{k} {word}(s)" for k, word in ((errors, "error"), (len(diags) - errors, "warning")) if k]
+        print(f"{n - bad} of {n} spec{'s' if n != 1 else ''} valid" + "".join(f", {c}" for c in counts),
               file=err if diags else out)
     return status
 
@@ -89,6 +100,8 @@ def valid_or_status(path: str):
 def cmd_show(a) -> int:
     from ..graph.render import document, memory_table, table
 
+    if a.plot and not a.plot.endswith(".png"):
+        raise UserError(f"--plot {a.plot}: the picture is a PNG file (FILE.png)")
     c, status = checked_or_status(a.file)
     if c is None:
         return status
@@ -96,12 +109,42 @@ def cmd_show(a) -> int:
         return _show_keras(a.file)
     if a.json:
         print(json.dumps(document(c.path, c.report, c.diagnostics), indent=2))
-        return status
-    if c.report is not None:
+    elif c.report is not None:
         print(memory_table(c.report, c.path) if a.memory else table(c.report, c.path))
-    if c.diagnostics:
+    if a.plot and c.report is not None:
+        _plot(c, a.plot, sys.stderr if a.json else sys.stdout)
+    if c.diagnostics and not a.json:
         print(render(c.diagnostics, "text"), file=sys.stderr)
     return status
+
+
+def cmd_diff(a) -> int:
+    """Exit 0 when both specs are valid, 1 when either breaks a rule (the diff is still shown if both analyse:
+    a change that breaks a budget is what a review wants to see), 2 when one cannot be read."""
+    from ..graph.diff import diff, text
+
+    checked = []
+    for path in (a.before, a.after):
+        c, status = checked_or_status(path)
+        if c is None:
+            return status
+        checked.append(c)
+    bad = [d for c in checked for d in c.diagnostics]
+    if bad:
+        print(render(bad, "text"), file=sys.stderr)
+    if all(c.report is not None for c in checked):
+        d = diff(checked[0].report, checked[1].report)
+        print(json.dumps({"before": a.before, "after": a.after, **d}, indent=2) if a.json
+              else text(d, a.before, a.after))
+    return OK if all(c.ok for c in checked) else INVALID
+
+
+def _plot(c, out: str, say) -> None:
+    from ..graph.plot import rf_plot
+
+    unproductive = {d.layer for d in c.diagnostics if d.code == "SEP217"}
+    write(out, rf_plot(c.report, f"{c.report.spec.name}: receptive field per layer ({c.path})", unproductive))
+    print(f"wrote {out}", file=say)
 
 
 def _show_keras(path: str) -> int:

@@ -56,6 +56,36 @@ def changed_since(base: str) -> set[str]:
     return {os.path.normpath(n) for n in names if n.endswith((".yaml", ".yml"))}
 
 
+def print_diffs(paths: list[str], base: str, out=None) -> None:
+    """For each spec that existed at `base`: what the change does to it (`sepspec diff`, old against new). The old
+    versions of every spec are written to a temporary folder first, so that `extends` resolves as it did then."""
+    import tempfile
+
+    from ..checked import check
+    from ..graph.diff import diff, text
+
+    out = out or sys.stdout
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, check=True).stdout
+
+    with tempfile.TemporaryDirectory(prefix="sepspec-base-") as tmp:
+        for name in git("ls-tree", "-r", "--name-only", base, "--", SPEC_DIR).decode().split("\n"):
+            if name.endswith((".yaml", ".yml")):
+                os.makedirs(os.path.join(tmp, os.path.dirname(name)), exist_ok=True)
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(git("show", f"{base}:./{name}"))
+        for path in paths:
+            old_path = os.path.join(tmp, path)
+            if not os.path.isfile(old_path):
+                print(f"{path}: new (not in {base})", file=out)
+                continue
+            old, new = check(old_path, f"{base}:{path}"), check(path)
+            if old.report is None or new.report is None:
+                print(f"{path}: no diff (it does not load {'at ' + base if old.report is None else 'now'})", file=out)
+                continue
+            print(text(diff(old.report, new.report), f"{base}:{path}", path) + "\n", file=out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tools/validate", description="Validate sepspec specs (exit 0 valid, "
                                 "1 invalid, 2 unreadable/usage).")
@@ -63,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--changed", nargs="?", const="HEAD", metavar="BASE",
                    help="only specs changed since the git revision BASE (default HEAD), and their dependents")
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--diff", action="store_true", help="with --changed: also print what the change does to each "
+                   "spec (layers added, removed, changed; the totals against BASE's version)")
     a = p.parse_args(argv)
+    if a.diff and a.changed is None:
+        print("tools/validate: --diff needs --changed [BASE]", file=sys.stderr)
+        return EXIT_USAGE
     if a.changed is not None:
         try:
             changed = changed_since(a.changed)
@@ -77,11 +112,20 @@ def main(argv: list[str] | None = None) -> int:
         if not paths:
             print(f"no spec changed since {a.changed}")
             return EXIT_OK
-    else:
-        paths = a.paths or all_specs()
-        if not paths:
-            print(f"tools/validate: no specs under {SPEC_DIR}/", file=sys.stderr)
-            return EXIT_USAGE
+        status = check_files(paths, a.format)
+        if a.diff:
+            try:
+                print_diffs(paths, a.changed)
+            except (OSError, subprocess.CalledProcessError) as e:
+                msg = getattr(e, "stderr", b"") or str(e)
+                msg = msg.decode(errors="replace") if isinstance(msg, bytes) else msg
+                print(f"tools/validate: cannot read the specs at {a.changed!r}: {msg.strip()}", file=sys.stderr)
+                return EXIT_USAGE
+        return status
+    paths = a.paths or all_specs()
+    if not paths:
+        print(f"tools/validate: no specs under {SPEC_DIR}/", file=sys.stderr)
+        return EXIT_USAGE
     return check_files(paths, a.format)
 
 

@@ -97,7 +97,7 @@ def document(path: str, rep: Report | None, diagnostics: list) -> dict:
                                 "alive_bytes": live} for o, live in zip(d.ops, d.live)]},
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
-                          "column": d.column, "layer": d.layer, "hint": d.hint} for d in diagnostics]
+                          "column": d.column, "layer": d.layer, "hint": d.hint, "severity": d.severity} for d in diagnostics]
     return doc
 
 

@@ -38,6 +38,9 @@ class Rules(BaseModel):
     min_receptive_field: Optional[PosInt] = None
     max_flash_bytes: Optional[PosInt] = None  # int8 weight buffers of the exported model (sepspec.deploy)
     max_activation_bytes: Optional[PosInt] = None  # its activation arena at batch 1 (sepspec.deploy)
+    # a warning (SEP217) for a layer whose window only sees padding: its input already sees this many times the
+    # image's side before global pooling; null: no warning
+    unproductive_ratio: Optional[Annotated[float, Field(ge=1)]] = 2.0
 
 
 
