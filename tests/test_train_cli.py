@@ -104,6 +104,15 @@ def test_train_writes_a_complete_run_and_evaluate_and_runs_read_it(tmp_path, spe
     assert " held-out " in line and f"{100 * test['final_accuracy']:.2f}%" in line
 
 
+def board_scalars(run):
+    """{tag: [(step, value)]} as TensorBoard itself reads the run's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(os.path.join(run, "tensorboard"))
+    ea.Reload()
+    return {tag: [(e.step, float(e.tensor_proto.float_val[0])) for e in ea.Tensors(tag)] for tag in ea.Tags()["tensors"]}
+
+
 def _wait_for_epoch(run, epoch, proc, timeout=240, poll=0.05):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -426,6 +435,11 @@ def test_a_kill_at_the_commit_point_loses_no_epoch(tmp_path, spec, data, where):
     assert best["val_accuracy"] == max(float(x["val_accuracy"]) for x in history(run))
     files = sorted(f for f in os.listdir(run) if f.endswith(".keras"))
     assert files == sorted({"best.keras", final["checkpoint"]})  # the best epoch's file became best.keras
+    # TensorBoard holds every committed epoch once, the one the kill interrupted included, with the history's figures
+    board = board_scalars(run)
+    assert [step for step, _ in board["train/loss"]] == [1, 2, 3]
+    assert [v for _, v in board["train/loss"]] == pytest.approx([float(x["loss"]) for x in history(run)])
+    assert "test/accuracy_final_epoch" in board and "time/images_per_second" in board
 
 
 def test_damaged_runs_and_models_are_one_line_errors(tmp_path, spec, data):
@@ -572,6 +586,7 @@ def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     assert r.stderr == ""  # no start-up chatter from TensorFlow, which Keras still imports to seed it
     m = json.load(open(os.path.join(whole, "metrics.json")))
     assert m["backend"] == "jax" and "jax" in m["versions"] and m["jit_compile"] is True and m["status"] == "finished"
+    assert [step for step, _ in board_scalars(whole)["validation/accuracy"]] == [1, 2, 3]  # TensorBoard without TF
     r = run_cli("train", *args, "--out", cut, env={**JAX, "SEPSPEC_CRASH_AT": "before-commit:2"})
     assert r.returncode == 137, r.stderr
     r = run_cli("train", "--resume", cut, env=ENV)

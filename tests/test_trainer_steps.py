@@ -65,3 +65,28 @@ def test_a_stop_on_the_pruners_word_and_an_interrupted_finish_scores_nothing(tmp
     assert t.epochs(on_epoch=lambda e, row: seen.append(e) or True) == "pruned" and seen == [1]
     t.finish("pruned")
     assert rundir.read_metrics(run)["test"] is None  # only a finished run is scored on the test split
+
+
+def test_tensorboard_logs_each_committed_epoch_and_is_off_with_one_key(tmp_path, report):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = str(tmp_path / "on")
+    os.makedirs(run)
+    t = Training(run, report, Options(seed=1), None, Data())
+    assert t.epochs() == "finished"
+    t.finish("finished")
+    ea = EventAccumulator(os.path.join(run, "tensorboard"))
+    ea.Reload()
+    tags = set(ea.Tags()["tensors"])
+    assert {"train/loss", "validation/accuracy", "validation/accuracy_without_tta", "train/learning_rate",
+            "time/images_per_second", "test/accuracy_final_epoch", "test/accuracy_best_keras"} <= tags
+    assert [e.step for e in ea.Tensors("validation/accuracy")] == [1, 2]
+    assert [float(e.tensor_proto.float_val[0]) for e in ea.Tensors("train/loss")] == pytest.approx(
+        [r["loss"] for r in t.rows])
+    assert ea.Graph() is not None  # the model's graph, on the TensorFlow backend
+    off = str(tmp_path / "off")
+    os.makedirs(off)
+    quiet = check_spec(load_source(with_overrides(report.spec.source, ["train.tensorboard=false"])), "t").report
+    t = Training(off, quiet, Options(seed=1), None, Data())
+    t.epochs()
+    assert not os.path.exists(os.path.join(off, "tensorboard"))

@@ -114,3 +114,4 @@ class Train(BaseModel):
     seed: Optional[Annotated[int, Field(ge=0, lt=2**32)]] = None  # numpy's and Keras's seeds are 32-bit
     tta: Literal["none", "flip"] = "none"  # validation figures from each image and its mirror image
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # decay of a weight average used for validation; 0: none
+    tensorboard: bool = True  # TensorBoard event files in the run folder (`tensorboard --logdir runs/`)

@@ -33,6 +33,7 @@ from ..spec.load import Spec, load_source, resolve, to_yaml
 from ..spec.source import parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .average import weight_average
+from .board import Board
 from .data import fingerprint, fingerprint_difference, load_cifar
 from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
@@ -317,6 +318,11 @@ class Training:
                      "versions": {"sepspec": __version__, **versions(keras), "keras": keras.__version__,
                                   "python": platform.python_version()}}
         self.steps = math.ceil(len(self.x) / t.batch_size)
+        self.board = Board(run, len(self.x)) if t.tensorboard and Board.available() else None
+        if self.board is not None:
+            if not state and tf is not None:
+                self.board.graph(self.model)
+            self.board.log(self.rows)  # an epoch committed but not yet logged when the run stopped
         needs_arrays = t.tta != "none" or self.average is not None  # scored through predict, normalised once
         self.xv_normal = normalize(self.xv, self.mean, self.std) if needs_arrays else None
         self.val_ds = dataset(self.xv, self.yv, batch=t.batch_size, classes=self.spec.classes, mean=self.mean,
@@ -428,6 +434,8 @@ class Training:
         rundir.commit(self.run, epoch, self.model, improved=self.improved, rows=self.rows,
                       metrics=self.metrics(status), title=f"{self.spec.name} ({self.run})", average=self.average,
                       plateau=self.plateau, best=self.best, rng=_rng_state(self.model))
+        if self.board is not None:
+            self.board.log(self.rows)
 
     # -- at the end
     def finish(self, status: str) -> None:
@@ -435,6 +443,10 @@ class Training:
         sees it: the average if any, flips if `tta`) and `best.keras`, on the test split."""
         test = self.test_figures() if status == "finished" else None
         rundir.write_metrics(self.run, self.metrics(status, test))
+        if self.board is not None:
+            if test:
+                self.board.test(test)
+            self.board.close()
         if status == "finished":
             b = self.best
             print(f"best val_accuracy {b['val_accuracy']:.4f} at epoch {b['epoch']} ({self.split}); test accuracy "
