@@ -92,6 +92,50 @@ def test_rule_pruned_candidates_never_train_and_the_report_finds_the_best(tmp_pa
     assert "rejected by the static checker" in r.stdout and "test" in r.stdout
     assert run_cli("check", os.path.join(out, "best.yaml")).returncode == 0
     assert os.path.getsize(os.path.join(out, "sweep.png")) > 1000
+    # every trial carries its static figures, as the checker computes them from the trial's own spec
+    import sepspec
+    from sepspec.graph.memory import estimate
+
+    for t in trained:
+        rep = sepspec.analyse(sepspec.load(os.path.join(t.user_attrs["run"], "spec.yaml")))
+        assert (t.user_attrs["params_count"], t.user_attrs["flash_bytes"], t.user_attrs["arena_bytes"]) == (
+            rep.params, estimate(rep).flash_bytes, estimate(rep).arena_bytes)
+    assert all("flash_bytes" in t.user_attrs for t in ruled)  # rejected ones too: cost is known without training
+    dashboard_shows(os.path.join(out, "study.journal"), "sw", trials)
+
+
+def dashboard_shows(journal, name, trials):
+    """A real optuna-dashboard server on the sweep's journal file lists the study with the sweep's trials and
+    their figures."""
+    import socket
+    import urllib.request
+
+    dashboard = os.path.join(os.path.dirname(sys.executable), "optuna-dashboard")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    p = subprocess.Popen([dashboard, journal, "--port", str(port), "--quiet"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                studies = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5))
+                break
+            except OSError:
+                assert p.poll() is None and time.time() < deadline, p.communicate()
+                time.sleep(0.3)
+        (summary,) = studies["study_summaries"]
+        assert summary["study_name"] == name
+        study = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}?after=0",
+                                                 timeout=10))
+        assert sorted(t["number"] for t in study["trials"]) == sorted(t.number for t in trials)
+        shown = {t["number"]: {a["key"]: a["value"] for a in t["user_attrs"]} for t in study["trials"]}
+        for t in trials:
+            assert shown[t.number]["flash_bytes"] == str(t.user_attrs["flash_bytes"])
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
 
 
 def test_two_workers_share_one_journal(tmp_path, data):

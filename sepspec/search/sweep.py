@@ -26,6 +26,7 @@ import time
 
 from ..checked import check_spec
 from ..diagnostics import UserError
+from ..graph.memory import estimate
 from ..spec.source import SpecError
 from ..train import rundir
 from .sweepfile import Choice, IntRange, LogUniform, Sweep, Uniform, load_sweep
@@ -170,6 +171,17 @@ def trained_count(study) -> int:
                if t.user_attrs.get("trained"))
 
 
+def record_figures(trial, rep) -> None:
+    """The static figures of a candidate as user attributes, so that a dashboard plots accuracy against cost."""
+    trial.set_user_attr("params_count", rep.params)
+    trial.set_user_attr("macs", rep.macs)
+    trial.set_user_attr("receptive_field", min(rep.receptive_field))
+    if rep.failure is None:
+        d = estimate(rep)
+        trial.set_user_attr("flash_bytes", d.flash_bytes)
+        trial.set_user_attr("arena_bytes", d.arena_bytes)
+
+
 # ---- one worker ----------------------------------------------------------------------------------------------
 
 def work(sweep_path: str, out: str, storage: str | None = None, data: str | None = None, worker: int = 0) -> int:
@@ -205,10 +217,8 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
             diags, checked = e.diagnostics, None
         else:
             checked = check_spec(candidate.model_copy(update={"name": f"{candidate.name}-{name}"}), sweep_path)
-            diags, rep = checked.diagnostics, checked.report
-            trial.set_user_attr("params_count", rep.params)
-            trial.set_user_attr("macs", rep.macs)
-            trial.set_user_attr("receptive_field", min(rep.receptive_field))
+            diags = [d for d in checked.diagnostics if d.severity == "error"]
+            record_figures(trial, checked.report)
         if diags:
             trial.set_user_attr("rule", diags[0].code)
             trial.set_user_attr("rule_message", diags[0].message)
