@@ -1,4 +1,4 @@
-"""`sepspec check | show | diff | schema | compile`: the checker's commands (no TensorFlow, except `show --keras` and
+"""`sepspec check | show | diff | draw | schema | compile`: the checker's commands (no TensorFlow, except `show --keras` and
 `compile`, which build the model)."""
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ def add_commands(sub) -> None:
     s.add_argument("after", metavar="B.yaml")
     s.add_argument("--json", action="store_true", help="the same as a JSON document")
     s.set_defaults(fn=cmd_diff)
+
+    s = sub.add_parser("draw", help="an annotated drawing of the network (Graphviz): every layer with its shape, "
+                       "parameters and receptive field, every input edge, blocks as clusters, the int8 arena's peak")
+    s.add_argument("file", metavar="SPEC")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.svg|.png|.dot",
+                   help=".dot: the DOT text (pure Python); .svg/.png: rendered by Graphviz's dot")
+    s.add_argument("--depth", type=int, choices=(1,), help="1: one node per entry of layers: (blocks collapsed)")
+    s.set_defaults(fn=cmd_draw)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     s.set_defaults(fn=cmd_schema)
@@ -137,6 +145,38 @@ def cmd_diff(a) -> int:
         print(json.dumps({"before": a.before, "after": a.after, **d}, indent=2) if a.json
               else text(d, a.before, a.after))
     return OK if all(c.ok for c in checked) else INVALID
+
+
+def cmd_draw(a) -> int:
+    import shutil
+    import subprocess
+
+    from ..graph.draw import dot
+
+    fmt = a.output.rsplit(".", 1)[-1] if "." in a.output else ""
+    if fmt not in ("dot", "svg", "png"):
+        raise UserError(f"-o {a.output}: the drawing is a .dot, .svg or .png file")
+    c, status = checked_or_status(a.file)
+    if c is None or c.report is None:
+        if c is not None:
+            print(render(c.diagnostics, "text"), file=sys.stderr)
+        return status
+    text = dot(c.report, a.depth)
+    if fmt == "dot":
+        write(a.output, text)
+    else:
+        exe = shutil.which("dot")
+        if exe is None:
+            raise UserError(f"-o {a.output} needs Graphviz's dot, which is not installed (Debian/Ubuntu: apt-get "
+                            "install graphviz; macOS: brew install graphviz); -o FILE.dot needs nothing")
+        r = subprocess.run([exe, f"-T{fmt}"], input=text.encode(), capture_output=True)
+        if r.returncode != 0:
+            raise UserError(f"Graphviz's dot failed: {r.stderr.decode(errors='replace').strip()[:200]}")
+        write(a.output, r.stdout)
+    print(f"wrote {a.output}: {len(c.report.rows)} layers")
+    if c.diagnostics:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+    return status
 
 
 def _plot(c, out: str, say) -> None:
