@@ -309,14 +309,7 @@ class Training:
         self.best = state.get("best", {"val_accuracy": -1.0, "epoch": 0}) if state else {"val_accuracy": -1.0,
                                                                                           "epoch": 0}
         self.split = split_words(t.validation, len(self.xv))
-        self.info = {"spec": self.spec.name, "params": report.params, "trainable": report.trainable,
-                     "non_trainable": report.non_trainable, "train_images": int(len(self.x)),
-                     "val_images": int(len(self.xv)), "validation": t.validation, "validation_split": self.split,
-                     "data": data.source, "device": device_name(keras), "strategy": opts.strategy,
-                     "replicas": strategy.num_replicas_in_sync, "precision": policy, "jit_compile": jit(keras, opts),
-                     "backend": keras.backend.backend(), "seed": opts.seed,
-                     "versions": {"sepspec": __version__, **versions(keras), "keras": keras.__version__,
-                                  "python": platform.python_version()}}
+        self.info = self._info(strategy, policy)
         self.steps = math.ceil(len(self.x) / t.batch_size)
         self.board = Board(run, len(self.x)) if t.tensorboard and Board.available() else None
         if self.board is not None:
@@ -332,6 +325,18 @@ class Training:
               f"{self.info['device']}, run {run}", flush=True)
         if self.done:
             print(f"resuming after epoch {self.done}", flush=True)
+
+    def _info(self, strategy, policy) -> dict:
+        """What metrics.json says about the run besides its figures."""
+        keras, opts, t, report = self.keras, self.opts, self.t, self.report
+        return {"spec": self.spec.name, "params": report.params, "trainable": report.trainable,
+                "non_trainable": report.non_trainable, "train_images": int(len(self.x)),
+                "val_images": int(len(self.xv)), "validation": t.validation, "validation_split": self.split,
+                "data": self.data.source, "device": device_name(keras), "strategy": opts.strategy,
+                "replicas": strategy.num_replicas_in_sync, "precision": policy, "jit_compile": jit(keras, opts),
+                "backend": keras.backend.backend(), "seed": opts.seed,
+                "versions": {"sepspec": __version__, **versions(keras), "keras": keras.__version__,
+                             "python": platform.python_version()}}
 
     def _warn_jit(self, tf) -> None:
         if (self.opts.jit_compile and tf is not None and not tf.config.list_physical_devices("GPU")
