@@ -119,18 +119,25 @@ def test_validate_all_specs_in_repo():
     assert r.returncode == 0, r.stderr
 
 
-def test_validate_changed_and_dependents(tmp_path):
+def _spec_repo(tmp_path, *, other: bool = True, empty_first: bool = True):
+    """A git repository whose last commit holds specs/base.yaml, a child that extends it and (`other`) MINIMAL."""
     def git(*a):
         subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
 
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "base.yaml").write_text(open(BASE).read())
     (tmp_path / "specs" / "child.yaml").write_text("extends: base.yaml\ntrain: {epochs: 2}\n")
-    (tmp_path / "specs" / "other.yaml").write_text(MINIMAL)
+    if other:
+        (tmp_path / "specs" / "other.yaml").write_text(MINIMAL)
     git("init", "-q")
-    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x", "--allow-empty")
+    if empty_first:
+        git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x", "--allow-empty")
     git("add", ".")
     git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "specs")
+
+
+def test_validate_changed_and_dependents(tmp_path):
+    _spec_repo(tmp_path)
     r = _validate("--changed", cwd=tmp_path)
     assert r.returncode == 0 and "no spec changed" in r.stdout
     text = open(BASE).read().replace("min_receptive_field: 32", "min_receptive_field: 40")
@@ -166,15 +173,7 @@ def test_compile_to_python_writes_the_file_given_with_o(tmp_path):
 
 
 def test_validate_changed_diff_shows_what_the_change_does(tmp_path):
-    def git(*a):
-        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
-
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "base.yaml").write_text(open(BASE).read())
-    (tmp_path / "specs" / "child.yaml").write_text("extends: base.yaml\ntrain: {epochs: 2}\n")
-    git("init", "-q")
-    git("add", ".")
-    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "specs")
+    _spec_repo(tmp_path, other=False, empty_first=False)
     (tmp_path / "specs" / "base.yaml").write_text(open(BASE).read().replace("  - sepconv: 48\n", "  - sepconv: 64\n"))
     (tmp_path / "specs" / "new.yaml").write_text(MINIMAL)
     r = _validate("--changed", "--diff", cwd=tmp_path)

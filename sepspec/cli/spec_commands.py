@@ -114,7 +114,7 @@ def cmd_show(a) -> int:
     if c is None:
         return status
     if a.keras:
-        return _show_keras(a.file)
+        return _show_keras(c)
     if a.json:
         print(json.dumps(document(c.path, c.report, c.diagnostics), indent=2))
     elif c.report is not None:
@@ -187,10 +187,10 @@ def _plot(c, out: str, say) -> None:
     print(f"wrote {out}", file=say)
 
 
-def _show_keras(path: str) -> int:
-    c, status = valid_or_status(path)
-    if c is None:
-        return status
+def _show_keras(c) -> int:
+    if not c.ok:
+        print(render(c.diagnostics, "text"), file=sys.stderr)
+        return INVALID
     from ..emit.model import compare_text
 
     text, same = compare_text(c.report)

@@ -252,10 +252,10 @@ def read_state(run: str) -> dict | None:
     return state
 
 
-def commit(run: str, epoch: int, model, *, improved: bool, rows: list[dict], metrics: dict, title: str,
-           average=None, plateau=None, best: dict, rng: dict) -> dict:
-    """One epoch's files, then the commit point naming them, then the folder settled to it. `improved`: the
-    caller saved this epoch's best model as `best_file(epoch)` before. Returns the new state."""
+def commit(run: str, epoch: int, model, *, rows: list[dict], metrics: dict, title: str, average=None, plateau=None,
+           best: dict, rng: dict) -> dict:
+    """One epoch's files, then the commit point naming them, then the folder settled to it. A new best model is
+    saved as `best_file(epoch)` before, by the caller, and named in `best`. Returns the new state."""
     ckpt = f"checkpoint-{epoch:04d}.keras"
     save_model(model, os.path.join(run, ckpt))  # the live weights, with the optimizer's state
     ema = None
@@ -263,7 +263,7 @@ def commit(run: str, epoch: int, model, *, improved: bool, rows: list[dict], met
         ema = f"ema-{epoch:04d}.npz"
         atomic_write(os.path.join(run, ema), average.to_bytes())
     write_history(os.path.join(run, HISTORY), rows)
-    write_json(os.path.join(run, METRICS), metrics)
+    write_metrics(run, metrics)
     plot_curves(os.path.join(run, CURVES), rows, title)
     crash_point("before-commit", epoch)
     # the commit point, written last: everything above is either named by it or rebuilt from it

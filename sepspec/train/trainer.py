@@ -143,10 +143,7 @@ def split(data, train, opts: Options):
     if train.validation == "test":
         xv, yv = data.x_test, data.y_test
     else:
-        v = train.validation
-        k = v if isinstance(v, int) else int(round(len(x) * v))
-        if k < 1 or k >= len(x):
-            raise TrainError(f"validation {v} leaves no training or no validation images (of {len(x):,})")
+        k = held_out(train.validation, len(x))
         held = np.zeros(len(x), bool)
         held[np.random.default_rng(SPLIT_SEED).permutation(len(x))[:k]] = True
         x, y, xv, yv = x[~held], y[~held], x[held], y[held]
@@ -155,6 +152,14 @@ def split(data, train, opts: Options):
     if opts.val_limit:
         xv, yv = xv[:opts.val_limit], yv[:opts.val_limit]
     return x, y, xv, yv
+
+
+def held_out(validation: float | int, images: int) -> int:
+    """How many of `images` training images a fraction or count holds out; TrainError when none or all."""
+    k = validation if isinstance(validation, int) else int(round(images * validation))
+    if k < 1 or k >= images:
+        raise TrainError(f"validation {validation} leaves no training or no validation images (of {images:,})")
+    return k
 
 
 def split_words(validation, images: int) -> str:
@@ -173,8 +178,8 @@ def check_fits(spec: Spec, data) -> None:
                          f"({', '.join(data.class_names)})")
 
 
-def _data_record(data) -> dict:
-    return {"source": os.path.abspath(data.source), "fingerprint": fingerprint(data)}
+def _data_record(data, fingerprint_now: dict | None = None) -> dict:
+    return {"source": os.path.abspath(data.source), "fingerprint": fingerprint_now or fingerprint(data)}
 
 
 # ------------------------------------------------------------------------------------ start, resume
@@ -186,7 +191,8 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
     data = load_cifar(opts.data)
     check_fits(spec, data)  # before anything is written: a refused run leaves no folder behind
-    split(data, spec.train, opts)  # the same: a split that leaves nothing is refused here
+    if spec.train.validation != "test":  # the same: a split that leaves nothing is refused here
+        held_out(spec.train.validation, len(data.x_train))
     keras = import_keras()
     check_strategy(keras, opts.strategy)
     # recorded absolute, so that --resume works from any working directory
@@ -240,12 +246,12 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
         raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
                          f"--resume {run} --epochs N trains it further)")
     cifar = load_cifar(data) if data is not None else load_cifar(opts.data, origin=rundir.data_origin(run))
-    before = (recorded.get("data") or {}).get("fingerprint")
+    before, now = (recorded.get("data") or {}).get("fingerprint"), fingerprint(cifar)
     if before is None:
         print(f"warning: {run} was recorded without a fingerprint of its data set (before sepspec 0.2); "
               f"the data at {cifar.source} could not be checked against it", file=sys.stderr, flush=True)
     else:
-        diff = fingerprint_difference(before, fingerprint(cifar))
+        diff = fingerprint_difference(before, now)
         if diff:
             raise TrainError(f"{cifar.source} is not the data set {run} was trained on: {diff}")
     if data is not None and opts.data != os.path.abspath(data):
@@ -258,7 +264,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
                          f"keeps one)")
     if changed:
         rundir.write_spec(run, spec)
-        rundir.write_record(run, {**recorded, "options": asdict(opts), "data": _data_record(cifar)})
+        rundir.write_record(run, {**recorded, "options": asdict(opts), "data": _data_record(cifar, now)})
     report = check_spec(spec, os.path.join(run, rundir.SPEC)).raise_errors().report
     return Result(_loop(run, report, opts, state, cifar), run)
 
@@ -416,7 +422,7 @@ class Training:
             return None
         print(f"Epoch {e + 1}/{t.epochs} - {row['seconds']:.0f}s - loss: {row['loss']:.4f} - accuracy: "
               f"{row['accuracy']:.4f} - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} "
-              f"({'test' if t.validation == 'test' else 'held-out'}) - lr: {lr:.6g}", flush=True)
+              f"({rundir.split_name(t.validation)}) - lr: {lr:.6g}", flush=True)
         return row
 
     def validate(self, ds, x_normal, y, untta: str) -> tuple[dict, dict]:
@@ -436,7 +442,7 @@ class Training:
         if self.improved:
             self.best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "file": rundir.best_file(epoch)}
         status = "running" if epoch < self.t.epochs else "finished"
-        rundir.commit(self.run, epoch, self.model, improved=self.improved, rows=self.rows,
+        rundir.commit(self.run, epoch, self.model, rows=self.rows,
                       metrics=self.metrics(status), title=f"{self.spec.name} ({self.run})", average=self.average,
                       plateau=self.plateau, best=self.best, rng=_rng_state(self.model))
         if self.board is not None:
