@@ -189,20 +189,31 @@ class Conv2D(_Windowed):
     filters: int = 1
     use_bias: bool = True
     activation: str | None = None  # inside the layer (squeeze-and-excitation's convolutions)
+    groups: int = 1  # each of `groups` filter groups sees only its own group of input channels
     keras: ClassVar[str] = "Conv2D"
     weighted: ClassVar[bool] = True
 
+    def check_input(self, s):
+        super().check_input(s)
+        if self.groups > 1 and (s[2] % self.groups or self.filters % self.groups):
+            raise ShapeError("groups", f"groups {self.groups} must divide both the input's {s[2]} channels and "
+                             f"the {self.filters} filters")
+
     def output_shape(self, s):
+        self.check_input(s)
         return (*self.spatial_out(s), self.filters)
 
     def params(self, s):
-        return self.kernel[0] * self.kernel[1] * s[2] * self.filters + (self.filters if self.use_bias else 0), 0
+        cin = s[2] // self.groups
+        return self.kernel[0] * self.kernel[1] * cin * self.filters + (self.filters if self.use_bias else 0), 0
 
     def macs(self, s, out):
-        return out[0] * out[1] * self.filters * s[2] * self.kernel[0] * self.kernel[1]
+        return out[0] * out[1] * self.filters * (s[2] // self.groups) * self.kernel[0] * self.kernel[1]
 
     def keras_kwargs(self):
         kw = {"filters": self.filters, **self._conv_kwargs(), "use_bias": self.use_bias}
+        if self.groups > 1:
+            kw["groups"] = self.groups
         return {**kw, "activation": self.activation} if self.activation else kw
 
 
@@ -245,6 +256,77 @@ class BatchNormalization(Layer):
 
     def keras_kwargs(self):
         return {"momentum": self.momentum, "epsilon": self.epsilon}
+
+
+@dataclass(frozen=True)
+class LayerNormalization(Layer):
+    """Normalises each pixel over its channels (the last axis), with a per-channel scale and shift."""
+
+    epsilon: float = 0.001
+    keras: ClassVar[str] = "LayerNormalization"
+
+    def params(self, s):
+        return 2 * s[-1], 0  # gamma, beta
+
+    def keras_kwargs(self):
+        return {"epsilon": self.epsilon}
+
+
+@dataclass(frozen=True)
+class ChannelSlice(Layer):
+    """Channels [start, stop) of an image, as Keras's built-in Cropping2D does it when told the tensor is
+    channels-first: it then crops the last two axes, width (by nothing) and channels. A plain layer that any
+    Keras loads in safe mode, with no custom class; a channel group sees what its input sees."""
+
+    start: int = 0
+    stop: int = 1
+    channels: int = 1  # of the input (Cropping2D is told what to cut from either end)
+    keras: ClassVar[str] = "Cropping2D"
+    spatial: ClassVar[bool] = True
+
+    def output_shape(self, s):
+        self.check_input(s)
+        if s[2] != self.channels or not 0 <= self.start < self.stop <= s[2]:
+            raise ShapeError("groups", f"cannot take channels {self.start}..{self.stop - 1} of {dims(s)}")
+        return (s[0], s[1], self.stop - self.start)
+
+    def keras_kwargs(self):
+        return {"cropping": ((0, 0), (self.start, self.channels - self.stop)), "data_format": "channels_first"}
+
+
+@dataclass(frozen=True)
+class Reshape(Layer):
+    """A view of the same values in another shape (the first and last steps of a channel shuffle)."""
+
+    target: tuple[int, ...] = ()
+    keras: ClassVar[str] = "Reshape"
+
+    def output_shape(self, s):
+        n, m = 1, 1
+        for v in s:
+            n *= v
+        for v in self.target:
+            m *= v
+        if n != m:
+            raise ShapeError("groups", f"cannot view {dims(s)} as {dims(self.target)}")
+        return tuple(self.target)
+
+    def keras_kwargs(self):
+        return {"target_shape": tuple(self.target)}
+
+
+@dataclass(frozen=True)
+class Permute(Layer):
+    """Reorders the axes (1-based, batch excluded, as Keras counts them): a channel shuffle's transpose."""
+
+    order: tuple[int, ...] = ()
+    keras: ClassVar[str] = "Permute"
+
+    def output_shape(self, s):
+        return tuple(s[i - 1] for i in self.order)
+
+    def keras_kwargs(self):
+        return {"dims": tuple(self.order)}
 
 
 @dataclass(frozen=True)
@@ -305,36 +387,69 @@ class Dense(Layer):
 
 
 
+def _union(spans: list[Span]) -> Span:
+    """The span of a merge: every input pixel that any of its inputs sees."""
+    start = tuple(min(sp.start[a] for sp in spans) for a in range(2))
+    end = tuple(max(sp.start[a] + sp.rf[a] for sp in spans) for a in range(2))
+    return Span(start, tuple(e - st for e, st in zip(end, start)), spans[0].jump)
+
+
+def _aligned(verb: str, spans: list[Span], names: list[str]) -> None:
+    if any(sp.jump != spans[0].jump for sp in spans):
+        raise ShapeError("merge_jump", f"cannot {verb} " + " and ".join(
+            f"{n} (jump {dims(sp.jump)})" for n, sp in zip(names, spans)) +
+            ": their pixels step over the input by different distances, so they do not line up")
+
+
+def _same(verb: str, shapes: list[Shape], names: list[str], upto: int | None = None) -> None:
+    if any(s[:upto] != shapes[0][:upto] or len(s) != len(shapes[0]) for s in shapes):
+        what = "the shapes differ" if upto is None else "their sizes (all but the channels) differ"
+        raise ShapeError("merge_shape", f"cannot {verb} " + " and ".join(
+            f"{n} ({dims(s)})" for n, s in zip(names, shapes)) + ": " + what)
+
+
 @dataclass(frozen=True)
 class Add(Layer):
-    """The merge of a residual block: equal shapes; the output sees the union of what its inputs see."""
+    """The merge of a residual or parallel block: equal shapes; the output sees the union of what its inputs
+    see."""
 
     keras: ClassVar[str] = "Add"
     inputs: ClassVar[int] = 2
 
     def merge(self, shapes: list[Shape], spans: list[Span], names: list[str]) -> tuple[Shape, Span]:
-        if any(s != shapes[0] for s in shapes):
-            raise ShapeError("merge_shape", "cannot add " + " and ".join(
-                f"{n} ({dims(s)})" for n, s in zip(names, shapes)) + ": the shapes differ")
-        if any(sp.jump != spans[0].jump for sp in spans):
-            raise ShapeError("merge_jump", "cannot add " + " and ".join(
-                f"{n} (jump {dims(sp.jump)})" for n, sp in zip(names, spans)) +
-                ": their pixels step over the input by different distances, so they do not line up")
-        start = tuple(min(sp.start[a] for sp in spans) for a in range(2))
-        end = tuple(max(sp.start[a] + sp.rf[a] for sp in spans) for a in range(2))
-        return shapes[0], Span(start, tuple(e - st for e, st in zip(end, start)), spans[0].jump)
+        _same("add", shapes, names)
+        _aligned("add", spans, names)
+        return shapes[0], _union(spans)
+
+
+@dataclass(frozen=True)
+class Concatenate(Layer):
+    """Branches side by side along the channels: equal sizes otherwise; the union of what they see."""
+
+    keras: ClassVar[str] = "Concatenate"
+    inputs: ClassVar[int] = 2
+
+    def merge(self, shapes, spans, names):
+        _same("concatenate", shapes, names, upto=-1)
+        _aligned("concatenate", spans, names)
+        return (*shapes[0][:-1], sum(s[-1] for s in shapes)), _union(spans)
+
+    def keras_kwargs(self):
+        return {"axis": -1}
 
 
 @dataclass(frozen=True)
 class Multiply(Layer):
-    """Squeeze-and-excitation's scale: a tensor times a per-channel gate (1, 1, c). The gate is a
-    per-channel scale, so the output sees what the scaled tensor sees."""
+    """Element-wise product: of equal shapes (a parallel block's gate; the union of what they see), or a tensor
+    times a per-channel gate (1, 1, c) (squeeze-and-excitation: the output sees what the scaled tensor sees)."""
 
     keras: ClassVar[str] = "Multiply"
     inputs: ClassVar[int] = 2
 
     def merge(self, shapes, spans, names):
-        x, gate = shapes
-        if len(x) != 3 or gate != (1, 1, x[2]):
-            raise ShapeError("merge_shape", f"cannot scale {names[0]} ({dims(x)}) by {names[1]} ({dims(gate)})")
-        return x, spans[0]
+        x, gate = shapes[0], shapes[-1]
+        if len(shapes) == 2 and len(x) == 3 and gate == (1, 1, x[2]) and x != gate:
+            return x, spans[0]
+        _same("multiply", shapes, names)
+        _aligned("multiply", spans, names)
+        return x, _union(spans)

@@ -132,12 +132,17 @@ rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after 
     _failure("SEP206", "input_rank"))
 rule("SEP107", "names", "two layers would get the same name")(
     _failure("SEP107", "names", "give the layer a different `name:`"))
-rule("SEP211", "merge_shape", "a residual's branches (body and shortcut) end in different shapes, so they cannot be added")(
-    _failure("SEP211", "merge_shape", "make the body end in the input's shape, or use shortcut: project"))
-rule("SEP212", "merge_jump", "a residual's branches have the same shape but different jumps (strides), so their pixels do not line up")(
+rule("SEP211", "merge_shape", "a block's branches end in shapes its merge cannot join (add, multiply: equal shapes; "
+     "concat: equal height and width)")(
+    _failure("SEP211", "merge_shape", "make the branches end in the same size (padding: same, equal strides), or "
+             "use shortcut: project in a residual"))
+rule("SEP212", "merge_jump", "a block's branches have the same size but different jumps (strides), so their pixels do not line up")(
     _failure("SEP212", "merge_jump", "give both branches the same total stride"))
 rule("SEP213", "projection", "a `project` shortcut (a strided 1x1 convolution) cannot produce the body's output size")(
     _failure("SEP213", "projection", "use padding: same in the body, or write the shortcut as a list of layers"))
+rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
+     "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
+    _failure("SEP218", "channel_groups"))
 rule("SEP214", "max_layers", "the spec expands to more than 500 Keras layers (Keras fails on much deeper models)")(
     _failure("SEP214", "max_layers", "fewer or smaller repeats"))
 

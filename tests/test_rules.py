@@ -240,3 +240,44 @@ def test_SEP212_also_when_auto_sees_equal_shapes(write):
     assert found == [("SEP212", 6, 5)]
     found, _ = diags(write, text.replace("padding: same}]}", "padding: same}], shortcut: project}"))
     assert found == []
+
+
+def test_SEP218_channel_groups(write):
+    # equal groups that do not divide the channels: at the block's `split`
+    text = BRANCHY.format(block="  - parallel: {split: channels, branches: [[], [], []]}")
+    found, d = diags(write, text)
+    assert found == [("SEP218", 6, 23)]
+    assert "3 equal channel groups do not divide the input's 8 channels" in d[0].message
+    # sizes that do not sum to the channels: at `sizes`
+    text = BRANCHY.format(block="  - parallel:\n      split: channels\n      sizes: [4, 2]\n      branches: [[], []]")
+    found, d = diags(write, text)
+    assert found == [("SEP218", 8, 14)]
+    assert "sizes [4, 2] must be one group per branch (2) summing to the input's 8 channels (they sum to 6)" in d[0].message
+    # sizes without split: channels
+    found, d = diags(write, BRANCHY.format(block="  - parallel: {sizes: [4, 4], branches: [[], []]}"))
+    assert found == [("SEP218", 6, 23)] and "copies its input" in d[0].message
+    # a grouped pointwise whose groups do not divide the filters: at the entry
+    found, d = diags(write, BRANCHY.format(block="  - pointwise: {filters: 6, groups: 4}"))
+    assert found == [("SEP218", 6, 5)]
+    assert "groups 4 must divide both the input's 8 channels and the 6 filters" in d[0].message
+    # a shuffle that does not divide the channels: at its value
+    found, d = diags(write, BRANCHY.format(block="  - shuffle: 3"))
+    assert found == [("SEP218", 6, 14)] and "shuffle groups 3 do not divide the input's 8 channels" in d[0].message
+    # each fixed: valid
+    for block in ("  - parallel: {split: channels, branches: [[], []]}",
+                  "  - parallel: {split: channels, sizes: [6, 2], branches: [[], [depthwise: 3]]}",
+                  "  - pointwise: {filters: 12, groups: 4}", "  - shuffle: 4"):
+        assert diags(write, BRANCHY.format(block=block))[0] == [], block
+
+
+def test_SEP211_parallel_branches_differ(write):
+    text = BRANCHY.format(block="  - parallel:\n      branches:\n        - [sepconv: {filters: 8, stride: 2}]\n"
+                                "        - []\n      merge: concat")
+    found, d = diags(write, text)
+    assert found == [("SEP211", 6, 5)]
+    assert ("cannot concatenate parallel_1_b1_sepconv_1 (8x8x8) and sepconv_1 (16x16x8): their sizes (all but the "
+            "channels) differ") in d[0].message
+    text = BRANCHY.format(block="  - parallel: {branches: [[pointwise: 4], []], merge: add}")
+    found, d = diags(write, text)
+    assert found == [("SEP211", 6, 5)] and "cannot add" in d[0].message
+    assert diags(write, text.replace("merge: add", "merge: concat"))[0] == []  # concat takes different widths

@@ -20,7 +20,9 @@ def _classes() -> dict:
             "AveragePooling2D": layers.AveragePooling2D, "BatchNormalization": layers.BatchNormalization,
             "Dropout": layers.Dropout, "Activation": layers.Activation,
             "GlobalAveragePooling2D": layers.GlobalAveragePooling2D, "Flatten": layers.Flatten,
-            "Dense": layers.Dense, "Add": layers.Add, "Multiply": layers.Multiply}
+            "Dense": layers.Dense, "Add": layers.Add, "Multiply": layers.Multiply,
+            "Concatenate": layers.Concatenate, "Cropping2D": layers.Cropping2D,
+            "LayerNormalization": layers.LayerNormalization, "Reshape": layers.Reshape, "Permute": layers.Permute}
 
 
 def keras_model(report: Report, *, input_shape=None, swap=None):

@@ -82,7 +82,8 @@ class Stop(Exception):
         self.failure = failure
 
 
-_SHAPE_CODES = {"spatial_size": "SEP205", "input_rank": "SEP206", "merge_shape": "SEP211", "merge_jump": "SEP212"}
+_SHAPE_CODES = {"spatial_size": "SEP205", "input_rank": "SEP206", "merge_shape": "SEP211", "merge_jump": "SEP212",
+                "groups": "SEP218"}
 
 
 @dataclass

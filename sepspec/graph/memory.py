@@ -45,10 +45,10 @@ class Op:
     layer: str  # the analysis row it lowers ("" for the exported model's input stage)
     inputs: tuple[str, ...]
     shape: tuple[int, ...]  # of the tensor it writes (batch 1, int8; uint8 for the input)
-    weights: int = 0  # bytes of int8 weights and constants
+    weights: int = 0  # bytes of its own int8 weights and constants
     bias: int = 0  # bytes of its int32 bias
-    bias_zero: bool = False  # all zeros (no bias, no folded batch norm): the file keeps one buffer per size
-    axes: int = 0  # bytes of a MEAN's reduced axes, a constant all MEANs share
+    bias_zero: bool = False  # all zeros (no bias, no folded batch norm): stored once per size, like any constant
+    consts: tuple = ()  # (dtype, shape, values) of constants the converter stores once for the whole file
     weight_bytes: int = 0  # what this op adds to flash (set once all ops are known)
     itemsize: int = 1  # int8; 4 for the int32 shape tensors of a flatten
 
@@ -111,11 +111,23 @@ def _estimate(rep: Report) -> Deployment:
         tensor[INPUT] = "normalize"
     producer = {o.name: o for o in d.ops}
 
-    def emit(name, op, layer, inputs, shape, weights=0, bias=0, bias_zero=False):
-        o = Op(name, op, layer, tuple(inputs), tuple(shape), weights, bias, bias_zero)
+    def emit(name, op, layer, inputs, shape, weights=0, bias=0, bias_zero=False, consts=()):
+        o = Op(name, op, layer, tuple(inputs), tuple(shape), weights, bias, bias_zero, tuple(consts))
         d.ops.append(o)
         producer[name] = o
         return name
+
+    def reshape(name, layer, x, shape_in, target):
+        """A Keras Reshape or Flatten: the batch is dynamic, so the new shape is computed, in int32: SHAPE, take
+        the batch (STRIDED_SLICE), PACK it with the target's sizes, RESHAPE."""
+        sh = emit(f"{name}/shape", "SHAPE", layer, (x,), (len(shape_in) + 1,))
+        n = emit(f"{name}/batch", "STRIDED_SLICE", layer, (sh,), (1,),
+                 consts=[_i32((1,), (0,)), _i32((1,), (1,)), _i32((1,), (1,))])
+        new = emit(f"{name}/new_shape", "PACK", layer, (n,), (len(target) + 1,),
+                   consts=[_i32((), (v,)) for v in target])
+        for o in d.ops[-3:]:
+            o.itemsize = 4
+        return emit(name, "RESHAPE", layer, (x, new), target)
 
     for r in rep.rows:
         x = [tensor[t] for t in r.inputs]
@@ -155,31 +167,68 @@ def _estimate(rep: Report) -> Deployment:
             op = "MAX_POOL_2D" if isinstance(lay, L.MaxPooling2D) else "AVERAGE_POOL_2D"
             tensor[r.name] = emit(r.name, op, r.name, x, out)
         elif isinstance(lay, L.GlobalAveragePooling2D):
-            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out)
-            d.ops[-1].axes = 2 * BIAS  # the reduced axes, int32
-        elif isinstance(lay, L.Flatten):  # the batch is dynamic: the new shape is computed, in int32
-            sh = emit(f"{r.name}/shape", "SHAPE", r.name, x, (len(r.input) + 1,))
-            n = emit(f"{r.name}/batch", "STRIDED_SLICE", r.name, (sh,), (1,), 3 * 4)  # begin, end, strides
-            new = emit(f"{r.name}/new_shape", "PACK", r.name, (n,), (2,))
-            for o in d.ops[-3:]:
-                o.itemsize = 4
-            tensor[r.name] = emit(r.name, "RESHAPE", r.name, (x[0], new), out)
+            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out, consts=[_i32((2,), (1, 2))])  # the axes
+        elif isinstance(lay, (L.Flatten, L.Reshape)):
+            tensor[r.name] = reshape(r.name, r.name, x[0], r.input, out)
+        elif isinstance(lay, L.Permute):
+            perm = (0, *lay.order)
+            tensor[r.name] = emit(r.name, "TRANSPOSE", r.name, x, out, consts=[_i32((len(perm),), perm)])
+        elif isinstance(lay, L.ChannelSlice):  # x[..., start:stop]; a stop at the end is 0 (masked)
+            rank = len(r.input) + 1
+            zeros = (0,) * (rank - 1)
+            end = lay.stop - lay.channels
+            tensor[r.name] = emit(r.name, "STRIDED_SLICE", r.name, x, out,
+                                  consts=[_i32((rank,), (*zeros, lay.start)), _i32((rank,), (*zeros, end)),
+                                          _i32((rank,), (1,) * rank)])
+        elif isinstance(lay, L.Concatenate):
+            tensor[r.name] = emit(r.name, "CONCATENATION", r.name, x, out)
+        elif isinstance(lay, L.LayerNormalization):
+            tensor[r.name] = _layer_norm(emit, r.name, x[0], out)
         elif isinstance(lay, L.Add):
             tensor[r.name] = emit(r.name, "ADD", r.name, x, out)
         elif isinstance(lay, L.Multiply):
             tensor[r.name] = emit(r.name, "MUL", r.name, x, out)
         else:  # a layer kind this estimate does not know yet must not pass silently
             raise NotImplementedError(f"no int8 lowering for {lay.keras}")
-    shared: set[tuple[str, int]] = set()  # the converter stores equal constants once
+    shared: set[tuple] = set()  # the converter stores equal constants once
     for o in d.ops:
         o.weight_bytes = o.weights
-        for key, n in ((("zeros", o.bias) if o.bias_zero else ("bias", 0), o.bias), (("axes", o.axes), o.axes)):
-            if key[0] == "bias" or key not in shared:
-                o.weight_bytes += n
-            shared.add(key)
+        consts = list(o.consts)
+        if o.bias_zero:
+            consts.append(_i32((o.bias // BIAS,), (0,) * (o.bias // BIAS)))
+        else:
+            o.weight_bytes += o.bias
+        for c in consts:
+            if c not in shared:
+                shared.add(c)
+                o.weight_bytes += _const_bytes(c)
     d.live = _live(d.ops)
     d.arena_bytes = _greedy_arena(d.ops)
     return d
+
+
+def _i32(shape: tuple, values: tuple) -> tuple:
+    return ("int32", shape, values)
+
+
+def _const_bytes(c: tuple) -> int:
+    return (4 if c[0] == "int32" else 1) * len(c[2])
+
+
+def _layer_norm(emit, name: str, x: str, shape) -> str:
+    """LayerNormalization over the channels as the exporter writes it for the int8 converter (Keras's own form
+    leaves a float NEG): mean, x - mean, its square's mean, + epsilon, RSQRT, then times gamma, plus beta.
+    The axis (-1) and epsilon (one int8 127) are constants shared by every layer norm."""
+    c, one = shape[-1], (*shape[:-1], 1)
+    mean = emit(f"{name}/mean", "MEAN", name, (x,), one, consts=[_i32((), (-1,))])
+    centred = emit(f"{name}/centred", "SUB", name, (x, mean), shape)
+    square = emit(f"{name}/square", "MUL", name, (centred, centred), shape)
+    var = emit(f"{name}/variance", "MEAN", name, (square,), one, consts=[_i32((), (-1,))])
+    var = emit(f"{name}/variance_eps", "ADD", name, (var,), one, consts=[("int8", (), (127,))])
+    inv = emit(f"{name}/rsqrt", "RSQRT", name, (var,), one)
+    normed = emit(f"{name}/normed", "MUL", name, (centred, inv), shape)
+    scaled = emit(f"{name}/gamma", "MUL", name, (normed,), shape, c)
+    return emit(name, "ADD", name, (scaled,), shape, c)
 
 
 def _activation(d: Deployment, emit, name: str, function: str, x: str, shape, fusable: bool) -> str:

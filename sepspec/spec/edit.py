@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..diagnostics import Pos, UserError, dotted
-from .kinds import BLOCKS, ENTRY_LISTS, shorthand
+from .kinds import BLOCKS, nested_lists, shorthand
 from .load import normalised
 from .source import Source, SpecError, parse
 
@@ -112,9 +112,11 @@ def with_width(src: Source, m: float, keep: tuple | None = None) -> Source:
             f = args.get("filters")
             if here != keep and isinstance(f, int) and not isinstance(f, bool):
                 entry[kind] = args = {**args, "filters": scaled(f, m)}
-            for key in ENTRY_LISTS:
-                if key in args:
-                    walk(args[key], here + (kind, key))
+            sizes = args.get("sizes")
+            if kind == "parallel" and isinstance(sizes, list) and all(type(v) is int for v in sizes):
+                entry[kind] = args = {**args, "sizes": [scaled(v, m) for v in sizes]}
+            for where, entries in nested_lists(args):
+                walk(entries, here + (kind, *where))
 
     walk(out.data.get("layers") if isinstance(out.data, dict) else None, ("layers",))
     return out

@@ -20,6 +20,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Protocol, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
 
 from .. import layers as L
+from ..diagnostics import dotted
 from .fields import STRICT, Act, ActOrNone, Name, Padding, Pair, PosInt, Rate
 
 
@@ -62,8 +63,9 @@ class Block(BaseModel):
             x = g.add(layer, (x,), origin)
         return x
 
-    def children(self) -> list[tuple[str, list]]:
-        """(argument, entries) of the layer lists this entry holds (a residual's body and shortcut)."""
+    def children(self) -> list[tuple[tuple, list]]:
+        """(where, entries) of the layer lists this entry holds: `("body",)`, `("shortcut",)` for a residual,
+        `("branches", i)` for a parallel block's branch i."""
         return []
 
 
@@ -74,7 +76,7 @@ class Tail(Block):
     """A weighted layer followed, in the seed's order, by optional Dropout, BatchNormalization, Activation."""
 
     dropout: Rate = 0.0
-    norm: Literal["batch", "none"] = "none"
+    norm: Literal["batch", "layer", "none"] = "none"  # layer: LayerNormalization over the channels
     bn_momentum: Momentum = 0.99  # of that batch norm's moving statistics (Keras's default)
     activation: ActOrNone = "none"
 
@@ -84,6 +86,8 @@ class Tail(Block):
             out.append(L.Dropout(f"{name}_dropout", rate=self.dropout))
         if self.norm == "batch":
             out.append(L.BatchNormalization(f"{name}_bn", momentum=self.bn_momentum))
+        elif self.norm == "layer":
+            out.append(L.LayerNormalization(f"{name}_ln"))
         if self.activation != "none":
             out.append(L.Activation(f"{name}_{self.activation}", function=self.activation))
         return out
@@ -115,12 +119,13 @@ class Conv(Tail):
     stride: Pair = 1
     padding: Padding = "same"
     dilation: Pair = 1
+    groups: PosInt = 1  # Keras Conv2D(groups=...): must divide the input's channels and the filters
     bias: bool = True
 
     def primitives(self, name):
         return [L.Conv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride), padding=self.padding,
-                         dilation=tuple(self.dilation), filters=self.filters, use_bias=self.bias),
-                *self.tail(name)]
+                         dilation=tuple(self.dilation), filters=self.filters, use_bias=self.bias,
+                         groups=self.groups), *self.tail(name)]
 
 
 class Depthwise(Tail):
@@ -146,10 +151,12 @@ class Pointwise(Tail):
     kind = "pointwise"
     main = "filters"
     filters: PosInt
+    groups: PosInt = 1  # a grouped 1x1 (ShuffleNet): must divide the input's channels and the filters
     bias: bool = True
 
     def primitives(self, name):
-        return [L.Conv2D(name, kernel=(1, 1), filters=self.filters, use_bias=self.bias), *self.tail(name)]
+        return [L.Conv2D(name, kernel=(1, 1), filters=self.filters, use_bias=self.bias, groups=self.groups),
+                *self.tail(name)]
 
 
 class Dense(Tail):
@@ -201,6 +208,38 @@ class BatchNorm(Block):
 
     def primitives(self, name):
         return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon)]
+
+
+class LayerNorm(Block):
+    """LayerNormalization over the channels of each pixel (as `norm: layer` in a tail)."""
+
+    kind = "layernorm"
+    epsilon: Annotated[float, Field(gt=0)] = 0.001
+
+    def primitives(self, name):
+        return [L.LayerNormalization(name, epsilon=self.epsilon)]
+
+
+class Shuffle(Block):
+    """ShuffleNet's channel shuffle with `groups` groups: channel j of group i moves to position j*groups + i.
+    Three parameter-free Keras layers: Reshape to (h, w, groups, c/groups), Permute, Reshape back."""
+
+    kind = "shuffle"
+    main = "groups"
+    groups: Annotated[int, Field(ge=2)]
+
+    def build(self, g, x, name, origin):
+        s = g.shape(x)
+        if len(s) != 3:
+            g.fail("SEP206", f"{dotted(origin.path)} ({name}): a channel shuffle needs an image input (h, w, c), "
+                   f"got {L.dims(s)}", origin, layer=name)
+        h, w, c = s
+        if c % self.groups:
+            g.fail("SEP218", f"{dotted(origin.path)} ({name}): shuffle groups {self.groups} do not divide the "
+                   f"input's {c} channels", origin, ("groups",), layer=name)
+        x = g.add(L.Reshape(f"{name}_groups", target=(h, w, self.groups, c // self.groups)), (x,), origin)
+        x = g.add(L.Permute(f"{name}_transpose", order=(1, 2, 4, 3)), (x,), origin)
+        return g.add(L.Reshape(name, target=(h, w, c)), (x,), origin)
 
 
 class ActivationBlock(Block):
@@ -301,9 +340,9 @@ class Residual(Block):
     bn_momentum: Momentum = 0.99  # of the project shortcut's batch norm
 
     def children(self):
-        out = [("body", self.body)]
+        out = [(("body",), self.body)]
         if isinstance(self.shortcut, list):
-            out.append(("shortcut", self.shortcut))
+            out.append((("shortcut",), self.shortcut))
         return out
 
     def build(self, g, x, name, origin):
@@ -344,11 +383,91 @@ class Residual(Block):
         return g.add(L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum), (s,), origin)
 
 
+class Parallel(Block):
+    """Branches side by side on the block's input, then one merge (concat, add or multiply) and an optional
+    activation. `split: channels` cuts the input's channels, in order, into one group per branch (`sizes`, or
+    equal groups); `copy` gives every branch the whole input. An empty branch is the identity."""
+
+    kind = "parallel"
+    not_defaults = ("name", "repeat", "branches", "sizes")
+    split: Literal["copy", "channels"] = "copy"
+    sizes: Optional[list[PosInt]] = None  # only with split: channels
+    branches: Annotated[list[list["LayerEntry"]], Field(min_length=2)]
+    merge: Literal["concat", "add", "multiply"] = "concat"
+    activation: ActOrNone = "none"
+
+    def children(self):
+        return [(("branches", i), b) for i, b in enumerate(self.branches)]
+
+    def build(self, g, x, name, origin):
+        here = origin.path + (self.kind,)
+        inputs = self._split(g, x, name, origin)
+        outs = [expand_entries(g, branch, t, f"{name}_b{i + 1}_", here + ("branches", i))
+                for i, (branch, t) in enumerate(zip(self.branches, inputs))]
+        merge = {"concat": L.Concatenate, "add": L.Add, "multiply": L.Multiply}[self.merge]
+        y = g.add(merge(f"{name}_{self.merge}"), tuple(outs), origin)
+        if self.activation != "none":
+            y = g.add(L.Activation(f"{name}_{self.activation}", function=self.activation), (y,), origin)
+        return y
+
+    def _split(self, g, x, name, origin) -> list[str]:
+        n = len(self.branches)
+        if self.split == "copy":
+            if self.sizes is not None:
+                g.fail("SEP218", f"{dotted(origin.path)} ({name}): sizes are the channel groups of split: channels; "
+                       f"this block copies its input to every branch", origin, ("sizes",), layer=name)
+            return [x] * n
+        s = g.shape(x)
+        if len(s) != 3:
+            g.fail("SEP206", f"{dotted(origin.path)} ({name}): split: channels needs an image input (h, w, c), "
+                   f"got {L.dims(s)}", origin, layer=name)
+        c = s[-1]
+        sizes = self.sizes
+        if sizes is None:
+            if c % n:
+                g.fail("SEP218", f"{dotted(origin.path)} ({name}): {n} equal channel groups do not divide the "
+                       f"input's {c} channels", origin, ("split",), layer=name)
+            sizes = [c // n] * n
+        elif len(sizes) != n or sum(sizes) != c:
+            g.fail("SEP218", f"{dotted(origin.path)} ({name}): sizes {list(sizes)} must be one group per branch "
+                   f"({n}) summing to the input's {c} channels (they sum to {sum(sizes)})", origin, ("sizes",),
+                   layer=name)
+        out, start = [], 0
+        for i, size in enumerate(sizes):
+            out.append(g.add(L.ChannelSlice(f"{name}_split_{i + 1}", start=start, stop=start + size, channels=c),
+                             (x,), origin))
+            start += size
+        return out
+
+
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,
-                                                     DropoutBlock, BatchNorm, ActivationBlock, Gap,
-                                                     FlattenBlock, Dense, Residual, MBConv, SE)}
+                                                     DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
+                                                     FlattenBlock, Dense, Shuffle, Residual, MBConv, SE,
+                                                     Parallel)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
-ENTRY_LISTS = ("layers", "body", "shortcut")  # keys whose value is a list of layer entries
+
+
+def nested_lists(args: dict):
+    """(where, value) of every list of layer entries in an entry's raw (unvalidated) arguments: a residual's
+    `body` and `shortcut`, each of a parallel block's `branches`."""
+    for key in ("body", "shortcut"):
+        if key in args:
+            yield (key,), args[key]
+    if isinstance(args.get("branches"), list):
+        for i, branch in enumerate(args["branches"]):
+            yield ("branches", i), branch
+
+
+def is_entry(path: tuple) -> bool:
+    """Does `path` name a layer entry: an item of `layers`, of a residual's `body`/`shortcut`, or of a parallel
+    block's branch (`(..., "parallel", "branches", 1, 0)`)?"""
+    if len(path) < 2 or not isinstance(path[-1], int):
+        return False
+    if path[-2] == "layers":
+        return len(path) == 2
+    if path[-2] in ("body", "shortcut"):
+        return len(path) >= 3 and path[-3] in BLOCKS
+    return isinstance(path[-2], int) and len(path) >= 4 and path[-3] == "branches" and path[-4] == "parallel"
 
 
 def shorthand(kind: str, value):
@@ -390,6 +509,7 @@ LayerEntry = Annotated[Union[tuple(Annotated[m, Tag(k)] for k, m in ENTRY_MODELS
                        Discriminator(_entry_kind, custom_error_type="layer_entry",
                                      custom_error_message="expected a one-key mapping `kind: value` with a known kind")]
 Residual.model_rebuild()
+Parallel.model_rebuild()
 for _m in ENTRY_MODELS.values():
     _m.model_rebuild()
 
@@ -418,8 +538,8 @@ def walk(entries: list, path: tuple = ("layers",)):
     for i, e in enumerate(entries):
         kind, block = entry(e)
         yield Origin(path + (i,), kind, block)
-        for arg, children in block.children():
-            yield from walk(children, path + (i, kind, arg))
+        for where, children in block.children():
+            yield from walk(children, path + (i, kind, *where))
 
 
 def _partial(block: type[Block]):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ..diagnostics import Diagnostic, dotted, ordered
 from .fields import STRICT, InputShape, Name, PosInt
-from .kinds import BLOCKS, ENTRY_LISTS, Defaults, LayerEntry, shorthand
+from .kinds import BLOCKS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
 from .trainconf import (SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step,
                         Train)
 from .source import Source, SpecError, read
@@ -151,7 +151,8 @@ def normalised(src: Source) -> Source:
 
 def _normalise(src: Source) -> None:
     """Shorthands become mappings; `defaults.<kind>` fills what each layer leaves out (in place), in every list
-    of layer entries (`layers`, and the `body`/`shortcut` of blocks, however deeply nested)."""
+    of layer entries (`layers`, a residual's `body`/`shortcut`, a parallel block's branches, however deeply
+    nested)."""
     data = src.data
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     _normalise_list(src, data.get("layers"), ("layers",), defaults)
@@ -180,9 +181,8 @@ def _normalise_list(src: Source, entries, path: tuple, defaults: dict) -> None:
                     args[k] = v
                     _copy_positions(src, ("defaults", kind, k), here + (k,))
         entry[kind] = args
-        for key in ENTRY_LISTS:
-            if key in args:
-                _normalise_list(src, args[key], here + (key,), defaults)
+        for where, entries in nested_lists(args):
+            _normalise_list(src, entries, here + where, defaults)
 
 
 _CODES = {"extra_forbidden": "SEP101", "missing": "SEP104", "layer_entry": "SEP108",
@@ -205,16 +205,10 @@ def _data_path(data, loc) -> tuple:
     return path
 
 
-def _is_entry(path: tuple) -> bool:
-    """Does `path` name a layer entry (an item of `layers`, or of a block's `body`/`shortcut`)?"""
-    return len(path) >= 2 and isinstance(path[-1], int) and path[-2] in ENTRY_LISTS and (
-        len(path) == 2 or path[-3] in BLOCKS)
-
-
 def _did_you_mean(word: str, path: tuple) -> str | None:
-    if _is_entry(path[:-1]):
+    if is_entry(path[:-1]):
         choices = list(BLOCKS)  # an unknown kind
-    elif _is_entry(path[:-2]) and path[-2] in BLOCKS:
+    elif is_entry(path[:-2]) and path[-2] in BLOCKS:
         choices = list(BLOCKS[path[-2]].model_fields)
     elif len(path) == 3 and path[0] == "defaults" and path[1] in BLOCKS:
         choices = list(BLOCKS[path[1]].model_fields)
@@ -238,11 +232,11 @@ def schema_errors(err: ValidationError, src: Source) -> list[Diagnostic]:
         etype = e["type"]
         code = _CODES.get(etype, "SEP102")
         hint = None
-        entry = next((path[:n] for n in range(len(path), 1, -1) if _is_entry(path[:n])), None)
+        entry = next((path[:n] for n in range(len(path), 1, -1) if is_entry(path[:n])), None)
         layer = dotted(entry) if entry else None
         if etype == "extra_forbidden":
             word = path[-1]
-            if _is_entry(path[:-1]):  # an unknown kind is reported by the entry
+            if is_entry(path[:-1]):  # an unknown kind is reported by the entry
                 continue
             msg = f"{dotted(path)}: unknown key {word!r}"
             hint = _did_you_mean(word, path)
