@@ -1,6 +1,6 @@
 """The static deployment estimate (`sepspec show --memory`) against the converted model, for every spec.
 
-For each spec: build its model, give every batch norm and bias trained-like values (random moving statistics,
+For each spec: build its model, give every batch norm, layer norm and bias trained-like values (random moving statistics,
 scales and shifts; an untrained model's all-zero shifts would let the converter share buffers that a trained
 one cannot), export it with `sepspec export --format litert-int8` (uint8 pixels in, the normalisation of
 `--normalization RUN`), then compare the estimate's flash with the weight buffers in the .tflite file and its
@@ -37,6 +37,9 @@ def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
                                rng.uniform(0.5, 2.0, c)])
+        elif isinstance(layer, keras.layers.LayerNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c)])
         elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
             layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape))
     model.save(out)

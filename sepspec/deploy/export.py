@@ -188,6 +188,30 @@ def _float32(keras, model):
     return clone
 
 
+def _int8_layer_norms(keras, model):
+    """The model with each LayerNormalization computed as mean, x - mean, the mean of its square, RSQRT, scale,
+    shift: the same values, and every op has an int8 kernel. (Keras's own form, `x * s + (beta - mean * s)`,
+    leaves a float NEG between a DEQUANTIZE and a QUANTIZE in the converted file.)"""
+    if not any(isinstance(layer, keras.layers.LayerNormalization) for layer in model.layers):
+        return model
+    ops = keras.ops
+
+    class CentredLayerNorm(keras.layers.LayerNormalization):
+        def call(self, x):
+            centred = ops.subtract(x, ops.mean(x, axis=-1, keepdims=True))
+            var = ops.mean(ops.multiply(centred, centred), axis=-1, keepdims=True)
+            normed = ops.multiply(centred, ops.rsqrt(ops.add(var, self.epsilon)))
+            return ops.add(ops.multiply(normed, self.gamma), self.beta)
+
+    def clone(layer):
+        cls = CentredLayerNorm if isinstance(layer, keras.layers.LayerNormalization) else layer.__class__
+        return cls.from_config(layer.get_config())
+
+    out = keras.models.clone_model(model, clone_function=clone)
+    out.set_weights(model.get_weights())
+    return out
+
+
 def _activations(model) -> set[str]:
     out = set()
     for layer in model.layers:
@@ -214,6 +238,8 @@ def _worker(job: dict, target: str) -> None:
         _fail(f"{job['model']}: {', '.join(sorted(acts & NOT_INT8))} has no int8 kernel; export --format litert "
               "(float) or onnx, or train with relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
     model = _float32(keras, model)
+    if fmt == "litert-int8":
+        model = _int8_layer_norms(keras, model)
     shape = tuple(model.input_shape[1:])
     pixels = keras.Input(shape, name="pixels")
     x = pixels

@@ -117,6 +117,32 @@ def _estimate(rep: Report) -> Deployment:
         producer[name] = o
         return name
 
+    def depthwise(name, r, x, out, weights, bias_zero):
+        """A depthwise convolution (alone or a separable one's first half). Dilated, TensorFlow computes it on a
+        space-to-batch view: SPACE_TO_BATCH_ND (the input padded to a multiple of the dilation), a plain
+        DEPTHWISE_CONV_2D with valid padding, BATCH_TO_SPACE_ND (cropping the extra); the converter keeps the
+        three ops."""
+        lay = r.layer
+        c = out[-1]
+        if lay.dilation == (1, 1):
+            return emit(name, "DEPTHWISE_CONV_2D", r.name, (x,), out, weights, BIAS * c, bias_zero)
+        pads, crops, blocks = [], [], []
+        for n, k, d, p in zip(r.input[:2], lay.k_eff(), lay.dilation, r.padding):
+            before, after = (p, k - 1 - p) if lay.padding == "same" else (0, 0)
+            extra = (d - (n + before + after) % d) % d
+            pads.append((before, after + extra))
+            crops.append((0, extra))
+            blocks.append((n + before + after + extra) // d)
+        kh, kw = lay.kernel
+        # the file declares the batch-of-blocks tensors at batch 1 (the converter's static shapes), and TensorFlow
+        # Lite Micro plans them at that size
+        s2b = emit(f"{r.name}/space_to_batch", "SPACE_TO_BATCH_ND", r.name, (x,), (*blocks, r.input[2]),
+                   consts=[_i32((2,), tuple(lay.dilation)), _i32((2, 2), sum(pads, ()))])
+        conv = emit(f"{r.name}/depthwise_valid", "DEPTHWISE_CONV_2D", r.name, (s2b,),
+                    (blocks[0] - kh + 1, blocks[1] - kw + 1, c), weights, BIAS * c, bias_zero)
+        return emit(name, "BATCH_TO_SPACE_ND", r.name, (conv,), out,
+                    consts=[_i32((2,), tuple(lay.dilation)), _i32((2, 2), sum(crops, ()))])
+
     def reshape(name, layer, x, shape_in, target):
         """A Keras Reshape or Flatten: the batch is dynamic, so the new shape is computed, in int32: SHAPE, take
         the batch (STRIDED_SLICE), PACK it with the target's sizes, RESHAPE."""
@@ -135,16 +161,19 @@ def _estimate(rep: Report) -> Deployment:
         alone = users.get(r.inputs[0], 0) == 1  # the only reader of its input: may fold or fuse into its writer
         if isinstance(lay, L.SeparableConv2D):
             (kh, kw), dm = lay.kernel, lay.depth_multiplier
-            dw = emit(f"{r.name}/depthwise", "DEPTHWISE_CONV_2D", r.name, x, (*out[:2], cin * dm),
-                      kh * kw * cin * dm, BIAS * cin * dm, True)
+            dw = depthwise(f"{r.name}/depthwise", r, x[0], (*out[:2], cin * dm), kh * kw * cin * dm, True)
             tensor[r.name] = emit(r.name, "CONV_2D", r.name, (dw,), out, cin * dm * lay.filters,
                                   BIAS * lay.filters, not lay.use_bias)
         elif isinstance(lay, L.DepthwiseConv2D):
             c = cin * lay.depth_multiplier
-            tensor[r.name] = emit(r.name, "DEPTHWISE_CONV_2D", r.name, x, out, lay.kernel[0] * lay.kernel[1] * c,
-                                  BIAS * c, not lay.use_bias)
+            weights = lay.kernel[0] * lay.kernel[1] * c
+            if lay.dilation == (1, 1):
+                tensor[r.name] = emit(r.name, "DEPTHWISE_CONV_2D", r.name, x, out, weights, BIAS * c, not lay.use_bias)
+            else:  # the bias is added after the batch is turned back into space (int8, one per channel)
+                y = depthwise(f"{r.name}/depthwise" if lay.use_bias else r.name, r, x[0], out, weights, True)
+                tensor[r.name] = emit(r.name, "ADD", r.name, (y,), out, c) if lay.use_bias else y
         elif isinstance(lay, L.Conv2D):
-            y = emit(r.name, "CONV_2D", r.name, x, out, lay.kernel[0] * lay.kernel[1] * cin * lay.filters,
+            y = emit(r.name, "CONV_2D", r.name, x, out, lay.kernel[0] * lay.kernel[1] * cin // lay.groups * lay.filters,
                      BIAS * lay.filters, not lay.use_bias)
             tensor[r.name] = _activation(d, emit, r.name, lay.activation or "linear", y, out, True)
         elif isinstance(lay, L.Dense):
