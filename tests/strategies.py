@@ -29,7 +29,7 @@ def _tail(draw, args):
     if draw(st.booleans()):
         args["dropout"] = draw(st.sampled_from([0, 0.1, 0.25]))
     if draw(st.booleans()):
-        args["norm"] = draw(st.sampled_from(["batch", "none"]))
+        args["norm"] = draw(st.sampled_from(["batch", "layer", "none"]))
     if draw(st.booleans()):
         args["activation"] = draw(st.sampled_from(ACTS))
 
@@ -49,6 +49,8 @@ def _plain(draw, kind, state, repeat, same_only=False):
         args["padding"] = "same" if same_only else draw(st.sampled_from(["same", "valid"]))
         if kind != "conv":
             args["depth_multiplier"] = draw(st.integers(1, 4 if not same_only else 2))
+        elif draw(st.integers(0, 3)) == 0:
+            args["groups"], args["filters"] = _groups(draw, state["c"])
         args["bias"] = draw(st.booleans())
         _tail(draw, args)
         ks, ss, ds = _hw(args["kernel"]), _hw(args["stride"]), _hw(args["dilation"])
@@ -62,6 +64,8 @@ def _plain(draw, kind, state, repeat, same_only=False):
             state["c"] = args["filters"] if kind != "depthwise" else state["c"] * args["depth_multiplier"]
     elif kind == "pointwise":
         args["filters"] = draw(st.integers(1, 24))
+        if draw(st.integers(0, 2)) == 0:
+            args["groups"], args["filters"] = _groups(draw, state["c"])
         args["bias"] = draw(st.booleans())
         _tail(draw, args)
         state["c"] = args["filters"]
@@ -84,13 +88,68 @@ def _plain(draw, kind, state, repeat, same_only=False):
     elif kind == "batchnorm":
         if draw(st.booleans()):
             args["momentum"] = 0.9
+    elif kind == "layernorm":
+        if draw(st.booleans()):
+            args["epsilon"] = 1e-5
+    elif kind == "shuffle":
+        divisors = [g for g in range(2, state["c"] + 1) if state["c"] % g == 0]
+        args["groups"] = draw(st.sampled_from(divisors)) if divisors else 1  # 1: fixed by the caller
     else:
         args["function"] = draw(st.sampled_from([a for a in ACTS if a != "none"]))
     state["size"] = size
     return args
 
 
-PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation"]
+PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation",
+         "layernorm", "shuffle"]
+
+
+def _groups(draw, cin):
+    """(groups, filters) of a grouped convolution after `cin` channels: groups divide both."""
+    g = draw(st.sampled_from([d for d in range(1, cin + 1) if cin % d == 0]))
+    return g, g * draw(st.integers(1, max(1, 24 // g)))
+
+
+def _parallel(draw, state, depth, names):
+    """A parallel block that builds: copy or channel split (equal groups or drawn sizes), 2-4 branches of
+    `same`-padded entries (empty ones too), nesting while depth allows, each merge. With same padding a
+    branch's size follows from its total stride, so a branch whose stride differs from the first's is replaced
+    by one strided sepconv; add and multiply get a 1x1 to the first branch's width where needed. Returns
+    (arguments, stride, channels)."""
+    c = state["c"]
+    n = draw(st.integers(2, 4))
+    args = {}
+    inputs = [c] * n
+    if draw(st.booleans()) and c >= n:
+        args["split"] = "channels"
+        if c % n == 0 and draw(st.booleans()):
+            inputs = [c // n] * n
+        else:
+            cuts = sorted(draw(st.lists(st.integers(1, c - 1), min_size=n - 1, max_size=n - 1, unique=True)))
+            inputs = [b - a for a, b in zip([0] + cuts, cuts + [c])]
+            args["sizes"] = inputs
+    merge = draw(st.sampled_from(["concat", "add", "multiply"]))
+    if merge != "concat" or draw(st.booleans()):
+        args["merge"] = merge
+    branches, ends = [], []
+    for cin in inputs:
+        inner = {"size": list(state["size"]), "c": cin, "jump": [1, 1]}
+        entries = [] if draw(st.integers(0, 3)) == 0 else _entries(draw, inner, depth + 1, names, same_only=True)
+        if ends and inner["jump"] != ends[0][0]:
+            filters = draw(st.integers(1, 24))
+            entries = [{"sepconv": {"filters": filters, "kernel": _pair(draw, 1, 3), "stride": ends[0][0],
+                                    "padding": "same"}}]
+            inner["c"] = filters
+        if merge != "concat" and ends and inner["c"] != ends[0][1]:
+            entries = entries + [{"pointwise": ends[0][1]}]
+            inner["c"] = ends[0][1]
+        branches.append(entries)
+        ends.append((inner["jump"] if not ends else ends[0][0], inner["c"]))
+    args["branches"] = branches
+    if draw(st.booleans()):
+        args["activation"] = draw(st.sampled_from(ACTS))
+    stride = ends[0][0]
+    return args, stride, sum(e[1] for e in ends) if merge == "concat" else ends[0][1]
 
 
 def _residual(draw, state, depth, names):
@@ -142,15 +201,17 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
     """A list of layer entries after a tensor of `state`; blocks nest to depth 2."""
     out = []
     start = dict(state, size=list(state["size"]))
-    kinds = PLAIN + (["residual", "mbconv", "se"] if depth < 2 else ["se"])
+    kinds = PLAIN + (["residual", "parallel", "mbconv", "se"] if depth < 2 else ["se"])
     for _ in range(draw(st.integers(min_size, 4 if depth == 0 else 2))):
         kind = draw(st.sampled_from(kinds))
         repeat = draw(st.sampled_from([1, 1, 1, 2, 3]))
         if keep_shape and kind in ("sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "mbconv",
-                                   "residual"):
+                                   "residual", "parallel"):
             kind = "batchnorm"  # an identity shortcut needs a body that keeps the shape
-        if kind == "residual":
-            args, stride, c = _residual(draw, state, depth, names)
+        if kind == "shuffle" and state["c"] < 2:
+            kind = "layernorm"
+        if kind in ("residual", "parallel"):
+            args, stride, c = (_residual if kind == "residual" else _parallel)(draw, state, depth, names)
             if c != state["c"] or max(stride) > 1:
                 repeat = 1  # only a block that maps a shape to itself is repeated (a copy takes its output)
             for _ in range(repeat):
@@ -183,7 +244,7 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
 
 @st.composite
 def valid_specs(draw, blocks=True):
-    """(spec as a dict, ready for yaml.safe_dump); with `blocks`, residual / mbconv / se entries too."""
+    """(spec as a dict, ready for yaml.safe_dump); with `blocks`, residual / parallel / mbconv / se entries too."""
     h, w, c = draw(st.integers(8, 64)), draw(st.integers(8, 64)), draw(st.integers(1, 4))
     classes = draw(st.integers(1, 20))
     state = {"size": [h, w], "c": c, "jump": [1, 1]}
@@ -215,9 +276,29 @@ def invalid_specs(draw):
     """(yaml text, what was broken) for a spec that must be rejected."""
     spec = draw(valid_specs())
     how = draw(st.sampled_from(["shrink", "classifier", "unknown_key", "wrong_type", "unknown_kind", "merge_shape",
-                                "projection", "nested_key"]))
+                                "projection", "nested_key", "groups", "branches_differ", "branch_key"]))
     layers = spec["layers"]
-    if how == "merge_shape":  # an identity shortcut around a body that changes the channels
+    c = spec["input"][2]
+    if how == "groups":  # groups that cannot divide the channels: a grouped 1x1, a shuffle, a channel split
+        form = draw(st.sampled_from(["pointwise", "shuffle", "sizes"]))
+        if form == "pointwise":
+            layers.insert(0, {"pointwise": {"filters": 5, "groups": draw(st.integers(2, 4))}})
+        elif form == "shuffle":
+            layers.insert(0, {"shuffle": c + draw(st.integers(1, 3))})
+        else:
+            layers.insert(0, {"parallel": {"split": "channels", "sizes": [c, draw(st.integers(1, 3))],
+                                           "branches": [[], []]}})
+    elif how == "branches_differ":  # one branch strides, the other does not
+        layers.insert(0, {"parallel": {"branches": [[{"sepconv": {"filters": 2, "stride": 2}}], []],
+                                       "merge": draw(st.sampled_from(["concat", "add", "multiply"]))}})
+        spec["input"][0] = max(spec["input"][0], 2)
+    elif how == "branch_key":  # an unknown key inside a branch, maybe inside a residual's body
+        inner = {"depthwise": {"x_" + draw(st.text(alphabet="abcxyz", min_size=1, max_size=5)): 1}}
+        block = {"parallel": {"branches": [[], [inner]]}}
+        if draw(st.booleans()):
+            block = {"residual": {"body": [block]}}
+        layers.insert(0, block)
+    elif how == "merge_shape":  # an identity shortcut around a body that changes the channels
         layers.insert(0, {"residual": {"body": [{"pointwise": spec["input"][2] + draw(st.integers(1, 3))}],
                                        "shortcut": "identity"}})
     elif how == "projection":  # a body with valid padding: a 1x1 projection cannot shrink the image

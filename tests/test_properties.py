@@ -50,7 +50,8 @@ def test_broken_specs_are_rejected_with_diagnostics(tmp_path_factory, case):
     _well_formed(c)
     expected = {"shrink": {"SEP205"}, "classifier": {"SEP207", "SEP208"}, "unknown_key": {"SEP101"},
                 "wrong_type": {"SEP102", "SEP103", "SEP104"}, "unknown_kind": {"SEP108"},
-                "merge_shape": {"SEP211"}, "projection": {"SEP213"}, "nested_key": {"SEP101"}}[how]
+                "merge_shape": {"SEP211"}, "projection": {"SEP213"}, "nested_key": {"SEP101"},
+                "groups": {"SEP218"}, "branches_differ": {"SEP211", "SEP212"}, "branch_key": {"SEP101"}}[how]
     assert expected & {d.code for d in c.diagnostics}, (how, [d.text() for d in c.diagnostics])
 
 

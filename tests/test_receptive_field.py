@@ -16,14 +16,35 @@ from conftest import BASE
 
 
 def _gate_constant():
-    """Multiply with its gate held constant (at 1): an SE gate sees the whole image by design."""
+    """Multiply with an SE gate held constant (at 1): the gate sees the whole image by design. Two branches of
+    equal shape (a parallel block's gate) are added instead: on a zero image with one row lit, a product is
+    non-zero only where both branches see the row, a sum wherever either does, which is what the output
+    depends on."""
     from sepspec.lazy import import_keras
 
     class GateConstant(import_keras().layers.Layer):
         def call(self, inputs):
+            if all(tuple(t.shape) == tuple(inputs[0].shape) for t in inputs):
+                return sum(inputs[1:], inputs[0])
             return inputs[0]
 
     return GateConstant
+
+
+def _passthrough():
+    """A layer that returns its input: for layer norm (constant weights give every channel of a pixel the same
+    value, which layer norm turns into zero) and a shuffle's reshapes (built for the spec's own image size; a
+    shuffle only reorders channels, which the constant weights cannot tell apart)."""
+    from sepspec.lazy import import_keras
+
+    class Passthrough(import_keras().layers.Layer):
+        def __init__(self, name=None, **_):
+            super().__init__(name=name)
+
+        def call(self, x):
+            return x
+
+    return Passthrough
 
 
 def measured_span(rep, name=None):
@@ -31,7 +52,8 @@ def measured_span(rep, name=None):
 
     The same layers are built on a larger input, n + m * jump per axis, at which every layer's before-padding
     is unchanged (each layer's input grows by a multiple of its stride), and made linear with positive
-    weights and no biases (ReLU and friends linear, max pooling averaged, SE gates constant), so the probed
+    weights and no biases (ReLU and friends linear, max pooling averaged, SE gates constant, a parallel block's
+    product a sum, layer norm and shuffles passed through), so the probed
     output is zero on a zero image and positive as soon as one input pixel it sees is lit. Lighting one input
     row (column) per image of a batch finds exactly the rows (columns) of its field; forward passes only."""
     from sepspec.emit import model as emit
@@ -43,7 +65,9 @@ def measured_span(rep, name=None):
     index = [max(0, -(-(1 - s) // j)) for s, j in zip(start, jump)]  # the first output whose field starts > 0
     size = [n + j * (-(-(r + 2 * abs(s) + n + 2) // j) + 1) for n, s, r, j in zip((h, w), start, rf, jump)]
     model = emit.keras_model(rep, input_shape=(*size, c),
-                             swap={"MaxPooling2D": "AveragePooling2D", "Multiply": _gate_constant()})
+                             swap={"MaxPooling2D": "AveragePooling2D", "Multiply": _gate_constant(),
+                                   "LayerNormalization": _passthrough(), "Reshape": _passthrough(),
+                                   "Permute": _passthrough()})
     for layer in model.layers:
         if isinstance(layer, k.layers.Activation):
             layer.activation = k.activations.linear
@@ -57,7 +81,7 @@ def measured_span(rep, name=None):
         lit[r, r, :, :] = 1.0
     for q in range(size[1]):
         lit[size[0] + q, :, q, :] = 1.0
-    out = np.asarray(probe(lit, training=False))[:, index[0], index[1], 0]
+    out = np.asarray(probe(lit, training=False))[:, index[0], index[1], :].sum(-1)  # a concat: every group
     assert np.all(out >= 0)
     field = []
     for seen in (np.flatnonzero(out[:size[0]] > 0), np.flatnonzero(out[size[0]:] > 0)):
@@ -162,3 +186,57 @@ def test_branchy_specs_measured(tmp_path, layers):
     row = rep.rf_row()
     assert measured_span(rep) == (row.start, row.rf)
     assert max(row.rf) > 10
+
+
+PARALLEL_SPECS = {
+    # the issue's mixer: identity, 3x3, 7x7, and 3x3 average + dilated 7x7 on four channel groups, then a GLU
+    "mixer": ["sepconv: 8", "parallel: {split: channels, branches: [[], [depthwise: 3], [depthwise: 7], "
+              "[avgpool: {size: 3, stride: 1, padding: same}, depthwise: {kernel: 7, dilation: 3}]]}",
+              "layernorm: {}", "parallel: {branches: [[pointwise: 8], [pointwise: {filters: 8, activation: sigmoid}]], "
+              "merge: multiply}", "sepconv: 2"],
+    # ShuffleNet units: a downsampling copy split and a channel split with unequal groups, shuffles between
+    "shuffle": ["sepconv: 8", "parallel: {branches: [[depthwise: {kernel: 3, stride: 2}, pointwise: 4], "
+                "[pointwise: 4, depthwise: {kernel: 5, stride: 2}, pointwise: 4]]}", "shuffle: 2",
+                "parallel: {split: channels, sizes: [2, 6], branches: [[], [pointwise: {filters: 6, groups: 2}, "
+                "depthwise: 3]]}", "shuffle: 4", "sepconv: 2"],
+    # nesting: a residual inside a branch, a parallel inside a residual's body, an add merge
+    "nested": ["sepconv: 4", "residual: {body: [parallel: {branches: [[sepconv: {filters: 4, kernel: [3, 5]}], "
+               "[residual: {body: [depthwise: {kernel: 3, dilation: 2}]}]], merge: add}]}",
+               "parallel: {branches: [[maxpool: {size: 2, padding: same}], [sepconv: {filters: 4, stride: 2}]]}",
+               "sepconv: 2"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARALLEL_SPECS))
+def test_parallel_specs_measured(tmp_path, name):
+    rep = _report(tmp_path, "name: s\ninput: [24, 20, 8]\nclasses: 2\nlayers:\n"
+                  + "".join(f"  - {x}\n" for x in PARALLEL_SPECS[name]) + "  - gap: {}\n")
+    row = rep.rf_row()
+    assert measured_span(rep) == (row.start, row.rf)
+    assert max(row.rf) > 10
+
+
+def test_parallel_union_is_not_the_largest_branch(tmp_path):
+    """A 1x5 kernel beside a 5x1 one on two channel groups: the concatenation sees 5x5, more than either branch;
+    then poolings of stride 2 with a 2x2 valid window ([-2, 3]) and a 3x3 same one ([-2, 4]): the union is the
+    larger one's, measured through a concatenation of differently padded branches."""
+    rep = _report(tmp_path, """
+name: u
+input: [24, 24, 4]
+classes: 2
+layers:
+  - parallel:
+      name: cross
+      split: channels
+      branches: [[depthwise: {kernel: [1, 5]}], [depthwise: {kernel: [5, 1]}]]
+  - parallel:
+      name: shifted
+      branches: [[avgpool: {size: 2, stride: 2}], [avgpool: {size: 3, stride: 2, padding: same}]]
+  - sepconv: 2
+  - gap: {}
+""")
+    assert rep.row("cross_b1_depthwise_1").rf == (1, 5) and rep.row("cross_b2_depthwise_1").rf == (5, 1)
+    assert (rep.row("cross_concat").start, rep.row("cross_concat").rf) == ((-2, -2), (5, 5))
+    assert measured_span(rep, "cross_concat") == ((-2, -2), (5, 5))
+    assert (rep.row("shifted_concat").start, rep.row("shifted_concat").rf) == ((-2, -2), (7, 7))
+    assert measured_span(rep, "shifted_concat") == ((-2, -2), (7, 7))
