@@ -188,12 +188,25 @@ def _float32(keras, model):
     return clone
 
 
+def _replaced(keras, model, replace: dict):
+    """A copy of the model with the layers of some classes built as other classes (same config and weights)."""
+    if not any(isinstance(layer, tuple(replace)) for layer in model.layers):
+        return model
+
+    def clone(layer):
+        cls = next((new for old, new in replace.items() if type(layer) is old),
+                   layer.__class__)
+        return cls.from_config(layer.get_config())
+
+    out = keras.models.clone_model(model, clone_function=clone)
+    out.set_weights(model.get_weights())
+    return out
+
+
 def _int8_layer_norms(keras, model):
     """The model with each LayerNormalization computed as mean, x - mean, the mean of its square, RSQRT, scale,
     shift: the same values, and every op has an int8 kernel. (Keras's own form, `x * s + (beta - mean * s)`,
     leaves a float NEG between a DEQUANTIZE and a QUANTIZE in the converted file.)"""
-    if not any(isinstance(layer, keras.layers.LayerNormalization) for layer in model.layers):
-        return model
     ops = keras.ops
 
     class CentredLayerNorm(keras.layers.LayerNormalization):
@@ -203,13 +216,30 @@ def _int8_layer_norms(keras, model):
             normed = ops.multiply(centred, ops.rsqrt(ops.add(var, self.epsilon)))
             return ops.add(ops.multiply(normed, self.gamma), self.beta)
 
-    def clone(layer):
-        cls = CentredLayerNorm if isinstance(layer, keras.layers.LayerNormalization) else layer.__class__
-        return cls.from_config(layer.get_config())
+    return _replaced(keras, model, {keras.layers.LayerNormalization: CentredLayerNorm})
 
-    out = keras.models.clone_model(model, clone_function=clone)
-    out.set_weights(model.get_weights())
-    return out
+
+def _split_grouped_convs(keras, model):
+    """The model with each grouped Conv2D computed group by group (split, one convolution per group, concatenate):
+    the same values. Keras runs a grouped convolution on TensorFlow's CPU through an XLA-compiled function, which
+    tf2onnx cannot convert."""
+    if not any(isinstance(layer, keras.layers.Conv2D) and layer.groups > 1 for layer in model.layers):
+        return model
+    ops = keras.ops
+
+    class SplitGroupsConv2D(keras.layers.Conv2D):
+        def call(self, x):
+            if self.groups == 1:
+                return super().call(x)
+            xs = ops.split(x, self.groups, axis=-1)
+            ks = ops.split(self.kernel, self.groups, axis=-1)
+            y = ops.concatenate([ops.conv(a, k, strides=self.strides, padding=self.padding,
+                                          dilation_rate=self.dilation_rate) for a, k in zip(xs, ks)], axis=-1)
+            if self.use_bias:
+                y = ops.add(y, self.bias)
+            return self.activation(y) if self.activation is not None else y
+
+    return _replaced(keras, model, {keras.layers.Conv2D: SplitGroupsConv2D})
 
 
 def _activations(model) -> set[str]:
@@ -240,6 +270,8 @@ def _worker(job: dict, target: str) -> None:
     model = _float32(keras, model)
     if fmt == "litert-int8":
         model = _int8_layer_norms(keras, model)
+    if fmt == "onnx":
+        model = _split_grouped_convs(keras, model)
     shape = tuple(model.input_shape[1:])
     pixels = keras.Input(shape, name="pixels")
     x = pixels

@@ -104,19 +104,23 @@ def document(path: str, rep: Report | None, diagnostics: list) -> dict:
 def comment(r: Row, rep: Report | None = None) -> str:
     """The seed's hand-written comment for one layer, computed.
 
-    A merge (a residual's Add, a squeeze-excite's Multiply) takes two tensors: its comment names each input
+    A merge (a residual's Add, a squeeze-excite's Multiply, a parallel block's merge) takes several tensors: its comment names each input
     with its receptive field and jump, then what comes out (`rout` is the union of what the inputs see)."""
-    nout = dims(r.output[:2]) if len(r.output) == 3 else dims(r.output)
+    def split(shape):  # an image's size and channels; a shuffle's grouped view (h, w, g, c/g) has channels gxc/g
+        return (dims(shape[:2]), dims(shape[2:])) if len(shape) >= 3 else (dims(shape), str(shape[-1]))
+
+    nout, cout = split(r.output)
     if len(r.inputs) > 1:
         parts = []
         for name in r.inputs:
             span = rep.tensors[name][1] if rep else r.span_in
             rf, jump = span.rf, span.jump
             parts.append(f"{name} (rin={axes(rf)}, jin={axes(jump)})")
-        return (f"# {r.layer.keras.lower()} of {' and '.join(parts)}: jout={axes(r.jump)}, rout={axes(r.rf)}, "
-                f"nout={nout}, cout={r.output[-1]}")
+        listed = ", ".join(parts[:-1]) + " and " + parts[-1]
+        return (f"# {r.layer.keras.lower()} of {listed}: jout={axes(r.jump)}, rout={axes(r.rf)}, "
+                f"nout={nout}, cout={cout}")
     win = r.layer.window()
     k, s = win if win else ((1, 1), (1, 1))
-    nin = dims(r.input[:2]) if len(r.input) == 3 else dims(r.input)
-    return (f"# rin={axes(r.rf_in)}, nin={nin}, cin={r.input[-1]}, jin={axes(r.jump_in)}, k={axes(k)}, "
-            f"p={axes(r.padding)}, s={axes(s)}, jout={axes(r.jump)}, rout={axes(r.rf)}, nout={nout}, cout={r.output[-1]}")
+    nin, cin = split(r.input)
+    return (f"# rin={axes(r.rf_in)}, nin={nin}, cin={cin}, jin={axes(r.jump_in)}, k={axes(k)}, "
+            f"p={axes(r.padding)}, s={axes(s)}, jout={axes(r.jump)}, rout={axes(r.rf)}, nout={nout}, cout={cout}")
