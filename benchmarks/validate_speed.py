@@ -1,7 +1,8 @@
 """How fast `tools/validate` checks specs: 200 generated valid specs, wall time with start-up included.
 
-Two sets: plain chains in the seed's style, and branchy specs (residual stages with projected shortcuts,
-mbconv blocks with squeeze-and-excitation, a nested residual). Prints the median of several runs, and beside
+Three sets: plain chains in the seed's style, branchy specs (residual stages with projected shortcuts,
+mbconv blocks with squeeze-and-excitation, a nested residual), and parallel specs (mixer blocks with channel
+groups and gates, ShuffleNet units). Prints the median of several runs, and beside
 it (same run, same machine) the median for one spec, so the start-up cost and the per-spec cost can be told
 apart; and checks that TensorFlow was never imported. Target: all 200 in under 2 s on 2 cores, each set.
     python benchmarks/validate_speed.py [--specs 200] [--runs 5]
@@ -69,6 +70,38 @@ layers:
 """
 
 
+def parallel_text(rng: random.Random, i: int) -> str:
+    """Mixer blocks (four channel groups with mixed and dilated depthwise kernels, layer norm, a gated pair of
+    1x1s, a residual around it) and ShuffleNet units (channel split, concatenation, shuffle, grouped 1x1s)."""
+    w = [rng.choice([16, 24, 32]) * k for k in (1, 2, 3)]
+    mixer = ("{{body: [parallel: {{split: channels, branches: [[], [depthwise: 3], [depthwise: {k}], "
+             "[avgpool: {{size: 3, stride: 1, padding: same}}, depthwise: {{kernel: 7, dilation: {d}}}]]}}, "
+             "layernorm: {{}}, parallel: {{branches: [[pointwise: {e}], [pointwise: {{filters: {e}, activation: sigmoid}}]], "
+             "merge: multiply}}, pointwise: {c}]}}")
+    unit = "{{split: channels, branches: [[], [pointwise: {h}, depthwise: 3, pointwise: {h}]]}}"
+    return f"""name: parallel{i}
+input: [32, 32, 3]
+classes: 10
+rules: {{separable_only: true, max_params: 500000, min_receptive_field: 32}}
+defaults:
+  sepconv: {{bias: false, norm: batch, activation: relu}}
+  pointwise: {{bias: false}}
+layers:
+  - sepconv: {w[0]}
+  - residual: {mixer.format(k=rng.choice([5, 7]), d=rng.choice([2, 3]), e=2 * w[0], c=w[0])}
+  - sepconv: {{filters: {w[1]}, stride: 2}}
+  - parallel: {unit.format(h=w[1] // 2)}
+  - shuffle: 2
+  - parallel: {{repeat: {rng.randint(1, 2)}, split: channels, branches: [[], [pointwise: {{filters: {w[1] // 2}, groups: 2}}, depthwise: 3]]}}
+  - shuffle: 4
+  - parallel: {{branches: [[depthwise: {{kernel: 3, stride: 2}}, pointwise: {w[2] // 2}], [pointwise: {w[1]}, depthwise: {{kernel: 3, stride: 2}}, pointwise: {w[2] // 2}]]}}
+  - residual: {mixer.format(k=rng.choice([5, 7]), d=rng.choice([1, 2]), e=w[2], c=w[2])}
+  - sepconv: {{filters: 10, norm: layer, activation: none}}
+  - gap: {{}}
+  - activation: softmax
+"""
+
+
 def timed(args) -> float:
     t = time.perf_counter()
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "validate"), *args], capture_output=True, text=True)
@@ -83,7 +116,7 @@ def main():
     ap.add_argument("--specs", type=int, default=200)
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
-    for label, make in (("plain", spec_text), ("branchy", branchy_text)):
+    for label, make in (("plain", spec_text), ("branchy", branchy_text), ("parallel", parallel_text)):
         rng = random.Random(0)
         with tempfile.TemporaryDirectory() as d:
             paths = []

@@ -1,7 +1,8 @@
 """Safe YAML with source positions.
 
-PyYAML composes the file into nodes (which carry line/column marks); we convert the nodes to plain
-Python ourselves instead of letting a constructor do it. That buys four things at once:
+PyYAML's parser (libyaml's, when PyYAML has it) turns the file into events, which carry line/column marks; we
+build plain Python from them ourselves instead of letting a composer and a constructor do it. That buys five
+things at once:
 
 * no constructor ever runs, and any explicit tag (``!!python/object``, ``!foo``, even ``!!str``) is an
   error, so a tag never runs code;
@@ -9,7 +10,8 @@ Python ourselves instead of letting a constructor do it. That buys four things a
   stay strings, only ``true``/``false`` are booleans, ``1_000`` and ``1:20`` are not numbers;
 * duplicate keys are errors instead of a silent last-one-wins;
 * aliases are followed with a budget (`MAX_NODES`), so a 1 KB "billion laughs" file cannot expand
-  into millions of nodes.
+  into millions of nodes;
+* nesting is limited (`MAX_DEPTH`) without recursion, so a deep document is an error, never a crash.
 
 The result is the data plus two maps from a path (a tuple of keys and list indices) to a `Pos`:
 where each value is written, and where each mapping key is written.
@@ -17,6 +19,7 @@ where each value is written, and where each mapping key is written.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -73,9 +76,10 @@ _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fals
 _NULL = {"", "~", "null", "Null", "NULL"}
 
 
-def _scalar(node: yaml.ScalarNode):
+def _scalar(node):
+    """A scalar event's value, resolved the YAML 1.2 way."""
     text = node.value
-    if node.style is not None:  # quoted or block scalar: always a string
+    if node.style:  # quoted or block scalar: always a string (plain: None from PyYAML's parser, '' from libyaml's)
         return text
     if text in _NULL:
         return None
@@ -96,36 +100,25 @@ def _scalar(node: yaml.ScalarNode):
     return text
 
 
-class _Loader(yaml.SafeLoader):
-    """Composes nodes only; refuses explicit tags before they are resolved."""
-
-    def _refuse_tag(self):
-        ev = self.peek_event()
-        tag = getattr(ev, "tag", None)
-        if tag is not None:
-            tag = tag.replace("tag:yaml.org,2002:", "!!")
-            m = ev.start_mark
-            raise _Located(m.line + 1, m.column + 1, "SEP002", "tag",
-                           f"YAML tag {tag!r} is not allowed in a spec (tags are never run)",
-                           "remove the tag; specs use plain YAML values only")
-
-    def compose_scalar_node(self, anchor):
-        self._refuse_tag()
-        return super().compose_scalar_node(anchor)
-
-    def compose_sequence_node(self, anchor):
-        self._refuse_tag()
-        return super().compose_sequence_node(anchor)
-
-    def compose_mapping_node(self, anchor):
-        self._refuse_tag()
-        return super().compose_mapping_node(anchor)
-
-
 class _Located(Exception):
     def __init__(self, line, column, code, rule, message, hint=None):
         super().__init__(message)
         self.args_ = (line, column, code, rule, message, hint)
+
+
+# libyaml's parser when PyYAML has it (it almost always does): four times faster than the pure-Python one, which
+# is most of what `check` spends on a spec
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _events(text: str):
+    """The parser's events, never composed or constructed by PyYAML (no tag is ever resolved or run)."""
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            yield loader.get_event()
+    finally:
+        loader.dispose()
 
 
 def parse(text: str, file: str) -> Source:
@@ -136,67 +129,151 @@ def parse(text: str, file: str) -> Source:
 
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         fail(1, 1, "SEP004", "size", f"file is larger than {MAX_BYTES} bytes")
-    loader = None
     try:
-        try:
-            loader = _Loader(text)
-            root = loader.get_single_node()
-        except _Located as e:
-            fail(*e.args_)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            problem = " ".join(str(x) for x in (e.context, e.problem) if x)
-            fail(line, col, "SEP001", "yaml", f"invalid YAML: {problem}")
-        except yaml.YAMLError as e:  # e.g. a reader error on a control character
-            fail(1, 1, "SEP001", "yaml", f"invalid YAML: {str(e).splitlines()[0].strip()}")
-        except RecursionError:  # PyYAML composes nested collections recursively
-            fail(1, 1, "SEP004", "size", f"YAML nested too deeply to read (more than {MAX_DEPTH} levels)")
-    finally:
-        if loader is not None:
-            loader.dispose()
+        return _build(_events(text), file)
+    except _Located as e:
+        fail(*e.args_)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        if mark is not None and e.context_mark is not None and mark.line >= len(text.splitlines()):
+            mark = e.context_mark  # libyaml marks an unclosed bracket past the end: report where it opens
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if "maximum nesting depth" in str(e.problem):  # libyaml's own limit (1,000), met while it looks ahead
+            fail(line, col, "SEP004", "size", f"YAML nested more than {MAX_DEPTH} levels deep")
+        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
+        fail(line, col, "SEP001", "yaml", f"invalid YAML: {problem}")
+    except yaml.YAMLError as e:  # e.g. a reader error on a control character
+        fail(1, 1, "SEP001", "yaml", f"invalid YAML: {str(e).splitlines()[0].strip()}")
 
+
+class _Frame:
+    """An open mapping or sequence while its events arrive."""
+
+    __slots__ = ("value", "path", "anchor", "start", "key", "logs")
+
+    def __init__(self, value, path, anchor, logs):
+        self.value, self.path, self.anchor, self.key = value, path, anchor, None
+        self.start = logs  # where its positions begin in the logs (for an anchor's copy)
+
+
+def _build(events, file: str) -> Source:
+    """Plain data and positions from the events, in one pass without recursion: a depth limit instead of a
+    stack overflow, every explicit tag refused, aliases copied within a node budget, duplicate keys refused."""
     src = Source(data=None)
-    budget = [MAX_NODES]
-    seen: set[int] = set()  # nodes already converted: meeting one again means an alias
+    budget, unique = [MAX_NODES], [0]
+    log: list[tuple[str, Path, Pos]] = []  # every position in the order written ("v" value, "k" key)
+    anchors: dict[str, tuple] = {}  # name -> (path, data, log slice, nodes, depth)
+    stack: list[_Frame] = []
+    documents = 0
+    root_set = False
 
-    def at(node) -> Pos:
-        return Pos(file, node.start_mark.line + 1, node.start_mark.column + 1)
+    def at(mark) -> Pos:
+        return Pos(file, mark.line + 1, mark.column + 1)
 
-    def convert(node, path: Path):
-        budget[0] -= 1
+    def located(mark, code, rule, message, hint=None):
+        return _Located(mark.line + 1, mark.column + 1, code, rule, message, hint)
+
+    def place(value, path):
+        nonlocal root_set
+        if not stack:
+            src.data, root_set = value, True
+        elif isinstance(stack[-1].value, list):
+            stack[-1].value.append(value)
+        else:
+            stack[-1].value[path[-1]] = value
+            stack[-1].key = None
+
+    def next_path():
+        if not stack:
+            return ()
+        top = stack[-1]
+        return top.path + ((len(top.value),) if isinstance(top.value, list) else (top.key,))
+
+    def count(n, mark, alias=False):
+        budget[0] -= n
+        if not alias:
+            unique[0] += 1
         if budget[0] < 0:
-            fail(*_pos_tuple(at(node)), "SEP004", "size",
-                 f"YAML expands to more than {MAX_NODES} nodes (anchors and aliases included)",
-                 "specs are small; use `defaults:` or `extends:` instead of deep aliases" if len(seen) < MAX_NODES
-                 else "specs are small; use `repeat:` for repeated layers and `defaults:` for shared arguments")
-        if len(path) > MAX_DEPTH:
-            fail(*_pos_tuple(at(node)), "SEP004", "size", f"YAML nested more than {MAX_DEPTH} levels deep")
-        seen.add(id(node))
-        src.values[path] = at(node)
-        if isinstance(node, yaml.ScalarNode):
-            return _scalar(node)
-        if isinstance(node, yaml.SequenceNode):
-            return [convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        out: dict = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, yaml.ScalarNode):
-                fail(*_pos_tuple(at(knode)), "SEP005", "yaml", "a mapping key must be a plain name")
-            key = knode.value
-            if key == "<<" and knode.style is None:
-                fail(*_pos_tuple(at(knode)), "SEP005", "yaml",
-                     "YAML merge keys ('<<') are not supported in specs",
-                     "use `defaults:` or `extends:`")
-            if key in out:
-                first = src.keys[path + (key,)]
-                fail(*_pos_tuple(at(knode)), "SEP003", "duplicate_key",
-                     f"duplicate key {key!r} (first defined at line {first.line})")
-            src.keys[path + (key,)] = at(knode)
-            out[key] = convert(vnode, path + (key,))
-        return out
+            raise located(mark, "SEP004", "size",
+                          f"YAML expands to more than {MAX_NODES} nodes (anchors and aliases included)",
+                          "specs are small; use `defaults:` or `extends:` instead of deep aliases"
+                          if unique[0] < MAX_NODES else
+                          "specs are small; use `repeat:` for repeated layers and `defaults:` for shared arguments")
 
-    src.data = {} if root is None else convert(root, ())
-    if root is None:
+    def remember(anchor, path, value, first, mark):
+        if anchor is None:
+            return
+        if anchor in anchors:
+            raise located(mark, "SEP001", "yaml", f"invalid YAML: found duplicate anchor {anchor!r}")
+        part = log[first:]
+        depth = max((len(p) - len(path) for _, p, _ in part), default=0)
+        anchors[anchor] = (path, value, part, len([e for e in part if e[0] == "v"]), depth)
+
+    for ev in events:
+        if isinstance(ev, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
+            continue
+        if isinstance(ev, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise located(ev.start_mark, "SEP001", "yaml",
+                              "invalid YAML: expected a single document in the stream, but found another document")
+            continue
+        tag = getattr(ev, "tag", None)
+        if tag is not None and not isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            raise located(ev.start_mark, "SEP002", "tag",
+                          f"YAML tag {tag!r} is not allowed in a spec (tags are never run)",
+                          "remove the tag; specs use plain YAML values only")
+        if isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = stack.pop()
+            place(frame.value, frame.path)
+            remember(frame.anchor, frame.path, frame.value, frame.start, ev.start_mark)
+            continue
+        top = stack[-1] if stack else None
+        if top is not None and isinstance(top.value, dict) and top.key is None:  # a mapping key
+            if not isinstance(ev, yaml.ScalarEvent):
+                raise located(ev.start_mark, "SEP005", "yaml", "a mapping key must be a plain name")
+            key = ev.value
+            if key == "<<" and not ev.style:
+                raise located(ev.start_mark, "SEP005", "yaml", "YAML merge keys ('<<') are not supported in specs",
+                              "use `defaults:` or `extends:`")
+            if key in top.value:
+                first = src.keys[top.path + (key,)]
+                raise located(ev.start_mark, "SEP003", "duplicate_key",
+                              f"duplicate key {key!r} (first defined at line {first.line})")
+            src.keys[top.path + (key,)] = pos = at(ev.start_mark)
+            log.append(("k", top.path + (key,), pos))
+            top.key = key
+            top.value[key] = None  # holds the key's place (and its order) until the value arrives
+            continue
+        path = next_path()
+        if len(path) > MAX_DEPTH:
+            raise located(ev.start_mark, "SEP004", "size", f"YAML nested more than {MAX_DEPTH} levels deep")
+        if isinstance(ev, yaml.AliasEvent):
+            if ev.anchor not in anchors:
+                raise located(ev.start_mark, "SEP001", "yaml", f"invalid YAML: found undefined alias {ev.anchor!r}")
+            base, value, part, nodes, depth = anchors[ev.anchor]
+            count(nodes, ev.start_mark, alias=True)
+            if len(path) + depth > MAX_DEPTH:
+                raise located(ev.start_mark, "SEP004", "size", f"YAML nested more than {MAX_DEPTH} levels deep")
+            for kind, p, pos in part:
+                q = path + p[len(base):]
+                (src.values if kind == "v" else src.keys)[q] = pos
+                log.append((kind, q, pos))
+            place(copy.deepcopy(value), path)
+            continue
+        count(1, ev.start_mark)
+        src.values[path] = pos = at(ev.start_mark)
+        first = len(log)
+        log.append(("v", path, pos))
+        if isinstance(ev, yaml.ScalarEvent):
+            value = _scalar(ev)
+            place(value, path)
+            remember(ev.anchor, path, value, first, ev.start_mark)
+        else:
+            stack.append(_Frame({} if isinstance(ev, yaml.MappingStartEvent) else [], path, ev.anchor, first))
+    if not root_set:
+        src.data = {}
         src.values[()] = Pos(file, 1, 1)
     return src
 
