@@ -54,6 +54,27 @@ layers:
   - dense: 10
   - activation: softmax
 """
+# the parallel vocabulary: channel groups (equal and not), a dilated branch, concatenation, layer norm (alone and
+# in a tail), a gated multiply, grouped 1x1s, a shuffle, a concatenation inside a residual, dilated depthwise and
+# separable convolutions
+PARALLEL = """
+name: parallel
+input: [32, 32, 3]
+classes: 10
+layers:
+  - sepconv: {filters: 16, norm: batch, activation: relu}
+  - parallel: {split: channels, sizes: [8, 4, 4], branches: [[], [depthwise: 3], [avgpool: {size: 3, stride: 1, padding: same}, depthwise: {kernel: 7, dilation: 3}]]}
+  - layernorm: {}
+  - parallel: {branches: [[pointwise: 24], [pointwise: {filters: 24, activation: sigmoid}]], merge: multiply}
+  - pointwise: {filters: 16, groups: 4, norm: layer}
+  - shuffle: 4
+  - depthwise: {kernel: 3, dilation: 2, norm: batch, activation: relu}
+  - residual: {body: [parallel: {split: channels, branches: [[depthwise: 3], [depthwise: 5]], merge: concat}]}
+  - sepconv: {filters: 16, dilation: 2, bias: false}
+  - sepconv: {filters: 10, stride: 2}
+  - gap: {}
+  - activation: softmax
+"""
 ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
 
 
@@ -128,13 +149,13 @@ def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, d
     assert r.returncode == 0 and "agrees with it on 100.00%" in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd"])
+@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd", "parallel"])
 def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
     """Flash equals the .tflite file's weight buffers and the activation estimate equals the arena head TensorFlow
     Lite Micro allocates (both measured exact for every spec here), with as many ops as the converter makes."""
-    if spec in ("branchy", "odd"):
+    if spec in ("branchy", "odd", "parallel"):
         path = tmp_path / f"{spec}.yaml"
-        path.write_text((BRANCHY if spec == "branchy" else ODD).lstrip())
+        path.write_text({"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL}[spec].lstrip())
         spec = str(path)
     m = measure(spec, run, data, str(tmp_path))
     assert m["flash_est"] == m["flash_file"], m

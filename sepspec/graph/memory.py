@@ -8,11 +8,15 @@ Defined as TensorFlow's full-integer converter builds the model `sepspec export 
 - a separable convolution is two ops, DEPTHWISE_CONV_2D then a 1x1 CONV_2D, with an int8 tensor between them;
 - every convolution and dense layer has an int32 bias (a folded batch norm's shift, zeros without one);
 - a batch norm right after a convolution folds into it; relu and relu6 fuse into the op before them; dropout
-  and `linear` are gone; other activations are ops of their own (silu/swish: LOGISTIC, then MUL).
+  and `linear` are gone; other activations are ops of their own (silu/swish: LOGISTIC, then MUL);
+- a dilated depthwise convolution is SPACE_TO_BATCH_ND, DEPTHWISE_CONV_2D, BATCH_TO_SPACE_ND (+ an ADD for its
+  bias), as TensorFlow computes it; a grouped convolution one CONV_2D with `cin/groups` input channels;
+- a channel group is a STRIDED_SLICE, a concatenation CONCATENATION, a shuffle RESHAPE, TRANSPOSE, RESHAPE (a
+  reshape of a dynamic batch is four ops, like a flatten), a layer norm the nine int8 ops the exporter writes.
 
 Flash is the weight buffers (int8 weights, int32 biases, constants), not the file (which adds names and
-quantisation parameters); equal constants (zero biases of one size, the MEANs' axes) are stored once, as the
-converter does. Activation memory is int8 at batch 1: while an op runs, every tensor written before and read by
+quantisation parameters); equal constants (zero biases of one size, the MEANs' axes, the slices' begin/end/
+strides, the reshapes' sizes) are stored once, by their bytes, as the converter does. Activation memory is int8 at batch 1: while an op runs, every tensor written before and read by
 it or later is alive (a branch's input stays alive until its merge); `peak_bytes` is the largest such sum over
 the ops in the analysis's order, `arena_bytes` the arena TensorFlow Lite Micro's greedy planner lays them out
 in (what a device must reserve; it can exceed the peak by the gaps that planner leaves).
@@ -219,7 +223,7 @@ def _estimate(rep: Report) -> Deployment:
             tensor[r.name] = emit(r.name, "MUL", r.name, x, out)
         else:  # a layer kind this estimate does not know yet must not pass silently
             raise NotImplementedError(f"no int8 lowering for {lay.keras}")
-    shared: set[tuple] = set()  # the converter stores equal constants once
+    shared: set[bytes] = set()  # the converter stores equal constants once
     for o in d.ops:
         o.weight_bytes = o.weights
         consts = list(o.consts)
@@ -228,9 +232,10 @@ def _estimate(rep: Report) -> Deployment:
         else:
             o.weight_bytes += o.bias
         for c in consts:
-            if c not in shared:
-                shared.add(c)
-                o.weight_bytes += _const_bytes(c)
+            key = _const_key(c)
+            if key not in shared:
+                shared.add(key)
+                o.weight_bytes += len(key)
     d.live = _live(d.ops)
     d.arena_bytes = _greedy_arena(d.ops)
     return d
@@ -240,8 +245,11 @@ def _i32(shape: tuple, values: tuple) -> tuple:
     return ("int32", shape, values)
 
 
-def _const_bytes(c: tuple) -> int:
-    return (4 if c[0] == "int32" else 1) * len(c[2])
+def _const_key(c: tuple) -> bytes:
+    """A constant's bytes in the file: the converter keeps one buffer per content, whatever the shape (a slice's
+    begin [0, 0, 0, 0] and a zero crop [[0, 0], [0, 0]] share one, measured)."""
+    size = 4 if c[0] == "int32" else 1
+    return b"".join(int(v).to_bytes(size, "little", signed=True) for v in c[2])
 
 
 def _layer_norm(emit, name: str, x: str, shape) -> str:
