@@ -67,3 +67,16 @@ def test_paths_and_width_scaling():
     assert repr(spec.source.data) == before
     widths = [r.layer.filters for r in sepspec.analyse(half).rows if r.layer.keras == "SeparableConv2D"]
     assert widths == [16, 24, 48, 64, 80, 96, 10]  # defaults and shorthands scaled alike; the classifier kept
+
+
+def test_width_scaling_reaches_into_branches_and_scales_channel_groups(write):
+    text = ("name: p\ninput: [16, 16, 3]\nclasses: 4\nlayers:\n  - sepconv: 16\n"
+            "  - parallel: {split: channels, sizes: [8, 4, 4], branches: [[], [pointwise: 4], [depthwise: 3]]}\n"
+            "  - sepconv: 4\n  - gap: {}\n")
+    src = resolve(write("p.yaml", text))
+    wide = with_width(src, 2.0, keep=("layers", 2))
+    block = wide.data["layers"][1]["parallel"]
+    assert block["sizes"] == [16, 8, 8] and block["branches"][1] == [{"pointwise": {"filters": 8}}]
+    c = sepspec.check_spec(load_source(wide), "p")
+    assert c.ok and c.report.row("parallel_1_concat").output == (16, 16, 32)
+    assert src.data["layers"][1]["parallel"]["sizes"] == [8, 4, 4]  # the source is unchanged
