@@ -13,13 +13,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sepspec.lazy import import_keras  # noqa: E402
 from sepspec.train import rundir  # noqa: E402
-from sepspec.train.data import load_cifar  # noqa: E402
+from sepspec.train.data import load_data  # noqa: E402
 from sepspec.train.pipeline import normalize  # noqa: E402
 
 
 def reestimated_accuracy(run: str, data_arg: str | None) -> tuple[float, float]:
     keras = import_keras()
-    data = load_cifar(data_arg) if data_arg else load_cifar(rundir.recorded_data(run), origin=rundir.data_origin(run))
+    data = load_data(data_arg) if data_arg else load_data(rundir.recorded_data(run), origin=rundir.data_origin(run))
     mean, std = rundir.normalization(run)
     model = rundir.load_model(os.path.join(run, rundir.BEST))
     before = rundir.test_accuracy(run, data=data)

@@ -45,6 +45,24 @@ def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
     model.save(out)
 
 
+def _own_shape(spec, tmp: str) -> tuple[str, str]:
+    """(a .npz of random images in the spec's shape, a folder whose metrics.json has statistics for its channels)."""
+    import json
+
+    from sepspec.train.data import write_npz
+
+    rng = np.random.default_rng(0)
+    h, w, c = spec.input
+    x = rng.integers(0, 256, (64, h, w, c), dtype=np.uint8)
+    y = rng.integers(0, spec.classes, 64)
+    npz = write_npz(os.path.join(tmp, f"{spec.name}-calibration.npz"), x, y, x[:16], y[:16])
+    stats = os.path.join(tmp, f"{spec.name}-stats")
+    os.makedirs(stats, exist_ok=True)
+    with open(os.path.join(stats, "metrics.json"), "w") as f:
+        json.dump({"normalization": {"mean": [0.5] * c, "std": [0.25] * c}}, f)
+    return npz, stats
+
+
 def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
     import sepspec
     from sepspec.graph.memory import estimate
@@ -53,6 +71,9 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
     name = os.path.splitext(os.path.basename(spec_path))[0]
     keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")
     trained_like(spec_path, keras_file)
+    spec = sepspec.load(spec_path)
+    if tuple(spec.input) != (32, 32, 3):  # not CIFAR's shape: random calibration images and statistics of its own
+        data, normalization = _own_shape(spec, tmp)
     cmd = [sys.executable, "-m", "sepspec", "export", keras_file, "--format", "litert-int8", "-o", tflite,
            "--normalization", normalization, "--calibration", "50"] + (["--data", data] if data else [])
     subprocess.run(cmd, check=True, capture_output=True, text=True)

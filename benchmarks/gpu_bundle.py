@@ -43,9 +43,9 @@ def wheels(dest: str) -> None:
 
 
 def subset(dest: str, data: str | None, n_train: int, n_test: int) -> None:
-    from sepspec.train.data import load_cifar, write_batches
+    from sepspec.train.data import load_data, write_batches
 
-    d = load_cifar(data, download=False)
+    d = load_data(data, download=False)
     with tempfile.TemporaryDirectory() as tmp:
         write_batches(tmp, d.x_train[:n_train], d.y_train[:n_train], d.x_test[:n_test], d.y_test[:n_test],
                       archive=os.path.join(tmp, "subset.tar.gz"))

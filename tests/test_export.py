@@ -105,10 +105,10 @@ def _keras_probabilities(run, x):
 def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, data):
     from ai_edge_litert import schema_py_generated as fb
 
-    from sepspec.train.data import load_cifar
+    from sepspec.train.data import load_data
     from sepspec.deploy.runtime import scores
 
-    x = load_cifar(data).x_test
+    x = load_data(data).x_test
     want = _keras_probabilities(run, x)
     files = {}
     for fmt, name in (("litert", "f.tflite"), ("litert-int8", "q.tflite"), ("onnx", "m.onnx"), ("saved_model", "sm")):
@@ -141,7 +141,7 @@ def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, d
     r = run_cli("evaluate", files["litert-int8"], "--reference", run, env=ENV)
     assert r.returncode == 0, r.stderr
     ev = json.load(open(files["litert-int8"] + ".evaluation.json"))
-    y = load_cifar(data).y_test
+    y = load_data(data).y_test
     assert ev["test_accuracy"] == pytest.approx(float((q.argmax(-1) == y).mean()))
     assert ev["reference_accuracy"] == pytest.approx(float((want.argmax(-1) == y).mean()))
     assert ev["agreement"] == pytest.approx(float((q.argmax(-1) == want.argmax(-1)).mean()))
@@ -198,7 +198,7 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
 
     import sepspec
     from sepspec.lazy import import_keras
-    from sepspec.train.data import load_cifar
+    from sepspec.train.data import load_data
     from sepspec.deploy.runtime import scores
 
     keras = import_keras()
@@ -213,7 +213,7 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
     assert r.returncode == 0, r.stderr
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     assert onnx.TensorProto.FLOAT16 not in {t.data_type for t in graph.initializer}
-    x = load_cifar(data).x_test[:16]
+    x = load_data(data).x_test[:16]
     want = model.predict(x.astype(np.float32), verbose=0).astype(np.float32)  # float16 compute: close, not equal
     assert np.abs(scores(str(tmp_path / "m.onnx"), x) - want).max() < 2e-2
 

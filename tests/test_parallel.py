@@ -188,13 +188,13 @@ def test_trains_and_exports_to_int8_and_onnx_measured_after_conversion(tmp_path,
 
     from sepspec.deploy.runtime import scores
     from sepspec.train import rundir
-    from sepspec.train.data import load_cifar
+    from sepspec.train.data import load_data
     from sepspec.train.pipeline import normalize
     from sepspec.train.predict import probabilities
 
     m = json.load(open(os.path.join(trained, "metrics.json")))
     assert m["status"] == "finished" and m["params"] == analyse(load(os.path.join(trained, "spec.yaml"))).params
-    x = load_cifar(data).x_test
+    x = load_data(data).x_test
     stats = m["normalization"]
     want = probabilities(rundir.load_model(os.path.join(trained, "best.keras")), normalize(x, stats["mean"], stats["std"]))
     q, o = str(tmp_path / "q.tflite"), str(tmp_path / "m.onnx")

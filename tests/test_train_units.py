@@ -23,7 +23,7 @@ def test_reads_folder_and_archive_in_the_standard_layout(tmp_path):
     folder = D.write_batches(str(tmp_path / "f"), xt, yt, xv, yv)
     archive = D.write_batches(str(tmp_path / "a"), xt, yt, xv, yv, archive=str(tmp_path / "c.tar.gz"))
     for place in (folder, str(tmp_path / "f"), archive, str(tmp_path / "a")):
-        c = D.load_cifar(place, download=False)
+        c = D.load_data(place, download=False)
         assert np.array_equal(c.x_train, xt) and np.array_equal(c.y_train, yt)
         assert np.array_equal(c.x_test, xv) and np.array_equal(c.y_test, yv)
     # the planes are red, green, blue, each row-major: pixel (0, 1) of image 0 is data[1], data[1025], data[2049]
@@ -39,16 +39,16 @@ def test_search_order_env_and_keras_caches(tmp_path, monkeypatch):
     cache = tmp_path / "keras" / "datasets"
     # Keras 3 layout: the archive saved as cifar-10-batches-py-target, extracted beside it
     D.write_batches(str(cache / "cifar-10-batches-py-target_extracted"), xt, yt, xv, yv)
-    assert D.load_cifar(None, download=False).source.endswith("cifar-10-batches-py-target_extracted")
+    assert D.load_data(None, download=False).source.endswith("cifar-10-batches-py-target_extracted")
     # Keras 2 layout wins over Keras 3
     D.write_batches(str(cache), xt[:10], yt[:10], xv, yv)
-    assert len(D.load_cifar(None, download=False).x_train) == 10
+    assert len(D.load_data(None, download=False).x_train) == 10
     # $SEPSPEC_DATA wins over the caches, --data over everything
     env = D.write_batches(str(tmp_path / "env"), xt[:20], yt[:20], xv, yv)
     monkeypatch.setenv("SEPSPEC_DATA", env)
-    assert len(D.load_cifar(None, download=False).x_train) == 20
+    assert len(D.load_data(None, download=False).x_train) == 20
     arg = D.write_batches(str(tmp_path / "arg"), xt[:30], yt[:30], xv, yv)
-    assert len(D.load_cifar(arg, download=False).x_train) == 30
+    assert len(D.load_data(arg, download=False).x_train) == 30
 
 
 def test_nothing_found_names_the_places(tmp_path, monkeypatch):
@@ -56,12 +56,12 @@ def test_nothing_found_names_the_places(tmp_path, monkeypatch):
     monkeypatch.delenv("SEPSPEC_DATA", raising=False)
     monkeypatch.setenv("SEPSPEC_OFFLINE", "1")
     with pytest.raises(D.DataError) as e:
-        D.load_cifar(None)
+        D.load_data(None)
     assert "cifar-10-batches-py-target" in str(e.value) and "--data" in str(e.value)
     with pytest.raises(D.DataError, match="no such file"):
-        D.load_cifar(str(tmp_path / "nope"))
-    with pytest.raises(D.DataError, match="no CIFAR-10 here"):
-        D.load_cifar(str(tmp_path))
+        D.load_data(str(tmp_path / "nope"))
+    with pytest.raises(D.DataError, match="no data here; expected an image folder .* a .npz archive .* CIFAR-10/100"):
+        D.load_data(str(tmp_path))
 
 
 class _Evil:
@@ -79,7 +79,7 @@ def test_malicious_pickle_runs_nothing(tmp_path):
     with open(os.path.join(folder, "data_batch_1"), "wb") as f:
         pickle.dump({b"data": _Evil(marker), b"labels": [1]}, f, protocol=2)
     with pytest.raises(D.DataError, match="refused to load posix.system|refused to load os.system"):
-        D.load_cifar(folder, download=False)
+        D.load_data(folder, download=False)
     assert not marker.exists()
 
 
@@ -91,7 +91,7 @@ def test_damaged_archive_is_a_clear_error(tmp_path, damage):
     with open(archive, "wb") as f:
         f.write(raw[: len(raw) // 2] if damage == "truncate" else b"\x1f\x8b" + os.urandom(4000))
     with pytest.raises(D.DataError, match="cannot read the archive|incomplete"):
-        D.load_cifar(archive, download=False)
+        D.load_data(archive, download=False)
 
 
 def test_wrong_batch_contents(tmp_path):
@@ -100,7 +100,7 @@ def test_wrong_batch_contents(tmp_path):
     with open(os.path.join(folder, "test_batch"), "wb") as f:
         pickle.dump({b"data": np.zeros((3, 100), np.uint8), b"labels": [0, 1, 2]}, f)
     with pytest.raises(D.DataError, match="shape"):
-        D.load_cifar(folder, download=False)
+        D.load_data(folder, download=False)
 
 
 def test_inverse_time_is_the_seeds_log():
@@ -233,7 +233,7 @@ def test_a_failed_download_says_why(monkeypatch, tmp_path):
     monkeypatch.delenv("SEPSPEC_DATA", raising=False)
     monkeypatch.delenv("SEPSPEC_OFFLINE", raising=False)
     with pytest.raises(D.DataError, match=r"cannot be downloaded \(\[Errno -3\] Temporary failure in name resolution\)"):
-        D.load_cifar(None)
+        D.load_data(None)
 
 
 def test_fingerprint_is_the_data_not_its_container(tmp_path):
@@ -242,12 +242,12 @@ def test_fingerprint_is_the_data_not_its_container(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 20)
     archive = D.write_batches(str(tmp_path), x, y, x[:5], y[:5], archive=str(tmp_path / "c.tar.gz"))
-    a, b = D.fingerprint(D.load_cifar(archive)), D.fingerprint(D.load_cifar(str(tmp_path / "cifar-10-batches-py")))
+    a, b = D.fingerprint(D.load_data(archive)), D.fingerprint(D.load_data(str(tmp_path / "cifar-10-batches-py")))
     assert a == b and D.fingerprint_difference(a, b) is None
     y2 = y.copy()
     y2[0] = (y2[0] + 1) % 10  # one label changed
     D.write_batches(str(tmp_path / "other"), x, y2, x[:5], y[:5])
-    c = D.fingerprint(D.load_cifar(str(tmp_path / "other")))
+    c = D.fingerprint(D.load_data(str(tmp_path / "other")))
     assert c["test"] == a["test"] and c["train"] != a["train"]
     assert D.fingerprint_difference(a, c).startswith("its training set has 20 images (sha256 ")
 

@@ -17,7 +17,7 @@ from conftest import MINIMAL
 
 
 class Data:
-    """In-memory images in the loader's shape (what `load_cifar` returns)."""
+    """In-memory images in the loader's shape (what `load_data` returns)."""
 
     def __init__(self, n=96, classes=4, seed=0):
         rng = np.random.default_rng(seed)

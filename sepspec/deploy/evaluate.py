@@ -11,16 +11,17 @@ import numpy as np
 from ..diagnostics import UserError
 from ..layers import dims
 from ..train import rundir
-from ..train.data import load_cifar
+from ..train.data import load_data
 from ..train.pipeline import channel_stats
 
 
 def _data_for(folder: str | None, data_arg: str | None):
     """The data a model is scored on: --data if given, else the run's own recorded data set, else the default."""
-    recorded = rundir.recorded_data(folder) if folder and data_arg is None else None
-    if recorded:  # the run's own data set, as --resume uses it (also for a checkpoint inside the run)
-        return load_cifar(recorded, origin=rundir.data_origin(folder))
-    return load_cifar(data_arg)
+    if folder and rundir.is_run(folder):  # read as the run's spec reads it (also for a checkpoint inside the run)
+        recorded = rundir.recorded_data(folder)
+        if data_arg is not None or recorded:
+            return rundir.run_data(folder, data_arg)
+    return load_data(data_arg)
 
 
 def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None) -> int:

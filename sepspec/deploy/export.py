@@ -66,8 +66,14 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
     calib = None
     if fmt == "litert-int8":
         calib = data or (rundir.recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
+    # calibration images are read as the run's spec reads them (CIFAR-100's labels, resizing)
+    options = {}
+    if run and fmt == "litert-int8" and rundir.is_run(run):
+        from ..train.data import options_of
+
+        options = options_of(rundir.read_spec(run))
     job = {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
-           "data": calib, "seed": seed}
+           "data": calib, "seed": seed, "options": options}
     remove_stale_temps(parent)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
         target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
@@ -294,9 +300,12 @@ def _worker(job: dict, target: str) -> None:
     else:
         options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
         if fmt == "litert-int8":
-            from ..train.data import load_cifar
+            from ..train.data import load_data
 
-            data = load_cifar(job["data"] or None)
+            options = dict(job.get("options") or {})
+            if options.get("size"):
+                options["size"] = tuple(options["size"])
+            data = load_data(job["data"] or None, **options)
             if data.x_train.shape[1:] != shape:
                 _fail(f"calibration images are {data.x_train.shape[1:]}, the model takes {shape}")
             rng = np.random.default_rng(job["seed"])

@@ -115,3 +115,7 @@ class Train(BaseModel):
     tta: Literal["none", "flip"] = "none"  # validation figures from each image and its mirror image
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # decay of a weight average used for validation; 0: none
     tensorboard: bool = True  # TensorBoard event files in the run folder (`tensorboard --logdir runs/`)
+    # images of another height and width than the spec's input are resized to it (bilinear) as they are read;
+    # false: such data is refused. Channels are never converted
+    resize: bool = False
+    labels: Literal["fine", "coarse"] = "fine"  # CIFAR-100's 100 fine or 20 coarse classes

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .data import DataError, load_cifar
+from .data import DataError, load_data
 from .pipeline import channel_stats, dataset, normalize
 from .devices import backend, device_name, set_precision, tensorflow
 from .trainer import Options, compile_model, jit, training_report
@@ -30,7 +30,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     b = t.batch_size
     n = steps * b
     try:
-        d = load_cifar(data, download=False)
+        d = load_data(data, download=False)
         x, y, source = d.x_train[:n], d.y_train[:n], "CIFAR-10 " + d.source
     except DataError:
         if data is not None:  # asked for this data: a wrong --data is an error, not a silent substitute

@@ -1,118 +1,54 @@
-"""CIFAR-10 in its standard "python version" layout, read safely from wherever a user has it.
+"""The data a run trains on, from wherever a user has it, as one in-memory `Dataset` of uint8 images.
 
-Where: `--data PATH`, `$SEPSPEC_DATA`, Keras's cache (`~/.keras/datasets`, in the Keras 2 layout
-`cifar-10-batches-py/` and the Keras 3 layout `cifar-10-batches-py-target` + `..._extracted/`), and finally
-Keras's own download. Each place may be the `.tar.gz` archive, the `cifar-10-batches-py/` folder, or a folder
-holding either.
+`--data PATH` may be:
 
-The batches are pickles, and a pickle can run code: they are read with an unpickler that allows only what
-the format needs (numpy array reconstruction), so a malicious `--data` file runs nothing.
+- an **image folder** (`imagefolder`): one subfolder per class, with `train/` and `test/` or one tree of which a
+  seeded fifth of each class is held out as the test split;
+- a **NumPy archive** `.npz` in the `keras.datasets` layout: `x_train`, `y_train`, `x_test`, `y_test` (uint8 images
+  `(n, h, w)` or `(n, h, w, c)`, integer labels), optionally `class_names`; read with `allow_pickle=False`;
+- **CIFAR-10 or CIFAR-100** in their python layouts (`cifar`), archive or folder, read with a safe unpickler.
+
+Without `--data`: CIFAR-10 from `$SEPSPEC_DATA`, Keras's cache (`~/.keras/datasets`, in the Keras 2 layout
+`cifar-10-batches-py/` and the Keras 3 layout `cifar-10-batches-py-target` + `..._extracted/`), and finally Keras's
+own download. Images of another size than the spec's are resized only when asked (`size`); channels never change.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
-import tarfile
-import zlib
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..diagnostics import UserError
+from . import cifar, imagefolder
+from .cifar import CLASS_NAMES, DataError, write_batches  # noqa: F401  (the formats' one error; test helpers)
 
-TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
-TEST_FILE = "test_batch"
-CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-class DataError(UserError):
-    """A clear, one-line problem with the data (the CLI prints it; exit status 2)."""
+ACCEPTED = ("an image folder (one subfolder per class, or train/ and test/ holding them), a .npz archive "
+            "(x_train, y_train, x_test, y_test), or CIFAR-10/100 (cifar-10-python.tar.gz, cifar-100-python.tar.gz "
+            "or their extracted folders)")
 
 
 @dataclass
-class Cifar:
-    x_train: np.ndarray  # uint8 (n, 32, 32, 3)
+class Dataset:
+    x_train: np.ndarray  # uint8 (n, h, w, c)
     y_train: np.ndarray  # int32 (n,)
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
     class_names: list
+    layout: str = "cifar10"  # cifar10 | cifar100 | npz | folder
+    split: str = "the data's own test split"  # how the test split was made
+    files: dict = field(default_factory=dict)  # {split: [file of each image]} for an image folder
+    skipped: list = field(default_factory=list)  # files in an image folder that are not images
+    resized: bool = False  # some images were resized to the spec's input
 
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Only numpy array reconstruction is allowed: anything else (os.system, eval, ...) is refused."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: not part of the CIFAR-10 format")
-
-
-def _unpickle(raw: bytes, what: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        d = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        raise DataError(f"{what}: {e}") from None
-    except Exception as e:  # truncated or garbage pickles raise many kinds of errors
-        raise DataError(f"{what}: not a CIFAR-10 batch ({type(e).__name__}: {e})") from None
-    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
-        raise DataError(f"{what}: not a CIFAR-10 batch (expected a dict with b'data' and b'labels')")
-    data, labels = d[b"data"], d[b"labels"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{what}: b'data' must be a uint8 array of shape (n, 3072)")
-    labels = np.asarray(labels)
-    if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer) \
-            or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-        raise DataError(f"{what}: b'labels' must be {data.shape[0]} integers in 0..9")
-    # rows are the red plane, then green, then blue, each 32x32 row-major -> (n, 32, 32, 3)
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels.astype(np.int32)
-
-
-def _read_archive(path: str) -> dict[str, bytes]:
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            out = {}
-            for m in tar:
-                base = os.path.basename(m.name)
-                if m.isfile() and (base in TRAIN_FILES or base == TEST_FILE):
-                    out[base] = tar.extractfile(m).read()
-            return out
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise DataError(f"{path}: cannot read the archive ({type(e).__name__}: {e}); it may be truncated "
-                        f"or corrupted") from None
-
-
-def _batches_dir(path: str) -> str | None:
-    for d in (path, os.path.join(path, "cifar-10-batches-py")):
-        if os.path.isfile(os.path.join(d, TEST_FILE)):
-            return d
-    return None
-
-
-def _read_place(path: str) -> dict[str, bytes] | None:
-    """The batch files at `path` (archive or folder), or None when nothing CIFAR-like is there."""
-    if os.path.isfile(path):
-        return _read_archive(path)
-    if os.path.isdir(path):
-        d = _batches_dir(path)
-        if d:
-            out = {}
-            for name in TRAIN_FILES + [TEST_FILE]:
-                p = os.path.join(d, name)
-                if os.path.isfile(p):
-                    with open(p, "rb") as f:
-                        out[name] = f.read()
-            return out
-        for name in ("cifar-10-python.tar.gz", "cifar-10-batches-py-target"):
-            if os.path.isfile(os.path.join(path, name)):
-                return _read_archive(os.path.join(path, name))
-    return None
+    def example(self, split: str = "train", index: int = 0) -> str:
+        """Where one image comes from, for messages: its file, or its array and index."""
+        if self.files.get(split):
+            return self.files[split][index]
+        return f"x_{split}[{index}]" if self.layout == "npz" else f"{split} image {index}"
 
 
 def candidates(data_arg: str | None, origin: str = "--data") -> list[tuple[str, str]]:
@@ -138,23 +74,25 @@ def _download() -> str:
     return path
 
 
-def load_cifar(data_arg: str | None = None, *, download: bool = True, origin: str = "--data") -> Cifar:
-    """Find and read CIFAR-10. Raises DataError with a one-line message.
+def load_data(data_arg: str | None = None, *, download: bool = True, origin: str = "--data", labels: str = "fine",
+              size: tuple[int, int] | None = None) -> Dataset:
+    """Find and read the data. Raises DataError with a one-line message.
 
-    `origin` says where `data_arg` came from (`--data`, or the place a run recorded), for the messages.
+    `origin` says where `data_arg` came from (`--data`, or the place a run recorded), for the messages; `labels`
+    chooses CIFAR-100's fine or coarse labels; `size` (h, w) resizes images of another size (bilinear).
     """
     tried = []
     for place, why in candidates(data_arg, origin):
-        if why in (origin, "$SEPSPEC_DATA") and not os.path.exists(place):
+        explicit = why in (origin, "$SEPSPEC_DATA")
+        if explicit and not os.path.exists(place):
             raise DataError(f"{place} ({why}): no such file or folder")
-        files = _read_place(place)
-        if files is None:
-            if why in (origin, "$SEPSPEC_DATA"):
-                raise DataError(f"{place} ({why}): no CIFAR-10 here (expected cifar-10-python.tar.gz or a "
-                                f"cifar-10-batches-py folder with data_batch_1..5 and test_batch)")
+        data = _read(place, labels, size, explicit)
+        if data is None:
+            if explicit:
+                raise DataError(f"{place} ({why}): no data here; expected {ACCEPTED}")
             tried.append(place)
             continue
-        return _decode(files, place)
+        return data
     if download and os.environ.get("SEPSPEC_OFFLINE") != "1":
         try:
             place = _download()
@@ -163,23 +101,113 @@ def load_cifar(data_arg: str | None = None, *, download: bool = True, origin: st
             raise DataError(f"CIFAR-10 not found and cannot be downloaded ({reason}). Looked in: "
                             + ", ".join(tried) + ". Give --data PATH (the cifar-10-python.tar.gz archive or its "
                             "extracted folder) or set SEPSPEC_DATA.") from None
-        files = _read_place(place)
-        if files:
-            return _decode(files, place)
+        data = _read(place, labels, size, False)
+        if data is not None:
+            return data
     raise DataError("CIFAR-10 not found. Looked in: " + ", ".join(tried) + " (no download: SEPSPEC_OFFLINE=1). "
                     "Give --data PATH (the cifar-10-python.tar.gz archive or its extracted folder) or set SEPSPEC_DATA.")
 
 
-def _decode(files: dict[str, bytes], place: str) -> Cifar:
-    missing = [n for n in TRAIN_FILES + [TEST_FILE] if n not in files]
-    if TEST_FILE in missing or len(missing) == len(TRAIN_FILES) + 1 or missing == TRAIN_FILES:
-        raise DataError(f"{place}: incomplete CIFAR-10 (missing {', '.join(missing)})")
-    xs, ys = zip(*(_unpickle(files[n], f"{place}: {n}") for n in TRAIN_FILES if n in files))
-    x_test, y_test = _unpickle(files[TEST_FILE], f"{place}: {TEST_FILE}")
-    return Cifar(np.concatenate(xs), np.concatenate(ys), x_test, y_test, place, CLASS_NAMES)
+def options_of(spec) -> dict:
+    """`load_data`'s keywords for a spec: CIFAR-100's labels, and the size to resize to when the spec asks."""
+    return {"labels": spec.train.labels, "size": tuple(spec.input[:2]) if spec.train.resize else None}
 
 
-def fingerprint(data: Cifar) -> dict:
+def skipped_note(data: Dataset) -> str | None:
+    """One line about files of an image folder that were not read (not images), or None."""
+    if not data.skipped:
+        return None
+    shown = ", ".join(data.skipped[:3]) + (", ..." if len(data.skipped) > 3 else "")
+    return f"note: {data.source}: skipped {len(data.skipped)} file(s) without an image suffix ({shown})"
+
+
+def _read(place: str, labels: str, size, explicit: bool) -> Dataset | None:
+    found = cifar.find(place)
+    if found is not None:
+        kind, how, where = found
+        x, y, xt, yt, names = cifar.read(kind, how, where, labels)
+        return _resized(Dataset(x, y, xt, yt, place, names, kind), size)
+    if not explicit:
+        return None
+    if os.path.isfile(place) and place.lower().endswith(".npz"):
+        return _resized(_npz(place), size)
+    if imagefolder.is_image_folder(place):
+        x, y, xt, yt, names, files, how, skipped = imagefolder.read(place, size)
+        return Dataset(x, y, xt, yt, place, names, "folder", how, files, skipped,
+                       resized=size is not None)
+    return None
+
+
+def _npz(path: str) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:  # an object array needs pickle: refused
+        raise DataError(f"{path}: {' '.join(str(e).split())[:160]} (arrays that need pickle are refused)") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing {', '.join(missing)} (the keras.datasets layout: x_train, y_train, "
+                        f"x_test, y_test, optionally class_names)")
+    xs = {}
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        if x.dtype != np.uint8 or x.ndim not in (3, 4):
+            raise DataError(f"{path}: x_{split} must be uint8 images (n, h, w) or (n, h, w, c), got {x.dtype} "
+                            f"{tuple(x.shape)}")
+        xs[split] = x[..., None] if x.ndim == 3 else x
+    if xs["train"].shape[1:] != xs["test"].shape[1:]:
+        raise DataError(f"{path}: x_test images are {tuple(xs['test'].shape[1:])}, x_train images "
+                        f"{tuple(xs['train'].shape[1:])}")
+    ys = {}
+    for split in ("train", "test"):
+        y = arrays[f"y_{split}"]
+        y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y  # keras.datasets keeps (n, 1) for CIFAR
+        if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
+            raise DataError(f"{path}: y_{split} must be integer class indices (n,), got {y.dtype} {tuple(y.shape)}")
+        if len(y) != len(xs[split]):
+            raise DataError(f"{path}: y_{split} has {len(y)} labels for {len(xs[split])} images in x_{split}")
+        ys[split] = y
+    if "class_names" in arrays:
+        names = [str(n) for n in arrays["class_names"].reshape(-1)]
+    else:
+        names = [str(i) for i in range(int(max(ys["train"].max(initial=0), ys["test"].max(initial=0))) + 1)]
+    for split in ("train", "test"):
+        bad = np.flatnonzero((ys[split] < 0) | (ys[split] >= len(names)))
+        if len(bad):
+            raise DataError(f"{path}: y_{split}[{bad[0]}] is {int(ys[split][bad[0]])}, outside 0..{len(names) - 1} "
+                            f"({len(names)} classes)")
+    return Dataset(xs["train"], ys["train"].astype(np.int32), xs["test"], ys["test"].astype(np.int32), path, names,
+                   "npz")
+
+
+def _resized(d: Dataset, size) -> Dataset:
+    """The arrays resized (bilinear) to `size` when they are another size."""
+    if size is None or tuple(d.x_train.shape[1:3]) == tuple(size):
+        return d
+    from PIL import Image
+
+    def resize(x):
+        out = np.empty((len(x), *size, x.shape[-1]), np.uint8)
+        for i, img in enumerate(x):
+            im = Image.fromarray(img[..., 0] if x.shape[-1] == 1 else img)
+            a = np.asarray(im.resize((size[1], size[0]), Image.BILINEAR), np.uint8)
+            out[i] = a[..., None] if a.ndim == 2 else a
+        return out
+
+    d.x_train, d.x_test, d.resized = resize(d.x_train), resize(d.x_test), True
+    return d
+
+
+def write_npz(path: str, x_train, y_train, x_test, y_test, class_names=None) -> str:
+    """Write arrays in the keras.datasets layout (for tests and examples)."""
+    extra = {"class_names": np.asarray(class_names)} if class_names is not None else {}
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+    return path
+
+
+def fingerprint(data: Dataset) -> dict:
     """What identifies a data set, whatever holds it (archive, extracted folder, Keras cache): the count and a
     SHA-256 of the decoded images and labels of each split. Recorded when a run starts, checked on resume."""
     out = {}
@@ -204,26 +232,3 @@ def fingerprint_difference(recorded: dict, now: dict) -> str | None:
     return "; ".join(parts) or None
 
 
-def write_batches(folder: str, x_train, y_train, x_test, y_test, *, archive: str | None = None) -> str:
-    """Write images in the standard format (for tests and users' own small sets): a cifar-10-batches-py
-    folder under `folder`, and optionally a .tar.gz of it. Returns the folder or the archive."""
-    d = os.path.join(folder, "cifar-10-batches-py")
-    os.makedirs(d, exist_ok=True)
-
-    def dump(name, x, y):
-        flat = np.asarray(x, np.uint8).transpose(0, 3, 1, 2).reshape(len(x), 3072)
-        with open(os.path.join(d, name), "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"labels": [int(v) for v in y], b"data": flat,
-                         b"filenames": [f"{i}.png".encode() for i in range(len(x))]}, f, protocol=4)
-
-    parts = np.array_split(np.arange(len(x_train)), 5)
-    for name, idx in zip(TRAIN_FILES, parts):
-        dump(name, x_train[idx], y_train[idx])
-    dump(TEST_FILE, x_test, y_test)
-    with open(os.path.join(d, "batches.meta"), "wb") as f:
-        pickle.dump({b"label_names": [n.encode() for n in CLASS_NAMES]}, f, protocol=4)
-    if archive:
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(d, arcname="cifar-10-batches-py")
-        return archive
-    return d

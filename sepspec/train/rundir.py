@@ -324,14 +324,22 @@ def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
     return probabilities(model, normalize(data.x_test, *norm), tta)
 
 
+def run_data(run: str, data_arg: str | None = None):
+    """The data a run was trained on (or `data_arg`, where it is now), read as its spec reads it (CIFAR-100's
+    labels, resizing)."""
+    from .data import load_data, options_of
+
+    if data_arg is not None:
+        return load_data(data_arg, **options_of(read_spec(run)))
+    return load_data(recorded_data(run), origin=data_origin(run), **options_of(read_spec(run)))
+
+
 def test_accuracy(run: str, model_file: str = BEST, tta: str = "none", data=None) -> float:
     """A run's model (`best.keras`, or a checkpoint in it) on the test split of the run's own data."""
-    from .data import load_cifar
-
     norm = normalization(run)
     if norm is None:
         raise UserError(f"{run}: no {METRICS}, so no normalisation to score its models with")
-    data = data or load_cifar(recorded_data(run), origin=data_origin(run))
+    data = data or run_data(run)
     p = test_predictions(load_model(os.path.join(run, model_file)), data, norm, tta)
     return float((p.argmax(-1) == data.y_test).mean())
 

@@ -34,7 +34,7 @@ from ..spec.source import parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .average import weight_average
 from .board import Board
-from .data import fingerprint, fingerprint_difference, load_cifar
+from .data import fingerprint, fingerprint_difference, load_data, options_of, skipped_note
 from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
 from .predict import by_view, gives_probabilities, scores
@@ -167,19 +167,26 @@ def split_words(validation, images: int) -> str:
     return ("the test split" if validation == "test" else f"{images:,} images held out of the training split")
 
 
-def check_fits(spec: Spec, data) -> None:
-    """The spec's input and classes must be the data's: CIFAR-10 is 32x32x3 with 10 classes."""
+def check_fits(spec: Spec, data, where: str | None = None) -> None:
+    """The spec's input and classes must be the data's (CIFAR-10: 32x32x3, 10 classes), before anything is
+    written. `where` names the spec in the message."""
     shape = tuple(data.x_train.shape[1:])
+    name = where or spec.name
     if tuple(spec.input) != shape:
-        raise TrainError(f"the spec's input is {dims(spec.input)}, the data's images are "
-                         f"{dims(shape)}")
+        hint = "" if spec.input[2] != shape[2] or spec.train.resize else \
+            "; train.resize: true resizes the images to the input"
+        raise TrainError(f"{name}: input {dims(spec.input)}, but the data's images are {dims(shape)} "
+                         f"(e.g. {data.example()}){hint}")
     if spec.classes != len(data.class_names):
-        raise TrainError(f"the spec has classes: {spec.classes}, the data has {len(data.class_names)} classes "
-                         f"({', '.join(data.class_names)})")
+        names = ", ".join(data.class_names[:12]) + (", ..." if len(data.class_names) > 12 else "")
+        raise TrainError(f"{name}: classes: {spec.classes}, but the data has {len(data.class_names)} classes "
+                         f"({names})")
 
 
 def _data_record(data, fingerprint_now: dict | None = None) -> dict:
-    return {"source": os.path.abspath(data.source), "fingerprint": fingerprint_now or fingerprint(data)}
+    return {"source": os.path.abspath(data.source), "fingerprint": fingerprint_now or fingerprint(data),
+            "layout": data.layout, "test_split": data.split, "classes": list(data.class_names),
+            "resized": data.resized}
 
 
 # ------------------------------------------------------------------------------------ start, resume
@@ -189,8 +196,11 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
     spec = report.spec
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
-    data = load_cifar(opts.data)
-    check_fits(spec, data)  # before anything is written: a refused run leaves no folder behind
+    data = load_data(opts.data, **options_of(spec))
+    check_fits(spec, data, opts.spec)  # before anything is written: a refused run leaves no folder behind
+    note = skipped_note(data)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     if spec.train.validation != "test":  # the same: a split that leaves nothing is refused here
         held_out(spec.train.validation, len(data.x_train))
     keras = import_keras()
@@ -245,15 +255,15 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     if done >= spec.train.epochs:
         raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
                          f"--resume {run} --epochs N trains it further)")
-    cifar = load_cifar(data) if data is not None else load_cifar(opts.data, origin=rundir.data_origin(run))
-    before, now = (recorded.get("data") or {}).get("fingerprint"), fingerprint(cifar)
+    dataset = rundir.run_data(run, data)
+    before, now = (recorded.get("data") or {}).get("fingerprint"), fingerprint(dataset)
     if before is None:
         print(f"warning: {run} was recorded without a fingerprint of its data set (before sepspec 0.2); "
-              f"the data at {cifar.source} could not be checked against it", file=sys.stderr, flush=True)
+              f"the data at {dataset.source} could not be checked against it", file=sys.stderr, flush=True)
     else:
         diff = fingerprint_difference(before, now)
         if diff:
-            raise TrainError(f"{cifar.source} is not the data set {run} was trained on: {diff}")
+            raise TrainError(f"{dataset.source} is not the data set {run} was trained on: {diff}")
     if data is not None and opts.data != os.path.abspath(data):
         opts.data, changed = os.path.abspath(data), True
     # Keras last: every refusal above costs no TensorFlow start-up
@@ -264,9 +274,9 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
                          f"keeps one)")
     if changed:
         rundir.write_spec(run, spec)
-        rundir.write_record(run, {**recorded, "options": asdict(opts), "data": _data_record(cifar, now)})
+        rundir.write_record(run, {**recorded, "options": asdict(opts), "data": _data_record(dataset, now)})
     report = check_spec(spec, os.path.join(run, rundir.SPEC)).raise_errors().report
-    return Result(_loop(run, report, opts, state, cifar), run)
+    return Result(_loop(run, report, opts, state, dataset), run)
 
 
 def _loop(run: str, report: Report, opts: Options, state: dict | None, data, on_epoch=None) -> str:

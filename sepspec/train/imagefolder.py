@@ -1,0 +1,155 @@
+"""Image folders in the layout of Keras's `image_dataset_from_directory`: one subfolder per class (class index =
+the sorted folder names), PNG, JPEG, BMP or GIF files, grayscale or colour, decoded by Pillow.
+
+Either `train/` and `test/` beside each other, holding the same class folders, or one tree of class folders
+from which `TEST_FRACTION` of each class is held out as the test split by a fixed-seed permutation (the same
+images for every run on the same folder). Files are read in sorted order, so a folder always gives the same
+arrays. Files without an image suffix (notes, `.DS_Store`) are skipped and counted; an image file that does not
+decode, an empty class, a class missing from one split, images of mixed sizes or channels are one-line errors
+that name the file.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .cifar import DataError
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+TEST_FRACTION = 0.2  # of each class, for a folder without train/ and test/
+SPLIT_SEED = 0
+_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def is_image_folder(path: str) -> bool:
+    """A folder with class subfolders (or train/ and test/ holding them)."""
+    if not os.path.isdir(path):
+        return False
+    return any(os.path.isdir(os.path.join(path, d)) and not d.startswith(".") for d in os.listdir(path))
+
+
+def _classes(root: str) -> list[str]:
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+
+
+def _files(root: str, classes: list[str], skipped: list[str]) -> tuple[list[str], list[int]]:
+    paths, labels = [], []
+    for i, c in enumerate(classes):
+        found = []
+        for name in sorted(os.listdir(os.path.join(root, c))):
+            p = os.path.join(root, c, name)
+            if not os.path.isfile(p):
+                continue
+            if name.lower().endswith(SUFFIXES):
+                found.append(p)
+            else:
+                skipped.append(p)
+        if not found:
+            raise DataError(f"{os.path.join(root, c)}: an empty class folder (no {', '.join(SUFFIXES)} files)")
+        paths += found
+        labels += [i] * len(found)
+    return paths, labels
+
+
+def _decode(path: str, size: tuple[int, int] | None) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P":  # a palette (GIF, some PNGs) holds colours: decode them
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            elif im.mode in ("CMYK", "YCbCr"):
+                im = im.convert("RGB")
+            if im.mode not in _CHANNELS:
+                raise DataError(f"{path}: image mode {im.mode} is not 8-bit grayscale or colour")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            a = np.asarray(im, np.uint8)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+    return a[..., None] if a.ndim == 2 else a
+
+
+def _stack(paths: list[str], root: str, size) -> np.ndarray:
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
+        images = list(pool.map(lambda p: _decode(p, size), paths))
+    first = images[0]
+    for p, a in zip(paths, images):
+        if a.shape[-1] != first.shape[-1]:
+            kind = {1: "grayscale", 2: "grayscale with alpha", 3: "colour", 4: "colour with alpha"}
+            raise DataError(f"{os.path.relpath(p, root)}: {kind[a.shape[-1]]} ({a.shape[-1]} channels) among "
+                            f"{kind[first.shape[-1]]} images ({first.shape[-1]} channels, e.g. "
+                            f"{os.path.relpath(paths[0], root)}); channels are never converted")
+        if a.shape != first.shape:
+            raise DataError(f"{os.path.relpath(p, root)}: {a.shape[1]}x{a.shape[0]} pixels among images of "
+                            f"{first.shape[1]}x{first.shape[0]} (e.g. {os.path.relpath(paths[0], root)}); set "
+                            f"train.resize: true to resize every image to the spec's input")
+    return np.stack(images)
+
+
+def read(path: str, size: tuple[int, int] | None = None):
+    """(x_train, y_train, x_test, y_test, class names, files {split: [path relative to `path`]}, how the test split
+    was made, skipped files). `size` (h, w) resizes every image (bilinear) as it is decoded."""
+    skipped: list[str] = []
+    train_dir, test_dir = os.path.join(path, "train"), os.path.join(path, "test")
+    if os.path.isdir(train_dir) and os.path.isdir(test_dir):
+        classes = _classes(train_dir)
+        if not classes:
+            raise DataError(f"{train_dir}: no class folders")
+        test_classes = _classes(test_dir)
+        for a, b, where in ((classes, test_classes, "test"), (test_classes, classes, "train")):
+            extra = [c for c in a if c not in b]
+            if extra:
+                raise DataError(f"{os.path.join(path, where)}: has no folder for class {extra[0]!r}, which "
+                                f"{'train' if where == 'test' else 'test'}/ has (both splits need the same classes)")
+        tr, ytr = _files(train_dir, classes, skipped)
+        te, yte = _files(test_dir, classes, skipped)
+        how = "train/ and test/ folders"
+    else:
+        classes = _classes(path)
+        files, labels = _files(path, classes, skipped)
+        labels_a = np.asarray(labels)
+        test = np.zeros(len(files), bool)
+        rng = np.random.default_rng(SPLIT_SEED)
+        for i, c in enumerate(classes):
+            idx = np.flatnonzero(labels_a == i)
+            if len(idx) < 2:
+                raise DataError(f"{os.path.join(path, c)}: one image; a class needs two to hold one out as the "
+                                f"test split (or give train/ and test/ folders)")
+            k = min(len(idx) - 1, max(1, int(round(len(idx) * TEST_FRACTION))))
+            test[rng.permutation(idx)[:k]] = True
+        tr = [f for f, t in zip(files, test) if not t]
+        te = [f for f, t in zip(files, test) if t]
+        ytr, yte = labels_a[~test].tolist(), labels_a[test].tolist()
+        how = f"{TEST_FRACTION:.0%} of each class held out as the test split (seed {SPLIT_SEED})"
+    x_train, x_test = _stack(tr, path, size), _stack(te, path, size)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{os.path.relpath(te[0], path)}: test images are {x_test.shape[2]}x{x_test.shape[1]}x"
+                        f"{x_test.shape[3]}, training images {x_train.shape[2]}x{x_train.shape[1]}x{x_train.shape[3]} "
+                        f"(e.g. {os.path.relpath(tr[0], path)})")
+    rel = {"train": [os.path.relpath(p, path) for p in tr], "test": [os.path.relpath(p, path) for p in te]}
+    return (x_train, np.asarray(ytr, np.int32), x_test, np.asarray(yte, np.int32), classes, rel, how,
+            [os.path.relpath(p, path) for p in skipped])
+
+
+def write_folder(root: str, x, y, class_names, *, fmt: str = "png", split: str | None = None) -> str:
+    """Write uint8 images as `root/[split/]<class>/<index>.<fmt>` (for tests and examples). Returns root."""
+    from PIL import Image
+
+    base = os.path.join(root, split) if split else root
+    for c in class_names:
+        os.makedirs(os.path.join(base, c), exist_ok=True)
+    for i, (img, label) in enumerate(zip(x, y)):
+        a = np.asarray(img, np.uint8)
+        im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+        im.save(os.path.join(base, class_names[int(label)], f"{i:05d}.{fmt}"), quality=95) if fmt == "jpg" else \
+            im.save(os.path.join(base, class_names[int(label)], f"{i:05d}.{fmt}"))
+    return root

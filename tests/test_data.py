@@ -1,0 +1,237 @@
+"""The user's own data: image folders (PNG, JPEG; colour and 28x28 grayscale), NumPy archives and CIFAR-100,
+written from the real CIFAR-10 images in ../shared/data; every bad-data case a one-line error (or a documented
+skip); a grayscale folder trained, killed, resumed, evaluated and exported through the real CLI."""
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from sepspec.train import data as D
+from sepspec.train.cifar import write_cifar100
+from sepspec.train.imagefolder import TEST_FRACTION, write_folder
+
+from conftest import ROOT, run_cli
+
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar-10-python.tar.gz")
+pytestmark = pytest.mark.skipif(not os.path.isfile(SHARED), reason="../shared/data holds the real CIFAR-10")
+ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+
+
+@pytest.fixture(scope="module")
+def real():
+    """240 training and 60 test images of the real CIFAR-10 (the first of each split)."""
+    d = D.load_data(SHARED)
+    return d.x_train[:240], d.y_train[:240], d.x_test[:60], d.y_test[:60], d.class_names
+
+
+def _gray28(x):
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(img).convert("L").resize((28, 28), Image.BILINEAR))[..., None]
+                     for img in x])
+
+
+def _folder_order(x, y):
+    """The order a folder gives: by class (sorted names), then by file name (the index written)."""
+    idx = np.lexsort((np.arange(len(y)), y))
+    return x[idx], y[idx]
+
+
+def test_a_png_folder_and_an_npz_of_the_same_images_give_identical_arrays_and_fingerprints(tmp_path, real):
+    x, y, xt, yt, names = real
+    root = str(tmp_path / "png")
+    write_folder(root, x, y, names, split="train")
+    write_folder(root, xt, yt, names, split="test")
+    f = D.load_data(root)
+    ex, ey = _folder_order(x, y)
+    assert f.layout == "folder" and f.split == "train/ and test/ folders" and f.class_names == sorted(names)
+    # the class index is the sorted folder name: CIFAR's order is not alphabetical, so map it
+    remap = np.array([sorted(names).index(n) for n in names])
+    assert np.array_equal(f.x_train, ex) and np.array_equal(f.y_train, remap[ey])
+    npz = D.write_npz(str(tmp_path / "same.npz"), f.x_train, f.y_train, f.x_test, f.y_test, f.class_names)
+    z = D.load_data(npz)
+    assert z.layout == "npz" and z.class_names == f.class_names
+    for a, b in ((z.x_train, f.x_train), (z.y_train, f.y_train), (z.x_test, f.x_test), (z.y_test, f.y_test)):
+        assert np.array_equal(a, b)
+    assert D.fingerprint(z) == D.fingerprint(f)
+    assert f.example("train", 0) == os.path.join("train", "airplane", f.files["train"][0].split(os.sep)[-1])
+
+
+def test_jpeg_gif_bmp_and_grayscale_folders_decode(tmp_path, real):
+    x, y, xt, yt, names = real
+    for fmt in ("jpg", "gif", "bmp"):
+        root = str(tmp_path / fmt)
+        write_folder(root, x[:120], y[:120], names, fmt=fmt)
+        d = D.load_data(root)
+        assert d.x_train.shape[1:] == (32, 32, 3) and len(d.x_train) + len(d.x_test) == 120
+        if fmt == "bmp":  # lossless
+            assert set(map(bytes, d.x_train.reshape(len(d.x_train), -1))) <= set(map(bytes, x[:120].reshape(120, -1)))
+        if fmt == "jpg":  # lossy, but the same pictures
+            assert abs(float(np.concatenate([d.x_train, d.x_test]).mean()) - float(x[:120].mean())) < 2.0
+    g = str(tmp_path / "gray")
+    write_folder(g, _gray28(x[:120]), y[:120], names)
+    d = D.load_data(g)
+    assert d.x_train.shape[1:] == (28, 28, 1) and d.x_train.dtype == np.uint8
+
+
+def test_one_tree_holds_out_a_seeded_fifth_of_each_class(tmp_path, real):
+    x, y, _, _, names = real
+    root = str(tmp_path / "tree")
+    write_folder(root, x, y, names)
+    a, b = D.load_data(root), D.load_data(root)
+    assert a.files == b.files and np.array_equal(a.x_test, b.x_test)  # the same split every time
+    for i in range(len(names)):
+        n = int((y == i).sum())
+        assert int((a.y_test == i).sum()) == min(n - 1, max(1, round(n * TEST_FRACTION)))
+    assert set(a.files["train"]).isdisjoint(a.files["test"]) and "held out as the test split (seed 0)" in a.split
+
+
+def test_cifar100_fine_and_coarse_labels(tmp_path, real):
+    x, y, xt, yt, _ = real
+    fine, coarse = [f"fine{i}" for i in range(100)], [f"coarse{i}" for i in range(20)]
+    arch = write_cifar100(str(tmp_path), x, y * 10 + np.arange(len(y)) % 10, y * 2 + np.arange(len(y)) % 2,
+                          xt, yt * 10, yt * 2, fine, coarse, archive=str(tmp_path / "cifar-100-python.tar.gz"))
+    d = D.load_data(arch)
+    assert d.layout == "cifar100" and len(d.class_names) == 100 and d.y_train.max() <= 99
+    assert np.array_equal(d.x_train, x) and np.array_equal(d.y_train, y * 10 + np.arange(len(y)) % 10)
+    c = D.load_data(str(tmp_path / "cifar-100-python"), labels="coarse")
+    assert c.class_names == coarse and np.array_equal(c.y_test, yt * 2)
+
+
+# ------------------------------------------------------------------------------------------- bad data
+def _tree(tmp_path, real, n=120):
+    x, y, _, _, names = real
+    root = str(tmp_path / "bad")
+    write_folder(root, x[:n], y[:n], names)
+    return root, names
+
+
+def _error(path, **kw) -> str:
+    with pytest.raises(D.DataError) as e:
+        D.load_data(path, **kw)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_a_truncated_image_and_a_file_that_is_no_image_name_the_file(tmp_path, real):
+    root, names = _tree(tmp_path, real)
+    victim = os.path.join(root, names[0], sorted(os.listdir(os.path.join(root, names[0])))[0])
+    raw = open(victim, "rb").read()
+    open(victim, "wb").write(raw[:len(raw) // 2])
+    assert victim in _error(root) and "not a readable image" in _error(root)
+    open(victim, "wb").write(b"this is a note, not a picture\n")
+    assert victim in _error(root)
+
+
+def test_files_without_an_image_suffix_are_skipped_and_counted(tmp_path, real):
+    root, names = _tree(tmp_path, real)
+    open(os.path.join(root, names[1], "notes.txt"), "w").write("labels checked by hand\n")
+    open(os.path.join(root, names[1], ".DS_Store"), "wb").write(b"\0\1")
+    d = D.load_data(root)
+    assert len(d.skipped) == 2 and D.skipped_note(d).startswith(f"note: {root}: skipped 2 file(s)")
+
+
+def test_an_empty_class_and_a_class_missing_from_one_split(tmp_path, real):
+    root, names = _tree(tmp_path, real)
+    os.makedirs(os.path.join(root, "zebra"))
+    assert "zebra: an empty class folder" in _error(root)
+    x, y, xt, yt, names = real
+    split = str(tmp_path / "split")
+    write_folder(split, x[:60], y[:60], names, split="train")
+    write_folder(split, xt, yt, names, split="test")
+    shutil.rmtree(os.path.join(split, "test", "truck"))
+    msg = _error(split)
+    assert "test: has no folder for class 'truck', which train/ has" in msg
+
+
+def test_mixed_sizes_and_grayscale_among_colour_name_a_file(tmp_path, real):
+    from PIL import Image
+
+    root, names = _tree(tmp_path, real)
+    odd = os.path.join(root, names[2], "big.png")
+    Image.fromarray(np.zeros((40, 36, 3), np.uint8)).save(odd)
+    msg = _error(root)
+    assert "big.png: 36x40 pixels among images of 32x32" in msg and "train.resize: true" in msg
+    d = D.load_data(root, size=(32, 32))  # asked for: resized
+    assert d.x_train.shape[1:] == (32, 32, 3) and d.resized
+    os.remove(odd)
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(os.path.join(root, names[2], "gray.png"))
+    msg = _error(root)
+    assert "gray.png: grayscale (1 channels) among colour images (3 channels" in msg
+    assert "channels are never converted" in msg
+
+
+def test_bad_npz_archives(tmp_path, real):
+    x, y, xt, yt, _ = real
+    p = str(tmp_path / "d.npz")
+    D.write_npz(p, x, y, xt, yt + 50)  # without class_names the classes are 0..the largest label
+    assert len(D.load_data(p).class_names) == int(yt.max()) + 51
+    D.write_npz(p, x, y, xt, yt, [f"c{i}" for i in range(10)])
+    assert D.load_data(p).class_names == [f"c{i}" for i in range(10)]
+    D.write_npz(p, x, y, xt, np.where(np.arange(len(yt)) == 7, 12, yt), [f"c{i}" for i in range(10)])
+    assert "y_test[7] is 12, outside 0..9 (10 classes)" in _error(p)
+    D.write_npz(p, x, y.astype(np.float32), xt, yt)
+    assert "y_train must be integer class indices" in _error(p)
+    D.write_npz(p, x.astype(np.float32), y, xt, yt)
+    assert "x_train must be uint8 images" in _error(p)
+    np.savez(p, x_train=x, y_train=y, x_test=xt)
+    assert "missing y_test" in _error(p)
+    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=np.array([{"evil": 1}] * len(yt), dtype=object))
+    assert "pickle" in _error(p)
+    open(p, "wb").write(b"PK\3\4 not really a zip")
+    assert "not a readable .npz archive" in _error(p)
+
+
+def test_a_spec_that_does_not_fit_the_data_is_refused_before_any_run_folder(tmp_path, real):
+    x, y, _, _, names = real
+    root = str(tmp_path / "gray")
+    write_folder(root, _gray28(x[:120]), y[:120], names)
+    out = tmp_path / "run"
+    r = run_cli("train", os.path.join(ROOT, "specs", "base.yaml"), "--data", root, "--out", str(out), env=ENV)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert "specs/base.yaml: input 32x32x3, but the data's images are 28x28x1 (e.g. airplane/" in line
+    assert not out.exists()
+    spec = tmp_path / "five.yaml"
+    spec.write_text(open(os.path.join(ROOT, "specs", "gray28.yaml")).read().replace("classes: 10", "classes: 5")
+                    .replace("filters: 10,", "filters: 5,"))
+    r = run_cli("train", str(spec), "--data", root, "--out", str(out), env=ENV)
+    assert r.returncode == 2 and "five.yaml: classes: 5, but the data has 10 classes (airplane" in r.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------- the whole way
+def test_a_grayscale_folder_trains_resumes_evaluates_and_exports(tmp_path, real):
+    from sepspec.deploy.runtime import scores
+
+    x, y, xt, yt, names = real
+    root = str(tmp_path / "digits")
+    write_folder(root, _gray28(x), y, names, split="train")
+    write_folder(root, _gray28(xt), yt, names, split="test", fmt="jpg")
+    spec = os.path.join(ROOT, "specs", "gray28.yaml")
+    args = ["train", spec, "--data", root, "--epochs", "3", "--set", "train.batch_size=32"]
+    whole, cut = str(tmp_path / "whole"), str(tmp_path / "cut")
+    r = run_cli(*args, "--out", whole, env=ENV)
+    assert r.returncode == 0, r.stderr
+    r = run_cli(*args, "--out", cut, env={**ENV, "SEPSPEC_CRASH_AT": "before-commit:2"})
+    assert r.returncode == 137
+    r = run_cli("train", "--resume", cut, env=ENV)
+    assert r.returncode == 0 and "resuming after epoch 1" in r.stdout, r.stderr
+    a, b = (list(csv.DictReader(open(os.path.join(run, "history.csv")))) for run in (whole, cut))
+    assert [int(r["epoch"]) for r in b] == [1, 2, 3]
+    assert [(r["loss"], r["val_loss"]) for r in a] == [(r["loss"], r["val_loss"]) for r in b]  # as uninterrupted
+    record = json.load(open(os.path.join(whole, "run.json")))["data"]
+    assert record["layout"] == "folder" and record["classes"] == sorted(names) and not record["resized"]
+    r = run_cli("evaluate", whole, env=ENV)
+    assert r.returncode == 0 and "airplane" in r.stdout and "truck" in r.stdout, r.stderr
+    q = str(tmp_path / "q.tflite")
+    r = run_cli("export", whole, "--format", "litert-int8", "-o", q, "--calibration", "32", env=ENV)
+    assert r.returncode == 0, r.stderr  # calibrated on the run's own folder
+    d = D.load_data(root)
+    assert scores(q, d.x_test).shape == (len(d.x_test), 10)
+    r = run_cli("train", "--resume", cut, "--data", str(tmp_path / "digits"), "--epochs", "3", env=ENV)
+    assert r.returncode == 2 and "already finished" in r.stderr
