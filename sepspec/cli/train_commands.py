@@ -28,6 +28,8 @@ def add_commands(sub) -> None:
                    "(docs/gpu.md)")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (slow for depthwise "
                    "convolutions on CPU)")
+    s.add_argument("--keras-batch-norm", action="store_true", help="train batch norm with Keras's own ops instead "
+                   "of TensorFlow's fused kernel (the same values; slower)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix (of a run, a "
@@ -85,7 +87,8 @@ def cmd_train(a) -> int:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
                                       ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
                                       ("--seed", a.seed), ("--strategy", a.strategy), ("--precision", a.precision),
-                                      ("--jit-compile", a.jit_compile)) if v not in (None, False, [])]
+                                      ("--jit-compile", a.jit_compile), ("--keras-batch-norm", a.keras_batch_norm))
+                 if v not in (None, False, [])]
         if fixed:
             print(f"sepspec train --resume DIR: {', '.join(fixed)} cannot be given: a run continues with the settings "
                   "it recorded (only --epochs N, to change its length, and --data PATH, where its data set is now)",
@@ -98,7 +101,7 @@ def cmd_train(a) -> int:
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision)) if v is not None}
     opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
                    train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
-                   jit_compile=a.jit_compile, **given)
+                   jit_compile=a.jit_compile, fused_batch_norm=not a.keras_batch_norm, **given)
     return train(training_report(opts), opts).exit_status
 
 

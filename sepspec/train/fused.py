@@ -1,0 +1,66 @@
+"""Batch norm through TensorFlow's fused kernel while training, with the model still plain Keras.
+
+Keras 3's `BatchNormalization` on TensorFlow computes the batch moments and the normalisation as separate ops
+(keras-core#225, "BatchNorm is slow"); `FusedBatchNormV3` (oneDNN on CPU, cuDNN on GPU) does the same arithmetic
+in one op and its gradient in another. `fuse_batch_norms(model)` replaces the `call` of each BatchNormalization
+*instance* of a model: in training, the fused op normalises with the batch statistics and the moving statistics
+are updated as Keras updates them (same momentum; the biased batch variance: the op returns the Bessel-corrected
+one, which is scaled back); everything else (inference, masks, other dtypes or ranks) is Keras's own call. The
+layers' class, config and weights do not change, so a saved `.keras` file is plain Keras, export is unchanged,
+and a model loaded from a checkpoint is fused again by the trainer.
+"""
+
+from __future__ import annotations
+
+import types
+
+
+def fuse_batch_norms(model) -> int:
+    """Route the training step of every eligible BatchNormalization in `model` (nested models too) through
+    `FusedBatchNormV3`; returns how many. Only on the TensorFlow backend (elsewhere: 0, nothing changes)."""
+    from ..lazy import import_keras
+
+    keras = import_keras()
+    if keras.backend.backend() != "tensorflow":
+        return 0
+    n = 0
+    for layer in _layers(model):
+        if type(layer) is keras.layers.BatchNormalization and _eligible(layer):
+            layer.call = types.MethodType(_fused_call(layer.call), layer)
+            n += 1
+    return n
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers") and layer is not model:
+            yield from _layers(layer)
+
+
+def _eligible(layer) -> bool:
+    return layer.axis in (-1, 3) and not getattr(layer, "renorm", False) and not getattr(layer, "synchronized", False)
+
+
+def _fused_call(keras_call):
+    import tensorflow as tf
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or inputs.shape.rank != 4 \
+                or inputs.dtype not in (tf.float32, tf.float16):
+            return keras_call(inputs, training=training, mask=mask)
+        c = inputs.shape[-1]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([c], tf.float32)
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([c], tf.float32)
+        empty = tf.constant([], tf.float32)
+        y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon,
+            exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        count = tf.cast(tf.size(inputs) // c, tf.float32)
+        var = var * (count - 1.0) / tf.maximum(count, 1.0)  # back to the biased variance Keras uses
+        m = self.momentum
+        self.moving_mean.assign(tf.cast(self.moving_mean, tf.float32) * m + mean * (1.0 - m))
+        self.moving_variance.assign(tf.cast(self.moving_variance, tf.float32) * m + var * (1.0 - m))
+        return tf.cast(y, self.compute_dtype)
+
+    return call
