@@ -28,8 +28,8 @@ def add_commands(sub) -> None:
                    "(docs/gpu.md)")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (slow for depthwise "
                    "convolutions on CPU)")
-    s.add_argument("--keras-batch-norm", action="store_true", help="train batch norm with Keras's own ops instead "
-                   "of TensorFlow's fused kernel (the same values; slower)")
+    s.add_argument("--keras-layers", action="store_true", help="train batch norm and dropout with Keras's own ops "
+                   "(not TensorFlow's fused batch norm and integer dropout masks; slower)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix (of a run, a "
@@ -87,7 +87,7 @@ def cmd_train(a) -> int:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
                                       ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
                                       ("--seed", a.seed), ("--strategy", a.strategy), ("--precision", a.precision),
-                                      ("--jit-compile", a.jit_compile), ("--keras-batch-norm", a.keras_batch_norm))
+                                      ("--jit-compile", a.jit_compile), ("--keras-layers", a.keras_layers))
                  if v not in (None, False, [])]
         if fixed:
             print(f"sepspec train --resume DIR: {', '.join(fixed)} cannot be given: a run continues with the settings "
@@ -101,7 +101,7 @@ def cmd_train(a) -> int:
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision)) if v is not None}
     opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
                    train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
-                   jit_compile=a.jit_compile, fused_batch_norm=not a.keras_batch_norm, **given)
+                   jit_compile=a.jit_compile, fast_layers=not a.keras_layers, **given)
     return train(training_report(opts), opts).exit_status
 
 

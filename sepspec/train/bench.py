@@ -1,4 +1,4 @@
-"""`sepspec bench`: training images/s of the trainer (its model with the fused batch norm, fed by its pipeline:
+"""`sepspec bench`: training images/s of the trainer (its model with the fast layers of `fastpath`, fed by its pipeline:
 tf.data on TensorFlow, a PyDataset's worker thread on JAX/PyTorch; normalisation, augmentation), of the trainer's
 step alone on ready tensors, and of a plain `model.fit` of the same emitted Keras model on the fastest plain input
 (a cached tf.data dataset; arrays elsewhere). Interleaved repeats in one process; medians, their spread and the
@@ -15,7 +15,7 @@ import numpy as np
 from .data import DataError, load_data
 from .pipeline import channel_stats, dataset, normalize
 from .devices import backend, device_name, set_precision, tensorflow
-from .fused import fuse_batch_norms
+from .fastpath import fast_training
 from .trainer import Options, compile_model, jit, training_report
 
 
@@ -54,7 +54,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     def compiled(fused: bool):
         m = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts),
                           steps_per_execution=steps_per_execution)
-        return m, (fuse_batch_norms(m) if fused else 0)
+        return m, (fast_training(m) if fused else {})
 
     ours_model, fused = compiled(True)
     plain_model, _ = compiled(False)
@@ -94,14 +94,14 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     feed = "tf.data" if tf is not None else "PyDataset"
     print(f"{spec.name}: batch {b}, {steps} steps x {repeats} interleaved repeats, {device_name(keras)}, backend "
           f"{backend(keras)}, precision {policy}, {steps_per_execution} step(s) per call, data: {source}, "
-          f"augmentation: {aug}, fused batch norms: {fused}")
+          f"augmentation: {aug}, fused batch norms: {fused['batch_norm']}, dropouts with integer masks: {fused['dropout']}")
 
     def line(label, key):
         v = runs[key]
         return (f"{label:<58} median {med[key]:>7,.0f} images/s  [{min(v):,.0f}-{max(v):,.0f}]  "
                 f"runs {[round(u) for u in v]}")
 
-    print(line(f"trainer ({feed} + normalise + augment, fused batch norm)", "trainer"))
+    print(line(f"trainer ({feed} + normalise + augment, fast layers)", "trainer"))
     print(line("trainer's step alone (ready tensors)", "step"))
     print(line(f"plain model.fit of the emitted model on {plain_feed}", "plain"))
     print(f"ratio trainer / plain fit: {med['trainer'] / med['plain']:.2f} (target >= 1.5); step alone / plain: "

@@ -34,7 +34,7 @@ from ..spec.source import parse
 from . import PRECISIONS, STRATEGIES, rundir
 from .average import weight_average
 from .board import Board
-from .fused import fuse_batch_norms
+from .fastpath import fast_training
 from .data import fingerprint, fingerprint_difference, load_data, options_of, skipped_note
 from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
@@ -60,7 +60,7 @@ class Options:
     strategy: str = "default"
     jit_compile: bool = False
     precision: str = "auto"  # auto: float32 on CPU; on a GPU as measured per backend
-    fused_batch_norm: bool = True  # on TensorFlow, batch norm trains through the fused kernel (train/fused.py)
+    fast_layers: bool = True  # on TensorFlow: the fused batch norm and integer dropout masks (train/fastpath.py)
 
     def __post_init__(self):
         """Refuse a bad choice at once (API callers and tampered run.json files), before any data is loaded."""
@@ -236,8 +236,8 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
 def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | None) -> Result:
     recorded = rundir.read_record(run)
     try:
-        # a run recorded before the fused batch norm existed goes on as it started
-        opts = Options(**{"fused_batch_norm": False, **recorded["options"]})
+        # a run recorded before the fast layers existed goes on as it started (its dropout masks)
+        opts = Options(**{"fast_layers": False, **recorded["options"]})
     except TypeError as e:
         raise TrainError(f"{os.path.join(run, rundir.RECORD)}: damaged, cannot resume ({type(e).__name__}: {e})") from None
     if spec_path is not None and not (opts.spec and os.path.realpath(spec_path) == os.path.realpath(opts.spec)):
@@ -319,7 +319,7 @@ class Training:
         with strategy.scope():
             self.model = (rundir.load_model(os.path.join(run, state["checkpoint"])) if state else
                           compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts)))
-        self.fused = fuse_batch_norms(self.model) if opts.fused_batch_norm else 0
+        self.fast = fast_training(self.model) if opts.fast_layers else {"batch_norm": 0, "dropout": 0}
         self._restore_random_state(state)
         self.average = self._average(state)
         self.rows = [r for r in rundir.read_history(os.path.join(run, rundir.HISTORY))
@@ -354,7 +354,7 @@ class Training:
                 "val_images": int(len(self.xv)), "validation": t.validation, "validation_split": self.split,
                 "data": self.data.source, "device": device_name(keras), "strategy": opts.strategy,
                 "replicas": strategy.num_replicas_in_sync, "precision": policy, "jit_compile": jit(keras, opts),
-                "backend": keras.backend.backend(), "seed": opts.seed, "fused_batch_norms": self.fused,
+                "backend": keras.backend.backend(), "seed": opts.seed, "fast_layers": self.fast,
                 "versions": {"sepspec": __version__, **versions(keras), "keras": keras.__version__,
                              "python": platform.python_version()}}
 

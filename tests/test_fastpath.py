@@ -1,5 +1,7 @@
-"""The fused batch norm (sepspec/train/fused.py) trains to the values Keras's own layer gives: outputs, gradients,
-moving statistics over several steps, in float32 and mixed float16; the saved model stays plain Keras."""
+"""The fast layers (sepspec/train/fastpath.py): the fused batch norm trains to the values Keras's own layer gives
+(outputs, gradients, moving statistics over several steps, in float32 and mixed float16); dropout with integer
+masks keeps each element with probability 1 - rate, scaled as Keras scales, from the layer's own seed generator;
+the saved model stays plain Keras."""
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason=
 
 
 def _pair(momentum=0.9, center=True, scale=True):
-    from sepspec.train.fused import fuse_batch_norms
+    from sepspec.train.fastpath import fuse_batch_norms
 
     def make():
         keras.utils.set_random_seed(3)
@@ -81,3 +83,28 @@ def test_fused_in_mixed_float16_and_the_saved_model_is_plain_keras(tmp_path):
     b.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.get_layer("bn")) is keras.layers.BatchNormalization and "call" not in vars(loaded.get_layer("bn"))
+
+
+def test_dropout_masks_keep_one_minus_rate_scaled_as_keras_and_follow_the_seed_generator():
+    from sepspec.train.fastpath import cheap_dropouts
+
+    def model():
+        i = keras.Input((64, 64, 8))
+        return keras.Model(i, keras.layers.Dropout(0.07, seed=5, name="drop")(i))
+
+    m = model()
+    assert cheap_dropouts(m) == 1
+    x = np.ones((16, 64, 64, 8), "float32")
+    a = m(x, training=True).numpy()
+    kept = a != 0
+    n = kept.size
+    assert abs(kept.mean() - 0.93) < 4 * np.sqrt(0.07 * 0.93 / n)  # within 4 standard deviations of 1 - rate
+    assert np.allclose(a[kept], 1 / 0.93)  # Keras's scale
+    assert not np.array_equal(a, m(x, training=True).numpy())  # a new mask every call
+    assert np.array_equal(m(x, training=False).numpy(), x)  # inference: the identity
+    # the masks follow the seed generator's state (what the trainer saves for an exact resume)
+    g = m.get_layer("drop").seed_generator
+    state = g.state.numpy()
+    first = m(x, training=True).numpy()
+    g.state.assign(state)
+    assert np.array_equal(m(x, training=True).numpy(), first)
