@@ -409,7 +409,7 @@ def test_a_spec_or_seed_that_does_not_fit_is_refused_before_a_run_folder_exists(
     five = tmp_path / "five.yaml"
     five.write_text(open(spec).read().replace("classes: 10", "classes: 5").replace("filters: 10", "filters: 5"))
     r = run_cli("train", str(five), "--data", data, "--out", str(tmp_path / "run5"), env=ENV)
-    assert r.returncode == 2 and "classes: 5, the data has 10 classes" in r.stderr, r.stderr
+    assert r.returncode == 2 and "five.yaml: classes: 5, but the data has 10 classes" in r.stderr, r.stderr
     assert not (tmp_path / "run5").exists()
     big = tmp_path / "seed.yaml"
     big.write_text(open(spec).read() + "  seed: 5000000000\n")
