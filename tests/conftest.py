@@ -29,6 +29,20 @@ def write(tmp_path):
     return _write
 
 
+OFFLINE = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}  # no download, no Keras cache: only --data
+
+
+def trained_run(tmp_path_factory, text: str, data: str, *args) -> str:
+    """Train a spec given as text on `data` with the real CLI; returns the run directory."""
+    d = tmp_path_factory.mktemp("run")
+    spec = d / "spec.yaml"
+    spec.write_text(textwrap.dedent(text).lstrip())
+    out = str(d / "run")
+    r = run_cli("train", str(spec), "--data", data, "--out", out, *args, env=OFFLINE)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 def run_cli(*args, cwd=None, env=None, timeout=300):
     """Run the real `sepspec` command in a subprocess."""
     e = {**os.environ, **(env or {})}

@@ -13,11 +13,11 @@ from sepspec.train import data as D
 from sepspec.train.cifar import write_cifar100
 from sepspec.train.imagefolder import TEST_FRACTION, write_folder
 
-from conftest import ROOT, run_cli
+from conftest import OFFLINE, ROOT, run_cli
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar-10-python.tar.gz")
 pytestmark = pytest.mark.skipif(not os.path.isfile(SHARED), reason="../shared/data holds the real CIFAR-10")
-ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+ENV = OFFLINE
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, cifar_like, run_cli
+from conftest import OFFLINE, ROOT, cifar_like, run_cli, trained_run
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("onnxruntime")
@@ -75,7 +75,7 @@ layers:
   - gap: {}
   - activation: softmax
 """
-ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+ENV = OFFLINE
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +85,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data):
-    d = tmp_path_factory.mktemp("run")
-    (d / "branchy.yaml").write_text(BRANCHY.lstrip())
-    out = str(d / "run")
-    r = run_cli("train", str(d / "branchy.yaml"), "--data", data, "--out", out, env=ENV)
-    assert r.returncode == 0, r.stderr
-    return out
+    return trained_run(tmp_path_factory, BRANCHY, data)
 
 
 def _keras_probabilities(run, x):

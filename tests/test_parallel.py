@@ -15,7 +15,7 @@ import pytest
 import sepspec
 from sepspec import analyse, load
 
-from conftest import ROOT, cifar_like, run_cli
+from conftest import OFFLINE, cifar_like, run_cli, trained_run
 
 MIXER = """
 name: mixer
@@ -165,7 +165,7 @@ def test_compiled_model_and_source_equal_the_analysis_and_load_in_plain_keras(tm
     assert r.returncode == 0 and "analysis and Keras agree on every layer" in r.stdout
 
 
-ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+ENV = OFFLINE
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +175,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data):
-    d = tmp_path_factory.mktemp("mixer")
-    (d / "mixer.yaml").write_text(MIXER.lstrip())
-    out = str(d / "run")
-    r = run_cli("train", str(d / "mixer.yaml"), "--data", data, "--out", out, env=ENV)
-    assert r.returncode == 0, r.stderr
-    return out
+    return trained_run(tmp_path_factory, MIXER, data)
 
 
 def test_trains_and_exports_to_int8_and_onnx_measured_after_conversion(tmp_path, trained, data):

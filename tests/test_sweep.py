@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, cifar_like, run_cli
+from conftest import OFFLINE, ROOT, cifar_like, run_cli
 
 optuna = pytest.importorskip("optuna")
 
@@ -45,7 +45,7 @@ space:
   train.optimizer.learning_rate: {{loguniform: [0.001, 0.1]}}
   layers[2].sepconv.kernel: {{choice: [3, 5]}}
 """
-ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+ENV = OFFLINE
 S = optuna.trial.TrialState
 
 

@@ -15,7 +15,7 @@ import pytest
 from sepspec import analyse, load
 from sepspec.train.data import write_batches
 
-from conftest import ROOT, cifar_like, run_cli
+from conftest import OFFLINE, ROOT, cifar_like, run_cli
 
 SMALL = """
 # yaml-language-server: $schema=sepspec.schema.json
@@ -52,7 +52,7 @@ def spec(tmp_path):
     return str(p)
 
 
-ENV = {"SEPSPEC_OFFLINE": "1", "KERAS_HOME": "/nonexistent"}
+ENV = OFFLINE
 
 
 def history(run):

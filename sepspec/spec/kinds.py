@@ -7,9 +7,9 @@ implements; so a block whose form depends on shapes (`residual`'s `auto` shortcu
 here, from the analysis's own shapes, and nothing downstream re-derives them.
 
 Names: an entry's `name`, else `<kind>_<n>` (n counts the entries of that kind in the same list, from 1);
-`repeat` copies are `<name>_2`, `<name>_3`, ...; a tail adds `_dropout`, `_bn`, `_<activation>`; a block's
-layers are `<block name>_<part>`, where a body entry's part is its own name and a shortcut entry's is
-`shortcut_<its name>`.
+`repeat` copies are `<name>_2`, `<name>_3`, ...; a tail adds `_dropout`, `_bn` or `_ln`, `_<activation>`; a
+block's layers are `<block name>_<part>`, where a body entry's part is its own name, a shortcut entry's is
+`shortcut_<its name>` and a parallel branch i's entry's is `b<i>_<its name>`.
 """
 
 from __future__ import annotations
