@@ -99,6 +99,20 @@ def test_cifar100_fine_and_coarse_labels(tmp_path, real):
     assert np.array_equal(d.x_train, x) and np.array_equal(d.y_train, y * 10 + np.arange(len(y)) % 10)
     c = D.load_data(str(tmp_path / "cifar-100-python"), labels="coarse")
     assert c.class_names == coarse and np.array_equal(c.y_test, yt * 2)
+    # the trainer reads the coarse labels when the spec asks for them, and evaluate names them
+    spec = tmp_path / "coarse.yaml"
+    spec.write_text("name: coarse\ninput: [32, 32, 3]\nclasses: 20\nlayers:\n  - sepconv: {filters: 8, norm: batch, "
+                    "activation: relu}\n  - maxpool: 2\n  - sepconv: 20\n  - gap: {}\n  - activation: softmax\n"
+                    "train: {epochs: 1, batch_size: 32, labels: coarse}\n")
+    run = str(tmp_path / "run")
+    r = run_cli("train", str(spec), "--data", arch, "--out", run, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert json.load(open(os.path.join(run, "run.json")))["data"]["classes"] == coarse
+    r = run_cli("evaluate", run, env=ENV)
+    assert r.returncode == 0 and "coarse19" in r.stdout, r.stderr
+    r = run_cli("train", str(spec), "--data", arch,
+                "--out", str(tmp_path / "fine"), "--set", "train.labels=fine", env=ENV)
+    assert r.returncode == 2 and "classes: 20, but the data has 100 classes (fine0" in r.stderr
 
 
 # ------------------------------------------------------------------------------------------- bad data
