@@ -11,6 +11,7 @@ Shapes exclude the batch dimension: ``(h, w, c)`` for images, ``(n,)`` after glo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -200,8 +201,7 @@ class Conv2D(_Windowed):
                              f"the {self.filters} filters")
 
     def output_shape(self, s):
-        self.check_input(s)
-        return (*self.spatial_out(s), self.filters)
+        return (*self.spatial_out(s), self.filters)  # spatial_out checks the input, groups included
 
     def params(self, s):
         cin = s[2] // self.groups
@@ -302,12 +302,7 @@ class Reshape(Layer):
     keras: ClassVar[str] = "Reshape"
 
     def output_shape(self, s):
-        n, m = 1, 1
-        for v in s:
-            n *= v
-        for v in self.target:
-            m *= v
-        if n != m:
+        if math.prod(s) != math.prod(self.target):
             raise ShapeError("groups", f"cannot view {dims(s)} as {dims(self.target)}")
         return tuple(self.target)
 

@@ -18,9 +18,7 @@ from ..train.pipeline import channel_stats
 def _data_for(folder: str | None, data_arg: str | None):
     """The data a model is scored on: --data if given, else the run's own recorded data set, else the default."""
     if folder and rundir.is_run(folder):  # read as the run's spec reads it (also for a checkpoint inside the run)
-        recorded = rundir.recorded_data(folder)
-        if data_arg is not None or recorded:
-            return rundir.run_data(folder, data_arg)
+        return rundir.run_data(folder, data_arg)
     return load_data(data_arg)
 
 

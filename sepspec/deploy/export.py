@@ -194,15 +194,14 @@ def _float32(keras, model):
     return clone
 
 
-def _replaced(keras, model, replace: dict):
-    """A copy of the model with the layers of some classes built as other classes (same config and weights)."""
-    if not any(isinstance(layer, tuple(replace)) for layer in model.layers):
+def _replaced(keras, model, choose):
+    """A copy of the model in which each layer that `choose(layer)` gives a class for is built as that class
+    (same config and weights); the model itself when it gives none."""
+    if not any(choose(layer) for layer in model.layers):
         return model
 
     def clone(layer):
-        cls = next((new for old, new in replace.items() if type(layer) is old),
-                   layer.__class__)
-        return cls.from_config(layer.get_config())
+        return (choose(layer) or layer.__class__).from_config(layer.get_config())
 
     out = keras.models.clone_model(model, clone_function=clone)
     out.set_weights(model.get_weights())
@@ -222,21 +221,18 @@ def _int8_layer_norms(keras, model):
             normed = ops.multiply(centred, ops.rsqrt(ops.add(var, self.epsilon)))
             return ops.add(ops.multiply(normed, self.gamma), self.beta)
 
-    return _replaced(keras, model, {keras.layers.LayerNormalization: CentredLayerNorm})
+    return _replaced(keras, model, lambda layer: CentredLayerNorm
+                     if type(layer) is keras.layers.LayerNormalization else None)
 
 
 def _split_grouped_convs(keras, model):
     """The model with each grouped Conv2D computed group by group (split, one convolution per group, concatenate):
     the same values. Keras runs a grouped convolution on TensorFlow's CPU through an XLA-compiled function, which
     tf2onnx cannot convert."""
-    if not any(isinstance(layer, keras.layers.Conv2D) and layer.groups > 1 for layer in model.layers):
-        return model
     ops = keras.ops
 
     class SplitGroupsConv2D(keras.layers.Conv2D):
         def call(self, x):
-            if self.groups == 1:
-                return super().call(x)
             xs = ops.split(x, self.groups, axis=-1)
             ks = ops.split(self.kernel, self.groups, axis=-1)
             y = ops.concatenate([ops.conv(a, k, strides=self.strides, padding=self.padding,
@@ -245,7 +241,8 @@ def _split_grouped_convs(keras, model):
                 y = ops.add(y, self.bias)
             return self.activation(y) if self.activation is not None else y
 
-    return _replaced(keras, model, {keras.layers.Conv2D: SplitGroupsConv2D})
+    return _replaced(keras, model, lambda layer: SplitGroupsConv2D
+                     if type(layer) is keras.layers.Conv2D and layer.groups > 1 else None)
 
 
 def _activations(model) -> set[str]:

@@ -52,7 +52,7 @@ class Op:
     weights: int = 0  # bytes of its own int8 weights and constants
     bias: int = 0  # bytes of its int32 bias
     bias_zero: bool = False  # all zeros (no bias, no folded batch norm): stored once per size, like any constant
-    consts: tuple = ()  # (dtype, shape, values) of constants the converter stores once for the whole file
+    consts: tuple = ()  # the bytes of constants the converter stores once for the whole file (by their content)
     weight_bytes: int = 0  # what this op adds to flash (set once all ops are known)
     itemsize: int = 1  # int8; 4 for the int32 shape tensors of a flatten
 
@@ -141,20 +141,18 @@ def _estimate(rep: Report) -> Deployment:
         # the file declares the batch-of-blocks tensors at batch 1 (the converter's static shapes), and TensorFlow
         # Lite Micro plans them at that size
         s2b = emit(f"{r.name}/space_to_batch", "SPACE_TO_BATCH_ND", r.name, (x,), (*blocks, r.input[2]),
-                   consts=[_i32((2,), tuple(lay.dilation)), _i32((2, 2), sum(pads, ()))])
+                   consts=[_i32(*lay.dilation), _i32(*sum(pads, ()))])
         conv = emit(f"{r.name}/depthwise_valid", "DEPTHWISE_CONV_2D", r.name, (s2b,),
                     (blocks[0] - kh + 1, blocks[1] - kw + 1, c), weights, BIAS * c, bias_zero)
         return emit(name, "BATCH_TO_SPACE_ND", r.name, (conv,), out,
-                    consts=[_i32((2,), tuple(lay.dilation)), _i32((2, 2), sum(crops, ()))])
+                    consts=[_i32(*lay.dilation), _i32(*sum(crops, ()))])
 
     def reshape(name, layer, x, shape_in, target):
         """A Keras Reshape or Flatten: the batch is dynamic, so the new shape is computed, in int32: SHAPE, take
         the batch (STRIDED_SLICE), PACK it with the target's sizes, RESHAPE."""
         sh = emit(f"{name}/shape", "SHAPE", layer, (x,), (len(shape_in) + 1,))
-        n = emit(f"{name}/batch", "STRIDED_SLICE", layer, (sh,), (1,),
-                 consts=[_i32((1,), (0,)), _i32((1,), (1,)), _i32((1,), (1,))])
-        new = emit(f"{name}/new_shape", "PACK", layer, (n,), (len(target) + 1,),
-                   consts=[_i32((), (v,)) for v in target])
+        n = emit(f"{name}/batch", "STRIDED_SLICE", layer, (sh,), (1,), consts=[_i32(0), _i32(1), _i32(1)])
+        new = emit(f"{name}/new_shape", "PACK", layer, (n,), (len(target) + 1,), consts=[_i32(v) for v in target])
         for o in d.ops[-3:]:
             o.itemsize = 4
         return emit(name, "RESHAPE", layer, (x, new), target)
@@ -170,12 +168,12 @@ def _estimate(rep: Report) -> Deployment:
                                   BIAS * lay.filters, not lay.use_bias)
         elif isinstance(lay, L.DepthwiseConv2D):
             c = cin * lay.depth_multiplier
-            weights = lay.kernel[0] * lay.kernel[1] * c
-            if lay.dilation == (1, 1):
-                tensor[r.name] = emit(r.name, "DEPTHWISE_CONV_2D", r.name, x, out, weights, BIAS * c, not lay.use_bias)
-            else:  # the bias is added after the batch is turned back into space (int8, one per channel)
-                y = depthwise(f"{r.name}/depthwise" if lay.use_bias else r.name, r, x[0], out, weights, True)
-                tensor[r.name] = emit(r.name, "ADD", r.name, (y,), out, c) if lay.use_bias else y
+            dilated = lay.dilation != (1, 1)
+            # dilated, the bias is added after the batch is turned back into space (int8, one per channel)
+            late_bias = dilated and lay.use_bias
+            y = depthwise(f"{r.name}/depthwise" if late_bias else r.name, r, x[0], out,
+                          lay.kernel[0] * lay.kernel[1] * c, dilated or not lay.use_bias)
+            tensor[r.name] = emit(r.name, "ADD", r.name, (y,), out, c) if late_bias else y
         elif isinstance(lay, L.Conv2D):
             y = emit(r.name, "CONV_2D", r.name, x, out, lay.kernel[0] * lay.kernel[1] * cin // lay.groups * lay.filters,
                      BIAS * lay.filters, not lay.use_bias)
@@ -200,19 +198,18 @@ def _estimate(rep: Report) -> Deployment:
             op = "MAX_POOL_2D" if isinstance(lay, L.MaxPooling2D) else "AVERAGE_POOL_2D"
             tensor[r.name] = emit(r.name, op, r.name, x, out)
         elif isinstance(lay, L.GlobalAveragePooling2D):
-            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out, consts=[_i32((2,), (1, 2))])  # the axes
+            tensor[r.name] = emit(r.name, "MEAN", r.name, x, out, consts=[_i32(1, 2)])  # the axes
         elif isinstance(lay, (L.Flatten, L.Reshape)):
             tensor[r.name] = reshape(r.name, r.name, x[0], r.input, out)
         elif isinstance(lay, L.Permute):
             perm = (0, *lay.order)
-            tensor[r.name] = emit(r.name, "TRANSPOSE", r.name, x, out, consts=[_i32((len(perm),), perm)])
+            tensor[r.name] = emit(r.name, "TRANSPOSE", r.name, x, out, consts=[_i32(*perm)])
         elif isinstance(lay, L.ChannelSlice):  # x[..., start:stop]; a stop at the end is 0 (masked)
             rank = len(r.input) + 1
             zeros = (0,) * (rank - 1)
             end = lay.stop - lay.channels
             tensor[r.name] = emit(r.name, "STRIDED_SLICE", r.name, x, out,
-                                  consts=[_i32((rank,), (*zeros, lay.start)), _i32((rank,), (*zeros, end)),
-                                          _i32((rank,), (1,) * rank)])
+                                  consts=[_i32(*zeros, lay.start), _i32(*zeros, end), _i32(*(1,) * rank)])
         elif isinstance(lay, L.Concatenate):
             tensor[r.name] = emit(r.name, "CONCATENATION", r.name, x, out)
         elif isinstance(lay, L.LayerNormalization):
@@ -228,11 +225,10 @@ def _estimate(rep: Report) -> Deployment:
         o.weight_bytes = o.weights
         consts = list(o.consts)
         if o.bias_zero:
-            consts.append(_i32((o.bias // BIAS,), (0,) * (o.bias // BIAS)))
+            consts.append(bytes(o.bias))  # zeros, stored like any constant
         else:
             o.weight_bytes += o.bias
-        for c in consts:
-            key = _const_key(c)
+        for key in consts:
             if key not in shared:
                 shared.add(key)
                 o.weight_bytes += len(key)
@@ -241,15 +237,10 @@ def _estimate(rep: Report) -> Deployment:
     return d
 
 
-def _i32(shape: tuple, values: tuple) -> tuple:
-    return ("int32", shape, values)
-
-
-def _const_key(c: tuple) -> bytes:
-    """A constant's bytes in the file: the converter keeps one buffer per content, whatever the shape (a slice's
-    begin [0, 0, 0, 0] and a zero crop [[0, 0], [0, 0]] share one, measured)."""
-    size = 4 if c[0] == "int32" else 1
-    return b"".join(int(v).to_bytes(size, "little", signed=True) for v in c[2])
+def _i32(*values: int) -> bytes:
+    """An int32 constant's bytes in the file: the converter keeps one buffer per content, whatever the shape (a
+    slice's begin [0, 0, 0, 0] and a zero crop [[0, 0], [0, 0]] share one, measured)."""
+    return b"".join(int(v).to_bytes(4, "little", signed=True) for v in values)
 
 
 def _layer_norm(emit, name: str, x: str, shape) -> str:
@@ -257,11 +248,11 @@ def _layer_norm(emit, name: str, x: str, shape) -> str:
     leaves a float NEG): mean, x - mean, its square's mean, + epsilon, RSQRT, then times gamma, plus beta.
     The axis (-1) and epsilon (one int8 127) are constants shared by every layer norm."""
     c, one = shape[-1], (*shape[:-1], 1)
-    mean = emit(f"{name}/mean", "MEAN", name, (x,), one, consts=[_i32((), (-1,))])
+    mean = emit(f"{name}/mean", "MEAN", name, (x,), one, consts=[_i32(-1)])
     centred = emit(f"{name}/centred", "SUB", name, (x, mean), shape)
     square = emit(f"{name}/square", "MUL", name, (centred, centred), shape)
-    var = emit(f"{name}/variance", "MEAN", name, (square,), one, consts=[_i32((), (-1,))])
-    var = emit(f"{name}/variance_eps", "ADD", name, (var,), one, consts=[("int8", (), (127,))])
+    var = emit(f"{name}/variance", "MEAN", name, (square,), one, consts=[_i32(-1)])
+    var = emit(f"{name}/variance_eps", "ADD", name, (var,), one, consts=[bytes([127])])  # epsilon, int8
     inv = emit(f"{name}/rsqrt", "RSQRT", name, (var,), one)
     normed = emit(f"{name}/normed", "MUL", name, (centred, inv), shape)
     scaled = emit(f"{name}/gamma", "MUL", name, (normed,), shape, c)

@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
-from .data import DataError, load_data
+from .data import DataError, load_data, options_of
 from .pipeline import channel_stats, dataset, normalize
 from .devices import backend, device_name, set_precision, tensorflow
 from .fastpath import fast_training
-from .trainer import Options, compile_model, jit, training_report
+from .trainer import Options, check_fits, compile_model, jit, training_report
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
@@ -32,8 +32,10 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     b = t.batch_size
     n = steps * b
     try:
-        d = load_data(data, download=False)
-        x, y, source = d.x_train[:n], d.y_train[:n], "CIFAR-10 " + d.source
+        d = load_data(data, download=False, **options_of(spec))
+        check_fits(spec, d, spec_path)
+        kind = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "npz": "NumPy archive", "folder": "image folder"}
+        x, y, source = d.x_train[:n], d.y_train[:n], f"{kind[d.layout]} {d.source}"
     except DataError:
         if data is not None:  # asked for this data: a wrong --data is an error, not a silent substitute
             raise
@@ -75,20 +77,16 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
                      aug=t.augment)
         return timed(lambda: ours_model.fit(ds, epochs=1, verbose=0, shuffle=False))
 
-    def step_alone():  # the trainer's model on ready tensors: its step without the input pipeline
-        return timed(lambda: ours_model.fit(cached, epochs=1, verbose=0, shuffle=False) if cached is not None else
-                     ours_model.fit(xf, yf, batch_size=b, epochs=1, shuffle=False, verbose=0))
+    def ready(model):  # a model on ready tensors: the trainer's step alone, or the emitted model as it is
+        return timed(lambda: model.fit(cached, epochs=1, verbose=0, shuffle=False) if cached is not None else
+                     model.fit(xf, yf, batch_size=b, epochs=1, shuffle=False, verbose=0))
 
-    def plain():  # the emitted Keras model as it is, fed as fast as plain Keras can be
-        return timed(lambda: plain_model.fit(cached, epochs=1, verbose=0, shuffle=False) if cached is not None else
-                     plain_model.fit(xf, yf, batch_size=b, epochs=1, shuffle=False, verbose=0))
-
-    trainer(repeats), step_alone(), plain()  # warm-up: tracing, the cache and the first allocations
+    trainer(repeats), ready(ours_model), ready(plain_model)  # warm-up: tracing, the cache, the first allocations
     runs = {"trainer": [], "step": [], "plain": []}
     for r in range(repeats):  # interleaved: a machine that changes speed slows all three alike
         runs["trainer"].append(trainer(r))
-        runs["step"].append(step_alone())
-        runs["plain"].append(plain())
+        runs["step"].append(ready(ours_model))
+        runs["plain"].append(ready(plain_model))
     med = {k: statistics.median(v) for k, v in runs.items()}
     aug = ", ".join(f"{k}={v}" for k, v in t.augment.model_dump().items() if v) or "none"
     feed = "tf.data" if tf is not None else "PyDataset"

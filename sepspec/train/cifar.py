@@ -69,24 +69,28 @@ def _unpickle(raw: bytes, what: str, label_key: bytes = b"labels", classes: int 
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels.astype(np.int32)
 
 
-def _read_archive(path: str, wanted) -> dict[str, bytes]:
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            out = {}
-            for m in tar:
-                base = os.path.basename(m.name)
-                if m.isfile() and base in wanted:
-                    out[base] = tar.extractfile(m).read()
-            return out
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise DataError(f"{path}: cannot read the archive ({type(e).__name__}: {e}); it may be truncated "
-                        f"or corrupted") from None
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
-def _read_folder(d: str, names) -> dict[str, bytes]:
+def _damaged(path: str, e: Exception) -> DataError:
+    return DataError(f"{path}: cannot read the archive ({type(e).__name__}: {e}); it may be truncated or corrupted")
+
+
+def _files(how: str, where: str, names) -> dict[str, bytes]:
+    """The named batch files of an archive (by base name) or of a folder; those that are missing are absent."""
     out = {}
+    if how == "archive":
+        try:
+            with tarfile.open(where, "r:*") as tar:
+                for m in tar:
+                    base = os.path.basename(m.name)
+                    if m.isfile() and base in names:
+                        out[base] = tar.extractfile(m).read()
+        except _ARCHIVE_ERRORS as e:
+            raise _damaged(where, e) from None
+        return out
     for name in names:
-        p = os.path.join(d, name)
+        p = os.path.join(where, name)
         if os.path.isfile(p):
             with open(p, "rb") as f:
                 out[name] = f.read()
@@ -104,10 +108,9 @@ def kind_of_archive(path: str) -> str | None:
                     return "cifar100"
                 if parts[0] == "cifar-10-batches-py" or parts[-1] in TRAIN_FILES:
                     return "cifar10"
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+    except _ARCHIVE_ERRORS as e:
         if path.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", "-target")):
-            raise DataError(f"{path}: cannot read the archive ({type(e).__name__}: {e}); it may be truncated "
-                            f"or corrupted") from None
+            raise _damaged(path, e) from None
         return None
     return None
 
@@ -136,15 +139,14 @@ def find(path: str) -> tuple[str, str, str] | None:
 def read(kind: str, how: str, where: str, labels: str = "fine"):
     """(x_train, y_train, x_test, y_test, class names) of the CIFAR data found by `find`."""
     if kind == "cifar10":
-        files = _read_archive(where, TRAIN_FILES + [TEST_FILE]) if how == "archive" else \
-            _read_folder(where, TRAIN_FILES + [TEST_FILE])
+        files = _files(how, where, TRAIN_FILES + [TEST_FILE])
         missing = [n for n in TRAIN_FILES + [TEST_FILE] if n not in files]
         if TEST_FILE in missing or missing == TRAIN_FILES:
             raise DataError(f"{where}: incomplete CIFAR-10 (missing {', '.join(missing)})")
         xs, ys = zip(*(_unpickle(files[n], f"{where}: {n}") for n in TRAIN_FILES if n in files))
         x_test, y_test = _unpickle(files[TEST_FILE], f"{where}: {TEST_FILE}")
         return np.concatenate(xs), np.concatenate(ys), x_test, y_test, list(CLASS_NAMES)
-    files = _read_archive(where, C100_FILES) if how == "archive" else _read_folder(where, C100_FILES)
+    files = _files(how, where, C100_FILES)
     missing = [n for n in C100_FILES if n not in files]
     if missing:
         raise DataError(f"{where}: incomplete CIFAR-100 (missing {', '.join(missing)})")
@@ -159,24 +161,29 @@ def read(kind: str, how: str, where: str, labels: str = "fine"):
     return x_train, y_train, x_test, y_test, [n.decode("utf-8", "replace") for n in names]
 
 
+def _dump(path: str, x, labels: dict) -> None:
+    """One batch file: the images as CIFAR stores them (planes of 32x32, flattened) and their labels."""
+    flat = np.asarray(x, np.uint8).transpose(0, 3, 1, 2).reshape(len(x), 3072)
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": os.path.basename(path).encode(), b"data": flat,
+                     b"filenames": [f"{i}.png".encode() for i in range(len(x))],
+                     **{k: [int(v) for v in y] for k, y in labels.items()}}, f, protocol=4)
+
+
+def _meta(path: str, names: dict) -> None:
+    with open(path, "wb") as f:
+        pickle.dump({k: [n.encode() for n in v] for k, v in names.items()}, f, protocol=4)
+
+
 def write_batches(folder: str, x_train, y_train, x_test, y_test, *, archive: str | None = None) -> str:
     """Write images in CIFAR-10's format (for tests and users' own small sets): a cifar-10-batches-py folder
     under `folder`, and optionally a .tar.gz of it. Returns the folder or the archive."""
     d = os.path.join(folder, "cifar-10-batches-py")
     os.makedirs(d, exist_ok=True)
-
-    def dump(name, x, y):
-        flat = np.asarray(x, np.uint8).transpose(0, 3, 1, 2).reshape(len(x), 3072)
-        with open(os.path.join(d, name), "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"labels": [int(v) for v in y], b"data": flat,
-                         b"filenames": [f"{i}.png".encode() for i in range(len(x))]}, f, protocol=4)
-
-    parts = np.array_split(np.arange(len(x_train)), 5)
-    for name, idx in zip(TRAIN_FILES, parts):
-        dump(name, x_train[idx], y_train[idx])
-    dump(TEST_FILE, x_test, y_test)
-    with open(os.path.join(d, "batches.meta"), "wb") as f:
-        pickle.dump({b"label_names": [n.encode() for n in CLASS_NAMES]}, f, protocol=4)
+    for name, idx in zip(TRAIN_FILES, np.array_split(np.arange(len(x_train)), 5)):
+        _dump(os.path.join(d, name), x_train[idx], {b"labels": y_train[idx]})
+    _dump(os.path.join(d, TEST_FILE), x_test, {b"labels": y_test})
+    _meta(os.path.join(d, "batches.meta"), {b"label_names": CLASS_NAMES})
     return _tar(d, "cifar-10-batches-py", archive)
 
 
@@ -186,14 +193,8 @@ def write_cifar100(folder: str, x_train, fine_train, coarse_train, x_test, fine_
     d = os.path.join(folder, "cifar-100-python")
     os.makedirs(d, exist_ok=True)
     for name, x, fine, coarse in (("train", x_train, fine_train, coarse_train), ("test", x_test, fine_test, coarse_test)):
-        flat = np.asarray(x, np.uint8).transpose(0, 3, 1, 2).reshape(len(x), 3072)
-        with open(os.path.join(d, name), "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"fine_labels": [int(v) for v in fine],
-                         b"coarse_labels": [int(v) for v in coarse], b"data": flat,
-                         b"filenames": [f"{i}.png".encode() for i in range(len(x))]}, f, protocol=4)
-    with open(os.path.join(d, "meta"), "wb") as f:
-        pickle.dump({b"fine_label_names": [n.encode() for n in fine_names],
-                     b"coarse_label_names": [n.encode() for n in coarse_names]}, f, protocol=4)
+        _dump(os.path.join(d, name), x, {b"fine_labels": fine, b"coarse_labels": coarse})
+    _meta(os.path.join(d, "meta"), {b"fine_label_names": fine_names, b"coarse_label_names": coarse_names})
     return _tar(d, "cifar-100-python", archive)
 
 

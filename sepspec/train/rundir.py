@@ -329,9 +329,10 @@ def run_data(run: str, data_arg: str | None = None):
     labels, resizing)."""
     from .data import load_data, options_of
 
+    options = options_of(read_spec(run))
     if data_arg is not None:
-        return load_data(data_arg, **options_of(read_spec(run)))
-    return load_data(recorded_data(run), origin=data_origin(run), **options_of(read_spec(run)))
+        return load_data(data_arg, **options)
+    return load_data(recorded_data(run), origin=data_origin(run), **options)
 
 
 def test_accuracy(run: str, model_file: str = BEST, tta: str = "none", data=None) -> float:
