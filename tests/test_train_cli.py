@@ -518,24 +518,34 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
     assert test["tta"] == "flip" and test["final_accuracy"] == pytest.approx(figures[True, "flip"], abs=1 / 64)
 
 
-def test_a_run_with_dropout_resumes_exactly(tmp_path, data):
+def test_a_run_with_dropout_and_a_per_step_recipe_resumes_exactly(tmp_path, data):
     """The dropout layers' random state is not in a .keras file: state.json keeps it, so a run stopped after
-    epoch 1 and resumed draws the same masks as an uninterrupted one and ends with the same weights."""
+    epoch 1 and resumed draws the same masks as an uninterrupted one and ends with the same weights. The same
+    run has the 10-epoch recipe's keys that act across the cut: a per-step schedule with warm-up, alternating
+    flips, and a decoupled weight decay sparing depthwise kernels, norms and biases (the exclusions are not in
+    the checkpoint either: without their restore the weights differ)."""
     from sepspec.lazy import import_keras
 
     p = tmp_path / "drop.yaml"
-    p.write_text(SMALL.lstrip().replace("activation: relu}", "activation: relu, dropout: 0.3}"))
-    args = ["--data", data, "--train-limit", "64", "--seed", "3"]
+    p.write_text(SMALL.lstrip().replace("activation: relu}", "activation: relu, dropout: 0.3}")
+                 .replace("flip: true", "flip: alternate"))
+    args = ["--data", data, "--train-limit", "64", "--seed", "3",
+            "--set", "train.schedule={name: linear, warmup_epochs: 1, per: step}",
+            "--set", "train.optimizer={name: adamw, learning_rate: 0.01, weight_decay: 0.05, "
+                     "no_decay: [depthwise, norm, bias]}", "--set", "train.label_smoothing=0.1"]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert run_cli("train", str(p), "--out", a, "--epochs", "2", *args, env=ENV).returncode == 0
-    assert run_cli("train", str(p), "--out", b, "--epochs", "1", *args, env=ENV).returncode == 0
+    cut = run_cli("train", str(p), "--out", b, "--epochs", "2", *args, env={**ENV, "SEPSPEC_CRASH_AT": "after-commit:1"})
+    assert cut.returncode == 137, cut.stderr  # killed (as by SIGKILL) once epoch 1 is committed
     assert json.load(open(os.path.join(b, "state.json")))["rng"]  # the masks' state, per dropout layer
-    r = run_cli("train", "--resume", b, "--epochs", "2", env=ENV)
+    r = run_cli("train", "--resume", b, env=ENV)
     assert r.returncode == 0, r.stderr
     keras = import_keras()
     wa, wb = (keras.saving.load_model(os.path.join(x, "checkpoint-0002.keras")).get_weights() for x in (a, b))
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
     assert [r["loss"] for r in history(a)] == [r["loss"] for r in history(b)]
+    # 64 images, batch 32: the first step of epoch 1 is at half the peak, of epoch 2 at the peak
+    assert [float(r["lr"]) for r in history(a)] == pytest.approx([0.005, 0.01])
 
 
 def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, spec, data):

@@ -124,6 +124,32 @@ def test_other_schedules():
     assert lr_at(t, 30) == 0.01
 
 
+def test_per_step_schedules_are_functions_of_the_position():
+    """per: step: the rate before each step is a function of (epoch, batch) alone, so a resumed run gets the
+    rates an uninterrupted one had; per epoch the figures stay what they were."""
+    steps = 4
+    t = Train.model_validate({"epochs": 5, "optimizer": {"learning_rate": 0.1},
+                              "schedule": {"name": "linear", "warmup_epochs": 1, "per": "step"}})
+    rates = [lr_at(t, e, None, b, steps) for e in range(5) for b in range(steps)]
+    assert rates[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # warm-up: the first update is not at zero
+    assert rates[4] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.1 * 1 / 16)  # then linear to zero
+    assert all(a > b for a, b in zip(rates[4:], rates[5:]))
+    t = Train.model_validate({"epochs": 4, "optimizer": {"learning_rate": 0.1},
+                              "schedule": {"name": "one_cycle", "peak_at": 0.25, "start_factor": 0.1, "per": "step"}})
+    rates = [lr_at(t, e, None, b, steps) for e in range(4) for b in range(steps)]
+    assert rates[0] == pytest.approx(0.01) and max(rates) == pytest.approx(0.1) and rates.index(0.1) == 4
+    assert rates[-1] == pytest.approx(0.1 / 12)
+    t = Train.model_validate({"epochs": 2, "optimizer": {"learning_rate": 0.1},
+                              "schedule": {"name": "cosine", "per": "step"}})
+    assert lr_at(t, 1, None, 0, steps) == pytest.approx(0.05)  # halfway through the run
+    assert lr_at(t, 0, None, 3, steps) < lr_at(t, 0, None, 2, steps) < 0.1
+    per_epoch = Train.model_validate({"epochs": 5, "optimizer": {"learning_rate": 0.1},
+                                      "schedule": {"name": "linear", "warmup_epochs": 1}})
+    assert [lr_at(per_epoch, e, None, 3, steps) for e in range(5)] == pytest.approx([0.1, 0.1, 0.075, 0.05, 0.025])
+    with pytest.raises(ValueError):  # a plateau has no time of its own
+        Train.model_validate({"schedule": {"name": "reduce_on_plateau", "per": "step"}})
+
+
 def test_reduce_on_plateau_state():
     t = Train.model_validate({"optimizer": {"learning_rate": 0.1}, "schedule": {"name": "reduce_on_plateau", "patience": 2, "factor": 0.5}})
     p = {}
@@ -171,6 +197,33 @@ def test_augmentation_is_exact_and_deterministic():
         assert (cut[i][box] == 0).all() and rows.max() - rows.min() < 3 and cols.max() - cols.min() < 3
         keep = cut[i] != 0
         assert np.array_equal(cut[i][keep], x[i].numpy()[keep])
+
+
+def test_alternate_flips_mirror_each_image_every_other_epoch_in_every_pipeline():
+    """flip: alternate: a seeded coin per image in epoch 0, then the other side each epoch, the same in the
+    tf.data pipeline and the host batches of the other backends."""
+    from sepspec.spec.trainconf import Augment
+    from sepspec.train.pipeline import _HostBatchesMixin, _tf_dataset, alternate_flips
+
+    first = alternate_flips(64, 3, 0)
+    assert 10 < first.sum() < 54 and np.array_equal(alternate_flips(64, 3, 2), first)
+    assert np.array_equal(alternate_flips(64, 3, 1), ~first) and not np.array_equal(alternate_flips(64, 4, 0), first)
+    x = np.random.default_rng(0).integers(0, 256, (64, 6, 6, 3), dtype=np.uint8)
+    y = np.arange(64) % 4
+    aug = Augment(flip="alternate")
+    kw = dict(batch=16, classes=4, mean=[0.5] * 3, std=[0.25] * 3, seed=3, training=True, aug=aug)
+    for epoch in (0, 1):
+        order = np.random.default_rng([3, epoch]).permutation(64)
+        plain = (x[order].astype(np.float32) / 255 - 0.5) / 0.25
+        want = np.where(alternate_flips(64, 3, epoch)[order][:, None, None, None], plain[:, :, ::-1], plain)
+        got = np.concatenate([b[0].numpy() for b in _tf_dataset(x, y, epoch=epoch, **kw)])
+        assert np.allclose(got, want, atol=1e-6)
+        host = _HostBatchesMixin.__new__(_HostBatchesMixin)  # the PyTorch path's batches, without a PyDataset
+        host.x, host.y, host.batch, host.classes = x, y, 16, 4
+        host.mean, host.std = np.float32([0.5] * 3), np.float32([0.25] * 3)
+        host.seed, host.epoch, host.training, host.aug, host.device = 3, epoch, True, aug, None
+        host.order, host.flips = order, alternate_flips(64, 3, epoch)
+        assert np.allclose(np.concatenate([host[i][0] for i in range(4)]), want, atol=1e-6)
 
 
 def test_one_augmentation_for_every_array_library():
@@ -274,6 +327,49 @@ def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
     assert np.allclose(probabilities(as_probs, symmetric, "flip"), probabilities(as_probs, symmetric), atol=1e-6)
     s = scores(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0, 0]))
     assert s["accuracy"] == 0.5 and s["loss"] == pytest.approx(-(np.log(0.9) + np.log(0.4)) / 2)
+
+
+def test_flip_shift_tta_is_the_mean_over_six_views():
+    from sepspec.lazy import import_keras
+    from sepspec.train.predict import by_view, shifted
+
+    x = np.arange(2 * 3 * 3 * 1, dtype=np.float32).reshape(2, 3, 3, 1) + 1
+    assert np.array_equal(shifted(x, 1, 1)[0, :, :, 0], [[0, 0, 0], [0, 1, 2], [0, 4, 5]])
+    assert np.array_equal(shifted(x, -1, -1)[0, :, :, 0], [[5, 6, 0], [8, 9, 0], [0, 0, 0]])
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3, 3, 1))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
+    p = by_view(model, x, "flip_shift")
+    assert set(p) == {"none", "flip", "flip_shift"}
+    one = lambda v: model.predict(v, verbose=0)  # noqa: E731
+    views = [v2 for v in (x, x[:, :, ::-1]) for v2 in (v, shifted(v, 1, 1), shifted(v, -1, -1))]
+    assert np.allclose(p["flip_shift"], np.mean([one(v) for v in views], axis=0), atol=1e-6)
+    assert np.allclose(p["flip"], (one(x) + one(x[:, :, ::-1])) / 2, atol=1e-6)
+
+
+def test_weight_decay_spares_what_no_decay_names():
+    """optimizer.no_decay: the depthwise kernels, the norms' scales and offsets and the biases keep their values
+    under a decay that shrinks everything else (a zero gradient leaves decay alone at work)."""
+    from sepspec.lazy import import_keras
+    from sepspec.spec.trainconf import Train
+    from sepspec.train.trainer import spare_from_decay
+
+    keras = import_keras()
+    inp = keras.Input((6, 6, 3))
+    h = keras.layers.SeparableConv2D(4, 3, name="sep")(inp)
+    h = keras.layers.DepthwiseConv2D(3, name="dw")(keras.layers.BatchNormalization(name="bn")(h))
+    h = keras.layers.LayerNormalization(name="ln")(keras.layers.Conv2D(4, 1, name="pw")(h))
+    model = keras.Model(inp, keras.layers.Dense(2, name="out")(keras.layers.Flatten()(h)))
+    train = Train.model_validate({"optimizer": {"name": "adamw", "learning_rate": 0.1, "weight_decay": 0.5,
+                                                "no_decay": ["depthwise", "norm", "bias"]}})
+    model.compile(optimizer=keras.optimizers.AdamW(0.1, weight_decay=0.5), loss="mse")
+    assert spare_from_decay(model, train) == 10  # 2 depthwise kernels, 2 + 2 norm weights, 4 biases
+    before = {w.path: np.array(w.numpy()) for w in model.trainable_weights}
+    model.optimizer.apply_gradients([(np.zeros(w.shape, "float32"), w) for w in model.trainable_weights])
+    kept = {w.path for w in model.trainable_weights if np.array_equal(w.numpy(), before[w.path])}
+    assert kept == {"sep/depthwise_kernel", "dw/kernel", "bn/gamma", "bn/beta", "ln/gamma", "ln/beta",
+                    "sep/bias", "dw/bias", "pw/bias", "out/bias"}, kept
 
 
 def test_the_jax_device_cache_never_serves_another_arrays_images():

@@ -38,7 +38,7 @@ def add_commands(sub) -> None:
     s.add_argument("--reference", metavar="RUN_DIR", help="for an exported file: agreement with the run's float model")
     s.add_argument("--data", metavar="PATH")
     s.add_argument("--tta", choices=TTA, default="none", help="flip: average each image's and its mirror "
-                   "image's probabilities")
+                   "image's probabilities; flip_shift: also each shifted by one pixel up-left and down-right (6 views)")
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("export", help="a trained model as a LiteRT (float or int8), ONNX or SavedModel file")

@@ -44,7 +44,7 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
                         f"classes; the data is {dims(data.x_test.shape[1:])} with "
                         f"{len(data.class_names)} classes")
     pred = rundir.test_predictions(model, data, norm, tta).argmax(axis=-1)
-    acc, per_class, cm = _report(model_path, pred, data, " (flip test-time augmentation)" if tta == "flip" else "")
+    acc, per_class, cm = _report(model_path, pred, data, f" ({tta} test-time augmentation)" if tta != "none" else "")
     rundir.write_json(os.path.join(folder, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
                                                                 "per_class": per_class, "confusion": cm.tolist()})
     _plot_confusion(os.path.join(folder, "confusion.png"), cm, data.class_names, acc)

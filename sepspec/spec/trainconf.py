@@ -17,22 +17,30 @@ def _named(default: str):
     return lambda v: (v.get("name", default) if isinstance(v, dict) else getattr(v, "name", None))
 
 
-class Adam(BaseModel):
+# the weights an optimizer's weight decay may spare (decoupled decay: w -= lr * weight_decay * w after each step)
+Spared = Literal["depthwise", "norm", "bias"]
+
+
+class _Decaying(BaseModel):
     model_config = STRICT
+    # depthwise: the depthwise kernels (of depthwise and separable convolutions), norm: batch/layer-norm scales
+    # and offsets, bias: every bias; small tensors whose decay costs accuracy and saves nothing
+    no_decay: Annotated[list[Spared], Field(max_length=3)] = []
+
+
+class Adam(_Decaying):
     name: Literal["adam"] = "adam"
     learning_rate: PosFloat = 0.01
     weight_decay: NonNegFloat = 0.0
 
 
-class AdamW(BaseModel):
-    model_config = STRICT
+class AdamW(_Decaying):
     name: Literal["adamw"] = "adamw"
     learning_rate: PosFloat = 0.001
     weight_decay: NonNegFloat = 0.004
 
 
-class SGD(BaseModel):
-    model_config = STRICT
+class SGD(_Decaying):
     name: Literal["sgd"] = "sgd"
     learning_rate: PosFloat = 0.01
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
@@ -44,38 +52,48 @@ Optimizer = Annotated[Union[Annotated[Adam, Tag("adam")], Annotated[AdamW, Tag("
                             Annotated[SGD, Tag("sgd")]], Discriminator(_named("adam"))]
 
 
-class Constant(BaseModel):
+class _Timed(BaseModel):
+    """A rate that is a function of time: set once per epoch (the seed's way) or before every step."""
+
     model_config = STRICT
+    per: Literal["epoch", "step"] = "epoch"
+
+
+class Constant(_Timed):
     name: Literal["constant"] = "constant"
 
 
-class InverseTime(BaseModel):
+class InverseTime(_Timed):
     """lr(e) = lr / (1 + decay_rate * e), e = 0 in the first epoch (the seed's schedule)."""
 
-    model_config = STRICT
     name: Literal["inverse_time"] = "inverse_time"
     decay_rate: NonNegFloat = 0.319
 
 
-class Step(BaseModel):
-    model_config = STRICT
+class Step(_Timed):
     name: Literal["step"] = "step"
     every: PosInt = 10  # epochs
     factor: Annotated[float, Field(gt=0, le=1)] = 0.1
 
 
-class Cosine(BaseModel):
-    model_config = STRICT
+class Cosine(_Timed):
     name: Literal["cosine"] = "cosine"
     min_lr: NonNegFloat = 0.0
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
 
 
-class OneCycle(BaseModel):
-    model_config = STRICT
+class OneCycle(_Timed):
     name: Literal["one_cycle"] = "one_cycle"
     peak_at: Annotated[float, Field(gt=0, lt=1)] = 0.25  # fraction of training at the peak
     start_factor: Annotated[float, Field(gt=0, le=1)] = 0.04  # lr starts at learning_rate * start_factor
+    end_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class Linear(_Timed):
+    """Linear warm-up from near zero over `warmup_epochs`, then linear decay to learning_rate * end_factor."""
+
+    name: Literal["linear"] = "linear"
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0.0
     end_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
@@ -88,13 +106,15 @@ class ReduceOnPlateau(BaseModel):
 
 
 Schedule = Annotated[Union[tuple(Annotated[c, Tag(c.model_fields["name"].default)]
-                                 for c in (Constant, InverseTime, Step, Cosine, OneCycle, ReduceOnPlateau))],
+                                 for c in (Constant, InverseTime, Step, Cosine, OneCycle, Linear, ReduceOnPlateau))],
                      Discriminator(_named("inverse_time"))]
 
 
 class Augment(BaseModel):
     model_config = STRICT
-    flip: bool = False  # random horizontal flip
+    # true: a random horizontal flip; alternate: each image is flipped at random in the first epoch and then in
+    # every other epoch (derandomised: no image is seen the same way twice running)
+    flip: Union[bool, Literal["alternate"]] = False
     crop: Annotated[int, Field(ge=0, le=16)] = 0  # pad by this many pixels, then crop back at random
     cutout: Annotated[int, Field(ge=0, le=32)] = 0  # side of a random square set to zero
 
@@ -112,7 +132,9 @@ class Train(BaseModel):
     # split (seeded), or `test`, the test split (then selection is on the test set: say so where it is used)
     validation: Union[Literal["test"], Annotated[float, Field(gt=0, lt=1)], Annotated[int, Field(ge=1)]] = 0.1
     seed: Optional[Annotated[int, Field(ge=0, lt=2**32)]] = None  # numpy's and Keras's seeds are 32-bit
-    tta: Literal["none", "flip"] = "none"  # validation figures from each image and its mirror image
+    # validation figures from each image and its mirror image (flip), or from six views: those two, each also
+    # shifted by one pixel up-left and down-right (flip_shift)
+    tta: Literal["none", "flip", "flip_shift"] = "none"
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.0  # decay of a weight average used for validation; 0: none
     tensorboard: bool = True  # TensorBoard event files in the run folder (`tensorboard --logdir runs/`)
     # images of another height and width than the spec's input are resized to it (bilinear) as they are read;

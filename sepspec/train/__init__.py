@@ -6,4 +6,8 @@ Importing this package is cheap; TensorFlow is imported only by the modules that
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: float32 on CPU; on a GPU, per backend
                                                                    # as measured (devices.AUTO_GPU_PRECISION)
-TTA = ("none", "flip")  # test-time augmentation: none, or the mean over each image and its mirror image
+from typing import get_args as _args
+
+from ..spec.trainconf import Train as _Train
+
+TTA = _args(_Train.model_fields["tta"].annotation)  # test-time augmentation: the views whose mean is the figure

@@ -20,7 +20,8 @@ FOLDER = "tensorboard"
 SCALARS = {"loss": "train/loss", "accuracy": "train/accuracy", "val_loss": "validation/loss",
            "val_accuracy": "validation/accuracy", "val_accuracy_no_tta": "validation/accuracy_without_tta",
            "val_accuracy_no_ema": "validation/accuracy_without_average",
-           "val_accuracy_plain": "validation/accuracy_plain", "lr": "train/learning_rate",
+           "val_accuracy_plain": "validation/accuracy_plain",
+           "val_accuracy_flip_only": "validation/accuracy_flip_only", "lr": "train/learning_rate",
            "seconds": "time/seconds_per_epoch"}
 
 

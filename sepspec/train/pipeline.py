@@ -113,6 +113,13 @@ def numpy_draws(rng: np.random.Generator, b, h, w, aug: Augment) -> dict:
     return d
 
 
+def alternate_flips(n: int, seed: int, epoch: int) -> np.ndarray:
+    """`flip: alternate`: whether each of n images is mirrored in `epoch`: a seeded coin per image in epoch 0, the
+    other side in every next epoch (a function of (seed, epoch), so resuming changes nothing)."""
+    first = np.random.default_rng([seed, 0x5EF11B]).random(n) < 0.5
+    return first ^ bool(epoch % 2)
+
+
 def _augments(training: bool, aug: Augment | None) -> bool:
     return bool(training and aug is not None and (aug.flip or aug.crop or aug.cutout))
 
@@ -144,11 +151,15 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
     s = tf.constant(np.asarray(std, np.float32))
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch).enumerate()
     h, w = x_uint8.shape[1], x_uint8.shape[2]
+    flips = (tf.constant(alternate_flips(len(x_uint8), seed, epoch)) if _augments(training, aug)
+             and aug.flip == "alternate" else None)
 
     def load(i, idx):
         x = normalize(tf.cast(tf.gather(images, idx), tf.float32), m, s)
         if _augments(training, aug):
             draws = tf_draws(tf, tf.shape(x)[0], h, w, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
+            if flips is not None:
+                draws["flip"] = tf.reshape(tf.gather(flips, idx), [-1, 1, 1, 1])
             x = augment_batch(ops, x, draws, aug)
         return x, tf.one_hot(tf.gather(labels, idx), classes)
 
@@ -182,6 +193,8 @@ class _HostBatchesMixin:
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.seed, self.epoch, self.training, self.aug = seed, epoch, training, aug
         self.order = _order(len(x_uint8), seed, epoch, training)
+        self.flips = (alternate_flips(len(x_uint8), seed, epoch) if _augments(training, aug)
+                      and aug.flip == "alternate" else None)
         from ..lazy import import_keras
 
         self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax" else None
@@ -195,6 +208,8 @@ class _HostBatchesMixin:
         draws = {}
         if _augments(self.training, self.aug):
             draws = numpy_draws(np.random.default_rng([self.seed, self.epoch, i]), len(idx), h, w, self.aug)
+            if self.flips is not None:
+                draws["flip"] = self.flips[idx].reshape(-1, 1, 1, 1)
         if self.device is not None:  # JAX: the images stay on the device; one compiled call makes the batch there
             images, labels, make = self.device
             return make(images, labels, idx, draws)

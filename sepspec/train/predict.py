@@ -1,10 +1,15 @@
-"""Class probabilities of a trained model, with optional flip test-time augmentation (the mean of the
-probabilities for each image and its mirror image): one definition for the trainer's validation figures
-(`train.tta`) and `sepspec evaluate --tta`."""
+"""Class probabilities of a trained model, with optional test-time augmentation: one definition for the trainer's
+validation figures (`train.tta`) and `sepspec evaluate --tta`.
+
+`flip` is the mean of the class probabilities for each image and its mirror image; `flip_shift` the mean over
+six views: those two, each also shifted by one pixel up-left and down-right (the vacated row and column are
+zeros, the mean colour after normalisation, as the training crop pads)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+SHIFTS = ((1, 1), (-1, -1))  # (rows, columns) of flip_shift's shifted views, besides the unshifted one
 
 
 def gives_probabilities(model) -> bool:
@@ -18,9 +23,18 @@ def probabilities(model, x: np.ndarray, tta: str = "none", batch_size: int = 500
     return by_view(model, x, tta, batch_size)[tta]
 
 
+def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Images moved down by dy and right by dx pixels (negative: up, left), zeros where nothing moved in."""
+    out = np.zeros_like(x)
+    h, w = x.shape[1], x.shape[2]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = x[:, max(-dy, 0):h - max(dy, 0),
+                                                                     max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
 def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> dict[str, np.ndarray]:
-    """Probabilities without test-time augmentation ("none") and, for `tta="flip"`, with it ("flip"): the
-    plain figure comes free with the augmented one."""
+    """Probabilities without test-time augmentation ("none") and with each level up to `tta` ("flip",
+    "flip_shift"): the cheaper figures come free with the dearer one."""
     def once(images):
         out = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float64)
         if gives_probabilities(model):
@@ -29,8 +43,12 @@ def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> d
         return out / out.sum(axis=-1, keepdims=True)
 
     p = {"none": once(x)}
-    if tta == "flip":
-        p["flip"] = (p["none"] + once(x[:, :, ::-1, :])) / 2
+    if tta in ("flip", "flip_shift"):
+        mirrored = x[:, :, ::-1, :]
+        p["flip"] = (p["none"] + once(mirrored)) / 2
+        if tta == "flip_shift":
+            views = [once(shifted(v, dy, dx)) for v in (x, mirrored) for dy, dx in SHIFTS]
+            p["flip_shift"] = (2 * p["flip"] + sum(views)) / (2 + len(views))
     return p
 
 

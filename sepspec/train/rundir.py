@@ -36,8 +36,9 @@ LOCK = ".train.lock"
 
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds",
                   # filled only where the recipe's `ema`/`tta` change the validation figure: the same epoch's
-                  # accuracy without the average, without the flips, and without either (an ablation per run)
-                  "val_accuracy_no_ema", "val_accuracy_no_tta", "val_accuracy_plain"]
+                  # accuracy without the average, without the test-time views, and without either, and with the
+                  # mirror alone where `tta: flip_shift` (an ablation per run)
+                  "val_accuracy_no_ema", "val_accuracy_no_tta", "val_accuracy_plain", "val_accuracy_flip_only"]
 
 
 atomic_write = atomic.write

@@ -1,7 +1,9 @@
-"""Learning rate per epoch, for every schedule a spec can name. Pure Python, so it is tested exactly.
+"""Learning rate per epoch or per step, for every schedule a spec can name. Pure Python, so it is tested exactly.
 
-The rate changes once per epoch, with e = 0 in the first epoch, as in the seed's log (Keras's
-InverseTimeDecay would decay per step). `reduce_on_plateau` keeps its state in a small dict that the
+With `per: epoch` (the default) the rate changes once per epoch, with e = 0 in the first epoch, as in the seed's
+log (Keras's InverseTimeDecay would decay per step). With `per: step` it is a function of the training time in
+epochs, t = epoch + batch / steps, set before every step; both are functions of the position alone, so a resumed
+run gets the rates an uninterrupted one had. `reduce_on_plateau` keeps its state in a small dict that the
 trainer saves with each checkpoint, so a resumed run continues with the same rate.
 """
 
@@ -11,32 +13,56 @@ import math
 
 from ..spec.trainconf import Train
 
+# the schedules whose rates depend on the total number of epochs (a run's length cannot change under them)
+BY_LENGTH = ("cosine", "one_cycle", "linear")
 
-def lr_at(train: Train, epoch: int, plateau: dict | None = None) -> float:
-    """The learning rate of 0-based `epoch`."""
+
+def per_step(train: Train) -> bool:
+    return getattr(train.schedule, "per", "epoch") == "step"
+
+
+def lr_at(train: Train, epoch: int, plateau: dict | None = None, batch: int = 0, steps: int = 1) -> float:
+    """The learning rate of 0-based `epoch`, and with `per: step` of its 0-based step `batch` of `steps`."""
+    s = train.schedule
+    if s.name == "reduce_on_plateau":
+        return (plateau or {}).get("lr", train.optimizer.learning_rate)
+    if per_step(train):
+        return _rate(train, epoch + batch / steps, epoch * steps + batch + 1, steps)
+    return _rate(train, epoch, epoch + 1, 1)
+
+
+def _rate(train: Train, t: float, k: int, steps: int) -> float:
+    """The rate at time t (epochs trained so far); k counts the updates including this one, `steps` per epoch
+    (warm-ups rise by k, so the first update is not at zero)."""
     base = train.optimizer.learning_rate
     s = train.schedule
     n = train.epochs
     if s.name == "constant":
         return base
     if s.name == "inverse_time":
-        return base / (1 + s.decay_rate * epoch)
+        return base / (1 + s.decay_rate * t)
     if s.name == "step":
-        return base * s.factor ** (epoch // s.every)
+        return base * s.factor ** (int(t) // s.every)
     if s.name == "cosine":
-        if epoch < s.warmup_epochs:
-            return base * (epoch + 1) / s.warmup_epochs
-        span = max(n - s.warmup_epochs, 1)
-        t = (epoch - s.warmup_epochs) / span
-        return s.min_lr + (base - s.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+        if t < s.warmup_epochs:
+            return base * k / (s.warmup_epochs * steps)
+        u = (t - s.warmup_epochs) / max(n - s.warmup_epochs, 1)
+        return s.min_lr + (base - s.min_lr) * 0.5 * (1 + math.cos(math.pi * u))
     if s.name == "one_cycle":
-        peak = max(int(round(s.peak_at * n)), 1)
-        if epoch < peak:
-            return base * (s.start_factor + (1 - s.start_factor) * epoch / peak)
-        t = (epoch - peak) / max(n - 1 - peak, 1)
-        return base * (1 + (s.end_factor - 1) * t)
-    if s.name == "reduce_on_plateau":
-        return (plateau or {}).get("lr", base)
+        if steps == 1:  # per epoch: the peak on a whole epoch, the last epoch at end_factor
+            peak = max(int(round(s.peak_at * n)), 1)
+            if t < peak:
+                return base * (s.start_factor + (1 - s.start_factor) * t / peak)
+            return base * (1 + (s.end_factor - 1) * (t - peak) / max(n - 1 - peak, 1))
+        peak = s.peak_at * n
+        if t < peak:
+            return base * (s.start_factor + (1 - s.start_factor) * t / peak)
+        return base * (1 + (s.end_factor - 1) * (t - peak) / (n - peak))
+    if s.name == "linear":
+        if t < s.warmup_epochs:
+            return base * k / (s.warmup_epochs * steps)
+        u = (t - s.warmup_epochs) / max(n - s.warmup_epochs, 1e-9)
+        return base * (1 + (s.end_factor - 1) * u)
     raise ValueError(f"unknown schedule {s.name}")
 
 

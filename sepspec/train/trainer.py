@@ -39,7 +39,7 @@ from .data import fingerprint, fingerprint_difference, load_data, options_of, sk
 from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .pipeline import channel_stats, dataset, normalize
 from .predict import by_view, gives_probabilities, scores
-from .schedule import lr_at, plateau_update
+from .schedule import BY_LENGTH, lr_at, per_step, plateau_update
 
 SPLIT_SEED = 0  # the held-out validation images are the same for every run on the same data
 
@@ -127,7 +127,29 @@ def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps
     loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=train.label_smoothing)
     model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
+    spare_from_decay(model, train)
     return model
+
+
+def spare_from_decay(model, train) -> int:
+    """Exclude the weights `optimizer.no_decay` names from the optimizer's weight decay; how many. Called when the
+    model is compiled and again when a checkpoint is loaded (a .keras file does not keep the exclusions)."""
+    keep = set(train.optimizer.no_decay)
+    if not keep:
+        return 0
+    spared = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if "norm" in keep and kind in ("BatchNormalization", "LayerNormalization"):
+            spared += layer.trainable_weights
+            continue
+        if "depthwise" in keep:
+            spared += [w for w in (getattr(layer, "depthwise_kernel", None),
+                                   layer.kernel if kind == "DepthwiseConv2D" else None) if w is not None]
+        if "bias" in keep and getattr(layer, "bias", None) is not None:
+            spared.append(layer.bias)
+    model.optimizer.exclude_from_weight_decay(var_list=spared)
+    return len(spared)
 
 
 def jit(keras, opts: Options) -> bool:
@@ -248,7 +270,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     done = state["epoch"] if state else 0
     changed = False
     if epochs is not None and epochs != spec.train.epochs:
-        if spec.train.schedule.name in ("cosine", "one_cycle"):
+        if spec.train.schedule.name in BY_LENGTH:
             raise TrainError(f"{run}: --epochs cannot change the length of a run with the {spec.train.schedule.name} "
                              f"schedule (its rates depend on the total number of epochs)")
         if epochs < max(done, 1):
@@ -317,8 +339,11 @@ class Training:
         self._warn_jit(tf)
         strategy = make_strategy(keras, opts.strategy)
         with strategy.scope():
-            self.model = (rundir.load_model(os.path.join(run, state["checkpoint"])) if state else
-                          compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts)))
+            if state:
+                self.model = rundir.load_model(os.path.join(run, state["checkpoint"]))
+                spare_from_decay(self.model, t)
+            else:
+                self.model = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts))
         self.fast = fast_training(self.model) if opts.fast_layers else {"batch_norm": 0, "dropout": 0}
         self._restore_random_state(state)
         self.average = self._average(state)
@@ -404,14 +429,17 @@ class Training:
         """Fit one pass (epoch index e, from 0) and validate; the history row, or None when the loss is not finite.
         A new best model is saved (`rundir.best_file`) for the commit to name."""
         t, keras = self.t, self.keras
-        lr = lr_at(t, e, self.plateau)
+        lr = lr_at(t, e, self.plateau, 0, self.steps)  # per step: the rate of the epoch's first step
         self.model.optimizer.learning_rate.assign(lr)
+        stepwise = ([keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: self.model.optimizer
+                                                    .learning_rate.assign(lr_at(t, e, None, b, self.steps)))]
+                    if per_step(t) else [])
         ds = dataset(self.x, self.y, batch=t.batch_size, classes=self.spec.classes, mean=self.mean, std=self.std,
                      seed=self.opts.seed, epoch=e, training=True, aug=t.augment)
         progress = _Progress(keras, e + 1, t.epochs, self.steps)
         t0 = time.perf_counter()
         h = self.model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
-                           callbacks=[progress.cb, keras.callbacks.TerminateOnNaN()]
+                           callbacks=stepwise + [progress.cb, keras.callbacks.TerminateOnNaN()]
                            + ([self.average.callback(keras)] if self.average else []))
         t_train = time.perf_counter() - t0
         progress.clear()
@@ -440,13 +468,15 @@ class Training:
         return row
 
     def validate(self, ds, x_normal, y, untta: str) -> tuple[dict, dict]:
-        """The loss and accuracy as the recipe defines them (flip TTA if `tta`), and, where TTA is on, the
+        """The loss and accuracy as the recipe defines them (its `tta` views), and, where TTA is on, the
         accuracy without it under the history suffix `untta`. Through `predict` whenever the recipe has TTA or
         an average (the loss is then plain cross-entropy, without label smoothing), else Keras's `evaluate`."""
         if x_normal is None:
             return self.model.evaluate(ds, verbose=0, return_dict=True), {}
         p = by_view(self.model, x_normal, self.t.tta, self.t.batch_size)
         extra = {untta: scores(p["none"], y)["accuracy"]} if self.t.tta != "none" else {}
+        if self.t.tta == "flip_shift" and untta == "_no_tta":  # the mirror alone, for the ablation
+            extra["_flip_only"] = scores(p["flip"], y)["accuracy"]
         return scores(p[self.t.tta], y), extra
 
     def commit(self, row: dict) -> None:
