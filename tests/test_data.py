@@ -1,6 +1,7 @@
 """The user's own data: image folders (PNG, JPEG; colour and 28x28 grayscale), NumPy archives and CIFAR-100,
 written from the real CIFAR-10 images in ../shared/data; every bad-data case a one-line error (or a documented
-skip); a grayscale folder trained, killed, resumed, evaluated and exported through the real CLI."""
+skip); a folder streamed from its files exactly as in memory; a grayscale folder trained, killed, resumed
+(streaming), evaluated and exported through the real CLI."""
 import csv
 import json
 import os
@@ -58,6 +59,61 @@ def test_a_png_folder_and_an_npz_of_the_same_images_give_identical_arrays_and_fi
         assert np.array_equal(a, b)
     assert D.fingerprint(z) == D.fingerprint(f)
     assert f.example("train", 0) == os.path.join("train", "airplane", f.files["train"][0].split(os.sep)[-1])
+
+
+def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the_folder_in_memory(tmp_path, real,
+                                                                                                     monkeypatch):
+    """stream: on reads the folder once to check and hash it and then decodes each batch's files: the images,
+    the exact channel statistics, the fingerprint, every training batch (order, flips, shifts) and the test
+    predictions are those of the same folder decoded into memory; bad files are named as before."""
+    from sepspec.lazy import import_keras
+    from sepspec.spec.trainconf import Augment
+    from sepspec.train import imagefolder, rundir
+    from sepspec.train.pipeline import _HostBatchesMixin, _tf_dataset, channel_stats
+
+    x, y, xt, yt, names = real
+    root = str(tmp_path / "png")
+    write_folder(root, x, y, names, split="train")
+    write_folder(root, xt, yt, names, split="test")
+    m, s = D.load_data(root, stream="off"), D.load_data(root, stream="on")
+    assert s.streamed and not m.streamed and s.x_train.shape == m.x_train.shape == (240, 32, 32, 3)
+    assert np.array_equal(np.asarray(s.x_train), m.x_train) and np.array_equal(np.asarray(s.x_test), m.x_test)
+    assert D.fingerprint(s) == D.fingerprint(m)
+    held = np.zeros(240, bool)
+    held[::7] = True
+    part = s.x_train[~held][:100]  # the trainer's split and --train-limit, still on disk
+    assert isinstance(part, imagefolder.FolderImages) and np.array_equal(np.asarray(part), m.x_train[~held][:100])
+    assert channel_stats(part) == channel_stats(m.x_train[~held][:100])  # to the last bit
+    aug = Augment(flip="alternate", crop=3)
+    kw = dict(batch=32, classes=10, mean=[0.5] * 3, std=[0.25] * 3, seed=4, epoch=1, training=True, aug=aug)
+    for a, b in zip(_tf_dataset(part, m.y_train[~held][:100], **kw), _tf_dataset(m.x_train[~held][:100],
+                                                                                     m.y_train[~held][:100], **kw)):
+        assert np.array_equal(a[0].numpy(), b[0].numpy()) and np.array_equal(a[1].numpy(), b[1].numpy())
+
+    def host(images):  # the JAX/PyTorch path's batch 1 (made without a PyDataset)
+        h = _HostBatchesMixin.__new__(_HostBatchesMixin)
+        h.x, h.y, h.batch, h.classes, h.mean, h.std = images, m.y_train, 32, 10, np.float32([0.5] * 3), np.float32([0.25] * 3)
+        h.seed, h.epoch, h.training, h.aug, h.device, h.flips = 4, 1, True, Augment(flip=True, crop=3), None, None
+        h.order = np.random.default_rng([4, 1]).permutation(240)
+        return h[1]
+
+    assert all(np.array_equal(a, b) for a, b in zip(host(s.x_train), host(m.x_train)))
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
+    monkeypatch.setattr(rundir, "STREAMED_CHUNK", 25)  # three chunks of the 60 test images
+    norm = ([0.5] * 3, [0.25] * 3)
+    assert np.allclose(rundir.test_predictions(model, s, norm, "flip"), rundir.test_predictions(model, m, norm, "flip"))
+    monkeypatch.setattr(imagefolder, "STREAM_SHARE", 1e-9)  # auto: a folder larger than its share of memory streams
+    assert D.load_data(root).streamed
+    monkeypatch.setattr(imagefolder, "STREAM_SHARE", 0.25)
+    assert not D.load_data(root).streamed
+    bad = s.files["train"][40]
+    with open(os.path.join(root, bad), "r+b") as f:  # a truncated file, named by the checking pass
+        f.truncate(200)
+    with pytest.raises(D.DataError, match=f"{os.path.basename(bad)}: not a readable image"):
+        D.load_data(root, stream="on")
 
 
 def test_jpeg_gif_bmp_and_grayscale_folders_decode(tmp_path, real):
@@ -231,7 +287,8 @@ def test_a_grayscale_folder_trains_resumes_evaluates_and_exports(tmp_path, real)
     whole, cut = str(tmp_path / "whole"), str(tmp_path / "cut")
     r = run_cli(*args, "--out", whole, env=ENV)
     assert r.returncode == 0, r.stderr
-    r = run_cli(*args, "--out", cut, env={**ENV, "SEPSPEC_CRASH_AT": "before-commit:2"})
+    # the cut run streams the folder from its files (and resumes streaming): the same training as in memory
+    r = run_cli(*args, "--out", cut, "--stream", "on", env={**ENV, "SEPSPEC_CRASH_AT": "before-commit:2"})
     assert r.returncode == 137
     r = run_cli("train", "--resume", cut, env=ENV)
     assert r.returncode == 0 and "resuming after epoch 1" in r.stdout, r.stderr
@@ -240,6 +297,7 @@ def test_a_grayscale_folder_trains_resumes_evaluates_and_exports(tmp_path, real)
     assert [(r["loss"], r["val_loss"]) for r in a] == [(r["loss"], r["val_loss"]) for r in b]  # as uninterrupted
     record = json.load(open(os.path.join(whole, "run.json")))["data"]
     assert record["layout"] == "folder" and record["classes"] == sorted(names) and not record["resized"]
+    assert not record["streamed"] and json.load(open(os.path.join(cut, "run.json")))["data"]["streamed"]
     r = run_cli("evaluate", whole, env=ENV)
     assert r.returncode == 0 and "airplane" in r.stdout and "truck" in r.stdout, r.stderr
     q = str(tmp_path / "q.tflite")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..train import PRECISIONS, STRATEGIES, TTA
+from ..train import PRECISIONS, STRATEGIES, STREAMS, TTA
 
 
 def add_commands(sub) -> None:
@@ -30,6 +30,8 @@ def add_commands(sub) -> None:
                    "convolutions on CPU)")
     s.add_argument("--keras-layers", action="store_true", help="train batch norm and dropout with Keras's own ops "
                    "(not TensorFlow's fused batch norm and integer dropout masks; slower)")
+    s.add_argument("--stream", choices=STREAMS, help="an image folder read from disk batch by batch: auto (the "
+                   "default: when its decoded images would take over a quarter of the memory), on, off")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix (of a run, a "
@@ -87,7 +89,8 @@ def cmd_train(a) -> int:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
                                       ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
                                       ("--seed", a.seed), ("--strategy", a.strategy), ("--precision", a.precision),
-                                      ("--jit-compile", a.jit_compile), ("--keras-layers", a.keras_layers))
+                                      ("--jit-compile", a.jit_compile), ("--keras-layers", a.keras_layers),
+                                      ("--stream", a.stream))
                  if v not in (None, False, [])]
         if fixed:
             print(f"sepspec train --resume DIR: {', '.join(fixed)} cannot be given: a run continues with the settings "
@@ -98,7 +101,8 @@ def cmd_train(a) -> int:
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return 2
-    given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision)) if v is not None}
+    given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision), ("stream", a.stream))
+             if v is not None}
     opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
                    train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
                    jit_compile=a.jit_compile, fast_layers=not a.keras_layers, **given)

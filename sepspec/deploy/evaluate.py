@@ -78,7 +78,7 @@ def evaluate_exported(path: str, data_arg: str | None = None, reference: str | N
     if reference is not None and not os.path.isfile(os.path.join(reference, rundir.BEST)):
         raise UserError(f"{reference}: not a run directory (no {rundir.BEST})")
     data = _data_for(reference, data_arg)
-    pred = scores(path, data.x_test).argmax(axis=-1)
+    pred = scores(path, np.asarray(data.x_test)).argmax(axis=-1)  # a streamed folder's test images, decoded
     acc, per_class, cm = _report(path, pred, data)
     result = {"model": os.path.abspath(path), "test_accuracy": acc, "per_class": per_class, "confusion": cm.tolist()}
     if reference:

@@ -306,8 +306,8 @@ def _worker(job: dict, target: str) -> None:
             if data.x_train.shape[1:] != shape:
                 _fail(f"calibration images are {data.x_train.shape[1:]}, the model takes {shape}")
             rng = np.random.default_rng(job["seed"])
-            images = data.x_train[rng.choice(len(data.x_train), min(job["calibration"], len(data.x_train)),
-                                             replace=False)].astype(np.float32)
+            images = np.asarray(data.x_train[rng.choice(len(data.x_train), min(job["calibration"], len(data.x_train)),
+                                                        replace=False)], np.float32)
 
             def representative():
                 for i in range(len(images)):

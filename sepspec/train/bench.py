@@ -2,7 +2,8 @@
 tf.data on TensorFlow, a PyDataset's worker thread on JAX/PyTorch; normalisation, augmentation), of the trainer's
 step alone on ready tensors, and of a plain `model.fit` of the same emitted Keras model on the fastest plain input
 (a cached tf.data dataset; arrays elsewhere). Interleaved repeats in one process; medians, their spread and the
-ratios are printed."""
+ratios are printed. With `--data FOLDER` (an image folder) the trainer is also timed streaming the same images from
+their files (what it does for a folder too large for memory) beside the same images held in memory."""
 
 from __future__ import annotations
 
@@ -31,11 +32,14 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     t = spec.train
     b = t.batch_size
     n = steps * b
+    streamed = None  # an image folder's images as the trainer streams them
     try:
-        d = load_data(data, download=False, **options_of(spec))
+        d = load_data(data, download=False, stream="on", **options_of(spec))  # only a folder streams
         check_fits(spec, d, spec_path)
         kind = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "npz": "NumPy archive", "folder": "image folder"}
         x, y, source = d.x_train[:n], d.y_train[:n], f"{kind[d.layout]} {d.source}"
+        if d.streamed:
+            streamed, x = x, np.asarray(x)
     except DataError:
         if data is not None:  # asked for this data: a wrong --data is an error, not a silent substitute
             raise
@@ -48,6 +52,8 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     if len(x) < n:  # a small set (the device check's subset): its images again, for the throughput alone
         print(f"note: {len(x):,} images for {steps} steps of {b}: each is used up to {math.ceil(n / len(x))} times",
               flush=True)
+        if streamed is not None:
+            streamed = streamed[np.resize(np.arange(len(x)), n)]
         x, y = np.resize(x, (n, *x.shape[1:])), np.resize(y, n)
     mean, std = channel_stats(x)
     policy = set_precision(keras, precision)  # "auto": the precision the trainer uses by default
@@ -72,9 +78,9 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         fit()
         return n / (time.perf_counter() - t0)
 
-    def trainer(epoch):  # the trainer's model and input: its pipeline with normalisation and augmentation
-        ds = dataset(x, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=0, epoch=epoch, training=True,
-                     aug=t.augment)
+    def trainer(epoch, images=x):  # the trainer's model and input: its pipeline with normalisation and augmentation
+        ds = dataset(images, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=0, epoch=epoch,
+                     training=True, aug=t.augment)
         return timed(lambda: ours_model.fit(ds, epochs=1, verbose=0, shuffle=False))
 
     def ready(model):  # a model on ready tensors: the trainer's step alone, or the emitted model as it is
@@ -83,8 +89,13 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
 
     trainer(repeats), ready(ours_model), ready(plain_model)  # warm-up: tracing, the cache, the first allocations
     runs = {"trainer": [], "step": [], "plain": []}
-    for r in range(repeats):  # interleaved: a machine that changes speed slows all three alike
+    if streamed is not None:
+        trainer(repeats, streamed)
+        runs["streamed"] = []
+    for r in range(repeats):  # interleaved: a machine that changes speed slows them all alike
         runs["trainer"].append(trainer(r))
+        if streamed is not None:
+            runs["streamed"].append(trainer(r, streamed))
         runs["step"].append(ready(ours_model))
         runs["plain"].append(ready(plain_model))
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -100,6 +111,9 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
                 f"runs {[round(u) for u in v]}")
 
     print(line(f"trainer ({feed} + normalise + augment, fast layers)", "trainer"))
+    if streamed is not None:
+        print(line("trainer streaming the folder's files (decoded per batch)", "streamed"))
+        print(f"ratio streaming / in memory: {med['streamed'] / med['trainer']:.2f}")
     print(line("trainer's step alone (ready tensors)", "step"))
     print(line(f"plain model.fit of the emitted model on {plain_feed}", "plain"))
     best = {k: max(v) for k, v in runs.items()}
@@ -107,7 +121,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
           f"{med['step'] / med['plain']:.2f}")
     print(f"ratio of the best runs: trainer / plain fit {best['trainer'] / best['plain']:.2f}; step alone / plain "
           f"{best['step'] / best['plain']:.2f}")
-    if len({round(v) for v in med.values()}) == 1:
+    if len({round(med[k]) for k in ("trainer", "step", "plain")}) == 1:
         print("note: the three medians are equal: this machine held every run to the same time (a plateau that "
               "is not the model's; see docs/figures.md); the best runs compare the models")
     return 0

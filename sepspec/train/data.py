@@ -1,4 +1,5 @@
-"""The data a run trains on, from wherever a user has it, as one in-memory `Dataset` of uint8 images.
+"""The data a run trains on, from wherever a user has it, as one `Dataset` of uint8 images: arrays in memory, or
+for a large image folder `imagefolder.FolderImages`, read from disk as batches need them.
 
 `--data PATH` may be:
 
@@ -32,7 +33,7 @@ ACCEPTED = ("an image folder (one subfolder per class, or train/ and test/ holdi
 
 @dataclass
 class Dataset:
-    x_train: np.ndarray  # uint8 (n, h, w, c)
+    x_train: np.ndarray  # uint8 (n, h, w, c), or an image folder's FolderImages (streamed)
     y_train: np.ndarray  # int32 (n,)
     x_test: np.ndarray
     y_test: np.ndarray
@@ -43,6 +44,11 @@ class Dataset:
     files: dict = field(default_factory=dict)  # {split: [file of each image]} for an image folder
     skipped: list = field(default_factory=list)  # files in an image folder that are not images
     resized: bool = False  # some images were resized to the spec's input
+
+    @property
+    def streamed(self) -> bool:
+        """Read from disk batch by batch (a large image folder) rather than held in memory."""
+        return isinstance(self.x_train, imagefolder.FolderImages)
 
     def example(self, split: str = "train", index: int = 0) -> str:
         """Where one image comes from, for messages: its file, or its array and index."""
@@ -75,18 +81,19 @@ def _download() -> str:
 
 
 def load_data(data_arg: str | None = None, *, download: bool = True, origin: str = "--data", labels: str = "fine",
-              size: tuple[int, int] | None = None) -> Dataset:
+              size: tuple[int, int] | None = None, stream: str = "auto") -> Dataset:
     """Find and read the data. Raises DataError with a one-line message.
 
     `origin` says where `data_arg` came from (`--data`, or the place a run recorded), for the messages; `labels`
-    chooses CIFAR-100's fine or coarse labels; `size` (h, w) resizes images of another size (bilinear).
+    chooses CIFAR-100's fine or coarse labels; `size` (h, w) resizes images of another size (bilinear); `stream`
+    (auto, on, off) whether an image folder is read from disk batch by batch (auto: when it is large).
     """
     tried = []
     for place, why in candidates(data_arg, origin):
         explicit = why in (origin, "$SEPSPEC_DATA")
         if explicit and not os.path.exists(place):
             raise DataError(f"{place} ({why}): no such file or folder")
-        data = _read(place, labels, size, explicit)
+        data = _read(place, labels, size, explicit, stream)
         if data is None:
             if explicit:
                 raise DataError(f"{place} ({why}): no data here; expected {ACCEPTED}")
@@ -121,7 +128,7 @@ def skipped_note(data: Dataset) -> str | None:
     return f"note: {data.source}: skipped {len(data.skipped)} file(s) without an image suffix ({shown})"
 
 
-def _read(place: str, labels: str, size, explicit: bool) -> Dataset | None:
+def _read(place: str, labels: str, size, explicit: bool, stream: str = "auto") -> Dataset | None:
     found = cifar.find(place)
     if found is not None:
         kind, how, where = found
@@ -132,7 +139,7 @@ def _read(place: str, labels: str, size, explicit: bool) -> Dataset | None:
     if os.path.isfile(place) and place.lower().endswith(".npz"):
         return _resized(_npz(place), size)
     if imagefolder.is_image_folder(place):
-        x, y, xt, yt, names, files, how, skipped = imagefolder.read(place, size)
+        x, y, xt, yt, names, files, how, skipped = imagefolder.read(place, size, stream)
         return Dataset(x, y, xt, yt, place, names, "folder", how, files, skipped,
                        resized=size is not None)
     return None
@@ -212,8 +219,11 @@ def fingerprint(data: Dataset) -> dict:
     SHA-256 of the decoded images and labels of each split. Recorded when a run starts, checked on resume."""
     out = {}
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        h = hashlib.sha256()
-        h.update(np.ascontiguousarray(x, np.uint8).tobytes())
+        if isinstance(x, imagefolder.FolderImages):  # the same hash, taken image by image as the folder was read
+            h = x.digest.copy()
+        else:
+            h = hashlib.sha256()
+            h.update(np.ascontiguousarray(x, np.uint8).tobytes())
         h.update(np.ascontiguousarray(y, np.int32).tobytes())
         out[split] = {"images": int(len(x)), "sha256": h.hexdigest()}
     return out

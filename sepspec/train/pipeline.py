@@ -17,27 +17,35 @@ import math
 import numpy as np
 
 from ..spec.trainconf import Augment
+from .imagefolder import FolderImages
 
 
-def channel_stats(x_uint8: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the training images, in [0, 1] units."""
-    x = x_uint8.reshape(-1, x_uint8.shape[-1])
-    mean = np.zeros(x.shape[1])
-    sq = np.zeros(x.shape[1])
-    for i in range(0, len(x), 1 << 20):  # chunks: no float copy of the whole set
-        c = x[i:i + (1 << 20)].astype(np.float64) / 255.0
-        mean += c.sum(0)
-        sq += (c * c).sum(0)
-    mean /= len(x)
-    std = np.sqrt(np.maximum(sq / len(x) - mean * mean, 1e-12))
+def channel_stats(x_uint8) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images, in [0, 1] units, from exact integer sums of the values and
+    of their squares: an array and the same images streamed from a folder (`FolderImages`, whose per-image sums
+    its checking pass kept) give the same figures to the last bit."""
+    if isinstance(x_uint8, FolderImages):
+        s, q = x_uint8.sums.sum(0), x_uint8.squares.sum(0)
+    else:
+        x = x_uint8.reshape(-1, x_uint8.shape[-1])
+        s = np.zeros(x.shape[1], np.uint64)
+        q = np.zeros(x.shape[1], np.uint64)
+        for i in range(0, len(x), 1 << 20):  # chunks: no wide copy of the whole set
+            c = x[i:i + (1 << 20)].astype(np.uint64)
+            s += c.sum(0)
+            q += (c * c).sum(0)
+    pixels = len(x_uint8) * int(np.prod(x_uint8.shape[1:-1]))
+    mean = s.astype(np.float64) / (255.0 * pixels)
+    std = np.sqrt(np.maximum(q.astype(np.float64) / (255.0 * 255.0 * pixels) - mean * mean, 1e-12))
     return mean.tolist(), std.tolist()
 
 
 def normalize(x, mean, std):
     """`(x / 255 - mean) / std` per channel: the one definition of the model's input, for a numpy uint8 array
-    (evaluation, benchmarks) and for a float32 TF tensor (the training pipeline) alike."""
-    if isinstance(x, np.ndarray):
-        x, mean, std = x.astype(np.float32), np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    (evaluation, benchmarks; a streamed folder's images are decoded) and for a float32 TF tensor (the training
+    pipeline) alike."""
+    if isinstance(x, (np.ndarray, FolderImages)):
+        x, mean, std = np.asarray(x, np.float32), np.asarray(mean, np.float32), np.asarray(std, np.float32)
     return (x / 255.0 - mean) / std
 
 
@@ -145,17 +153,25 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
 
     ops = ArrayOps.tensorflow()
     order = _order(len(x_uint8), seed, epoch, training)
-    images = tf.constant(x_uint8)
+    h, w, c = x_uint8.shape[1:]
+    if isinstance(x_uint8, FolderImages):  # streamed: each batch's files decoded as the batch is made
+        def fetch(idx):
+            x = tf.numpy_function(x_uint8.decode, [idx], tf.uint8, stateful=False)
+            return tf.ensure_shape(x, [None, h, w, c])
+    else:
+        images = tf.constant(x_uint8)
+
+        def fetch(idx):
+            return tf.gather(images, idx)
     labels = tf.constant(y.astype(np.int32))
     m = tf.constant(np.asarray(mean, np.float32))
     s = tf.constant(np.asarray(std, np.float32))
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch).enumerate()
-    h, w = x_uint8.shape[1], x_uint8.shape[2]
     flips = (tf.constant(alternate_flips(len(x_uint8), seed, epoch)) if _augments(training, aug)
              and aug.flip == "alternate" else None)
 
     def load(i, idx):
-        x = normalize(tf.cast(tf.gather(images, idx), tf.float32), m, s)
+        x = normalize(tf.cast(fetch(idx), tf.float32), m, s)
         if _augments(training, aug):
             draws = tf_draws(tf, tf.shape(x)[0], h, w, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
             if flips is not None:
@@ -197,7 +213,9 @@ class _HostBatchesMixin:
                       and aug.flip == "alternate" else None)
         from ..lazy import import_keras
 
-        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax" else None
+        # JAX keeps an in-memory data set on the device; a streamed folder is decoded here, batch by batch
+        self.device = (_jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax"
+                       and not isinstance(x_uint8, FolderImages) else None)
 
     def __len__(self):
         return math.ceil(len(self.order) / self.batch)

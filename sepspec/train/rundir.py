@@ -317,20 +317,30 @@ def model_of(target: str) -> tuple[str, str]:
     return model_path, folder
 
 
+STREAMED_CHUNK = 10_000  # test images of a streamed folder decoded and scored at once (a multiple of predict's 500)
+
+
 def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
-    """Class probabilities of a model on the data's test split, normalised as the run was."""
+    """Class probabilities of a model on the data's test split, normalised as the run was; a streamed folder's
+    test images are decoded a chunk at a time."""
     from .pipeline import normalize
     from .predict import probabilities
 
-    return probabilities(model, normalize(data.x_test, *norm), tta)
+    if not data.streamed:
+        return probabilities(model, normalize(data.x_test, *norm), tta)
+    import numpy as np
+
+    x = data.x_test
+    return np.concatenate([probabilities(model, normalize(x[i:i + STREAMED_CHUNK], *norm), tta)
+                           for i in range(0, len(x), STREAMED_CHUNK)])
 
 
-def run_data(run: str, data_arg: str | None = None):
+def run_data(run: str, data_arg: str | None = None, stream: str = "auto"):
     """The data a run was trained on (or `data_arg`, where it is now), read as its spec reads it (CIFAR-100's
-    labels, resizing)."""
+    labels, resizing); `stream` as `load_data` takes it."""
     from .data import load_data, options_of
 
-    options = options_of(read_spec(run))
+    options = {**options_of(read_spec(run)), "stream": stream}
     if data_arg is not None:
         return load_data(data_arg, **options)
     return load_data(recorded_data(run), origin=data_origin(run), **options)

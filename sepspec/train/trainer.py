@@ -31,7 +31,7 @@ from ..lazy import import_keras, import_tensorflow_if_installed
 from ..spec.edit import with_overrides
 from ..spec.load import Spec, load_source, resolve, to_yaml
 from ..spec.source import parse
-from . import PRECISIONS, STRATEGIES, rundir
+from . import PRECISIONS, STRATEGIES, STREAMS, rundir
 from .average import weight_average
 from .board import Board
 from .fastpath import fast_training
@@ -61,10 +61,12 @@ class Options:
     jit_compile: bool = False
     precision: str = "auto"  # auto: float32 on CPU; on a GPU as measured per backend
     fast_layers: bool = True  # on TensorFlow: the fused batch norm and integer dropout masks (train/fastpath.py)
+    stream: str = "auto"  # an image folder read from disk batch by batch: auto (when large), on, off
 
     def __post_init__(self):
         """Refuse a bad choice at once (API callers and tampered run.json files), before any data is loaded."""
-        for name, value, choices in (("strategy", self.strategy, STRATEGIES), ("precision", self.precision, PRECISIONS)):
+        for name, value, choices in (("strategy", self.strategy, STRATEGIES), ("precision", self.precision, PRECISIONS),
+                                     ("stream", self.stream, STREAMS)):
             if value not in choices:
                 raise TrainError(f"unknown {name} {value!r} ({', '.join(choices)})")
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
@@ -210,7 +212,7 @@ def check_fits(spec: Spec, data, where: str | None = None) -> None:
 def _data_record(data, fingerprint_now: dict | None = None) -> dict:
     return {"source": os.path.abspath(data.source), "fingerprint": fingerprint_now or fingerprint(data),
             "layout": data.layout, "test_split": data.split, "classes": list(data.class_names),
-            "resized": data.resized}
+            "resized": data.resized, "streamed": data.streamed}
 
 
 # ------------------------------------------------------------------------------------ start, resume
@@ -220,7 +222,7 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
     spec = report.spec
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
-    data = load_data(opts.data, **options_of(spec))
+    data = load_data(opts.data, stream=opts.stream, **options_of(spec))
     check_fits(spec, data, opts.spec)  # before anything is written: a refused run leaves no folder behind
     note = skipped_note(data)
     if note:
@@ -280,7 +282,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     if done >= spec.train.epochs:
         raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
                          f"--resume {run} --epochs N trains it further)")
-    dataset = rundir.run_data(run, data)
+    dataset = rundir.run_data(run, data, opts.stream)
     before, now = (recorded.get("data") or {}).get("fingerprint"), fingerprint(dataset)
     if before is None:
         print(f"warning: {run} was recorded without a fingerprint of its data set (before sepspec 0.2); "
