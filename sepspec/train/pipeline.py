@@ -1,5 +1,5 @@
-"""The input pipeline: in-memory uint8 images, batched, normalised and augmented with vectorised ops on whole
-batches, so the data never waits on Python.
+"""The input pipeline: uint8 images (in memory, or a large image folder's `FolderImages`, whose batches decode
+their own files), batched, normalised and augmented with vectorised ops on whole batches.
 
 On TensorFlow it is a prefetched tf.data graph; on the other Keras 3 backends (JAX, PyTorch), which have no
 tf.data, a `keras.utils.PyDataset` whose worker thread makes each batch: on JAX with one compiled call over a
