@@ -80,7 +80,7 @@ def test_rule_pruned_candidates_never_train_and_the_report_finds_the_best(tmp_pa
     assert ruled, "with these seeds width 4 is sampled (its rule-pruned trials are the point of the test)"
     for t in ruled:
         assert t.state == S.PRUNED and t.user_attrs["rule"] == "SEP203" and t.params["width"] == 4.0
-        assert t.user_attrs["check_seconds"] < 0.1
+        assert t.user_attrs["check_seconds"] > 0  # recorded; how fast checking is: benchmarks/validate_speed.py
         assert not os.path.exists(os.path.join(out, "trials", f"trial-{t.number:04d}"))  # no run directory
     for t in trained:
         m = json.load(open(os.path.join(t.user_attrs["run"], "metrics.json")))
