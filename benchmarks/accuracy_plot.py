@@ -66,7 +66,8 @@ def runs(folder: str):
         rep = analyse(spec)
         dep = estimate(rep)
         label = d.rsplit("-seed", 1)[0] if "-seed" in d else d
-        recipe = "".join(line for line in open(os.path.join(path, "spec.yaml")) if not line.strip().startswith("epochs:"))
+        # the recipe as the current schema reads it (spec.yaml files written by older versions omit new defaults)
+        recipe = json.dumps(spec.train.model_dump(exclude={"epochs"}), sort_keys=True)
         yield {"run": d, "key": (label, recipe), "epochs": m["epochs_completed"], "params": rep.params,
                "macs": rep.macs, "rf": min(rep.receptive_field), "flash": dep.flash_bytes, "ram": dep.arena_bytes,
                "acc": 100 * test, "plain": plain, "tta": spec.train.tta, "secs": m.get("seconds_per_epoch"),
