@@ -107,9 +107,9 @@ def main():
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     for ax, index, label in ((axes[0], 2, "parameters"), (axes[1], 3, "multiply-accumulates per image")):
-        for p in points:
-            ax.errorbar(p[index], p[4], yerr=[[p[4] - p[5]], [p[6] - p[4]]], fmt="o", capsize=3,
-                        label=f"{p[0]} ({p[1]} epochs)")
+        for i, p in enumerate(points):  # a colour and a marker per row, so that no two rows look alike
+            ax.errorbar(p[index], p[4], yerr=[[p[4] - p[5]], [p[6] - p[4]]], fmt="osD^v"[i // 10 % 5], capsize=3,
+                        color=plt.cm.tab10(i % 10), label=f"{p[0]} ({p[1]} epochs)")
         for ref in REFERENCES:
             ax.scatter(ref[1 if index == 2 else 2], ref[3], marker="*", s=150, label=ref[0])
         ax.set_xlabel(label)
