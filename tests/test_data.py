@@ -3,6 +3,7 @@ written from the real CIFAR-10 images in ../shared/data; every bad-data case a o
 skip); a folder streamed from its files exactly as in memory; a grayscale folder trained, killed, resumed
 (streaming), evaluated and exported through the real CLI."""
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -98,6 +99,17 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
         return h[1]
 
     assert all(np.array_equal(a, b) for a, b in zip(host(s.x_train), host(m.x_train)))
+    if importlib.util.find_spec("jax") is not None:  # JAX: the batch made on the device from a copy, or sent decoded
+        from sepspec.train.pipeline import _jax_batches, numpy_draws
+
+        idx = np.random.default_rng(1).permutation(240)[:32]
+        draws = numpy_draws(np.random.default_rng(2), 32, 32, 32, aug)
+        images, labels, make = _jax_batches(m.x_train, m.y_train, 10, [0.5] * 3, [0.25] * 3, aug)
+        none, _, streamed = _jax_batches(s.x_train, s.y_train, 10, [0.5] * 3, [0.25] * 3, aug)
+        assert none is None and streamed is make
+        a = make(images, labels, idx, draws)
+        b = streamed(s.x_train.decode(idx), s.y_train[idx].astype(np.int32), np.arange(32), draws)
+        assert all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(a, b))
     keras = import_keras()
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))

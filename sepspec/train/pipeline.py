@@ -213,9 +213,8 @@ class _HostBatchesMixin:
                       and aug.flip == "alternate" else None)
         from ..lazy import import_keras
 
-        # JAX keeps an in-memory data set on the device; a streamed folder is decoded here, batch by batch
-        self.device = (_jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax"
-                       and not isinstance(x_uint8, FolderImages) else None)
+        # JAX keeps an in-memory data set on the device; a streamed folder's batches are decoded here and sent
+        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax" else None
 
     def __len__(self):
         return math.ceil(len(self.order) / self.batch)
@@ -230,6 +229,8 @@ class _HostBatchesMixin:
                 draws["flip"] = self.flips[idx].reshape(-1, 1, 1, 1)
         if self.device is not None:  # JAX: the images stay on the device; one compiled call makes the batch there
             images, labels, make = self.device
+            if images is None:  # a streamed folder: this batch's images, decoded, in order
+                return make(self.x.decode(idx), self.y[idx].astype(np.int32), np.arange(len(idx)), draws)
             return make(images, labels, idx, draws)
         x = normalize(self.x[idx], self.mean, self.std)
         if draws:
@@ -238,27 +239,44 @@ class _HostBatchesMixin:
 
 
 _ON_DEVICE: dict = {}
+_MAKERS: dict = {}
+
+
+def _jax_make(classes, mean, std, aug):
+    """The compiled function that makes a batch on JAX's device: gather, normalise and augment with `jax.numpy`.
+    One per recipe, for an in-memory data set (gathering from its device copy) and a streamed folder (gathering
+    a decoded batch in order) alike, so that both make the same batches to the last bit."""
+    import jax
+    import jax.numpy as jnp
+
+    key = (tuple(mean), tuple(std), classes, aug.model_dump_json() if aug else None)
+    if key not in _MAKERS:
+        m, s = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+        @jax.jit
+        def make(images, labels, idx, draws):
+            x = normalize(jnp.take(images, idx, axis=0).astype(jnp.float32), m, s)
+            if draws:
+                x = augment_batch(ArrayOps(jnp), x, draws, aug)
+            return x, jax.nn.one_hot(jnp.take(labels, idx, axis=0), classes, dtype=jnp.float32)
+
+        _MAKERS[key] = make
+    return _MAKERS[key]
 
 
 def _jax_batches(x_uint8, y, classes, mean, std, aug):
     """The data set on JAX's default device (once per array) and a compiled function making a batch from it:
-    gather, normalise and augment with `jax.numpy`, so that no image crosses to the device per step."""
-    import jax
+    gather, normalise and augment with `jax.numpy`, so that no image crosses to the device per step. For a
+    streamed folder no copy: (None, None, the function), to which each batch's decoded images are sent."""
     import jax.numpy as jnp
 
     key = (id(x_uint8), id(y), tuple(mean), tuple(std), classes, aug.model_dump_json() if aug else None)
     hit = _ON_DEVICE.get(key)
     if hit is not None and hit[0] is x_uint8 and hit[1] is y:  # the next epoch: same arrays, same function
         return hit[2]
-    m, s = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
-
-    @jax.jit
-    def make(images, labels, idx, draws):
-        x = normalize(jnp.take(images, idx, axis=0).astype(jnp.float32), m, s)
-        if draws:
-            x = augment_batch(ArrayOps(jnp), x, draws, aug)
-        return x, jax.nn.one_hot(jnp.take(labels, idx, axis=0), classes, dtype=jnp.float32)
-
+    make = _jax_make(classes, mean, std, aug)
+    if isinstance(x_uint8, FolderImages):  # streamed: each batch's images are decoded on the host, then sent
+        return None, None, make
     if len(_ON_DEVICE) >= 4:  # training and validation sets of one run; older ones are dropped
         _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
     # the host arrays are kept with their device copies: while an entry lives its ids cannot be reused by other
