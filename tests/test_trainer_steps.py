@@ -27,6 +27,7 @@ class Data:
         self.y_test = rng.integers(0, classes, 32)
         self.class_names = [f"c{i}" for i in range(classes)]
         self.source = "memory"
+        self.streamed = False
 
 
 @pytest.fixture
