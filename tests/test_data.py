@@ -70,7 +70,7 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     from sepspec.lazy import import_keras
     from sepspec.spec.trainconf import Augment
     from sepspec.train import imagefolder, rundir
-    from sepspec.train.pipeline import _HostBatchesMixin, _tf_dataset, channel_stats
+    from sepspec.train.pipeline import _tf_dataset, channel_stats, host_batches
 
     x, y, xt, yt, names = real
     root = str(tmp_path / "png")
@@ -91,12 +91,9 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
                                                                                      m.y_train[~held][:100], **kw)):
         assert np.array_equal(a[0].numpy(), b[0].numpy()) and np.array_equal(a[1].numpy(), b[1].numpy())
 
-    def host(images):  # the JAX/PyTorch path's batch 1 (made without a PyDataset)
-        h = _HostBatchesMixin.__new__(_HostBatchesMixin)
-        h.x, h.y, h.batch, h.classes, h.mean, h.std = images, m.y_train, 32, 10, np.float32([0.5] * 3), np.float32([0.25] * 3)
-        h.seed, h.epoch, h.training, h.aug, h.device, h.flips = 4, 1, True, Augment(flip=True, crop=3), None, None
-        h.order = np.random.default_rng([4, 1]).permutation(240)
-        return h[1]
+    def host(images):  # the host batches' batch 1 (PyTorch's path; on this TensorFlow backend without a device copy)
+        return host_batches(images, m.y_train, batch=32, classes=10, mean=[0.5] * 3, std=[0.25] * 3, seed=4, epoch=1,
+                            training=True, aug=Augment(flip=True, crop=3))[1]
 
     assert all(np.array_equal(a, b) for a, b in zip(host(s.x_train), host(m.x_train)))
     if importlib.util.find_spec("jax") is not None:  # JAX: the batch made on the device from a copy, or sent decoded
@@ -114,7 +111,7 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
-    monkeypatch.setattr(rundir, "STREAMED_CHUNK", 25)  # three chunks of the 60 test images
+    monkeypatch.setattr(rundir, "TEST_CHUNK", 25)  # three chunks of the 60 test images
     norm = ([0.5] * 3, [0.25] * 3)
     assert np.allclose(rundir.test_predictions(model, s, norm, "flip"), rundir.test_predictions(model, m, norm, "flip"))
     monkeypatch.setattr(imagefolder, "STREAM_SHARE", 1e-9)  # auto: a folder larger than its share of memory streams

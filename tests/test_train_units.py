@@ -203,7 +203,7 @@ def test_alternate_flips_mirror_each_image_every_other_epoch_in_every_pipeline()
     """flip: alternate: a seeded coin per image in epoch 0, then the other side each epoch, the same in the
     tf.data pipeline and the host batches of the other backends."""
     from sepspec.spec.trainconf import Augment
-    from sepspec.train.pipeline import _HostBatchesMixin, _tf_dataset, alternate_flips
+    from sepspec.train.pipeline import _tf_dataset, alternate_flips, host_batches
 
     first = alternate_flips(64, 3, 0)
     assert 10 < first.sum() < 54 and np.array_equal(alternate_flips(64, 3, 2), first)
@@ -218,11 +218,7 @@ def test_alternate_flips_mirror_each_image_every_other_epoch_in_every_pipeline()
         want = np.where(alternate_flips(64, 3, epoch)[order][:, None, None, None], plain[:, :, ::-1], plain)
         got = np.concatenate([b[0].numpy() for b in _tf_dataset(x, y, epoch=epoch, **kw)])
         assert np.allclose(got, want, atol=1e-6)
-        host = _HostBatchesMixin.__new__(_HostBatchesMixin)  # the PyTorch path's batches, without a PyDataset
-        host.x, host.y, host.batch, host.classes = x, y, 16, 4
-        host.mean, host.std = np.float32([0.5] * 3), np.float32([0.25] * 3)
-        host.seed, host.epoch, host.training, host.aug, host.device = 3, epoch, True, aug, None
-        host.order, host.flips = order, alternate_flips(64, 3, epoch)
+        host = host_batches(x, y, epoch=epoch, **kw)  # PyTorch's path (no device copy on this backend)
         assert np.allclose(np.concatenate([host[i][0] for i in range(4)]), want, atol=1e-6)
 
 

@@ -142,10 +142,10 @@ class FolderImages:
         paths = self.paths if idx is None else [self.paths[i] for i in np.asarray(idx).reshape(-1)]
         if not paths:
             return np.zeros((0, *self.shape[1:]), np.uint8)
-        return np.stack([_decode(p, self.size) for p in paths])
+        return np.stack(_decoded(paths, self.size))
 
     def __array__(self, dtype=None, copy=None):
-        a = np.stack(_decoded(self.paths, self.size)) if self.paths else self.decode()
+        a = self.decode()
         return a if dtype is None else a.astype(dtype)
 
 

@@ -128,6 +128,11 @@ def alternate_flips(n: int, seed: int, epoch: int) -> np.ndarray:
     return first ^ bool(epoch % 2)
 
 
+def _epoch_flips(n: int, seed: int, epoch: int, training: bool, aug: Augment | None) -> np.ndarray | None:
+    """The epoch's alternating flips where the recipe asks for them (they replace the batch's random ones)."""
+    return alternate_flips(n, seed, epoch) if _augments(training, aug) and aug.flip == "alternate" else None
+
+
 def _augments(training: bool, aug: Augment | None) -> bool:
     return bool(training and aug is not None and (aug.flip or aug.crop or aug.cutout))
 
@@ -167,8 +172,8 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
     m = tf.constant(np.asarray(mean, np.float32))
     s = tf.constant(np.asarray(std, np.float32))
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch).enumerate()
-    flips = (tf.constant(alternate_flips(len(x_uint8), seed, epoch)) if _augments(training, aug)
-             and aug.flip == "alternate" else None)
+    flips = _epoch_flips(len(x_uint8), seed, epoch, training, aug)
+    flips = None if flips is None else tf.constant(flips)
 
     def load(i, idx):
         x = normalize(tf.cast(fetch(idx), tf.float32), m, s)
@@ -209,8 +214,7 @@ class _HostBatchesMixin:
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.seed, self.epoch, self.training, self.aug = seed, epoch, training, aug
         self.order = _order(len(x_uint8), seed, epoch, training)
-        self.flips = (alternate_flips(len(x_uint8), seed, epoch) if _augments(training, aug)
-                      and aug.flip == "alternate" else None)
+        self.flips = _epoch_flips(len(x_uint8), seed, epoch, training, aug)
         from ..lazy import import_keras
 
         # JAX keeps an in-memory data set on the device; a streamed folder's batches are decoded here and sent

@@ -317,22 +317,21 @@ def model_of(target: str) -> tuple[str, str]:
     return model_path, folder
 
 
-STREAMED_CHUNK = 10_000  # test images of a streamed folder decoded and scored at once (a multiple of predict's 500)
+TEST_CHUNK = 10_000  # test images normalised (a streamed folder's: decoded) and scored at once; a multiple of
+                    # predict's batch of 500, so the batches are those of one call over the whole split
 
 
 def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
-    """Class probabilities of a model on the data's test split, normalised as the run was; a streamed folder's
-    test images are decoded a chunk at a time."""
+    """Class probabilities of a model on the data's test split, normalised as the run was, a chunk at a time (no
+    float copy of a whole large split)."""
+    import numpy as np
+
     from .pipeline import normalize
     from .predict import probabilities
 
-    if not data.streamed:
-        return probabilities(model, normalize(data.x_test, *norm), tta)
-    import numpy as np
-
     x = data.x_test
-    return np.concatenate([probabilities(model, normalize(x[i:i + STREAMED_CHUNK], *norm), tta)
-                           for i in range(0, len(x), STREAMED_CHUNK)])
+    return np.concatenate([probabilities(model, normalize(x[i:i + TEST_CHUNK], *norm), tta)
+                           for i in range(0, max(len(x), 1), TEST_CHUNK)])  # an empty split: as before
 
 
 def run_data(run: str, data_arg: str | None = None, stream: str = "auto"):

@@ -49,7 +49,7 @@ def _rate(train: Train, t: float, k: int, steps: int) -> float:
         u = (t - s.warmup_epochs) / max(n - s.warmup_epochs, 1)
         return s.min_lr + (base - s.min_lr) * 0.5 * (1 + math.cos(math.pi * u))
     if s.name == "one_cycle":
-        if steps == 1:  # per epoch: the peak on a whole epoch, the last epoch at end_factor
+        if not per_step(train):  # per epoch: the peak on a whole epoch, the last epoch at end_factor
             peak = max(int(round(s.peak_at * n)), 1)
             if t < peak:
                 return base * (s.start_factor + (1 - s.start_factor) * t / peak)
