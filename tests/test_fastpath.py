@@ -86,7 +86,7 @@ def test_fused_in_mixed_float16_and_the_saved_model_is_plain_keras(tmp_path):
 
 
 def test_dropout_masks_keep_one_minus_rate_scaled_as_keras_and_follow_the_seed_generator():
-    from sepspec.train.fastpath import cheap_dropouts
+    from sepspec.train.fastpath import cheap_dropouts, mask_threshold
 
     def model():
         i = keras.Input((64, 64, 8))
@@ -99,6 +99,11 @@ def test_dropout_masks_keep_one_minus_rate_scaled_as_keras_and_follow_the_seed_g
     kept = a != 0
     n = kept.size
     assert abs(kept.mean() - 0.93) < 4 * np.sqrt(0.07 * 0.93 / n)  # within 4 standard deviations of 1 - rate
+    assert mask_threshold(0.07) == 4588 and mask_threshold(1e-9) == 1  # the rate on the 2**-16 grid, never 0
+    # two elements share a random word (16 bits each): their decisions are independent all the same
+    pairs = kept.reshape(-1, 2)
+    both, q = pairs.all(axis=1).mean(), kept.mean()
+    assert abs(both - q * q) < 4 * np.sqrt(q * q * (1 - q * q) / len(pairs))
     assert np.allclose(a[kept], 1 / 0.93)  # Keras's scale
     assert not np.array_equal(a, m(x, training=True).numpy())  # a new mask every call
     assert np.array_equal(m(x, training=False).numpy(), x)  # inference: the identity

@@ -308,7 +308,7 @@ def test_jit_compile_is_explicit_and_warned_on_cpu(tmp_path, spec, data):
     assert json.load(open(os.path.join(run, "metrics.json")))["jit_compile"] is True
 
 
-def test_bench_prints_the_three_figures_and_ratios(spec, data):
+def test_bench_prints_the_four_figures_and_ratios(spec, data):
     import re
 
     r = run_cli("bench", spec, "--steps", "3", "--repeats", "2", "--data", data, env=ENV)
@@ -317,18 +317,20 @@ def test_bench_prints_the_three_figures_and_ratios(spec, data):
     assert "fused batch norms: 2, dropouts with integer masks: 0" in r.stdout
     figures = {}
     for key, pattern in (("trainer", r"trainer \(tf\.data.*"), ("step", r"trainer's step alone.*"),
-                         ("plain", r"plain model\.fit of the emitted model on a cached tf\.data dataset.*")):
+                         ("plain", r"plain model\.fit of the emitted model on a cached tf\.data dataset.*"),
+                         ("tuned", r"the same plain fit, its dataset autotuned.*")):
         m = re.search(pattern + r"median\s+([\d,]+) images/s  \[([\d,]+)-([\d,]+)\]", r.stdout)
         assert m, (key, r.stdout)
         figures[key] = [int(g.replace(",", "")) for g in m.groups()]
         assert 0 < figures[key][1] <= figures[key][0] <= figures[key][2]  # the median lies in the spread
-    ratio = re.search(r"ratio trainer / plain fit: (\d+\.\d+) \(target >= 1\.5\); step alone / plain: (\d+\.\d+)",
-                      r.stdout)
+    ratio = re.search(r"ratio trainer / plain fit: (\d+\.\d+) \(target >= 1\.5\); step alone / plain: (\d+\.\d+); "
+                      r"best runs: (\d+\.\d+) and (\d+\.\d+)", r.stdout)
     assert ratio, r.stdout
     assert float(ratio[1]) == pytest.approx(figures["trainer"][0] / figures["plain"][0], abs=0.01)
     assert float(ratio[2]) == pytest.approx(figures["step"][0] / figures["plain"][0], abs=0.01)
-    best = re.search(r"ratio of the best runs: trainer / plain fit (\d+\.\d+); step alone / plain (\d+\.\d+)", r.stdout)
-    assert best and float(best[1]) == pytest.approx(figures["trainer"][2] / figures["plain"][2], abs=0.01), r.stdout
+    assert float(ratio[3]) == pytest.approx(figures["trainer"][2] / figures["plain"][2], abs=0.01)
+    tuned = re.search(r"ratio trainer / the autotuned plain fit: (\d+\.\d+)", r.stdout)
+    assert tuned and float(tuned[1]) == pytest.approx(figures["trainer"][0] / figures["tuned"][0], abs=0.01)
 
 
 @pytest.mark.skipif(not os.path.exists(SHARED), reason=f"real CIFAR-10 not found at {SHARED}")

@@ -325,6 +325,31 @@ def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
     assert s["accuracy"] == 0.5 and s["loss"] == pytest.approx(-(np.log(0.9) + np.log(0.4)) / 2)
 
 
+def test_every_dataset_the_trainer_makes_has_tf_data_autotuning_off():
+    """tf.data's autotuning thread can hold the end of an epoch until its current sleep ends (10.23 s for 6.3 s of
+    steps, docs/figures.md): the trainer's datasets, training and validation, and predict's turn it off."""
+    import tensorflow as tf
+
+    from sepspec.lazy import import_keras
+    from sepspec.spec.trainconf import Augment
+    from sepspec.train.pipeline import dataset
+    from sepspec.train.predict import _batches, probabilities
+
+    x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(10) % 3
+    for training in (True, False):
+        ds = dataset(x, y, batch=4, classes=3, mean=[0.0] * 3, std=[1.0] * 3, seed=0, epoch=0, training=training,
+                     aug=Augment(flip=True))
+        assert ds.options().autotune.enabled is False and ds.options().deterministic is True
+        assert [len(b[0]) for b in ds] == [4, 4, 2]
+    xf = x.astype("float32") / 255
+    assert _batches(xf, 4).options().autotune.enabled is False
+    keras = import_keras()
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
+    assert np.allclose(probabilities(model, xf, batch_size=4), model(tf.constant(xf)).numpy(), atol=1e-6)
+
+
 def test_flip_shift_tta_is_the_mean_over_six_views():
     from sepspec.lazy import import_keras
     from sepspec.train.predict import by_view, shifted

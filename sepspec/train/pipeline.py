@@ -13,6 +13,7 @@ augmentation as an uninterrupted one on the same backend.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -184,9 +185,23 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
             x = augment_batch(ops, x, draws, aug)
         return x, tf.one_hot(tf.gather(labels, idx), classes)
 
+    return ds.map(load, num_parallel_calls=PARALLEL_CALLS).prefetch(PREFETCH).with_options(fixed_options(tf))
+
+
+PARALLEL_CALLS = max(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 1)
+PREFETCH = 2  # batches made ahead of the step
+
+
+def fixed_options(tf):
+    """tf.data options for every dataset the trainer makes: deterministic order, and no autotuning. tf.data's
+    autotuning thread sleeps for 10 ms, 20 ms, ... doubling up to 60 s between its rounds, and destroying the
+    iterator at the end of an epoch can wait for the current sleep to end: an epoch whose steps took 6.3 s then
+    ends at 10.23 s (10 + 20 + ... + 5,120 ms), one of 85 s at 141.9 s (docs/figures.md, "Training speed"). So
+    the parallelism is fixed instead: one call per core, two batches ahead."""
     opts = tf.data.Options()
-    opts.experimental_deterministic = True
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(opts)
+    opts.deterministic = True
+    opts.autotune.enabled = False
+    return opts
 
 
 _HOST_BATCHES = None

@@ -36,7 +36,7 @@ def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> d
     """Probabilities without test-time augmentation ("none") and with each level up to `tta` ("flip",
     "flip_shift"): the cheaper figures come free with the dearer one."""
     def once(images):
-        out = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float64)
+        out = np.asarray(model.predict(_batches(images, batch_size), verbose=0), np.float64)
         if gives_probabilities(model):
             return out
         out = np.exp(out - out.max(axis=-1, keepdims=True))
@@ -50,6 +50,20 @@ def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> d
             views = [once(shifted(v, dy, dx)) for v in (x, mirrored) for dy, dx in SHIFTS]
             p["flip_shift"] = (2 * p["flip"] + sum(views)) / (2 + len(views))
     return p
+
+
+def _batches(x: np.ndarray, batch_size: int):
+    """On TensorFlow a tf.data dataset without autotuning (`pipeline.fixed_options`: `predict` on an array makes
+    one with it, and its end can wait seconds for the autotuning thread); elsewhere the array as it is."""
+    from ..lazy import import_keras
+
+    if import_keras().backend.backend() != "tensorflow":
+        return x
+    import tensorflow as tf
+
+    from .pipeline import PREFETCH, fixed_options
+
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size).prefetch(PREFETCH).with_options(fixed_options(tf))
 
 
 def scores(p: np.ndarray, y: np.ndarray) -> dict:
