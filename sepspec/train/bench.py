@@ -123,7 +123,8 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         return (f"{label:<58} median {med[key]:>7,.0f} images/s  [{min(v):,.0f}-{max(v):,.0f}]  "
                 f"runs {[round(u) for u in v]}")
 
-    print(line(f"trainer ({feed} + normalise + augment, fast layers)", "trainer"))
+    fast = ", fast layers" if any(fused.values()) else ""
+    print(line(f"trainer ({feed} + normalise + augment{fast})", "trainer"))
     if streamed is not None:
         print(line("trainer streaming the folder's files (decoded per batch)", "streamed"))
         print(f"ratio streaming / in memory: {med['streamed'] / med['trainer']:.2f}")
