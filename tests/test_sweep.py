@@ -213,6 +213,14 @@ def test_scale_finds_the_widest_variant_under_the_budget(tmp_path):
     spec = sepspec.load(os.path.join(ROOT, "specs", "residual.yaml"))
     wider = load_source(with_width(spec.source, 0.72, classifier_entry(sepspec.analyse(spec))))
     assert sepspec.analyse(wider).params > 40000  # the next step up breaks the budget
+    # beside its source, the scaled spec keeps the source's schema line (its relative path still holds there)
+    src = tmp_path / "residual.yaml"
+    src.write_text(open(os.path.join(ROOT, "specs", "residual.yaml")).read())
+    r = run_cli("scale", str(src), "--max-params", "40000")
+    assert r.returncode == 0, r.stderr
+    beside = (tmp_path / "residual-x0.71.yaml").read_text()
+    assert beside.startswith("# yaml-language-server: $schema=sepspec.schema.json\n# residual.yaml with every width")
+    assert not out.read_text().startswith("# yaml-language-server")  # elsewhere the path would not hold
 
 
 def _pg_bin():

@@ -34,6 +34,16 @@ def add_commands(sub) -> None:
     s.set_defaults(fn=cmd_sweep)
 
 
+def _schema_line(source: str, out: str) -> str:
+    """The source's `# yaml-language-server: $schema=...` first line, for an output in the same folder (where its
+    relative schema path still holds); else nothing."""
+    if os.path.dirname(os.path.abspath(out)) != os.path.dirname(os.path.abspath(source)):
+        return ""
+    with open(source, encoding="utf-8") as f:
+        first = f.readline()
+    return first if first.startswith("# yaml-language-server:") else ""
+
+
 def cmd_scale(a) -> int:
     from ..atomic import write
     from ..search.scale import widest
@@ -53,8 +63,9 @@ def cmd_scale(a) -> int:
     m = found.multiplier
     out = a.output or f"{os.path.splitext(a.file)[0]}-x{m:.2f}.yaml"
     spec = found.spec.model_copy(update={"name": f"{found.spec.name}-x{m:.2f}"})
-    write(out, to_yaml(spec, f"{os.path.basename(a.file)} with every width but the classifier's times {m:.2f} "
-                             f"(sepspec scale --max-params {a.max_params})"))
+    text = to_yaml(spec, f"{os.path.basename(a.file)} with every width but the classifier's times {m:.2f} "
+                         f"(sepspec scale --max-params {a.max_params})")
+    write(out, _schema_line(a.file, out) + text)
     rep = c.report
     print(f"width x{m:.2f}: params {found.params:,} (was {rep.params:,}), MACs {found.macs:,} (was {rep.macs:,}); "
           f"wrote {out}")
