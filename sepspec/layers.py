@@ -249,13 +249,17 @@ class Dropout(Layer):
 class BatchNormalization(Layer):
     momentum: float = 0.99
     epsilon: float = 0.001
+    gamma: str = "ones"  # the scale's initial value; "zeros" starts a residual body as nothing (the identity block)
     keras: ClassVar[str] = "BatchNormalization"
 
     def params(self, s):
         return 2 * s[-1], 2 * s[-1]  # gamma, beta / moving mean, moving variance
 
     def keras_kwargs(self):
-        return {"momentum": self.momentum, "epsilon": self.epsilon}
+        out = {"momentum": self.momentum, "epsilon": self.epsilon}
+        if self.gamma != "ones":
+            out["gamma_initializer"] = self.gamma
+        return out
 
 
 @dataclass(frozen=True)

@@ -194,3 +194,26 @@ def test_bn_momentum_reaches_every_batch_norm_a_block_adds(write):
     assert got["res1_sepconv_1_bn"] == 0.9 and got["res1_project_bn"] == 0.7
     assert got["mb2_expand_bn"] == got["mb2_dw_bn"] == got["mb2_project_bn"] == 0.8
     assert set(got.values()) == {0.9, 0.8, 0.7}
+
+
+def test_bn_gamma_zeros_starts_a_residual_body_as_its_shortcut(write):
+    """`bn_gamma: zeros` on a body's last batch norm: the built model's scale starts at zero there (so the block
+    gives its shortcut), everywhere else at one; the Python script writes the same layer."""
+    import numpy as np
+
+    from sepspec.emit import model as emit
+    from sepspec.emit import script
+
+    text = NAMED.replace("        - sepconv: {filters: 16}\n",
+                         "        - sepconv: {filters: 16, norm: batch, bn_gamma: zeros}\n")
+    c, _ = names(write, text)
+    model = emit.keras_model(c.report)
+    gammas = {layer.name: np.asarray(layer.gamma) for layer in model.layers
+              if type(layer).__name__ == "BatchNormalization"}
+    assert not gammas["res1_sepconv_2_bn"].any() and gammas["res1_sepconv_2_bn"].shape == (16,)
+    assert all(g.all() and (g == 1).all() for n, g in gammas.items() if n != "res1_sepconv_2_bn")
+    body = model.get_layer("res1_sepconv_2_bn").output
+    probe = __import__("keras").Model(model.inputs, [body])
+    assert not np.asarray(probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32))).any()
+    assert "gamma_initializer='zeros'" in script.python_source(c.report)
+    assert spec_yaml(load(write("z.yaml", text))).count("bn_gamma: zeros") == 1

@@ -78,6 +78,8 @@ class Tail(Block):
     dropout: Rate = 0.0
     norm: Literal["batch", "layer", "none"] = "none"  # layer: LayerNormalization over the channels
     bn_momentum: Momentum = 0.99  # of that batch norm's moving statistics (Keras's default)
+    # that batch norm's initial scale: zeros on a residual body's last one starts the block as its shortcut
+    bn_gamma: Literal["ones", "zeros"] = "ones"
     activation: ActOrNone = "none"
 
     def tail(self, name: str) -> list[L.Layer]:
@@ -85,7 +87,7 @@ class Tail(Block):
         if self.dropout > 0:
             out.append(L.Dropout(f"{name}_dropout", rate=self.dropout))
         if self.norm == "batch":
-            out.append(L.BatchNormalization(f"{name}_bn", momentum=self.bn_momentum))
+            out.append(L.BatchNormalization(f"{name}_bn", momentum=self.bn_momentum, gamma=self.bn_gamma))
         elif self.norm == "layer":
             out.append(L.LayerNormalization(f"{name}_ln"))
         if self.activation != "none":
