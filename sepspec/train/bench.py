@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .data import DataError, load_data, options_of
-from .pipeline import PREFETCH, channel_stats, dataset, fixed_options, normalize
+from .pipeline import channel_stats, dataset, fixed, normalize
 from .devices import backend, device_name, set_precision, tensorflow
 from .fastpath import fast_training
 from .trainer import Options, check_fits, compile_model, jit, training_report
@@ -71,10 +71,10 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     if tf is not None:  # the fastest plain Keras input: a cached, prefetched tf.data dataset of the tensors
         cached = tf.data.Dataset.from_tensor_slices((xf, yf)).batch(b).cache()
         # as a user writes it (tf.data's autotuning on), and as the trainer makes its datasets (autotuning off:
-        # the end of an epoch can wait for the autotuning thread, pipeline.fixed_options): the second is the
+        # the end of an epoch can wait for the autotuning thread, pipeline.fixed): the second is the
         # baseline, so that the ratio is the model's and not that wait's
         tuned = cached.prefetch(tf.data.AUTOTUNE)
-        cached = cached.prefetch(PREFETCH).with_options(fixed_options(tf))
+        cached = fixed(tf, cached)
         plain_feed = "a cached tf.data dataset"
     else:
         cached = tuned = None

@@ -185,7 +185,7 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
             x = augment_batch(ops, x, draws, aug)
         return x, tf.one_hot(tf.gather(labels, idx), classes)
 
-    return ds.map(load, num_parallel_calls=PARALLEL_CALLS).prefetch(PREFETCH).with_options(fixed_options(tf))
+    return fixed(tf, ds.map(load, num_parallel_calls=PARALLEL_CALLS))
 
 
 PARALLEL_CALLS = max(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 1)
@@ -202,6 +202,11 @@ def fixed_options(tf):
     opts.deterministic = True
     opts.autotune.enabled = False
     return opts
+
+
+def fixed(tf, ds):
+    """`ds` as every dataset the trainer makes ends: `PREFETCH` batches ahead, with `fixed_options`."""
+    return ds.prefetch(PREFETCH).with_options(fixed_options(tf))
 
 
 _HOST_BATCHES = None

@@ -53,7 +53,7 @@ def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> d
 
 
 def _batches(x: np.ndarray, batch_size: int):
-    """On TensorFlow a tf.data dataset without autotuning (`pipeline.fixed_options`: `predict` on an array makes
+    """On TensorFlow a tf.data dataset without autotuning (`pipeline.fixed`: `predict` on an array makes
     one with it, and its end can wait seconds for the autotuning thread); elsewhere the array as it is."""
     from ..lazy import import_keras
 
@@ -61,9 +61,9 @@ def _batches(x: np.ndarray, batch_size: int):
         return x
     import tensorflow as tf
 
-    from .pipeline import PREFETCH, fixed_options
+    from .pipeline import fixed
 
-    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size).prefetch(PREFETCH).with_options(fixed_options(tf))
+    return fixed(tf, tf.data.Dataset.from_tensor_slices(x).batch(batch_size))
 
 
 def scores(p: np.ndarray, y: np.ndarray) -> dict:
