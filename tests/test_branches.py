@@ -218,3 +218,35 @@ def test_bn_gamma_zeros_starts_a_residual_body_as_its_shortcut(write):
     assert not np.asarray(probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32))).any()
     assert "gamma_initializer='zeros'" in script.python_source(c.report)
     assert spec_yaml(load(write("z.yaml", text))).count("bn_gamma: zeros") == 1
+
+
+def test_zero_scale_on_an_mbconv_projection_and_a_batchnorm_layer(write):
+    """`project_gamma: zeros` starts an mbconv with its skip as its input (the block adds nothing yet), and a
+    `batchnorm` layer's `gamma: zeros` gives zeros; the other batch norms start at one."""
+    import keras
+    import numpy as np
+
+    from sepspec.emit import model as emit
+
+    text = NAMED.replace("  - mbconv: {filters: 16, name: mb2, se: 0.25}\n",
+                         "  - mbconv: {filters: 16, name: mb2, se: 0.25, project_gamma: zeros}\n"
+                         "  - batchnorm: {name: zbn, gamma: zeros}\n")
+    c, _ = names(write, text)
+    model = emit.keras_model(c.report)
+    gammas = {layer.name: np.asarray(layer.gamma) for layer in model.layers
+              if type(layer).__name__ == "BatchNormalization"}
+    assert not gammas["mb2_project_bn"].any() and not gammas["zbn"].any()
+    assert all((g == 1).all() for n, g in gammas.items() if n not in ("mb2_project_bn", "zbn"))
+    probe = keras.Model(model.inputs, [model.get_layer("res1_relu").output, model.get_layer("mb2_add").output,
+                                       model.get_layer("zbn").output])
+    before, after, zeroed = probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32))
+    assert np.asarray(before).any() and np.array_equal(np.asarray(after), np.asarray(before))
+    assert not np.asarray(zeroed).any()
+    resolved = spec_yaml(load(write("z.yaml", text)))
+    assert "project_gamma: zeros" in resolved and "gamma: zeros" in resolved.replace("project_gamma", "")
+    assert valid_schema(yaml.safe_load(text)) and not valid_schema(
+        yaml.safe_load(text.replace("project_gamma: zeros", "project_gamma: half")))
+
+
+def valid_schema(doc) -> bool:
+    return not list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))

@@ -207,9 +207,10 @@ class BatchNorm(Block):
     kind = "batchnorm"
     momentum: Momentum = 0.99
     epsilon: Annotated[float, Field(gt=0)] = 0.001
+    gamma: Literal["ones", "zeros"] = "ones"  # the initial scale, as a tail's bn_gamma
 
     def primitives(self, name):
-        return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon)]
+        return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon, gamma=self.gamma)]
 
 
 class LayerNorm(Block):
@@ -307,6 +308,8 @@ class MBConv(Block):
     activation: Act = "relu6"
     skip: bool = True
     bn_momentum: Momentum = 0.99  # of its three batch norms
+    # the project batch norm's initial scale: zeros starts a block with a skip as its input (zero-init residual)
+    project_gamma: Literal["ones", "zeros"] = "ones"
 
     def build(self, g, x, name, origin):
         cin = g.shape(x)[-1]
@@ -324,7 +327,8 @@ class MBConv(Block):
         if self.se > 0:
             y = squeeze_excite(g, y, f"{name}_se", max(1, int(cin * self.se)), self.activation, "sigmoid", origin)
         for layer in (L.Conv2D(f"{name}_project", filters=self.filters, use_bias=False),
-                      L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum)):
+                      L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum,
+                                           gamma=self.project_gamma)):
             y = g.add(layer, (y,), origin)
         if self.skip and tuple(self.stride) == (1, 1) and cin == self.filters:
             y = g.add(L.Add(f"{name}_add"), (y, x), origin)
