@@ -127,10 +127,12 @@ def test_separable_only_looks_inside_blocks(write):
     assert [(d.code, d.line, d.column) for d in c.diagnostics] == [("SEP202", 11, 11)]
 
 
-def test_schema_reaches_nested_entries():
-    def valid(doc):
-        return not list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
+def valid(doc) -> bool:
+    """Does the JSON Schema that editors use accept this document?"""
+    return not list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
 
+
+def test_schema_reaches_nested_entries():
     assert valid(yaml.safe_load(open(RESIDUAL))) and valid(yaml.safe_load(open(MBCONV)))
     assert valid(yaml.safe_load(NAMED))
     assert valid({"extends": "b.yaml", "layers": [{"residual": {"body": [{"sepconv": {}}]}}]})  # defaults may fill
@@ -244,9 +246,5 @@ def test_zero_scale_on_an_mbconv_projection_and_a_batchnorm_layer(write):
     assert not np.asarray(zeroed).any()
     resolved = spec_yaml(load(write("z.yaml", text)))
     assert "project_gamma: zeros" in resolved and "gamma: zeros" in resolved.replace("project_gamma", "")
-    assert valid_schema(yaml.safe_load(text)) and not valid_schema(
+    assert valid(yaml.safe_load(text)) and not valid(
         yaml.safe_load(text.replace("project_gamma: zeros", "project_gamma: half")))
-
-
-def valid_schema(doc) -> bool:
-    return not list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
