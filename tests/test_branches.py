@@ -198,6 +198,14 @@ def test_bn_momentum_reaches_every_batch_norm_a_block_adds(write):
     assert set(got.values()) == {0.9, 0.8, 0.7}
 
 
+def bn_gammas(model) -> dict:
+    """Each batch norm's scale in a built model, by layer name."""
+    import numpy as np
+
+    return {layer.name: np.asarray(layer.gamma) for layer in model.layers
+            if type(layer).__name__ == "BatchNormalization"}
+
+
 def test_bn_gamma_zeros_starts_a_residual_body_as_its_shortcut(write):
     """`bn_gamma: zeros` on a body's last batch norm: the built model's scale starts at zero there (so the block
     gives its shortcut), everywhere else at one; the Python script writes the same layer."""
@@ -211,8 +219,7 @@ def test_bn_gamma_zeros_starts_a_residual_body_as_its_shortcut(write):
                          "        - sepconv: {filters: 16, norm: batch, bn_gamma: zeros}\n")
     c, _ = names(write, text)
     model = emit.keras_model(c.report)
-    gammas = {layer.name: np.asarray(layer.gamma) for layer in model.layers
-              if type(layer).__name__ == "BatchNormalization"}
+    gammas = bn_gammas(model)
     assert not gammas["res1_sepconv_2_bn"].any() and gammas["res1_sepconv_2_bn"].shape == (16,)
     assert all((g == 1).all() for n, g in gammas.items() if n != "res1_sepconv_2_bn")
     body = model.get_layer("res1_sepconv_2_bn").output
@@ -235,8 +242,7 @@ def test_zero_scale_on_an_mbconv_projection_and_a_batchnorm_layer(write):
                          "  - batchnorm: {name: zbn, gamma: zeros}\n")
     c, _ = names(write, text)
     model = emit.keras_model(c.report)
-    gammas = {layer.name: np.asarray(layer.gamma) for layer in model.layers
-              if type(layer).__name__ == "BatchNormalization"}
+    gammas = bn_gammas(model)
     assert not gammas["mb2_project_bn"].any() and not gammas["zbn"].any()
     assert all((g == 1).all() for n, g in gammas.items() if n not in ("mb2_project_bn", "zbn"))
     probe = keras.Model(model.inputs, [model.get_layer("res1_relu").output, model.get_layer("mb2_add").output,

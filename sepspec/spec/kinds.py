@@ -70,6 +70,8 @@ class Block(BaseModel):
 
 
 Momentum = Annotated[float, Field(ge=0, le=1)]
+# a batch norm's initial scale: zeros on the last one of a residual body starts the block as its shortcut
+Gamma = Literal["ones", "zeros"]
 
 
 class Tail(Block):
@@ -78,8 +80,7 @@ class Tail(Block):
     dropout: Rate = 0.0
     norm: Literal["batch", "layer", "none"] = "none"  # layer: LayerNormalization over the channels
     bn_momentum: Momentum = 0.99  # of that batch norm's moving statistics (Keras's default)
-    # that batch norm's initial scale: zeros on a residual body's last one starts the block as its shortcut
-    bn_gamma: Literal["ones", "zeros"] = "ones"
+    bn_gamma: Gamma = "ones"  # that batch norm's initial scale
     activation: ActOrNone = "none"
 
     def tail(self, name: str) -> list[L.Layer]:
@@ -207,7 +208,7 @@ class BatchNorm(Block):
     kind = "batchnorm"
     momentum: Momentum = 0.99
     epsilon: Annotated[float, Field(gt=0)] = 0.001
-    gamma: Literal["ones", "zeros"] = "ones"  # the initial scale, as a tail's bn_gamma
+    gamma: Gamma = "ones"
 
     def primitives(self, name):
         return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon, gamma=self.gamma)]
@@ -308,8 +309,7 @@ class MBConv(Block):
     activation: Act = "relu6"
     skip: bool = True
     bn_momentum: Momentum = 0.99  # of its three batch norms
-    # the project batch norm's initial scale: zeros starts a block with a skip as its input (zero-init residual)
-    project_gamma: Literal["ones", "zeros"] = "ones"
+    project_gamma: Gamma = "ones"  # the project batch norm's: zeros starts a block with a skip as its input
 
     def build(self, g, x, name, origin):
         cin = g.shape(x)[-1]
