@@ -523,9 +523,9 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
 def test_a_run_with_dropout_and_a_per_step_recipe_resumes_exactly(tmp_path, data):
     """The dropout layers' random state is not in a .keras file: state.json keeps it, so a run stopped after
     epoch 1 and resumed draws the same masks as an uninterrupted one and ends with the same weights. The same
-    run has the 10-epoch recipe's keys that act across the cut: a per-step schedule with warm-up, alternating
-    flips, and a decoupled weight decay sparing depthwise kernels, norms and biases (the exclusions are not in
-    the checkpoint either: without their restore the weights differ)."""
+    run has the recipe keys that act across the cut: a per-step schedule with warm-up, alternating flips, mixup,
+    and a decoupled weight decay sparing depthwise kernels, norms and biases (the exclusions are not in the
+    checkpoint either: without their restore the weights differ)."""
     from sepspec.lazy import import_keras
 
     p = tmp_path / "drop.yaml"
@@ -534,7 +534,8 @@ def test_a_run_with_dropout_and_a_per_step_recipe_resumes_exactly(tmp_path, data
     args = ["--data", data, "--train-limit", "64", "--seed", "3",
             "--set", "train.schedule={name: linear, warmup_epochs: 1, per: step}",
             "--set", "train.optimizer={name: adamw, learning_rate: 0.01, weight_decay: 0.05, "
-                     "no_decay: [depthwise, norm, bias]}", "--set", "train.label_smoothing=0.1"]
+                     "no_decay: [depthwise, norm, bias]}", "--set", "train.label_smoothing=0.1",
+            "--set", "train.augment.mixup=0.4"]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert run_cli("train", str(p), "--out", a, "--epochs", "2", *args, env=ENV).returncode == 0
     cut = run_cli("train", str(p), "--out", b, "--epochs", "2", *args, env={**ENV, "SEPSPEC_CRASH_AT": "after-commit:1"})
@@ -591,15 +592,15 @@ JAX = {**ENV, "KERAS_BACKEND": "jax"}
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (the dev extra has it)")
 def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     """KERAS_BACKEND=jax, with the same run directory and guarantees: killed (as by SIGKILL) before the commit
-    point of epoch 2 and resumed, a run has every epoch once and ends with exactly the weights, dropout state and
-    weight average of an uninterrupted run; evaluate reads it; the TensorFlow backend may not resume it; and
+    point of epoch 2 and resumed, a run (with mixup, made on the device) has every epoch once and ends with exactly
+    the weights, dropout state and weight average of an uninterrupted run; evaluate reads it; the TensorFlow backend may not resume it; and
     tf.distribute strategies are refused in one line."""
     import keras
 
     spec = tmp_path / "drop.yaml"
     spec.write_text(SMALL.lstrip().replace("- sepconv: 12", "- sepconv: {filters: 12, dropout: 0.2}"))
     args = [str(spec), "--data", data, "--epochs", "3", "--train-limit", "96", "--val-limit", "64",
-            "--set", "train.ema=0.9", "--set", "train.optimizer.learning_rate=0.05"]
+            "--set", "train.ema=0.9", "--set", "train.optimizer.learning_rate=0.05", "--set", "train.augment.mixup=0.4"]
     whole, cut = str(tmp_path / "whole"), str(tmp_path / "cut")
     r = run_cli("train", *args, "--out", whole, env=JAX)
     assert r.returncode == 0, r.stderr

@@ -250,6 +250,56 @@ def test_one_augmentation_for_every_array_library():
     assert np.array_equal(ref[i][keep], window[keep])
 
 
+def test_mixup_blends_each_image_and_label_with_its_partner_in_every_pipeline():
+    """augment.mixup: image i of a training batch and its one-hot label become lam * (i's) + (1 - lam) * (those of
+    image b-1-i), lam drawn per image from Beta(a, a); the same batches from tf.data and the host batches of the
+    other backends (one `mix_batch` for NumPy, TensorFlow and jax.numpy), none in validation, seeded per batch."""
+    import tensorflow as tf
+
+    from sepspec.spec.trainconf import Augment
+    from sepspec.train.pipeline import _tf_dataset, host_batches, mix_batch, numpy_draws, tf_draws
+
+    aug = Augment(mixup=0.4)
+    lam = numpy_draws(np.random.default_rng(2), 4000, 8, 8, aug)["lam"]
+    assert lam.shape == (4000, 1) and (lam >= 0).all() and (lam <= 1).all()
+    assert abs(lam.mean() - 0.5) < 0.03 and (np.abs(lam - 0.5) > 0.4).mean() > 0.4  # Beta(0.4, 0.4): U-shaped
+    tl = tf_draws(tf, 4000, 8, 8, tf.constant([3, 1], tf.int64), aug)["lam"].numpy()
+    assert tl.shape == (4000, 1) and np.isfinite(tl).all() and (tl >= 0).all() and (tl <= 1).all()
+    assert abs(tl.mean() - 0.5) < 0.03 and (np.abs(tl - 0.5) > 0.4).mean() > 0.4
+    rng = np.random.default_rng(0)
+    x, y, w = rng.normal(size=(6, 4, 5, 3)).astype(np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]], lam[:6]
+    mx, my = mix_batch(np, x, y, w)
+    assert np.allclose(mx[1], w[1] * x[1] + (1 - w[1]) * x[4]) and np.allclose(my[1], w[1] * y[1] + (1 - w[1]) * y[4])
+    tx, ty = mix_batch(tf.experimental.numpy, tf.constant(x), tf.constant(y), tf.constant(w))
+    assert np.allclose(tx.numpy(), mx) and np.allclose(ty.numpy(), my)
+    jnp = pytest.importorskip("jax.numpy")
+    jx, jy = mix_batch(jnp, jnp.asarray(x), jnp.asarray(y), jnp.asarray(w))
+    assert np.allclose(np.asarray(jx), mx, atol=1e-6) and np.allclose(np.asarray(jy), my, atol=1e-6)
+
+    images = np.random.default_rng(1).integers(0, 256, (64, 6, 6, 3), dtype=np.uint8)
+    labels = np.arange(64) % 4
+    kw = dict(batch=16, classes=4, mean=[0.5] * 3, std=[0.25] * 3, seed=3, epoch=1, aug=aug)
+    order = np.random.default_rng([3, 1]).permutation(64)
+    plain = (images[order].astype(np.float32) / 255 - 0.5) / 0.25
+    for name, batches in [("tf.data", [(a.numpy(), b.numpy()) for a, b in _tf_dataset(images, labels, training=True, **kw)]),
+                          ("host", [b for b in host_batches(images, labels, training=True, **kw)][:4])]:
+        bx, by = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+        assert np.allclose(by.sum(1), 1) and (np.count_nonzero(by, axis=1) <= 2).all(), name
+        own = by[np.arange(64), labels[order]]  # the weight of each image's own label
+        assert 0.3 < (np.abs(own - 1) > 0.01).mean(), name  # most images are blended
+        mixed = 0
+        for i in range(64):
+            j = (i // 16) * 16 + 15 - i % 16  # its partner: the mirrored place in its batch
+            if labels[order[i]] != labels[order[j]]:
+                assert np.allclose(bx[i], own[i] * plain[i] + (1 - own[i]) * plain[j], atol=1e-5), (name, i)
+                mixed += 1
+        assert mixed > 40
+    again = [b[1].numpy() for b in _tf_dataset(images, labels, training=True, **kw)]
+    assert np.array_equal(np.concatenate(again), np.concatenate([b[1].numpy() for b in _tf_dataset(images, labels, training=True, **kw)]))
+    val = np.concatenate([b[1].numpy() for b in _tf_dataset(images, labels, training=False, **kw)])
+    assert np.array_equal(val, np.eye(4)[labels])  # validation sees the images and labels as they are
+
+
 def test_tf_config_checks():
     ok = '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}'
     assert parse_tf_config(ok)["task"]["index"] == 1

@@ -117,6 +117,9 @@ class Augment(BaseModel):
     flip: Union[bool, Literal["alternate"]] = False
     crop: Annotated[int, Field(ge=0, le=16)] = 0  # pad by this many pixels, then crop back at random
     cutout: Annotated[int, Field(ge=0, le=32)] = 0  # side of a random square set to zero
+    # mixup: each training image and its one-hot label blended with another image of its batch and that one's
+    # label, the weight drawn per image from Beta(mixup, mixup); 0: none
+    mixup: Annotated[float, Field(ge=0, le=10)] = 0.0
 
 
 class Train(BaseModel):

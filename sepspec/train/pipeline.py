@@ -73,7 +73,8 @@ def augment_batch(ops: ArrayOps, x, draws: dict, aug: Augment):
     library (`ops`).
 
     `draws` holds the batch's random numbers: `flip` (b, 1, 1, 1) booleans, `offset` (b, 2) crop offsets in
-    [0, 2*crop], `cy`/`cx` (b, 1, 1) cutout centres in [0, h) and [0, w)."""
+    [0, 2*crop], `cy`/`cx` (b, 1, 1) cutout centres in [0, h) and [0, w); and for `mix_batch`, `lam` (b, 1)
+    mixup weights in [0, 1]."""
     xp = ops.xp
     h, w = x.shape[1], x.shape[2]
     if aug.flip:
@@ -95,6 +96,15 @@ def augment_batch(ops: ArrayOps, x, draws: dict, aug: Augment):
     return x
 
 
+def mix_batch(xp, x, y, lam):
+    """mixup on a batch (b, h, w, c) and its one-hot labels (b, classes): image i and its label blended with image
+    b-1-i and its label, `lam` (b, 1) the weights of the images' own. The batch is already a random draw of the
+    training set, so its mirrored order is a random pairing that costs no gather; the one definition for every
+    array library (`xp`)."""
+    w = xp.reshape(lam, (-1, 1, 1, 1))
+    return w * x + (1 - w) * xp.flip(x, axis=0), lam * y + (1 - lam) * xp.flip(y, axis=0)
+
+
 def tf_draws(tf, b, h, w, seed, aug: Augment) -> dict:
     """The batch's draws from TensorFlow's stateless generator; `seed` is a [2] int tensor."""
     d = {}
@@ -106,6 +116,10 @@ def tf_draws(tf, b, h, w, seed, aug: Augment) -> dict:
     if aug.cutout:
         d["cy"] = tf.random.stateless_uniform([b, 1, 1], seed=seed + 2, minval=0, maxval=h, dtype=tf.int32)
         d["cx"] = tf.random.stateless_uniform([b, 1, 1], seed=seed + 3, minval=0, maxval=w, dtype=tf.int32)
+    if aug.mixup:  # Beta(a, a) as g1 / (g1 + g2) of two Gamma(a) draws
+        g1 = tf.random.stateless_gamma([b, 1], seed=seed + 4, alpha=aug.mixup)
+        g2 = tf.random.stateless_gamma([b, 1], seed=seed + 5, alpha=aug.mixup)
+        d["lam"] = tf.math.divide_no_nan(g1, g1 + g2)
     return d
 
 
@@ -119,6 +133,8 @@ def numpy_draws(rng: np.random.Generator, b, h, w, aug: Augment) -> dict:
     if aug.cutout:
         d["cy"] = rng.integers(0, h, (b, 1, 1))
         d["cx"] = rng.integers(0, w, (b, 1, 1))
+    if aug.mixup:
+        d["lam"] = rng.beta(aug.mixup, aug.mixup, (b, 1)).astype(np.float32)
     return d
 
 
@@ -135,7 +151,7 @@ def _epoch_flips(n: int, seed: int, epoch: int, training: bool, aug: Augment | N
 
 
 def _augments(training: bool, aug: Augment | None) -> bool:
-    return bool(training and aug is not None and (aug.flip or aug.crop or aug.cutout))
+    return bool(training and aug is not None and (aug.flip or aug.crop or aug.cutout or aug.mixup))
 
 
 def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mean, std, seed: int, epoch: int,
@@ -183,6 +199,8 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
             if flips is not None:
                 draws["flip"] = tf.reshape(tf.gather(flips, idx), [-1, 1, 1, 1])
             x = augment_batch(ops, x, draws, aug)
+            if aug.mixup:
+                return mix_batch(ops.xp, x, tf.one_hot(tf.gather(labels, idx), classes), draws["lam"])
         return x, tf.one_hot(tf.gather(labels, idx), classes)
 
     return fixed(tf, ds.map(load, num_parallel_calls=PARALLEL_CALLS))
@@ -257,9 +275,12 @@ class _HostBatchesMixin:
                 return make(self.x.decode(idx), self.y[idx].astype(np.int32), np.arange(len(idx)), draws)
             return make(images, labels, idx, draws)
         x = normalize(self.x[idx], self.mean, self.std)
+        y = np.eye(self.classes, dtype=np.float32)[self.y[idx]]
         if draws:
             x = augment_batch(ArrayOps(np), x, draws, self.aug)
-        return x.astype(np.float32, copy=False), np.eye(self.classes, dtype=np.float32)[self.y[idx]]
+            if "lam" in draws:
+                x, y = mix_batch(np, x, y, draws["lam"])
+        return x.astype(np.float32, copy=False), y
 
 
 _ON_DEVICE: dict = {}
@@ -280,9 +301,12 @@ def _jax_make(classes, mean, std, aug):
         @jax.jit
         def make(images, labels, idx, draws):
             x = normalize(jnp.take(images, idx, axis=0).astype(jnp.float32), m, s)
+            y = jax.nn.one_hot(jnp.take(labels, idx, axis=0), classes, dtype=jnp.float32)
             if draws:
                 x = augment_batch(ArrayOps(jnp), x, draws, aug)
-            return x, jax.nn.one_hot(jnp.take(labels, idx, axis=0), classes, dtype=jnp.float32)
+                if "lam" in draws:
+                    x, y = mix_batch(jnp, x, y, draws["lam"])
+            return x, y
 
         _MAKERS[key] = make
     return _MAKERS[key]
