@@ -194,14 +194,15 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
 
     def load(i, idx):
         x = normalize(tf.cast(fetch(idx), tf.float32), m, s)
+        y = tf.one_hot(tf.gather(labels, idx), classes)
         if _augments(training, aug):
             draws = tf_draws(tf, tf.shape(x)[0], h, w, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
             if flips is not None:
                 draws["flip"] = tf.reshape(tf.gather(flips, idx), [-1, 1, 1, 1])
             x = augment_batch(ops, x, draws, aug)
-            if aug.mixup:
-                return mix_batch(ops.xp, x, tf.one_hot(tf.gather(labels, idx), classes), draws["lam"])
-        return x, tf.one_hot(tf.gather(labels, idx), classes)
+            if "lam" in draws:
+                x, y = mix_batch(ops.xp, x, y, draws["lam"])
+        return x, y
 
     return fixed(tf, ds.map(load, num_parallel_calls=PARALLEL_CALLS))
 
