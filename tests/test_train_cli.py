@@ -593,8 +593,8 @@ JAX = {**ENV, "KERAS_BACKEND": "jax"}
 def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     """KERAS_BACKEND=jax, with the same run directory and guarantees: killed (as by SIGKILL) before the commit
     point of epoch 2 and resumed, a run (with mixup, made on the device) has every epoch once and ends with exactly
-    the weights, dropout state and weight average of an uninterrupted run; evaluate reads it; the TensorFlow backend may not resume it; and
-    tf.distribute strategies are refused in one line."""
+    the weights, dropout state and weight average of an uninterrupted run; evaluate reads it; the TensorFlow
+    backend may not resume it; and tf.distribute strategies are refused in one line."""
     import keras
 
     spec = tmp_path / "drop.yaml"
