@@ -6,11 +6,12 @@ Longer search: pytest tests/test_properties.py --hypothesis-profile=thorough
 import re
 
 import yaml
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 import sepspec
 from sepspec.emit import model as emit
 from sepspec.lazy import import_keras
+from sepspec.spec.source import MAX_DEPTH
 
 from strategies import dump, invalid_specs, valid_specs, yaml_values
 
@@ -66,13 +67,18 @@ def test_random_yaml_documents_never_crash(tmp_path_factory, value):
 
 
 @given(st.integers(45, 2000), st.sampled_from(["[", "{a: ", "- "]))
+@example(49, "[")  # 50 levels: MAX_DEPTH, allowed
+@example(50, "[")  # 51: refused
+@example(50, "- ")  # 50: allowed (a list of dashes nests one level fewer than its openers)
+@example(51, "- ")  # 51: refused
 def test_deep_nesting_is_a_diagnostic(tmp_path_factory, depth, opener):
     closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
     text = "a: " + opener * depth + "1" + closer * depth if opener != "- " else \
         "a:\n" + "".join("  " * i + "-\n" for i in range(1, depth))
+    levels = 1 + (depth if opener != "- " else depth - 1)  # the top mapping, then the nested collections
     c = _check_text(tmp_path_factory, text)
     _well_formed(c)
-    assert not c.ok and (c.diagnostics[0].code == "SEP004" or depth < 50)
+    assert not c.ok and (c.diagnostics[0].code == "SEP004") == (levels > MAX_DEPTH), (levels, c.diagnostics[0])
 
 
 @given(st.text(max_size=200))
