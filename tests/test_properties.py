@@ -69,7 +69,7 @@ def test_random_yaml_documents_never_crash(tmp_path_factory, value):
 @given(st.integers(45, 2000), st.sampled_from(["[", "{a: ", "- "]))
 @example(49, "[")  # 50 levels: MAX_DEPTH, allowed
 @example(50, "[")  # 51: refused
-@example(50, "- ")  # 50: allowed (a list of dashes nests one level fewer than its openers)
+@example(50, "- ")  # 50: allowed (the dash text below writes depth - 1 dashes)
 @example(51, "- ")  # 51: refused
 def test_deep_nesting_is_a_diagnostic(tmp_path_factory, depth, opener):
     closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
