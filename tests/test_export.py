@@ -140,6 +140,17 @@ def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, d
     assert ev["test_accuracy"] == pytest.approx(float((q.argmax(-1) == y).mean()))
     assert ev["reference_accuracy"] == pytest.approx(float((want.argmax(-1) == y).mean()))
     assert ev["agreement"] == pytest.approx(float((q.argmax(-1) == want.argmax(-1)).mean()))
+    # paths relative to the evaluation file's folder: a committed folder names its files wherever it is cloned
+    assert ev["model"] == "q.tflite" and ev["reference"] == os.path.relpath(os.path.join(run, "best.keras"), tmp_path)
+    # a checkpoint of the run as the reference, normalised as its run was (one epoch, no average: best.keras)
+    ckpt = os.path.join(run, json.load(open(os.path.join(run, "state.json")))["checkpoint"])
+    r = run_cli("evaluate", files["litert-int8"], "--reference", ckpt, env=ENV)
+    assert r.returncode == 0, r.stderr
+    by_ckpt = json.load(open(files["litert-int8"] + ".evaluation.json"))
+    assert by_ckpt["reference"] == os.path.relpath(ckpt, tmp_path)
+    assert (by_ckpt["reference_accuracy"], by_ckpt["agreement"]) == (ev["reference_accuracy"], ev["agreement"])
+    r = run_cli("evaluate", files["litert-int8"], "--reference", str(tmp_path / "none.keras"), env=ENV)
+    assert r.returncode == 2 and "none.keras: no model" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("evaluate", files["onnx"], "--reference", run, env=ENV)
     assert r.returncode == 0 and "agrees with it on 100.00%" in r.stdout, r.stdout + r.stderr
 

@@ -90,7 +90,8 @@ def test_train_writes_a_complete_run_and_evaluate_and_runs_read_it(tmp_path, spe
     assert run_cli("check", os.path.join(run, "spec.yaml")).returncode == 0
     r = run_cli("evaluate", os.path.join(run, "checkpoint-0003.keras"), env=ENV)  # the run's recorded data
     assert r.returncode == 0, r.stderr
-    assert json.load(open(os.path.join(run, "evaluation.json")))["test_accuracy"] == test["final_accuracy"]
+    ev = json.load(open(os.path.join(run, "evaluation.json")))
+    assert ev["test_accuracy"] == test["final_accuracy"] and ev["model"] == "checkpoint-0003.keras"
     r = run_cli("evaluate", run, "--data", data, env=ENV)
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and "airplane" in r.stdout

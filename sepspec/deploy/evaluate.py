@@ -29,13 +29,26 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
         return evaluate_exported(target, data_arg, reference)
     if reference is not None:
         raise UserError("--reference is for an exported .tflite or .onnx file")
+    model_path, folder, data, pred = _keras_predictions(target, data_arg, tta)
+    acc, per_class, cm = _report(model_path, pred, data, f" ({tta} test-time augmentation)" if tta != "none" else "")
+    rundir.write_json(os.path.join(folder, "evaluation.json"), {"model": _relative(model_path, folder), "tta": tta,
+                                                                "test_accuracy": acc, "per_class": per_class,
+                                                                "confusion": cm.tolist()})
+    _plot_confusion(os.path.join(folder, "confusion.png"), cm, data.class_names, acc)
+    print(f"wrote {os.path.join(folder, 'confusion.png')} and evaluation.json")
+    return 0
+
+
+def _keras_predictions(target: str, data_arg: str | None, tta: str = "none", data=None):
+    """(model file, its folder, the data, predicted labels) of a run directory (its best.keras) or a .keras file,
+    normalised as its run was (a bare model: with the training set's statistics, as the trainer does)."""
     model_path, folder = rundir.model_of(target)
     try:
         norm = rundir.normalization(folder)
     except UserError as e:
         raise UserError(f"{e}; evaluate the .keras file itself to use the training set's statistics") from None
-    data = _data_for(folder, data_arg)
-    if norm is None:  # a bare model: standardise as the trainer does, with the training set's statistics
+    data = data if data is not None else _data_for(folder, data_arg)
+    if norm is None:
         norm = channel_stats(data.x_train)
     model = rundir.load_model(model_path)
     shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
@@ -43,13 +56,13 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
         raise UserError(f"{model_path}: the model takes {dims(shape)} images and gives {classes} "
                         f"classes; the data is {dims(data.x_test.shape[1:])} with "
                         f"{len(data.class_names)} classes")
-    pred = rundir.test_predictions(model, data, norm, tta).argmax(axis=-1)
-    acc, per_class, cm = _report(model_path, pred, data, f" ({tta} test-time augmentation)" if tta != "none" else "")
-    rundir.write_json(os.path.join(folder, "evaluation.json"), {"model": model_path, "tta": tta, "test_accuracy": acc,
-                                                                "per_class": per_class, "confusion": cm.tolist()})
-    _plot_confusion(os.path.join(folder, "confusion.png"), cm, data.class_names, acc)
-    print(f"wrote {os.path.join(folder, 'confusion.png')} and evaluation.json")
-    return 0
+    return model_path, folder, data, rundir.test_predictions(model, data, norm, tta).argmax(axis=-1)
+
+
+def _relative(path: str, folder: str) -> str:
+    """A path as written in an evaluation file: relative to the file's folder, so a committed run folder that is
+    moved or cloned elsewhere still names its own files."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
 def _report(what: str, pred, data, note: str = ""):
@@ -71,23 +84,19 @@ def _report(what: str, pred, data, note: str = ""):
 
 
 def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None) -> int:
-    """Accuracy of an exported .tflite/.onnx file run by its own runtime; with a reference run, how often it
-    agrees with the run's float model (best.keras with its normalisation)."""
+    """Accuracy of an exported .tflite/.onnx file run by its own runtime; with a reference (a run directory: its
+    best.keras; or a .keras file, such as a checkpoint of a run), how often it agrees with that float model."""
     from .runtime import scores
 
-    if reference is not None and not os.path.isfile(os.path.join(reference, rundir.BEST)):
-        raise UserError(f"{reference}: not a run directory (no {rundir.BEST})")
-    data = _data_for(reference, data_arg)
+    folder = rundir.model_of(reference)[1] if reference else None  # a missing reference: refused before running
+    data = _data_for(folder, data_arg)
     pred = scores(path, np.asarray(data.x_test)).argmax(axis=-1)  # a streamed folder's test images, decoded
     acc, per_class, cm = _report(path, pred, data)
-    result = {"model": os.path.abspath(path), "test_accuracy": acc, "per_class": per_class, "confusion": cm.tolist()}
+    here = os.path.dirname(os.path.abspath(path))
+    result = {"model": _relative(path, here), "test_accuracy": acc, "per_class": per_class, "confusion": cm.tolist()}
     if reference:
-        model_path, _ = rundir.model_of(reference)
-        norm = rundir.normalization(reference)
-        if norm is None:
-            raise UserError(f"{reference}: no {rundir.METRICS}, so no normalisation for its float model")
-        ref = rundir.test_predictions(rundir.load_model(model_path), data, norm).argmax(axis=-1)
-        result.update({"reference": os.path.abspath(reference), "reference_accuracy": float((ref == data.y_test).mean()),
+        model_path, _, _, ref = _keras_predictions(reference, data_arg, data=data)
+        result.update({"reference": _relative(model_path, here), "reference_accuracy": float((ref == data.y_test).mean()),
                        "agreement": float((ref == pred).mean())})
         print(f"reference {model_path}: test accuracy {100 * result['reference_accuracy']:.2f}%; the exported file "
               f"agrees with it on {100 * result['agreement']:.2f}% of the images "
