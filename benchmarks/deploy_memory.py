@@ -2,7 +2,7 @@
 
 For each spec: build its model, give every batch norm, layer norm and bias trained-like values (random moving statistics,
 scales and shifts; an untrained model's all-zero shifts would let the converter share buffers that a trained
-one cannot), export it with `sepspec export --format litert-int8` (uint8 pixels in, the normalisation of
+one cannot), convert it as `sepspec export --format litert-int8` does (uint8 pixels in, the normalisation of
 `--normalization RUN`), then compare the estimate's flash with the weight buffers in the .tflite file and its
 activation figures with what TensorFlow Lite Micro's planner allocates (the arena's head).
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -66,7 +65,7 @@ def _own_shape(spec, tmp: str) -> tuple[str, str]:
 def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
     import sepspec
     from sepspec.graph.memory import estimate
-    from sepspec.deploy.export import micro_arena, tflite_buffer_bytes
+    from sepspec.deploy.export import convert, job_of, micro_arena, tflite_buffer_bytes
 
     name = os.path.splitext(os.path.basename(spec_path))[0]
     keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")
@@ -74,9 +73,8 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
     spec = sepspec.load(spec_path)
     if tuple(spec.input) != (32, 32, 3):  # not CIFAR's shape: random calibration images and statistics of its own
         data, normalization = _own_shape(spec, tmp)
-    cmd = [sys.executable, "-m", "sepspec", "export", keras_file, "--format", "litert-int8", "-o", tflite,
-           "--normalization", normalization, "--calibration", "50"] + (["--data", data] if data else [])
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # converted in this process (what `sepspec export` runs in its subprocess): one TensorFlow start for all specs
+    convert(job_of(keras_file, "litert-int8", normalization=normalization, calibration=50, data=data), tflite)
     d = estimate(sepspec.check(spec_path).report)
     buffers, ops = tflite_buffer_bytes(tflite)
     arena = micro_arena(tflite)

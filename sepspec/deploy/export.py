@@ -47,12 +47,29 @@ def _source(source: str, normalization: str | None) -> tuple[str, dict | None, s
     return model, {"mean": norm[0], "std": norm[1]}, stats_from
 
 
-def export(source: str, fmt: str, out: str, *, normalization: str | None = None, calibration: int = 300,
-           data: str | None = None, seed: int = 0) -> int:
-    """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model)."""
+def job_of(source: str, fmt: str, *, normalization: str | None = None, calibration: int = 300,
+           data: str | None = None, seed: int = 0) -> dict:
+    """What the converter is given: the model file, the normalisation to put in front, the calibration images."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     model, stats, run = _source(source, normalization)
+    calib = None
+    if fmt == "litert-int8":
+        calib = data or (rundir.recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
+    # calibration images are read as the run's spec reads them (CIFAR-100's labels, resizing)
+    options = {}
+    if run and fmt == "litert-int8" and rundir.is_run(run):
+        from ..train.data import options_of
+
+        options = options_of(rundir.read_spec(run))
+    return {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
+            "data": calib, "seed": seed, "options": options}
+
+
+def export(source: str, fmt: str, out: str, *, normalization: str | None = None, calibration: int = 300,
+           data: str | None = None, seed: int = 0) -> int:
+    """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model)."""
+    job = job_of(source, fmt, normalization=normalization, calibration=calibration, data=data, seed=seed)
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise UserError(f"{out}: its folder {parent} does not exist")
@@ -63,17 +80,6 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
         raise UserError(f"{out}: a {fmt} file must end in {suffix}")
     if os.path.isdir(out) and fmt != "saved_model":
         raise UserError(f"{out}: is a folder; give a file name")
-    calib = None
-    if fmt == "litert-int8":
-        calib = data or (rundir.recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
-    # calibration images are read as the run's spec reads them (CIFAR-100's labels, resizing)
-    options = {}
-    if run and fmt == "litert-int8" and rundir.is_run(run):
-        from ..train.data import options_of
-
-        options = options_of(rundir.read_spec(run))
-    job = {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
-           "data": calib, "seed": seed, "options": options}
     remove_stale_temps(parent)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
         target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
@@ -86,7 +92,7 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
                 raise UserError(lines[-1][len("sepspec export: "):])
             why = f"signal {-r.returncode}" if r.returncode < 0 else f"exit {r.returncode}"
             tail = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no message"
-            raise UserError(f"{model}: the {fmt} converter crashed ({why}: {tail[:200]})")
+            raise UserError(f"{source}: the {fmt} converter crashed ({why}: {tail[:200]})")
         info = json.loads(r.stdout.strip().splitlines()[-1])
         _move(target, out)
     print(f"wrote {out} ({fmt}, {info['bytes']:,} bytes){_describe(info)}")
@@ -254,7 +260,9 @@ def _activations(model) -> set[str]:
     return out
 
 
-def _worker(job: dict, target: str) -> None:
+def convert(job: dict, target: str) -> dict:
+    """Write the converted model to `target` and describe it; what the subprocess runs (a benchmark that converts
+    many models in one process calls it directly)."""
     from ..lazy import import_keras
 
     keras = import_keras()
@@ -325,11 +333,11 @@ def _worker(job: dict, target: str) -> None:
         i, o = it.get_input_details()[0], it.get_output_details()[0]
         info["input"] = f"{i['dtype'].__name__} {'x'.join(str(int(v)) for v in i['shape'])}"
         info["output"] = f"{o['dtype'].__name__} {'x'.join(str(int(v)) for v in o['shape'])}"
-    print(json.dumps(info), flush=True)
+    return info
 
 
 if __name__ == "__main__":
     try:
-        _worker(json.loads(sys.argv[1]), sys.argv[2])
+        print(json.dumps(convert(json.loads(sys.argv[1]), sys.argv[2])), flush=True)
     except UserError as e:
         _fail(str(e))
