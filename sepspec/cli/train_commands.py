@@ -37,7 +37,8 @@ def add_commands(sub) -> None:
     s = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and a confusion matrix (of a run, a "
                        ".keras file, or an exported .tflite/.onnx file run by its own runtime)")
     s.add_argument("target", metavar="RUN_DIR_OR_MODEL")
-    s.add_argument("--reference", metavar="RUN_DIR_OR_MODEL", help="for an exported file: agreement with a float model (a run directory: its best.keras; or a .keras file)")
+    s.add_argument("--reference", metavar="RUN_DIR_OR_MODEL", help="for an exported file: agreement with a float "
+                   "model (a run directory: its best.keras; or a .keras file, such as a checkpoint)")
     s.add_argument("--data", metavar="PATH")
     s.add_argument("--tta", choices=TTA, default="none", help="flip: average each image's and its mirror "
                    "image's probabilities; flip_shift: also each shifted by one pixel up-left and down-right (6 views)")
