@@ -48,17 +48,18 @@ def main(argv=None) -> int:
           + (f" {'ten':>7s} {'eighteen':>8s}" if a.more else ""))
     gains = []
     for run in a.runs:
-        state = rundir.read_state(run)
+        model_file = rundir.final_model(run)  # a committed run's final.keras, or its last checkpoint
+        epoch = rundir.read_json(os.path.join(run, rundir.STATE))["epoch"]
         data = rundir.run_data(run, a.data)
         x = normalize(data.x_test, *rundir.normalization(run))
-        model = rundir.load_model(os.path.join(run, state["checkpoint"]))
+        model = rundir.load_model(model_file)
         p = by_view(model, x, "flip_shift")
         acc = {k: scores(v, data.y_test)["accuracy"] for k, v in p.items()}
         more = more_views(model, x, data.y_test) if a.more else {}
-        rundir.write_json(os.path.join(run, "test_views.json"), {"checkpoint": state["checkpoint"],
-                                                                  "epoch": state["epoch"], "test_accuracy": acc})
+        rundir.write_json(os.path.join(run, "test_views.json"), {"checkpoint": os.path.basename(model_file),
+                                                                  "epoch": epoch, "test_accuracy": acc})
         gains.append((acc["flip"] - acc["none"], acc["flip_shift"] - acc["flip"]))
-        print(f"{os.path.basename(run.rstrip('/')):44s} {state['epoch']:5d} {acc['none']:7.2%} {acc['flip']:7.2%} "
+        print(f"{os.path.basename(run.rstrip('/')):44s} {epoch:5d} {acc['none']:7.2%} {acc['flip']:7.2%} "
               f"{acc['flip_shift']:10.2%}" + (f" {more['ten']:7.2%} {more['eighteen']:8.2%}" if more else ""),
               flush=True)
     g = np.array(gains) * 100

@@ -124,3 +124,37 @@ def test_a_damaged_record_is_one_line(tmp_path):
         with pytest.raises(UserError, match="run.json: damaged, cannot resume"):
             rundir.read_record(run)
     assert rundir.recorded_data(run) is None  # evaluate then falls back to --data or the default places
+
+
+def test_a_record_keeps_its_paths_relative_to_the_run_and_reads_them_back_usable(tmp_path):
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    spec, data = tmp_path / "specs" / "s.yaml", tmp_path / "data" / "cifar.tar.gz"
+    rundir.write_record(str(run), {"options": {"spec": str(spec), "data": str(data)},
+                                   "data": {"source": str(data), "layout": "cifar10"}})
+    raw = json.load(open(run / rundir.RECORD))
+    assert raw["options"] == {"spec": "../../specs/s.yaml", "data": "../../data/cifar.tar.gz"}
+    assert raw["data"] == {"source": "../../data/cifar.tar.gz", "layout": "cifar10"}
+    back = rundir.read_record(str(run))
+    assert back["options"]["spec"] == str(spec) and back["data"]["source"] == str(data)
+    assert rundir.recorded_data(str(run)) == str(data)
+    # the run and what it names moved together (a clone of a repository): still found
+    moved = tmp_path / "elsewhere"
+    os.rename(tmp_path / "runs", moved)
+    assert rundir.recorded_data(str(moved / "a")) == str(tmp_path / "data" / "cifar.tar.gz")
+    # an absolute path recorded by an older sepspec stays as it was
+    assert rundir.located(str(run), "/x/y.yaml") == "/x/y.yaml"
+
+
+def test_a_run_that_keeps_records_only_says_so(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    for name in (rundir.RECORD, rundir.SPEC, rundir.METRICS):
+        (run / name).write_text("{}")
+    (run / rundir.STATE).write_text(json.dumps({"epoch": 3, "checkpoint": "checkpoint-0003.keras", "best": {}}))
+    for call in (lambda: rundir.model_of(str(run)), lambda: rundir.read_state(str(run)),
+                 lambda: rundir.final_model(str(run))):
+        with pytest.raises(UserError, match="keeps its records only"):
+            call()
+    (run / rundir.FINAL).write_bytes(b"x")
+    assert rundir.model_of(str(run))[0] == str(run / rundir.FINAL) and rundir.final_model(str(run)).endswith("final.keras")

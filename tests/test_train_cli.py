@@ -355,7 +355,7 @@ def test_real_cifar10_smoke_run_of_a_branchy_spec_learns(tmp_path):
 
 
 def test_a_moved_run_resumes_with_data_and_evaluates_with_its_recorded_data(tmp_path, spec, data):
-    """run.json records the data absolute, with a fingerprint; --resume --data accepts the same data set moved
+    """run.json records the spec and the data relative to the run folder, with a fingerprint; --resume --data accepts the same data set moved
     (here: its extracted folder elsewhere), refuses another, and `evaluate RUN` finds the recorded data."""
     import shutil
 
@@ -364,7 +364,9 @@ def test_a_moved_run_resumes_with_data_and_evaluates_with_its_recorded_data(tmp_
                 "--train-limit", "32", env=ENV)
     assert r.returncode == 0, r.stderr
     rec = json.load(open(os.path.join(run, "run.json")))
-    assert rec["options"]["data"] == data and rec["options"]["spec"] == spec  # absolute
+    assert rec["options"]["data"] == os.path.relpath(data, run) == rec["data"]["source"]  # no machine's paths
+    assert rec["options"]["spec"] == os.path.relpath(spec, run)
+    assert json.load(open(os.path.join(run, "metrics.json")))["data"] == os.path.relpath(data, run)
     assert rec["data"]["fingerprint"]["train"]["images"] == 320 and len(rec["data"]["fingerprint"]["test"]["sha256"]) == 64
     # evaluate from another working directory, without --data: the run's own data, and its own figure
     r = run_cli("evaluate", run, cwd=str(tmp_path), env=ENV)
@@ -377,7 +379,7 @@ def test_a_moved_run_resumes_with_data_and_evaluates_with_its_recorded_data(tmp_
     r = run_cli("train", "--resume", run, "--epochs", "2", "--data", "moved", cwd=str(tmp_path), env=ENV)
     assert r.returncode == 0, r.stderr
     assert "resuming after epoch 1" in r.stdout and "warning" not in r.stderr
-    assert json.load(open(os.path.join(run, "run.json")))["options"]["data"] == str(moved)
+    assert json.load(open(os.path.join(run, "run.json")))["options"]["data"] == os.path.join("..", "moved")
     # another data set is refused, saying what differs; nothing is trained
     rng = np.random.default_rng(2)
     other = write_batches(str(tmp_path / "other"), rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8),

@@ -10,7 +10,9 @@ previous complete version of each file, never a half-written one. The files:
 - `best.keras`: the model of the epoch with the best validation accuracy (saved as `best-NNNN.keras`, renamed
   once the commit point names it, so a run keeps it once);
 - `history.csv` (a row per epoch), `metrics.json` (status, figures, normalisation), `curves.png`;
-- `evaluation.json` and `confusion.png` from `sepspec evaluate`.
+- `evaluation.json` and `confusion.png` from `sepspec evaluate`;
+- `final.keras`: the final epoch's model without the optimizer state, kept instead of the checkpoints by a run
+  committed to a repository for its figures (`keep_final`); a committed run without it keeps its records only.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ except ImportError:  # Windows: no advisory locks here; runs are then not guarde
 from .. import atomic
 from ..diagnostics import UserError
 
-SPEC, RECORD, STATE, METRICS, HISTORY, CURVES, BEST = ("spec.yaml", "run.json", "state.json", "metrics.json",
-                                                      "history.csv", "curves.png", "best.keras")
+SPEC, RECORD, STATE, METRICS, HISTORY, CURVES, BEST, FINAL = (
+    "spec.yaml", "run.json", "state.json", "metrics.json", "history.csv", "curves.png", "best.keras", "final.keras")
+RECORDS_ONLY = ("keeps its records only (spec, run.json, history, metrics): its model files were not kept; "
+                "train it again from its spec.yaml and run.json's options")
 LOCK = ".train.lock"
 
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds",
@@ -200,8 +204,40 @@ def read_spec(run: str):
     return load(os.path.join(run, SPEC))
 
 
+# ------------------------------------------------------------------------------- paths in the records
+# run.json and metrics.json name the spec and the data set a run started from. They are written relative to the
+# run folder (absolute only where no relative path exists, another drive), so that a folder committed to a
+# repository, or moved with what it names, names no machine's layout; read back, they are usable paths again.
+_PATHS = (("options", "spec"), ("options", "data"), ("data", "source"))
+
+
+def portable(run: str, path: str | None) -> str | None:
+    """`path` as a run's records keep it: relative to the run folder."""
+    if not path:
+        return path
+    try:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(run))
+    except ValueError:  # Windows: another drive
+        return os.path.abspath(path)
+
+
+def located(run: str, path: str | None) -> str | None:
+    """A path from a run's records as a path from here (the inverse of `portable`; absolute ones as they are)."""
+    if not path or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(run, path))
+
+
+def _with_paths(record: dict, convert) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in record.items()}
+    for section, key in _PATHS:
+        if isinstance(out.get(section), dict) and isinstance(out[section].get(key), str):
+            out[section][key] = convert(out[section][key])
+    return out
+
+
 def write_record(run: str, record: dict) -> None:
-    write_json(os.path.join(run, RECORD), record)
+    write_json(os.path.join(run, RECORD), _with_paths(record, lambda p: portable(run, p)))
 
 
 def read_record(run: str) -> dict:
@@ -211,7 +247,7 @@ def read_record(run: str) -> dict:
         record = read_json(path)
         if not isinstance(record.get("options"), dict):
             raise ValueError("no options")
-        return record
+        return _with_paths(record, lambda p: located(run, p))
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSONDecodeError is a ValueError
         raise UserError(f"{path}: damaged, cannot resume ({type(e).__name__}: {e})") from None
 
@@ -220,7 +256,7 @@ def recorded_data(run: str) -> str | None:
     """Where a run's data set was when it trained (run.json), or None."""
     try:
         rec = read_json(os.path.join(run, RECORD))
-        return (rec.get("data") or {}).get("source") or rec["options"].get("data")
+        return located(run, (rec.get("data") or {}).get("source") or rec["options"].get("data"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -247,6 +283,9 @@ def read_state(run: str) -> dict | None:
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: damaged, cannot resume ({type(e).__name__}: {e})") from None
     if not os.path.isfile(os.path.join(run, state["checkpoint"])):
+        if not os.path.isfile(os.path.join(run, BEST)):
+            raise UserError(f"{path} names the checkpoint {state['checkpoint']}, which is missing: the run cannot be "
+                            f"resumed; it {RECORDS_ONLY}")
         raise UserError(f"{path} names the checkpoint {state['checkpoint']}, which is missing: the run cannot be "
                         f"resumed (its best model so far is {os.path.join(run, BEST)})")
     settle(run, state)
@@ -280,6 +319,8 @@ def best_file(epoch: int) -> str:
 
 
 def write_metrics(run: str, metrics: dict) -> None:
+    if isinstance(metrics.get("data"), str):  # where the data set was, as run.json keeps it
+        metrics = {**metrics, "data": portable(run, metrics["data"])}
     write_json(os.path.join(run, METRICS), metrics)
 
 
@@ -307,14 +348,42 @@ def normalization(where: str) -> tuple[list, list] | None:
 
 
 def model_of(target: str) -> tuple[str, str]:
-    """(model file, the folder it belongs to) for a run directory (its best.keras) or a .keras file."""
+    """(model file, the folder it belongs to) for a run directory (its best.keras; a committed run's final.keras)
+    or a .keras file."""
     if os.path.isdir(target):
-        model_path, folder = os.path.join(target, BEST), target
-    else:
-        model_path, folder = target, os.path.dirname(os.path.abspath(target))
-    if not os.path.isfile(model_path):
+        folder = target
+        model_path = next((os.path.join(target, f) for f in (BEST, FINAL) if os.path.isfile(os.path.join(target, f))),
+                          None)
+        if model_path is None:
+            raise UserError(f"{target}: no model: the run {RECORDS_ONLY}" if is_run(target) else
+                            f"{target}: no model (expected a run directory with {BEST}, or a .keras file)")
+        return model_path, folder
+    if not os.path.isfile(target):
         raise UserError(f"{target}: no model (expected a run directory with {BEST}, or a .keras file)")
-    return model_path, folder
+    return target, os.path.dirname(os.path.abspath(target))
+
+
+def final_model(run: str) -> str:
+    """The file of a run's final epoch: the checkpoint its commit point names, or a committed run's final.keras."""
+    if os.path.isfile(os.path.join(run, FINAL)):
+        return os.path.join(run, FINAL)
+    state = read_state(run)
+    if state is None:
+        raise UserError(f"{run}: no epoch finished yet")
+    return os.path.join(run, state["checkpoint"])
+
+
+def keep_final(run: str) -> str:
+    """Save the final epoch's model without the optimizer state as `final.keras` (what a run committed for its
+    figures keeps instead of its checkpoints; about half their size)."""
+    from ..lazy import import_keras
+
+    state = read_state(run)
+    if state is None:
+        raise UserError(f"{run}: no epoch finished yet")
+    model = import_keras().saving.load_model(os.path.join(run, state["checkpoint"]), compile=False)
+    save_model(model, os.path.join(run, FINAL))
+    return os.path.join(run, FINAL)
 
 
 TEST_CHUNK = 10_000  # test images normalised (a streamed folder's: decoded) and scored at once; a multiple of

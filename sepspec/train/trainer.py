@@ -231,7 +231,7 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
         held_out(spec.train.validation, len(data.x_train))
     keras = import_keras()
     check_strategy(keras, opts.strategy)
-    # recorded absolute, so that --resume works from any working directory
+    # absolute while it runs; the record keeps them relative to the run folder (rundir.write_record)
     opts.spec = os.path.abspath(opts.spec) if opts.spec else None
     opts.data = os.path.abspath(opts.data) if opts.data else None
     run = rundir.new_run_dir(opts.out, spec.name)
@@ -262,6 +262,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     try:
         # a run recorded before the fast layers existed goes on as it started (its dropout masks)
         opts = Options(**{"fast_layers": False, **recorded["options"]})
+        opts.spec, opts.data = (os.path.abspath(p) if p else None for p in (opts.spec, opts.data))
     except TypeError as e:
         raise TrainError(f"{os.path.join(run, rundir.RECORD)}: damaged, cannot resume ({type(e).__name__}: {e})") from None
     if spec_path is not None and not (opts.spec and os.path.realpath(spec_path) == os.path.realpath(opts.spec)):
