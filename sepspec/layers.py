@@ -2,9 +2,11 @@
 
 Each class knows, from the same arguments, everything the rest of sepspec asks of a layer: its
 output shape, its parameters (trainable / non-trainable, as Keras counts them), its receptive-field
-step (effective kernel and stride), its multiply-accumulates, and the Keras class name and keyword
-arguments it becomes. The analysis, the rules and the emitter all read these classes, so what is
-checked and what is built cannot drift apart.
+step (effective kernel and stride), its multiply-accumulates, the Keras class name and keyword
+arguments it becomes, and its int8 lowering (the TFLite ops, weight bytes and constants TensorFlow's
+full-integer converter writes for it: `lower`). The analysis, the rules, the emitter and the static
+deployment estimate all read these classes, so what is checked, built and deployed cannot drift apart;
+a new layer kind is one class here (and its spec entry in `spec/kinds.py`).
 
 Shapes exclude the batch dimension: ``(h, w, c)`` for images, ``(n,)`` after global pooling.
 """
@@ -50,6 +52,77 @@ def _pad_before(n: int, out: int, k_eff: int, stride: int, padding: str) -> int:
     return max((out - 1) * stride + k_eff - n, 0) // 2
 
 
+# ------------------------------------------------------------------------------------------- int8 lowering
+# As TensorFlow's full-integer converter writes a layer (measured against converted files: docs/deployment.md):
+# a batch norm right after a convolution folds into it; relu and relu6 fuse into the op before them; other
+# activations are ops of their own; every convolution and dense layer has an int32 bias.
+FUSED = {"relu", "relu6"}  # into the op that writes their input
+ACTIVATION_OPS = {"sigmoid": ("LOGISTIC",), "tanh": ("TANH",), "gelu": ("GELU",), "leaky_relu": ("LEAKY_RELU",),
+                  "softmax": ("SOFTMAX",), "hard_sigmoid": ("MUL",), "silu": ("LOGISTIC", "MUL"),
+                  "swish": ("LOGISTIC", "MUL"), "relu": ("RELU",), "relu6": ("RELU6",)}
+# no int8 kernel (the converter leaves float ops or fails; TensorFlow's converter crashes on some of them)
+NOT_INT8 = {"elu", "selu", "log_softmax", "softplus", "softsign", "mish", "exponential"}
+FUSES = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MAX_POOL_2D", "AVERAGE_POOL_2D"}
+FOLDS_BN = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+BIAS = 4  # bytes per int32 bias
+
+
+class Lowering:
+    """What a layer's `lower` writes its ops through (the static estimate, `graph/memory.py`, implements it)."""
+
+    def op(self, name: str, op: str, layer: str, inputs, shape, weights: int = 0, bias: int = 0,
+           bias_zero: bool = False, consts=(), itemsize: int = 1) -> str:
+        """An op writing tensor `name` (int8 unless `itemsize`) of `shape` from `inputs`, with `weights` bytes of
+        int8 weights, `bias` bytes of int32 bias (all zeros: `bias_zero`) and `consts` (constants the converter
+        stores once per content); returns `name`."""
+        raise NotImplementedError
+
+    def writer(self, tensor: str) -> str:
+        """The op (its TFLite name) that writes `tensor`."""
+        raise NotImplementedError
+
+    def alone(self, tensor: str) -> bool:
+        """Whether `tensor` has exactly one reader (which may then fold or fuse into its writer)."""
+        raise NotImplementedError
+
+    def fold_bias(self, tensor: str) -> None:
+        """A batch norm folded into the writer of `tensor`: its shift becomes that op's (non-zero) bias."""
+        raise NotImplementedError
+
+    def without_int8(self, layer: str, function: str) -> None:
+        """`layer` applies `function`, which has no int8 kernel."""
+        raise NotImplementedError
+
+
+def i32(*values: int) -> bytes:
+    """An int32 constant's bytes in the file: the converter keeps one buffer per content, whatever the shape (a
+    slice's begin [0, 0, 0, 0] and a zero crop [[0, 0], [0, 0]] share one, measured)."""
+    return b"".join(int(v).to_bytes(4, "little", signed=True) for v in values)
+
+
+def lower_activation(q: Lowering, name: str, function: str, x: str, shape, fusable: bool) -> str:
+    """An activation after the op that writes `x`: fused into it where it can be, else its own ops."""
+    if function == "linear" or (function in FUSED and fusable):
+        return x
+    if function in NOT_INT8:
+        q.without_int8(name, function)
+    ops = ACTIVATION_OPS.get(function, (function.upper(),))
+    if ops == ("LOGISTIC", "MUL"):  # x * sigmoid(x): x stays alive until the MUL
+        s = q.op(f"{name}/sigmoid", "LOGISTIC", name, (x,), shape)
+        return q.op(name, "MUL", name, (x, s), shape)
+    return q.op(name, ops[0], name, (x,), shape)
+
+
+def lower_reshape(q: Lowering, name: str, x: str, shape_in, target) -> str:
+    """A Keras Reshape or Flatten: the batch is dynamic, so the new shape is computed, in int32: SHAPE, take the
+    batch (STRIDED_SLICE), PACK it with the target's sizes, RESHAPE."""
+    sh = q.op(f"{name}/shape", "SHAPE", name, (x,), (len(shape_in) + 1,), itemsize=4)
+    n = q.op(f"{name}/batch", "STRIDED_SLICE", name, (sh,), (1,), consts=[i32(0), i32(1), i32(1)], itemsize=4)
+    new = q.op(f"{name}/new_shape", "PACK", name, (n,), (len(target) + 1,), consts=[i32(v) for v in target],
+               itemsize=4)
+    return q.op(name, "RESHAPE", name, (x, new), target)
+
+
 @dataclass(frozen=True)
 class Layer:
     name: str
@@ -82,6 +155,11 @@ class Layer:
         if self.spatial and len(s) != 3:
             raise ShapeError("input_rank", f"{self.keras} needs an image input (h, w, c), got {dims(s)}")
 
+    def lower(self, q: "Lowering", r, x: list[str]) -> str:
+        """Its int8 form: the ops it becomes, written through `q`, for the analysis row `r` (its input and output
+        shapes, padding) reading the op tensors `x`; returns the tensor that holds its output."""
+        raise NotImplementedError(f"no int8 lowering for {self.keras}")  # a new kind must not pass silently
+
     def span(self, s: Shape, span: Span) -> Span:
         """The receptive-field span after this layer, for input shape `s` and input span `span`:
         ``start - p * jump``, ``rf + (k_eff - 1) * jump``, ``jump * stride`` (p: padding before)."""
@@ -92,6 +170,18 @@ class Layer:
         return Span(tuple(st - p * j for st, p, j in zip(span.start, pad, span.jump)),
                     tuple(r + (k - 1) * j for r, k, j in zip(span.rf, k_eff, span.jump)),
                     tuple(j * st for j, st in zip(span.jump, stride)))
+
+
+def keras_classes() -> set[str]:
+    """The `keras.layers` classes a spec can become: the names the classes here declare (emit's fixed table; no
+    name from a spec is ever looked up)."""
+    out, todo = set(), [Layer]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if "keras" in cls.__dict__:
+            out.add(cls.keras)
+    return out
 
 
 def dims(s) -> str:
@@ -138,6 +228,31 @@ class _Windowed(Layer):
         return {"kernel_size": self.kernel, "strides": self.strides, "padding": self.padding,
                 "dilation_rate": self.dilation}
 
+    def _lower_depthwise(self, q: Lowering, name: str, r, x: str, out, weights: int, bias_zero: bool) -> str:
+        """A depthwise convolution (alone or a separable one's first half). Dilated, TensorFlow computes it on a
+        space-to-batch view: SPACE_TO_BATCH_ND (the input padded to a multiple of the dilation), a plain
+        DEPTHWISE_CONV_2D with valid padding, BATCH_TO_SPACE_ND (cropping the extra); the converter keeps the
+        three ops."""
+        c = out[-1]
+        if self.dilation == (1, 1):
+            return q.op(name, "DEPTHWISE_CONV_2D", self.name, (x,), out, weights, BIAS * c, bias_zero)
+        pads, crops, blocks = [], [], []
+        for n, k, d, p in zip(r.input[:2], self.k_eff(), self.dilation, r.padding):
+            before, after = (p, k - 1 - p) if self.padding == "same" else (0, 0)
+            extra = (d - (n + before + after) % d) % d
+            pads.append((before, after + extra))
+            crops.append((0, extra))
+            blocks.append((n + before + after + extra) // d)
+        kh, kw = self.kernel
+        # the file declares the batch-of-blocks tensors at batch 1 (the converter's static shapes), and TensorFlow
+        # Lite Micro plans them at that size
+        s2b = q.op(f"{self.name}/space_to_batch", "SPACE_TO_BATCH_ND", self.name, (x,), (*blocks, r.input[2]),
+                   consts=[i32(*self.dilation), i32(*sum(pads, ()))])
+        conv = q.op(f"{self.name}/depthwise_valid", "DEPTHWISE_CONV_2D", self.name, (s2b,),
+                    (blocks[0] - kh + 1, blocks[1] - kw + 1, c), weights, BIAS * c, bias_zero)
+        return q.op(name, "BATCH_TO_SPACE_ND", self.name, (conv,), out,
+                    consts=[i32(*self.dilation), i32(*sum(crops, ()))])
+
 
 @dataclass(frozen=True)
 class SeparableConv2D(_Windowed):
@@ -162,6 +277,13 @@ class SeparableConv2D(_Windowed):
         return {"filters": self.filters, **self._conv_kwargs(),
                 "depth_multiplier": self.depth_multiplier, "use_bias": self.use_bias}
 
+    def lower(self, q, r, x):  # DEPTHWISE_CONV_2D, an int8 tensor, then a 1x1 CONV_2D
+        (kh, kw), dm, cin = self.kernel, self.depth_multiplier, r.input[-1]
+        dw = self._lower_depthwise(q, f"{self.name}/depthwise", r, x[0], (*r.output[:2], cin * dm),
+                                   kh * kw * cin * dm, True)
+        return q.op(self.name, "CONV_2D", self.name, (dw,), r.output, cin * dm * self.filters, BIAS * self.filters,
+                    not self.use_bias)
+
 
 @dataclass(frozen=True)
 class DepthwiseConv2D(_Windowed):
@@ -183,6 +305,14 @@ class DepthwiseConv2D(_Windowed):
     def keras_kwargs(self):
         return {**self._conv_kwargs(), "depth_multiplier": self.depth_multiplier,
                 "use_bias": self.use_bias}
+
+    def lower(self, q, r, x):
+        c = r.input[-1] * self.depth_multiplier
+        dilated = self.dilation != (1, 1)
+        late_bias = dilated and self.use_bias  # dilated, added after the batch is turned back into space (int8)
+        y = self._lower_depthwise(q, f"{self.name}/depthwise" if late_bias else self.name, r, x[0], r.output,
+                                  self.kernel[0] * self.kernel[1] * c, dilated or not self.use_bias)
+        return q.op(self.name, "ADD", self.name, (y,), r.output, c) if late_bias else y
 
 
 @dataclass(frozen=True)
@@ -216,6 +346,12 @@ class Conv2D(_Windowed):
             kw["groups"] = self.groups
         return {**kw, "activation": self.activation} if self.activation else kw
 
+    def lower(self, q, r, x):  # one CONV_2D, grouped ones with cin/groups input channels
+        y = q.op(self.name, "CONV_2D", self.name, x, r.output,
+                 self.kernel[0] * self.kernel[1] * r.input[-1] // self.groups * self.filters, BIAS * self.filters,
+                 not self.use_bias)
+        return lower_activation(q, self.name, self.activation or "linear", y, r.output, True)
+
 
 @dataclass(frozen=True)
 class _Pool(_Windowed):
@@ -225,15 +361,20 @@ class _Pool(_Windowed):
     def keras_kwargs(self):
         return {"pool_size": self.kernel, "strides": self.strides, "padding": self.padding}
 
+    def lower(self, q, r, x):
+        return q.op(self.name, self.int8_op, self.name, x, r.output)
+
 
 @dataclass(frozen=True)
 class MaxPooling2D(_Pool):
     keras: ClassVar[str] = "MaxPooling2D"
+    int8_op: ClassVar[str] = "MAX_POOL_2D"
 
 
 @dataclass(frozen=True)
 class AveragePooling2D(_Pool):
     keras: ClassVar[str] = "AveragePooling2D"
+    int8_op: ClassVar[str] = "AVERAGE_POOL_2D"
 
 
 @dataclass(frozen=True)
@@ -243,6 +384,9 @@ class Dropout(Layer):
 
     def keras_kwargs(self):
         return {"rate": self.rate}
+
+    def lower(self, q, r, x):  # gone at inference
+        return x[0]
 
 
 @dataclass(frozen=True)
@@ -261,6 +405,14 @@ class BatchNormalization(Layer):
             out["gamma_initializer"] = self.gamma
         return out
 
+    def lower(self, q, r, x):
+        if q.alone(r.inputs[0]) and q.writer(x[0]) in FOLDS_BN:  # folds into the convolution before it
+            q.fold_bias(x[0])
+            return x[0]
+        c = r.output[-1]
+        m = q.op(f"{self.name}/mul", "MUL", self.name, x, r.output, c)
+        return q.op(self.name, "ADD", self.name, (m,), r.output, c)
+
 
 @dataclass(frozen=True)
 class LayerNormalization(Layer):
@@ -274,6 +426,22 @@ class LayerNormalization(Layer):
 
     def keras_kwargs(self):
         return {"epsilon": self.epsilon}
+
+    def lower(self, q, r, x):
+        """As the exporter writes it for the int8 converter (Keras's own form leaves a float NEG): mean, x - mean,
+        its square's mean, + epsilon, RSQRT, then times gamma, plus beta. The axis (-1) and epsilon (one int8
+        127) are constants shared by every layer norm."""
+        name, shape = self.name, r.output
+        c, one = shape[-1], (*shape[:-1], 1)
+        mean = q.op(f"{name}/mean", "MEAN", name, x, one, consts=[i32(-1)])
+        centred = q.op(f"{name}/centred", "SUB", name, (x[0], mean), shape)
+        square = q.op(f"{name}/square", "MUL", name, (centred, centred), shape)
+        var = q.op(f"{name}/variance", "MEAN", name, (square,), one, consts=[i32(-1)])
+        var = q.op(f"{name}/variance_eps", "ADD", name, (var,), one, consts=[bytes([127])])  # epsilon, int8
+        inv = q.op(f"{name}/rsqrt", "RSQRT", name, (var,), one)
+        normed = q.op(f"{name}/normed", "MUL", name, (centred, inv), shape)
+        scaled = q.op(f"{name}/gamma", "MUL", name, (normed,), shape, c)
+        return q.op(name, "ADD", name, (scaled,), shape, c)
 
 
 @dataclass(frozen=True)
@@ -297,6 +465,12 @@ class ChannelSlice(Layer):
     def keras_kwargs(self):
         return {"cropping": ((0, 0), (self.start, self.channels - self.stop)), "data_format": "channels_first"}
 
+    def lower(self, q, r, x):  # x[..., start:stop]: a STRIDED_SLICE; a stop at the end is 0 (masked)
+        rank = len(r.input) + 1
+        zeros = (0,) * (rank - 1)
+        return q.op(self.name, "STRIDED_SLICE", self.name, x, r.output,
+                    consts=[i32(*zeros, self.start), i32(*zeros, self.stop - self.channels), i32(*(1,) * rank)])
+
 
 @dataclass(frozen=True)
 class Reshape(Layer):
@@ -313,6 +487,9 @@ class Reshape(Layer):
     def keras_kwargs(self):
         return {"target_shape": tuple(self.target)}
 
+    def lower(self, q, r, x):
+        return lower_reshape(q, self.name, x[0], r.input, r.output)
+
 
 @dataclass(frozen=True)
 class Permute(Layer):
@@ -327,6 +504,9 @@ class Permute(Layer):
     def keras_kwargs(self):
         return {"dims": tuple(self.order)}
 
+    def lower(self, q, r, x):
+        return q.op(self.name, "TRANSPOSE", self.name, x, r.output, consts=[i32(0, *self.order)])
+
 
 @dataclass(frozen=True)
 class Activation(Layer):
@@ -335,6 +515,10 @@ class Activation(Layer):
 
     def keras_kwargs(self):
         return {"activation": self.function}
+
+    def lower(self, q, r, x):
+        return lower_activation(q, self.name, self.function, x[0], r.output,
+                                q.alone(r.inputs[0]) and q.writer(x[0]) in FUSES)
 
 
 @dataclass(frozen=True)
@@ -350,16 +534,19 @@ class GlobalAveragePooling2D(Layer):
     def keras_kwargs(self):
         return {"keepdims": True} if self.keepdims else {}
 
+    def lower(self, q, r, x):
+        return q.op(self.name, "MEAN", self.name, x, r.output, consts=[i32(1, 2)])  # the axes
+
 
 @dataclass(frozen=True)
 class Flatten(Layer):
     keras: ClassVar[str] = "Flatten"
 
     def output_shape(self, s):
-        n = 1
-        for v in s:
-            n *= v
-        return (n,)
+        return (math.prod(s),)
+
+    def lower(self, q, r, x):
+        return lower_reshape(q, self.name, x[0], r.input, r.output)
 
 
 @dataclass(frozen=True)
@@ -383,6 +570,10 @@ class Dense(Layer):
 
     def keras_kwargs(self):
         return {"units": self.units, "use_bias": self.use_bias}
+
+    def lower(self, q, r, x):
+        return q.op(self.name, "FULLY_CONNECTED", self.name, x, r.output, r.input[-1] * self.units,
+                    BIAS * self.units, not self.use_bias)
 
 
 
@@ -420,6 +611,9 @@ class Add(Layer):
         _aligned("add", spans, names)
         return shapes[0], _union(spans)
 
+    def lower(self, q, r, x):
+        return q.op(self.name, "ADD", self.name, x, r.output)
+
 
 @dataclass(frozen=True)
 class Concatenate(Layer):
@@ -435,6 +629,9 @@ class Concatenate(Layer):
 
     def keras_kwargs(self):
         return {"axis": -1}
+
+    def lower(self, q, r, x):
+        return q.op(self.name, "CONCATENATION", self.name, x, r.output)
 
 
 @dataclass(frozen=True)
@@ -452,3 +649,6 @@ class Multiply(Layer):
         _same("multiply", shapes, names)
         _aligned("multiply", spans, names)
         return x, _union(spans)
+
+    def lower(self, q, r, x):
+        return q.op(self.name, "MUL", self.name, x, r.output)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from ..graph.memory import NOT_INT8
+from ..layers import NOT_INT8
 from ..diagnostics import UserError
 from ..train import rundir
 

@@ -1,7 +1,7 @@
 """Analysis rows -> a Keras model (Functional API), and the check that Keras built what the analysis says.
 
-Keras is imported only when called. Each row's Keras class is looked
-up in a fixed table of `keras.layers` classes, by the name its `sepspec.layers` class declares; nothing
+Keras is imported only when called. Each row's Keras class is looked up in a fixed table of `keras.layers`
+classes: the names the `sepspec.layers` classes declare (`keras_classes`); nothing
 taken from a spec is ever imported or evaluated. Only `keras.layers`/`keras.Model` are used, so the model
 also builds under Keras's JAX and PyTorch backends.
 """
@@ -9,20 +9,13 @@ also builds under Keras's JAX and PyTorch backends.
 from __future__ import annotations
 
 from ..graph.analysis import INPUT, Report
-from ..layers import dims
+from ..layers import dims, keras_classes
 from ..lazy import import_keras
 
 
 def _classes() -> dict:
     layers = import_keras().layers
-    return {"SeparableConv2D": layers.SeparableConv2D, "DepthwiseConv2D": layers.DepthwiseConv2D,
-            "Conv2D": layers.Conv2D, "MaxPooling2D": layers.MaxPooling2D,
-            "AveragePooling2D": layers.AveragePooling2D, "BatchNormalization": layers.BatchNormalization,
-            "Dropout": layers.Dropout, "Activation": layers.Activation,
-            "GlobalAveragePooling2D": layers.GlobalAveragePooling2D, "Flatten": layers.Flatten,
-            "Dense": layers.Dense, "Add": layers.Add, "Multiply": layers.Multiply,
-            "Concatenate": layers.Concatenate, "Cropping2D": layers.Cropping2D,
-            "LayerNormalization": layers.LayerNormalization, "Reshape": layers.Reshape, "Permute": layers.Permute}
+    return {name: getattr(layers, name) for name in keras_classes()}
 
 
 def keras_model(report: Report, *, input_shape=None, swap=None):
