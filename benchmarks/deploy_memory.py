@@ -48,13 +48,12 @@ def _own_shape(spec, tmp: str) -> tuple[str, str]:
     """(a .npz of random images in the spec's shape, a folder whose metrics.json has statistics for its channels)."""
     import json
 
-    from sepspec.train.data import write_npz
-
     rng = np.random.default_rng(0)
     h, w, c = spec.input
     x = rng.integers(0, 256, (64, h, w, c), dtype=np.uint8)
     y = rng.integers(0, spec.classes, 64)
-    npz = write_npz(os.path.join(tmp, f"{spec.name}-calibration.npz"), x, y, x[:16], y[:16])
+    npz = os.path.join(tmp, f"{spec.name}-calibration.npz")  # the keras.datasets layout
+    np.savez(npz, x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
     stats = os.path.join(tmp, f"{spec.name}-stats")
     os.makedirs(stats, exist_ok=True)
     with open(os.path.join(stats, "metrics.json"), "w") as f:
@@ -64,8 +63,8 @@ def _own_shape(spec, tmp: str) -> tuple[str, str]:
 
 def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
     import sepspec
-    from sepspec.graph.memory import estimate
     from sepspec.deploy.export import convert, job_of, micro_arena, tflite_buffer_bytes
+    from sepspec.graph.memory import estimate
 
     name = os.path.splitext(os.path.basename(spec_path))[0]
     keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")

@@ -43,7 +43,7 @@ def wheels(dest: str) -> None:
 
 
 def subset(dest: str, data: str | None, n_train: int, n_test: int) -> None:
-    from sepspec.train.data import load_data, write_batches
+    from sepspec.data.read import load_data, write_batches
 
     d = load_data(data, download=False)
     with tempfile.TemporaryDirectory() as tmp:

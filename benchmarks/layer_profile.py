@@ -79,7 +79,7 @@ def profile(spec_path: str, batch: int, repeats: int) -> None:
         for name in models:
             for i, (_, fn) in enumerate(timers[name]):
                 seconds[name][i].append(_seconds(fn))
-            whole[name].append(_seconds(lambda: [models[name].train_on_batch(x, y)]))
+            whole[name].append(_seconds(lambda m=models[name]: [m.train_on_batch(x, y)]))
     by_kind = {k: defaultdict(float) for k in models}
     count = defaultdict(int)
     for name in models:

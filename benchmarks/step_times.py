@@ -1,5 +1,5 @@
 """Step by step, how long the training steps of a `fit` take: for a machine whose runs alternate between two speeds
-(docs/figures.md, "Training speed"), whether a slow run is every step slower or a few steps held.
+(docs/experiments.md, "Training speed"), whether a slow run is every step slower or a few steps held.
 
     python benchmarks/step_times.py specs/residual.yaml [--steps 30] [--repeats 8] [--keras-layers]
 

@@ -31,15 +31,16 @@ def build_model(spec: Spec | Report):
     return keras_model(report)
 
 
-def fit(spec: str | Spec, **options) -> tuple[int, str]:
+def fit(spec: str | Spec, **options):
     """Train a spec (a file, or a loaded Spec) with the shared trainer, as `sepspec train` does (imports
     TensorFlow). Raises SpecError when the spec breaks a rule.
 
     `options` are the command's: epochs, batch_size, data, out, train_limit, val_limit, seed, overrides (a list
-    of "train.key=value"), strategy, precision, jit_compile. Returns (exit status, run directory); 0 means finished.
+    of "train.key=value"), strategy, precision, jit_compile. Returns the `Result`: `status` ("finished", "nan",
+    "interrupted") and `run`, the run directory.
     """
     from .train.trainer import Options, train, training_report
 
     opts = Options(spec=spec if isinstance(spec, str) else None, **options)
     result = train(training_report(opts, None if isinstance(spec, str) else spec), opts)
-    return result.exit_status, result.run
+    return result

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from . import layers as L
-from .layers import axes, dims
+from .diagnostics import Diagnostic, dotted
 from .graph.analysis import Report, Row
 from .graph.memory import estimate
-from .diagnostics import Diagnostic, dotted
+from .layers import axes, dims
 from .spec.kinds import CONVOLUTIONS, Origin, walk
 from .spec.source import Source
 
@@ -41,7 +41,8 @@ def _rule_pos(src: Source, name: str, fallback_entry: tuple | None = None):
     return src.pos(fallback_entry or ())
 
 
-@rule("SEP201", "min_receptive_field", "the last layer before global pooling sees less than `rules.min_receptive_field` pixels")
+@rule("SEP201", "min_receptive_field",
+      "the last layer before global pooling sees less than `rules.min_receptive_field` pixels")
 def _receptive_field(rep, src):
     need = rep.spec.rules.min_receptive_field
     row = rep.rf_row()
@@ -136,7 +137,8 @@ rule("SEP211", "merge_shape", "a block's branches end in shapes its merge cannot
      "concat: equal height and width)")(
     _failure("SEP211", "merge_shape", "make the branches end in the same size (padding: same, equal strides), or "
              "use shortcut: project in a residual"))
-rule("SEP212", "merge_jump", "a block's branches have the same size but different jumps (strides), so their pixels do not line up")(
+rule("SEP212", "merge_jump",
+     "a block's branches have the same size but different jumps (strides), so their pixels do not line up")(
     _failure("SEP212", "merge_jump", "give both branches the same total stride"))
 rule("SEP213", "projection", "a `project` shortcut (a strided 1x1 convolution) cannot produce the body's output size")(
     _failure("SEP213", "projection", "use padding: same in the body, or write the shortcut as a list of layers"))

@@ -63,12 +63,32 @@ layers:
 """
 
 
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="session")
+def images():
+    """240 training and 60 test images (32x32x3 uint8) with CIFAR-10's ten class names, made here: smooth colour
+    fields with a little noise, so that PNG, JPEG, GIF and BMP encode them as they encode photographs. The data
+    readers' tests write them in every format; only the tests of the real CIFAR-10 need ../shared."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 300
+    coarse = rng.uniform(0, 255, (n, 4, 4, 3))
+    smooth = np.kron(coarse, np.ones((1, 8, 8, 1)))  # 4x4 blocks of colour, 8 pixels each
+    x = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+    y = np.arange(n) % 10  # every class in both splits
+    rng.shuffle(y)
+    return x[:240], y[:240], x[240:], y[240:], list(CIFAR10_NAMES)
+
+
 def cifar_like(tmp_path_factory, seed: int) -> str:
     """320 training and 64 test images of random pixels and labels, written in the real CIFAR-10 format (an
     archive), so that the loader's real code path runs. Returns the archive's path."""
     import numpy as np
 
-    from sepspec.train.data import write_batches
+    from sepspec.data.read import write_batches
 
     rng = np.random.default_rng(seed)
     d = tmp_path_factory.mktemp("cifar")

@@ -1,6 +1,5 @@
 """The analysis against the seed's own figures and hand-worked cases."""
-from sepspec import analyse
-from sepspec import load
+from sepspec import analyse, load
 
 from conftest import BASE
 

@@ -8,8 +8,8 @@ from conftest import ROOT
 
 PACKAGE = os.path.join(ROOT, "sepspec")
 # in pipeline order; a module may import its own stage and those before it
-STAGES = [("version", "diagnostics", "atomic", "layers", "lazy"), ("spec",), ("graph",), ("rules", "checked"), ("emit",),
-          ("train",), ("deploy",), ("search",), ("cli",), ("__init__", "__main__")]
+STAGES = [("version", "diagnostics", "status", "atomic", "figures", "layers", "lazy"), ("spec",), ("graph",),
+          ("rules", "checked"), ("emit",), ("data",), ("train",), ("deploy",), ("search",), ("cli",), ("__init__", "__main__")]
 
 
 def modules() -> dict[str, str]:

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 import sepspec
-from sepspec import analyse
-from sepspec import load
+from sepspec import analyse, load
 from sepspec.spec.load import to_yaml as spec_yaml
 
 from conftest import ROOT, run_cli
@@ -223,7 +222,7 @@ def test_bn_gamma_zeros_starts_a_residual_body_as_its_shortcut(write):
     assert not gammas["res1_sepconv_2_bn"].any() and gammas["res1_sepconv_2_bn"].shape == (16,)
     assert all((g == 1).all() for n, g in gammas.items() if n != "res1_sepconv_2_bn")
     body = model.get_layer("res1_sepconv_2_bn").output
-    probe = keras.Model(model.inputs, [body])
+    probe = keras.Model(model.input, body)
     assert not np.asarray(probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32))).any()
     assert "gamma_initializer='zeros'" in script.python_source(c.report)
     assert spec_yaml(load(write("z.yaml", text))).count("bn_gamma: zeros") == 1
@@ -245,7 +244,7 @@ def test_zero_scale_on_an_mbconv_projection_and_a_batchnorm_layer(write):
     gammas = bn_gammas(model)
     assert not gammas["mb2_project_bn"].any() and not gammas["zbn"].any()
     assert all((g == 1).all() for n, g in gammas.items() if n not in ("mb2_project_bn", "zbn"))
-    probe = keras.Model(model.inputs, [model.get_layer("res1_relu").output, model.get_layer("mb2_add").output,
+    probe = keras.Model(model.input, [model.get_layer("res1_relu").output, model.get_layer("mb2_add").output,
                                        model.get_layer("zbn").output])
     before, after, zeroed = probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32))
     assert np.asarray(before).any() and np.array_equal(np.asarray(after), np.asarray(before))

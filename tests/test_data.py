@@ -1,5 +1,5 @@
 """The user's own data: image folders (PNG, JPEG; colour and 28x28 grayscale), NumPy archives and CIFAR-100,
-written from the real CIFAR-10 images in ../shared/data; every bad-data case a one-line error (or a documented
+written from images the tests make (conftest.images); every bad-data case a one-line error (or a documented
 skip); a folder streamed from its files exactly as in memory; a grayscale folder trained, killed, resumed
 (streaming), evaluated and exported through the real CLI."""
 import csv
@@ -11,22 +11,13 @@ import shutil
 import numpy as np
 import pytest
 
-from sepspec.train import data as D
-from sepspec.train.cifar import write_cifar100
-from sepspec.train.imagefolder import TEST_FRACTION, write_folder
+from sepspec.data import read as D
+from sepspec.data.imagefolder import TEST_FRACTION
 
 from conftest import OFFLINE, ROOT, run_cli
+from writers import write_cifar100, write_folder, write_npz
 
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar-10-python.tar.gz")
-pytestmark = pytest.mark.skipif(not os.path.isfile(SHARED), reason="../shared/data holds the real CIFAR-10")
 ENV = OFFLINE
-
-
-@pytest.fixture(scope="module")
-def real():
-    """240 training and 60 test images of the real CIFAR-10 (the first of each split)."""
-    d = D.load_data(SHARED)
-    return d.x_train[:240], d.y_train[:240], d.x_test[:60], d.y_test[:60], d.class_names
 
 
 def _gray28(x):
@@ -42,8 +33,8 @@ def _folder_order(x, y):
     return x[idx], y[idx]
 
 
-def test_a_png_folder_and_an_npz_of_the_same_images_give_identical_arrays_and_fingerprints(tmp_path, real):
-    x, y, xt, yt, names = real
+def test_a_png_folder_and_an_npz_of_the_same_images_give_identical_arrays_and_fingerprints(tmp_path, images):
+    x, y, xt, yt, names = images
     root = str(tmp_path / "png")
     write_folder(root, x, y, names, split="train")
     write_folder(root, xt, yt, names, split="test")
@@ -53,7 +44,7 @@ def test_a_png_folder_and_an_npz_of_the_same_images_give_identical_arrays_and_fi
     # the class index is the sorted folder name: CIFAR's order is not alphabetical, so map it
     remap = np.array([sorted(names).index(n) for n in names])
     assert np.array_equal(f.x_train, ex) and np.array_equal(f.y_train, remap[ey])
-    npz = D.write_npz(str(tmp_path / "same.npz"), f.x_train, f.y_train, f.x_test, f.y_test, f.class_names)
+    npz = write_npz(str(tmp_path / "same.npz"), f.x_train, f.y_train, f.x_test, f.y_test, f.class_names)
     z = D.load_data(npz)
     assert z.layout == "npz" and z.class_names == f.class_names
     for a, b in ((z.x_train, f.x_train), (z.y_train, f.y_train), (z.x_test, f.x_test), (z.y_test, f.y_test)):
@@ -62,17 +53,20 @@ def test_a_png_folder_and_an_npz_of_the_same_images_give_identical_arrays_and_fi
     assert f.example("train", 0) == os.path.join("train", "airplane", f.files["train"][0].split(os.sep)[-1])
 
 
-def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the_folder_in_memory(tmp_path, real,
+@pytest.mark.slow
+def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the_folder_in_memory(tmp_path, images,
                                                                                                      monkeypatch):
     """stream: on reads the folder once to check and hash it and then decodes each batch's files: the images,
     the exact channel statistics, the fingerprint, every training batch (order, flips, shifts) and the test
     predictions are those of the same folder decoded into memory; bad files are named as before."""
+    from sepspec.data import imagefolder
     from sepspec.lazy import import_keras
     from sepspec.spec.trainconf import Augment
-    from sepspec.train import imagefolder, rundir
+    from sepspec.train import scoring
     from sepspec.train.pipeline import _tf_dataset, channel_stats, host_batches
+    from sepspec.train.scoring import test_predictions
 
-    x, y, xt, yt, names = real
+    x, y, xt, yt, names = images
     root = str(tmp_path / "png")
     write_folder(root, x, y, names, split="train")
     write_folder(root, xt, yt, names, split="test")
@@ -111,9 +105,9 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
-    monkeypatch.setattr(rundir, "TEST_CHUNK", 25)  # three chunks of the 60 test images
+    monkeypatch.setattr(scoring, "TEST_CHUNK", 25)  # three chunks of the 60 test images
     norm = ([0.5] * 3, [0.25] * 3)
-    assert np.allclose(rundir.test_predictions(model, s, norm, "flip"), rundir.test_predictions(model, m, norm, "flip"))
+    assert np.allclose(test_predictions(model, s, norm, "flip"), test_predictions(model, m, norm, "flip"))
     monkeypatch.setattr(imagefolder, "STREAM_SHARE", 1e-9)  # auto: a folder larger than its share of memory streams
     assert D.load_data(root).streamed
     monkeypatch.setattr(imagefolder, "STREAM_SHARE", 0.25)
@@ -125,8 +119,8 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
         D.load_data(root, stream="on")
 
 
-def test_jpeg_gif_bmp_and_grayscale_folders_decode(tmp_path, real):
-    x, y, xt, yt, names = real
+def test_jpeg_gif_bmp_and_grayscale_folders_decode(tmp_path, images):
+    x, y, xt, yt, names = images
     for fmt in ("jpg", "gif", "bmp"):
         root = str(tmp_path / fmt)
         write_folder(root, x[:120], y[:120], names, fmt=fmt)
@@ -142,8 +136,8 @@ def test_jpeg_gif_bmp_and_grayscale_folders_decode(tmp_path, real):
     assert d.x_train.shape[1:] == (28, 28, 1) and d.x_train.dtype == np.uint8
 
 
-def test_one_tree_holds_out_a_seeded_fifth_of_each_class(tmp_path, real):
-    x, y, _, _, names = real
+def test_one_tree_holds_out_a_seeded_fifth_of_each_class(tmp_path, images):
+    x, y, _, _, names = images
     root = str(tmp_path / "tree")
     write_folder(root, x, y, names)
     a, b = D.load_data(root), D.load_data(root)
@@ -154,8 +148,9 @@ def test_one_tree_holds_out_a_seeded_fifth_of_each_class(tmp_path, real):
     assert set(a.files["train"]).isdisjoint(a.files["test"]) and "held out as the test split (seed 0)" in a.split
 
 
-def test_cifar100_fine_and_coarse_labels(tmp_path, real):
-    x, y, xt, yt, _ = real
+@pytest.mark.slow
+def test_cifar100_fine_and_coarse_labels(tmp_path, images):
+    x, y, xt, yt, _ = images
     fine, coarse = [f"fine{i}" for i in range(100)], [f"coarse{i}" for i in range(20)]
     arch = write_cifar100(str(tmp_path), x, y * 10 + np.arange(len(y)) % 10, y * 2 + np.arange(len(y)) % 2,
                           xt, yt * 10, yt * 2, fine, coarse, archive=str(tmp_path / "cifar-100-python.tar.gz"))
@@ -181,8 +176,8 @@ def test_cifar100_fine_and_coarse_labels(tmp_path, real):
 
 
 # ------------------------------------------------------------------------------------------- bad data
-def _tree(tmp_path, real, n=120):
-    x, y, _, _, names = real
+def _tree(tmp_path, images, n=120):
+    x, y, _, _, names = images
     root = str(tmp_path / "bad")
     write_folder(root, x[:n], y[:n], names)
     return root, names
@@ -196,8 +191,8 @@ def _error(path, **kw) -> str:
     return msg
 
 
-def test_a_truncated_image_and_a_file_that_is_no_image_name_the_file(tmp_path, real):
-    root, names = _tree(tmp_path, real)
+def test_a_truncated_image_and_a_file_that_is_no_image_name_the_file(tmp_path, images):
+    root, names = _tree(tmp_path, images)
     victim = os.path.join(root, names[0], sorted(os.listdir(os.path.join(root, names[0])))[0])
     raw = open(victim, "rb").read()
     open(victim, "wb").write(raw[:len(raw) // 2])
@@ -206,19 +201,19 @@ def test_a_truncated_image_and_a_file_that_is_no_image_name_the_file(tmp_path, r
     assert victim in _error(root)
 
 
-def test_files_without_an_image_suffix_are_skipped_and_counted(tmp_path, real):
-    root, names = _tree(tmp_path, real)
+def test_files_without_an_image_suffix_are_skipped_and_counted(tmp_path, images):
+    root, names = _tree(tmp_path, images)
     open(os.path.join(root, names[1], "notes.txt"), "w").write("labels checked by hand\n")
     open(os.path.join(root, names[1], ".DS_Store"), "wb").write(b"\0\1")
     d = D.load_data(root)
     assert len(d.skipped) == 2 and D.skipped_note(d).startswith(f"note: {root}: skipped 2 file(s)")
 
 
-def test_an_empty_class_and_a_class_missing_from_one_split(tmp_path, real):
-    root, names = _tree(tmp_path, real)
+def test_an_empty_class_and_a_class_missing_from_one_split(tmp_path, images):
+    root, names = _tree(tmp_path, images)
     os.makedirs(os.path.join(root, "zebra"))
     assert "zebra: an empty class folder" in _error(root)
-    x, y, xt, yt, names = real
+    x, y, xt, yt, names = images
     split = str(tmp_path / "split")
     write_folder(split, x[:60], y[:60], names, split="train")
     write_folder(split, xt, yt, names, split="test")
@@ -227,10 +222,10 @@ def test_an_empty_class_and_a_class_missing_from_one_split(tmp_path, real):
     assert "test: has no folder for class 'truck', which train/ has" in msg
 
 
-def test_mixed_sizes_and_grayscale_among_colour_name_a_file(tmp_path, real):
+def test_mixed_sizes_and_grayscale_among_colour_name_a_file(tmp_path, images):
     from PIL import Image
 
-    root, names = _tree(tmp_path, real)
+    root, names = _tree(tmp_path, images)
     odd = os.path.join(root, names[2], "big.png")
     Image.fromarray(np.zeros((40, 36, 3), np.uint8)).save(odd)
     msg = _error(root)
@@ -244,18 +239,18 @@ def test_mixed_sizes_and_grayscale_among_colour_name_a_file(tmp_path, real):
     assert "channels are never converted" in msg
 
 
-def test_bad_npz_archives(tmp_path, real):
-    x, y, xt, yt, _ = real
+def test_bad_npz_archives(tmp_path, images):
+    x, y, xt, yt, _ = images
     p = str(tmp_path / "d.npz")
-    D.write_npz(p, x, y, xt, yt + 50)  # without class_names the classes are 0..the largest label
+    write_npz(p, x, y, xt, yt + 50)  # without class_names the classes are 0..the largest label
     assert len(D.load_data(p).class_names) == int(yt.max()) + 51
-    D.write_npz(p, x, y, xt, yt, [f"c{i}" for i in range(10)])
+    write_npz(p, x, y, xt, yt, [f"c{i}" for i in range(10)])
     assert D.load_data(p).class_names == [f"c{i}" for i in range(10)]
-    D.write_npz(p, x, y, xt, np.where(np.arange(len(yt)) == 7, 12, yt), [f"c{i}" for i in range(10)])
+    write_npz(p, x, y, xt, np.where(np.arange(len(yt)) == 7, 12, yt), [f"c{i}" for i in range(10)])
     assert "y_test[7] is 12, outside 0..9 (10 classes)" in _error(p)
-    D.write_npz(p, x, y.astype(np.float32), xt, yt)
+    write_npz(p, x, y.astype(np.float32), xt, yt)
     assert "y_train must be integer class indices" in _error(p)
-    D.write_npz(p, x.astype(np.float32), y, xt, yt)
+    write_npz(p, x.astype(np.float32), y, xt, yt)
     assert "x_train must be uint8 images" in _error(p)
     np.savez(p, x_train=x, y_train=y, x_test=xt)
     assert "missing y_test" in _error(p)
@@ -265,8 +260,8 @@ def test_bad_npz_archives(tmp_path, real):
     assert "not a readable .npz archive" in _error(p)
 
 
-def test_a_spec_that_does_not_fit_the_data_is_refused_before_any_run_folder(tmp_path, real):
-    x, y, _, _, names = real
+def test_a_spec_that_does_not_fit_the_data_is_refused_before_any_run_folder(tmp_path, images):
+    x, y, _, _, names = images
     root = str(tmp_path / "gray")
     write_folder(root, _gray28(x[:120]), y[:120], names)
     out = tmp_path / "run"
@@ -284,10 +279,11 @@ def test_a_spec_that_does_not_fit_the_data_is_refused_before_any_run_folder(tmp_
 
 
 # ---------------------------------------------------------------------------------- the whole way
-def test_a_grayscale_folder_trains_resumes_evaluates_and_exports(tmp_path, real):
+@pytest.mark.slow
+def test_a_grayscale_folder_trains_resumes_evaluates_and_exports(tmp_path, images):
     from sepspec.deploy.runtime import scores
 
-    x, y, xt, yt, names = real
+    x, y, xt, yt, names = images
     root = str(tmp_path / "digits")
     write_folder(root, _gray28(x), y, names, split="train")
     write_folder(root, _gray28(xt), yt, names, split="test", fmt="jpg")

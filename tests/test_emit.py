@@ -4,8 +4,7 @@ import runpy
 
 import pytest
 
-from sepspec import analyse
-from sepspec import load
+from sepspec import analyse, load
 
 from conftest import BASE, MINIMAL, ROOT, run_cli
 
@@ -83,6 +82,7 @@ def test_public_build_model_takes_a_spec():
     assert emit.differences(analyse(spec), model) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["residual", "mbconv"])
 def test_branchy_specs_compile_to_a_model_and_to_runnable_source(tmp_path, name):
     from sepspec.emit import model as emit

@@ -18,6 +18,8 @@ pytest.importorskip("onnxruntime")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from deploy_memory import measure  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
+
 BRANCHY = """
 name: branchy
 input: [32, 32, 3]
@@ -100,7 +102,7 @@ def _keras_probabilities(run, x):
 def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, data):
     from ai_edge_litert import schema_py_generated as fb
 
-    from sepspec.train.data import load_data
+    from sepspec.data.read import load_data
     from sepspec.deploy.runtime import scores
 
     x = load_data(data).x_test
@@ -203,9 +205,9 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
     import onnx
 
     import sepspec
-    from sepspec.lazy import import_keras
-    from sepspec.train.data import load_data
+    from sepspec.data.read import load_data
     from sepspec.deploy.runtime import scores
+    from sepspec.lazy import import_keras
 
     keras = import_keras()
     policy = keras.mixed_precision.global_policy()

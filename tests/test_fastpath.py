@@ -8,7 +8,8 @@ import pytest
 from sepspec.lazy import import_keras
 
 keras = import_keras()
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused kernel is TensorFlow's")
+pytestmark = [pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused kernel is TensorFlow's"),
+              pytest.mark.slow]  # trains: not in the inner loop
 
 
 def _pair(momentum=0.9, center=True, scale=True):

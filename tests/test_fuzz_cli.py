@@ -12,7 +12,8 @@ import os
 import re
 
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sepspec.cli import main
 

@@ -5,7 +5,11 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # builds a wheel: not in the inner loop
 
 
 def test_wheel_contains_every_module_and_the_trainer_imports_from_it(tmp_path):
@@ -26,7 +30,7 @@ def test_wheel_contains_every_module_and_the_trainer_imports_from_it(tmp_path):
     assert modules <= names, sorted(modules - names)
     unpacked = tmp_path / "site"
     zipfile.ZipFile(out / wheel).extractall(unpacked)
-    code = "import sepspec.train.trainer as t, sepspec.train.data, sepspec.cli; print(t.__file__)"
+    code = "import sepspec.train.trainer as t, sepspec.data.read, sepspec.cli; print(t.__file__)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
                        env={**os.environ, "PYTHONPATH": str(unpacked)})
     assert r.returncode == 0, r.stderr

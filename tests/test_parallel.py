@@ -140,6 +140,7 @@ def test_show_json_and_table_name_every_input(write):
     assert line.rstrip().endswith("glu_b1_pointwise_1, glu_b2_pointwise_1_sigmoid")
 
 
+@pytest.mark.slow
 def test_compiled_model_and_source_equal_the_analysis_and_load_in_plain_keras(tmp_path, write):
     from sepspec.emit import model as emit
 
@@ -178,12 +179,13 @@ def trained(tmp_path_factory, data):
     return trained_run(tmp_path_factory, MIXER, data)
 
 
+@pytest.mark.slow
 def test_trains_and_exports_to_int8_and_onnx_measured_after_conversion(tmp_path, trained, data):
     from ai_edge_litert import schema_py_generated as fb
 
+    from sepspec.data.read import load_data
     from sepspec.deploy.runtime import scores
     from sepspec.train import rundir
-    from sepspec.train.data import load_data
     from sepspec.train.pipeline import normalize
     from sepspec.train.predict import probabilities
 
@@ -207,6 +209,7 @@ def test_trains_and_exports_to_int8_and_onnx_measured_after_conversion(tmp_path,
     assert not ops & {"DEQUANTIZE", "NEG", "CUSTOM", "FLEX_DELEGATE"}, ops  # layer norm is all int8
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (the dev extra has it)")
 def test_trains_on_jax(tmp_path, data):
     spec = tmp_path / "mixer.yaml"

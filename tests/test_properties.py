@@ -5,8 +5,10 @@ Longer search: pytest tests/test_properties.py --hypothesis-profile=thorough
 """
 import re
 
+import pytest
 import yaml
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 import sepspec
 from sepspec.emit import model as emit
@@ -29,6 +31,7 @@ def _well_formed(c):
         assert CODE.match(d.code) and d.line >= 1 and d.column >= 1 and "\n" not in d.message, d
 
 
+@pytest.mark.slow
 @given(valid_specs())
 def test_analysis_equals_keras_layer_by_layer(tmp_path_factory, spec):
     c = _check_text(tmp_path_factory, dump(spec))

@@ -9,8 +9,7 @@ so it is swapped for average pooling of the same size and stride.
 import numpy as np
 import pytest
 
-from sepspec import analyse
-from sepspec import load
+from sepspec import analyse, load
 
 from conftest import BASE
 
@@ -95,6 +94,7 @@ def measured_rf(rep):
     return measured_span(rep)[1]
 
 
+@pytest.mark.slow
 def test_base_receptive_field_is_34_measured():
     spec = load(BASE)
     rep = analyse(spec)
@@ -112,6 +112,7 @@ def test_base_receptive_field_is_34_measured():
       "sepconv: {filters: 2, kernel: 3, padding: valid}"],
      (7 + 2 * 3, 7 + 2 * 3)),
 ])
+@pytest.mark.slow
 def test_other_specs_measured(tmp_path, layers, expected):
     p = tmp_path / "s.yaml"
     p.write_text("name: s\ninput: [24, 24, 2]\nclasses: 2\nlayers:\n"
@@ -131,6 +132,7 @@ def _report(tmp_path, text):
     return rep
 
 
+@pytest.mark.slow
 def test_residual_span_is_the_union_of_its_branches(tmp_path):
     """The issue's first example: body [-2, 4], 1x1 stride-2 projection [0, 0]: the union is [-2, 4], rf 7."""
     rep = _report(tmp_path, """
@@ -151,6 +153,7 @@ layers:
     assert measured_span(rep, "res_add") == ((-2, -2), (7, 7))
 
 
+@pytest.mark.slow
 def test_union_is_not_the_larger_branch(tmp_path):
     """The issue's second example: body [-2, 2], shortcut avgpool 5 / stride 2 [-1, 3]: union [-2, 3], rf 6."""
     rep = _report(tmp_path, """
@@ -180,6 +183,7 @@ layers:
     ["sepconv: 8", "mbconv: {filters: 8, kernel: 5, se: 0.25}", "mbconv: {filters: 12, kernel: 5, stride: 2, se: 0.5}",
      "se: 0.5", "mbconv: {filters: 12, kernel: [5, 3], expand: 2, se: 0.25}", "sepconv: 2"],
 ])
+@pytest.mark.slow
 def test_branchy_specs_measured(tmp_path, layers):
     rep = _report(tmp_path, "name: s\ninput: [24, 20, 2]\nclasses: 2\nlayers:\n"
                   + "".join(f"  - {x}\n" for x in layers) + "  - gap: {}\n")
@@ -207,6 +211,7 @@ PARALLEL_SPECS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PARALLEL_SPECS))
 def test_parallel_specs_measured(tmp_path, name):
     rep = _report(tmp_path, "name: s\ninput: [24, 20, 8]\nclasses: 2\nlayers:\n"
@@ -216,6 +221,7 @@ def test_parallel_specs_measured(tmp_path, name):
     assert max(row.rf) > 10
 
 
+@pytest.mark.slow
 def test_parallel_union_is_not_the_largest_branch(tmp_path):
     """A 1x5 kernel beside a 5x1 one on two channel groups: the concatenation sees 5x5, more than either branch;
     then poolings of stride 2 with a 2x2 valid window ([-2, 3]) and a 3x3 same one ([-2, 4]): the union is the

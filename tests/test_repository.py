@@ -11,9 +11,9 @@ from conftest import ROOT
 # the final models behind the README's headline figures (frontier.yaml at 10 epochs over 3 seeds and at 50 over 2,
 # and the int8 files of its int8 figures); every other model file under results/ is ignored by .gitignore
 HEADLINE_MODELS = {
-    *(f"results/frontier10-seed{s}/final.keras" for s in range(3)),
+    *(f"results/frontier-crop1-seed{s}/final.keras" for s in range(3)),
     *(f"results/frontier50-crop4-cutout8-adamw02-seed{s}/final.keras" for s in range(2)),
-    "results/frontier10-seed0/export/frontier-int8.tflite",
+    "results/frontier-crop1-seed0/export/frontier-int8.tflite",
     "results/frontier50-crop4-cutout8-adamw02-seed0/export/frontier50-adamw02-final-int8.tflite",
 }
 MODEL_SUFFIXES = (".keras", ".h5", ".npz", ".tflite", ".onnx", ".pb")

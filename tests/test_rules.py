@@ -1,5 +1,6 @@
 """One test per rule: a spec that breaks it, the code, and where it is reported."""
 import glob
+
 import pytest
 
 import sepspec
@@ -219,6 +220,7 @@ def test_docs_list_every_code_and_the_code_uses_only_listed_ones():
     import re
 
     from sepspec.diagnostics import CODES
+
     from conftest import ROOT
 
     readme = open(f"{ROOT}/docs/diagnostics.md").read()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from sepspec.diagnostics import UserError
+from sepspec.spec.trainconf import Train
 from sepspec.train import rundir
 from sepspec.train.trainer import Options, split
-from sepspec.spec.trainconf import Train
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,11 @@ def test_the_held_out_split_is_seeded_disjoint_and_in_order():
         split(data, Train(validation=200), Options())
 
 
-def test_runs_lists_the_split_and_the_test_figure(tmp_path, capsys):
+def test_runs_lists_the_split_and_the_test_figure(tmp_path):
+    from sepspec.train.runlist import runs
+
+    from conftest import run_cli
+
     run = tmp_path / "a"
     run.mkdir()
     rundir.write_metrics(str(run), {"spec": "s", "params": 10, "status": "finished", "epochs_completed": 2,
@@ -110,8 +114,12 @@ def test_runs_lists_the_split_and_the_test_figure(tmp_path, capsys):
     rundir.write_record(str(run), {"options": {"seed": 4, "overrides": []}})
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / rundir.METRICS).write_text(json.dumps({"params": "many"}))
-    assert rundir.list_runs(str(tmp_path)) == 0
-    out = capsys.readouterr().out.splitlines()
+    a, b = runs(str(tmp_path))  # the records
+    assert (a.validation, a.test_accuracy, a.settings, a.damaged) == ("held-out", 0.4567, "seed=4", False)
+    assert b.damaged
+    r = run_cli("runs", str(tmp_path))  # and the table the command line prints of them
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
     assert "val on" in out[0] and "test" in out[0]
     assert " held-out " in out[1] and "45.67%" in out[1] and out[1].endswith("seed=4")
     assert "damaged" in out[2]

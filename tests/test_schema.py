@@ -7,8 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from sepspec import analyse
-from sepspec import load
+from sepspec import analyse, load
 from sepspec.spec.load import to_yaml as spec_yaml
 
 from conftest import BASE, MINIMAL, ROOT

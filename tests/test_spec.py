@@ -2,8 +2,7 @@
 import pytest
 
 import sepspec
-from sepspec import analyse
-from sepspec import load
+from sepspec import analyse, load
 from sepspec.spec.source import SpecError
 
 from conftest import BASE, MINIMAL

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import OFFLINE, ROOT, cifar_like, run_cli
 
+pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
+
 optuna = pytest.importorskip("optuna")
 
 TINY = """

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from sepspec import analyse, load
-from sepspec.train.data import write_batches
+from sepspec.data.read import write_batches
 
 from conftest import OFFLINE, ROOT, cifar_like, run_cli
+
+pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
 
 SMALL = """
 # yaml-language-server: $schema=sepspec.schema.json
@@ -141,12 +143,13 @@ def test_public_api_fit_trains_in_process(tmp_path, spec, data):
     before = signal.signal(signal.SIGTERM, mine)
     handlers = signal.getsignal(signal.SIGINT), mine
     try:
-        status, run = sepspec.fit(spec, data=data, out=str(tmp_path / "api"), epochs=1, seed=3,
-                                  overrides=["train.augment={flip: false}"], precision="mixed_float16")
+        result = sepspec.fit(spec, data=data, out=str(tmp_path / "api"), epochs=1, seed=3,
+                             overrides=["train.augment={flip: false}"], precision="mixed_float16")
         after = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, before)
-    assert status == 0 and run == str(tmp_path / "api")
+    run = result.run
+    assert result.status == "finished" and run == str(tmp_path / "api")
     assert [int(x["epoch"]) for x in history(run)] == [1]
     assert json.load(open(os.path.join(run, "run.json")))["options"]["overrides"] == ["train.augment={flip: false}"]
     assert "augment:\n    flip: false" in open(os.path.join(run, "spec.yaml")).read()
@@ -511,9 +514,10 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
 
     for target, tta in ((run, "none"), (os.path.join(run, "checkpoint-0001.keras"), "flip"),
                         (os.path.join(run, "checkpoint-0001.keras"), "none")):
-        assert evaluate(target, tta=tta) == 0
+        e = evaluate(target, tta=tta)  # the record it returns is what it wrote
         ev = json.load(open(os.path.join(run, "evaluation.json")))
-        assert ev["tta"] == tta
+        assert ev["tta"] == e.tta == tta and ev["test_accuracy"] == e.accuracy and ev["confusion"] == e.confusion
+        assert e.written == [os.path.join(run, "confusion.png"), os.path.join(run, "evaluation.json")]
         figures[target == run, tta] = ev["test_accuracy"]
     assert figures[True, "flip"] == pytest.approx(recorded, abs=1 / 64)
     assert figures[True, "none"] == pytest.approx(float(row["val_accuracy_no_tta"]), abs=1 / 64)
@@ -580,8 +584,8 @@ def test_weight_average_is_validated_kept_apart_and_resumed_exactly(tmp_path, sp
     assert any(not np.allclose(w.numpy(), ema_a[f"w{i}"]) for i, w in enumerate(floats))  # live != average
     from sepspec.deploy.evaluate import evaluate
 
-    assert evaluate(a) == 0  # best.keras holds the weights that were validated: the average
-    acc = json.load(open(os.path.join(a, "evaluation.json")))["test_accuracy"]
+    acc = evaluate(a).accuracy  # best.keras holds the weights that were validated: the average
+    assert acc == json.load(open(os.path.join(a, "evaluation.json")))["test_accuracy"]
     rows = history(a)
     best = max(float(x["val_accuracy"]) for x in rows)
     assert acc == pytest.approx(best, abs=1 / 64)

@@ -5,10 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
+from sepspec.data import read as D
 from sepspec.spec.trainconf import Train
-from sepspec.train import data as D
-from sepspec.train.schedule import lr_at, plateau_update
 from sepspec.train.devices import DeviceError, parse_tf_config
+from sepspec.train.schedule import lr_at, plateau_update
 from sepspec.train.trainer import TrainError
 
 
@@ -165,7 +165,8 @@ def test_augmentation_is_exact_and_deterministic():
     import tensorflow as tf
 
     from sepspec.spec.trainconf import Augment
-    from sepspec.train.pipeline import ArrayOps, augment_batch as aug_with, tf_draws
+    from sepspec.train.pipeline import ArrayOps, tf_draws
+    from sepspec.train.pipeline import augment_batch as aug_with
 
     n = 16
     x = tf.reshape(tf.range(n * 8 * 8 * 1, dtype=tf.float32) + 1, (n, 8, 8, 1))
@@ -323,7 +324,7 @@ def test_options_refuse_unknown_choices_before_anything_runs():
 
 
 def test_a_failed_download_says_why(monkeypatch, tmp_path):
-    from sepspec.train import data as D
+    from sepspec.data import read as D
 
     def offline():
         raise OSError("[Errno -3] Temporary failure in name resolution")
@@ -337,7 +338,7 @@ def test_a_failed_download_says_why(monkeypatch, tmp_path):
 
 
 def test_fingerprint_is_the_data_not_its_container(tmp_path):
-    from sepspec.train import data as D
+    from sepspec.data import read as D
 
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 20)
@@ -378,7 +379,7 @@ def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
 
 def test_every_dataset_the_trainer_makes_has_tf_data_autotuning_off():
     """tf.data's autotuning thread can hold the end of an epoch until its current sleep ends (10.23 s for 6.3 s of
-    steps, docs/figures.md): the trainer's datasets, training and validation, and predict's turn it off."""
+    steps, docs/experiments.md): the trainer's datasets, training and validation, and predict's turn it off."""
     import tensorflow as tf
 
     from sepspec.lazy import import_keras
@@ -455,3 +456,17 @@ def test_the_jax_device_cache_never_serves_another_arrays_images():
         images, _, _ = pipeline._jax_batches(x, np.zeros(4, np.int64), 10, [0.0] * 3, [1.0] * 3, None)
         assert int(np.asarray(images)[0, 0, 0, 0]) == i
         del x
+
+
+def test_a_short_runs_lagging_batch_norm_statistics_are_explained_where_the_user_sees_them():
+    from sepspec import analyse, load
+    from sepspec.train.trainer import lagging_statistics
+
+    from conftest import BASE
+
+    rep = analyse(load(BASE))  # the seed's batch norms: momentum 0.99
+    epoch1 = [{"epoch": 1, "accuracy": 0.4522, "val_accuracy": 0.1859}]  # results/base-50ep's first epoch
+    note = lagging_statistics(rep, epoch1, 196)
+    assert "momentum 0.99" in note and "196 steps" in note and "0.99^196 = 0.14" in note
+    assert lagging_statistics(rep, [{"epoch": 3, "accuracy": 0.6651, "val_accuracy": 0.6389}], 196) is None
+    assert lagging_statistics(rep, [], 196) is None

@@ -11,9 +11,12 @@ from sepspec.spec.edit import with_overrides
 from sepspec.spec.load import load_source
 from sepspec.spec.source import parse
 from sepspec.train import rundir
+from sepspec.train.scoring import test_accuracy
 from sepspec.train.trainer import Options, Training
 
 from conftest import MINIMAL
+
+pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
 
 
 class Data:
@@ -56,7 +59,7 @@ def test_an_epoch_its_commit_and_the_finish(tmp_path, report):
     test = m["test"]
     assert test["images"] == 32 and test["tta"] == "flip" and test["final_epoch"] == 2
     # the best model's figure is what `evaluate` gets from best.keras on the same test split
-    assert test["best_accuracy"] == rundir.test_accuracy(run, tta="flip", data=data)
+    assert test["best_accuracy"] == test_accuracy(run, tta="flip", data=data)
 
 
 def test_a_stop_on_the_pruners_word_and_an_interrupted_finish_scores_nothing(tmp_path, report):

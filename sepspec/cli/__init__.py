@@ -7,12 +7,12 @@ import argparse
 import os
 import sys
 
-from ..version import __version__
 from ..diagnostics import UserError, render
 from ..lazy import install_hint
 from ..spec.source import SpecError
+from ..status import INTERRUPTED, INVALID, OK, USAGE
+from ..version import __version__
 from . import search_commands, spec_commands, train_commands
-from .status import INTERRUPTED, INVALID, OK, USAGE
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         return INTERRUPTED
 
 
+def run() -> None:
+    """`python -m sepspec`: the command line as a process."""
+    sys.exit(main())
+
+
 def _quiet_stdout() -> None:
     """Point standard output at /dev/null, so that Python's flush at exit does not report the closed pipe again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -66,4 +71,4 @@ def _quiet_stdout() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

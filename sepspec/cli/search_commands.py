@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
+from ..status import INTERRUPTED, INVALID, OK, USAGE
 from .spec_commands import valid_or_status
-from .status import INVALID, OK, USAGE
 
 
 def add_commands(sub) -> None:
@@ -84,11 +84,15 @@ def cmd_sweep(a) -> int:
         from ..search.report import report
 
         return report(a.file, a.out, a.storage)
-    from ..search.sweep import default_out, run, work
+    from ..search.sweep import default_out, start_workers, work
 
-    if a.worker is not None:
-        return work(a.file, a.out or default_out(a.file), a.storage, a.data, a.worker)
     if a.workers < 1:
         print("sepspec sweep: --workers must be at least 1", file=sys.stderr)
         return USAGE
-    return run(a.file, a.out, a.storage, a.data, a.workers)
+    if a.worker is None and a.workers > 1:
+        return max(start_workers(a.file, a.out, a.storage, a.data, a.workers), key=abs)
+    worked = work(a.file, a.out or default_out(a.file), a.storage, a.data, a.worker or 0)
+    if worked.interrupted:
+        return INTERRUPTED
+    print(f"sweep {worked.sweep}: {worked.trained} trained trials (asked for {worked.asked})", flush=True)
+    return OK

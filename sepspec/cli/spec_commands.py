@@ -1,4 +1,5 @@
-"""`sepspec check | show | diff | draw | schema | compile`: the checker's commands (no TensorFlow, except `show --keras` and
+"""`sepspec check | show | diff | draw | schema | compile`: the checker's commands (no TensorFlow, except `show
+--keras` and
 `compile`, which build the model)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import replace
 from ..atomic import write
 from ..checked import check
 from ..diagnostics import Diagnostic, UserError, render
-from .status import INVALID, OK, USAGE
+from ..status import INVALID, OK, USAGE
 
 
 def add_commands(sub) -> None:

@@ -1,18 +1,25 @@
-"""`sepspec train | evaluate | export | runs | bench`: argument parsing; the work is in `train` and `deploy`."""
+"""`sepspec train | evaluate | export | runs | bench`: argument parsing and rendering; the work is in `train` and
+`deploy`, which return records (`Result`, `Evaluation`, `Exported`, `RunSummary`, `Bench`)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 
+from ..status import OK, USAGE, of_training
 from ..train import PRECISIONS, STRATEGIES, STREAMS, TTA
+
+DATA_HELP = ("the images: a CIFAR-10/100 archive or its folder, a .npz (keras.datasets layout), or a folder with "
+             "one subfolder per class (default: $SEPSPEC_DATA, then Keras's cache)")
 
 
 def add_commands(sub) -> None:
-    s = sub.add_parser("train", help="train a spec on CIFAR-10 (or --resume a run)")
+    s = sub.add_parser("train", help="train a spec on your images or CIFAR-10 (or --resume a run)")
     s.add_argument("spec", nargs="?", metavar="SPEC")
     s.add_argument("--epochs", type=_positive)
     s.add_argument("--batch-size", type=_positive)
-    s.add_argument("--data", metavar="PATH", help="cifar-10-python.tar.gz or its extracted folder")
+    s.add_argument("--data", metavar="PATH", help=DATA_HELP)
     s.add_argument("--out", metavar="DIR", help="run directory (default runs/<spec name>/<timestamp>)")
     s.add_argument("--train-limit", type=_positive, metavar="N", help="train on the first N images")
     s.add_argument("--val-limit", type=_positive, metavar="N", help="validate on the first N images")
@@ -39,7 +46,7 @@ def add_commands(sub) -> None:
     s.add_argument("target", metavar="RUN_DIR_OR_MODEL")
     s.add_argument("--reference", metavar="RUN_DIR_OR_MODEL", help="for an exported file: agreement with a float "
                    "model (a run directory: its best.keras; or a .keras file, such as a checkpoint)")
-    s.add_argument("--data", metavar="PATH")
+    s.add_argument("--data", metavar="PATH", help="where the model's data set is (default: as its run recorded it)")
     s.add_argument("--tta", choices=TTA, default="none", help="flip: average each image's and its mirror "
                    "image's probabilities; flip_shift: also each shifted by one pixel up-left and down-right (6 views)")
     s.set_defaults(fn=cmd_evaluate)
@@ -52,7 +59,8 @@ def add_commands(sub) -> None:
                    "per-channel normalisation goes into the graph (default none: the file takes normalised input)")
     s.add_argument("--calibration", type=_positive, default=300, metavar="N",
                    help="litert-int8: training images that calibrate the activation ranges (default 300)")
-    s.add_argument("--data", metavar="PATH", help="litert-int8: where CIFAR-10 is (default: the run's recorded data)")
+    s.add_argument("--data", metavar="PATH",
+                   help="litert-int8: the images that calibrate (default: the run's recorded data)")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("runs", help="list runs with their spec, params, best accuracy and seconds per epoch")
@@ -63,11 +71,13 @@ def add_commands(sub) -> None:
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--steps", type=_positive, default=50)
     s.add_argument("--batch-size", type=_positive)
-    s.add_argument("--data", metavar="PATH")
+    s.add_argument("--data", metavar="PATH", help=DATA_HELP + "; without any: random images")
     s.add_argument("--precision", choices=PRECISIONS, default="auto", help="as for train (default auto)")
     s.add_argument("--repeats", type=_positive, default=3, help="interleaved timed repeats of each (default 3)")
     s.add_argument("--steps-per-execution", type=_positive, default=1, metavar="N",
                    help="training steps per compiled call (Keras's steps_per_execution; default 1)")
+    s.add_argument("--format", choices=("text", "json"), default="text", help="json: every timed run, the medians "
+                   "and the ratio as one JSON object (for scripts: benchmarks/gpu_check.py)")
     s.set_defaults(fn=cmd_bench)
 
 
@@ -97,40 +107,100 @@ def cmd_train(a) -> int:
             print(f"sepspec train --resume DIR: {', '.join(fixed)} cannot be given: a run continues with the settings "
                   "it recorded (only --epochs N, to change its length, and --data PATH, where its data set is now)",
                   file=sys.stderr)
-            return 2
-        return resume(a.resume, a.epochs, data=a.data, spec_path=a.spec).exit_status
+            return USAGE
+        return of_training(resume(a.resume, a.epochs, data=a.data, spec_path=a.spec).status)
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
-        return 2
+        return USAGE
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision), ("stream", a.stream))
              if v is not None}
     opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
                    train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
                    jit_compile=a.jit_compile, fast_layers=not a.keras_layers, **given)
-    return train(training_report(opts), opts).exit_status
+    return of_training(train(training_report(opts), opts).status)
 
 
 def cmd_evaluate(a) -> int:
     from ..deploy.evaluate import evaluate
 
-    return evaluate(a.target, a.data, a.tta, a.reference)
+    e = evaluate(a.target, a.data, a.tta, a.reference)
+    note = f" ({e.tta} test-time augmentation)" if e.tta != "none" else ""
+    print(f"{e.model}: test accuracy {100 * e.accuracy:.2f}% on {e.images:,} images{note}")
+    for name, acc in e.per_class.items():
+        print(f"  {name:<11} {100 * acc:6.2f}%")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    print("            " + " ".join(f"{c[:5]:>5}" for c in e.per_class))
+    for name, row in zip(e.per_class, e.confusion):
+        print(f"  {name:<10}" + " ".join(f"{v:>5}" for v in row))
+    if e.reference is not None:
+        print(f"reference {e.reference}: test accuracy {100 * e.reference_accuracy:.2f}%; the exported file agrees "
+              f"with it on {100 * e.agreement:.2f}% of the images ({100 * (e.accuracy - e.reference_accuracy):+.2f} "
+              "points)")
+    print("wrote " + " and ".join(e.written))
+    return OK
 
 
 def cmd_export(a) -> int:
     from ..deploy.export import export
 
-    return export(a.source, a.format, a.output, normalization=a.normalization, calibration=a.calibration,
+    done = export(a.source, a.format, a.output, normalization=a.normalization, calibration=a.calibration,
                   data=a.data)
+    info, parts = done.info, []
+    if "buffer_bytes" in info:
+        parts.append(f"weight buffers {info['buffer_bytes']:,} bytes, {info['ops']} ops")
+    if "input" in info:
+        parts.append(f"input {info['input']}, output {info['output']}")
+    print(f"wrote {done.path} ({done.format}, {info['bytes']:,} bytes)" + "".join(f"; {p}" for p in parts))
+    return OK
 
 
 def cmd_runs(a) -> int:
-    from ..train.rundir import list_runs
+    from ..train.runlist import runs
 
-    return list_runs(a.dir)
+    found = runs(a.dir)
+    if not found:
+        print(f"no runs under {a.dir}")
+        return OK
+    print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} "
+          f"{'val on':<9} {'test':>7} {'s/epoch':>8}  settings")
+    for r in found:
+        if r.damaged:
+            print(f"{r.path:<44} (damaged metrics.json)")
+            continue
+        best = "-" if r.best_val_accuracy is None else f"{100 * r.best_val_accuracy:.2f}%"
+        test = "-" if r.test_accuracy is None else f"{100 * r.test_accuracy:.2f}%"
+        spe = "-" if not r.seconds_per_epoch else f"{r.seconds_per_epoch:.1f}"
+        print(f"{r.path:<44} {r.spec:<12} {r.params:>8,} {r.status:<11} {r.epochs_completed:>3}/{r.epochs_planned:<3} "
+              f"{best:>9} {r.best_epoch or '-':>4} {r.validation:<9} {test:>7} {spe:>8}  {r.settings}")
+    return OK
 
 
 def cmd_bench(a) -> int:
     from ..train.bench import bench
 
-    return bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data, repeats=a.repeats,
-                 precision=a.precision, steps_per_execution=a.steps_per_execution)
+    b = bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data, repeats=a.repeats,
+              precision=a.precision, steps_per_execution=a.steps_per_execution)
+    med = b.medians
+    if a.format == "json":
+        print(json.dumps({**asdict(b), "medians": med, "ratio": b.ratio}))
+        return OK
+    for note in b.notes:
+        print(f"note: {note}")
+    print(f"{b.spec}: batch {b.batch}, {b.steps} steps x {b.repeats} interleaved repeats, {b.device}, backend "
+          f"{b.backend}, precision {b.precision}, {b.steps_per_execution} step(s) per call, data: {b.data}, "
+          f"augmentation: {b.augmentation}, fused batch norms: {b.fused.get('batch_norm', 0)}, dropouts with integer "
+          f"masks: {b.fused.get('dropout', 0)}")
+    for key in ("trainer", "streamed", "step", "plain", "tuned"):
+        if key in b.runs:
+            v = b.runs[key]
+            print(f"{b.label(key):<58} median {med[key]:>7,.0f} images/s  [{min(v):,.0f}-{max(v):,.0f}]  "
+                  f"runs {[round(u) for u in v]}")
+        if key == "streamed" and key in b.runs:
+            print(f"ratio streaming / in memory: {med['streamed'] / med['trainer']:.2f}")
+    best = {k: max(v) for k, v in b.runs.items()}
+    print(f"ratio trainer / plain fit: {b.ratio:.2f} (target >= 1.5); step alone / plain: "
+          f"{med['step'] / med['plain']:.2f}; best runs: {best['trainer'] / best['plain']:.2f} and "
+          f"{best['step'] / best['plain']:.2f}")
+    if "tuned" in b.runs:
+        print(f"ratio trainer / the autotuned plain fit: {med['trainer'] / med['tuned']:.2f}")
+    return OK

@@ -8,9 +8,10 @@ import os
 import subprocess
 import sys
 
-from .spec_commands import check_files
-from .status import OK as EXIT_OK, USAGE as EXIT_USAGE
 from ..spec.source import SpecError, read
+from ..status import OK as EXIT_OK
+from ..status import USAGE as EXIT_USAGE
+from .spec_commands import check_files
 
 SPEC_DIR = "specs"
 

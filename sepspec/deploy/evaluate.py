@@ -1,18 +1,21 @@
 """`sepspec evaluate`: test accuracy, per-class accuracy and the confusion matrix of any model form: a run (its
-best.keras), a .keras file, or an exported .tflite/.onnx file run by its own runtime."""
+best.keras), a .keras file, or an exported .tflite/.onnx file run by its own runtime. Returns an `Evaluation`
+and writes it beside the model (`evaluation.json` and `confusion.png`, or `FILE.evaluation.json`)."""
 
 from __future__ import annotations
 
-import io
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.read import load_data
 from ..diagnostics import UserError
+from ..figures import pyplot, save_figure
 from ..layers import dims
 from ..train import rundir
-from ..train.data import load_data
 from ..train.pipeline import channel_stats
+from ..train.scoring import test_predictions
 
 
 def _data_for(folder: str | None, data_arg: str | None):
@@ -22,7 +25,26 @@ def _data_for(folder: str | None, data_arg: str | None):
     return load_data(data_arg)
 
 
-def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None) -> int:
+@dataclass
+class Evaluation:
+    """A model's figures on the test split, and the files they were written to."""
+
+    model: str  # the file scored
+    accuracy: float
+    per_class: dict[str, float]
+    confusion: list[list[int]]  # rows: true class, columns: predicted
+    tta: str = "none"
+    reference: str | None = None  # an exported file's float model, and how the two compare
+    reference_accuracy: float | None = None
+    agreement: float | None = None
+    written: list[str] = field(default_factory=list)
+
+    @property
+    def images(self) -> int:
+        return int(sum(map(sum, self.confusion)))
+
+
+def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None) -> Evaluation:
     if target.endswith((".tflite", ".onnx")):
         if tta != "none":
             raise UserError(f"{target}: --tta is for Keras models (an exported file is evaluated as it is)")
@@ -30,13 +52,13 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
     if reference is not None:
         raise UserError("--reference is for an exported .tflite or .onnx file")
     model_path, folder, data, pred = _keras_predictions(target, data_arg, tta)
-    acc, per_class, cm = _report(model_path, pred, data, f" ({tta} test-time augmentation)" if tta != "none" else "")
-    rundir.write_json(os.path.join(folder, "evaluation.json"), {"model": _relative(model_path, folder), "tta": tta,
-                                                                "test_accuracy": acc, "per_class": per_class,
-                                                                "confusion": cm.tolist()})
-    _plot_confusion(os.path.join(folder, "confusion.png"), cm, data.class_names, acc)
-    print(f"wrote {os.path.join(folder, 'confusion.png')} and evaluation.json")
-    return 0
+    result = _scored(model_path, pred, data, tta=tta)
+    out, picture = os.path.join(folder, "evaluation.json"), os.path.join(folder, "confusion.png")
+    rundir.write_json(out, {"model": _relative(model_path, folder), "tta": tta, "test_accuracy": result.accuracy,
+                            "per_class": result.per_class, "confusion": result.confusion})
+    _plot_confusion(picture, np.asarray(result.confusion), data.class_names, result.accuracy)
+    result.written = [picture, out]
+    return result
 
 
 def _keras_predictions(target: str, data_arg: str | None, tta: str = "none", data=None):
@@ -56,7 +78,7 @@ def _keras_predictions(target: str, data_arg: str | None, tta: str = "none", dat
         raise UserError(f"{model_path}: the model takes {dims(shape)} images and gives {classes} "
                         f"classes; the data is {dims(data.x_test.shape[1:])} with "
                         f"{len(data.class_names)} classes")
-    return model_path, folder, data, rundir.test_predictions(model, data, norm, tta).argmax(axis=-1)
+    return model_path, folder, data, test_predictions(model, data, norm, tta).argmax(axis=-1)
 
 
 def _relative(path: str, folder: str) -> str:
@@ -65,25 +87,17 @@ def _relative(path: str, folder: str) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
-def _report(what: str, pred, data, note: str = ""):
-    """Print and return (accuracy, per-class accuracy, confusion matrix) of predicted labels on the test set."""
+def _scored(model: str, pred, data, tta: str = "none") -> Evaluation:
+    """Accuracy, per-class accuracy and the confusion matrix of predicted labels on the test set."""
     y = data.y_test
     n = len(data.class_names)
     cm = np.zeros((n, n), dtype=int)
     np.add.at(cm, (y, pred), 1)
-    acc = float((pred == y).mean())
     per_class = {name: float(cm[i, i] / max(cm[i].sum(), 1)) for i, name in enumerate(data.class_names)}
-    print(f"{what}: test accuracy {100 * acc:.2f}% on {len(y):,} images{note}")
-    for name, a in per_class.items():
-        print(f"  {name:<11} {100 * a:6.2f}%")
-    print("confusion matrix (rows: true class, columns: predicted):")
-    print("            " + " ".join(f"{c[:5]:>5}" for c in data.class_names))
-    for i, name in enumerate(data.class_names):
-        print(f"  {name:<10}" + " ".join(f"{v:>5}" for v in cm[i]))
-    return acc, per_class, cm
+    return Evaluation(model, float((pred == y).mean()), per_class, cm.tolist(), tta)
 
 
-def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None) -> int:
+def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None) -> Evaluation:
     """Accuracy of an exported .tflite/.onnx file run by its own runtime; with a reference (a run directory: its
     best.keras; or a .keras file, such as a checkpoint of a run), how often it agrees with that float model."""
     from .runtime import scores
@@ -91,29 +105,25 @@ def evaluate_exported(path: str, data_arg: str | None = None, reference: str | N
     folder = rundir.model_of(reference)[1] if reference else None  # a missing reference: refused before running
     data = _data_for(folder, data_arg)
     pred = scores(path, np.asarray(data.x_test)).argmax(axis=-1)  # a streamed folder's test images, decoded
-    acc, per_class, cm = _report(path, pred, data)
+    result = _scored(path, pred, data)
     here = os.path.dirname(os.path.abspath(path))
-    result = {"model": _relative(path, here), "test_accuracy": acc, "per_class": per_class, "confusion": cm.tolist()}
+    record = {"model": _relative(path, here), "test_accuracy": result.accuracy, "per_class": result.per_class,
+              "confusion": result.confusion}
     if reference:
         model_path, _, _, ref = _keras_predictions(reference, data_arg, data=data)
-        result.update({"reference": _relative(model_path, here), "reference_accuracy": float((ref == data.y_test).mean()),
-                       "agreement": float((ref == pred).mean())})
-        print(f"reference {model_path}: test accuracy {100 * result['reference_accuracy']:.2f}%; the exported file "
-              f"agrees with it on {100 * result['agreement']:.2f}% of the images "
-              f"({100 * (acc - result['reference_accuracy']):+.2f} points)")
+        result.reference = model_path
+        result.reference_accuracy = float((ref == data.y_test).mean())
+        result.agreement = float((ref == pred).mean())
+        record.update({"reference": _relative(model_path, here), "reference_accuracy": result.reference_accuracy,
+                       "agreement": result.agreement})
     out = path + ".evaluation.json"
-    rundir.write_json(out, result)
-    print(f"wrote {out}")
-    return 0
+    rundir.write_json(out, record)
+    result.written = [out]
+    return result
 
 
 def _plot_confusion(path, cm, names, acc):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = pyplot().subplots(figsize=(7, 6))
     im = ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -124,8 +134,4 @@ def _plot_confusion(path, cm, names, acc):
                     color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_title(f"test accuracy {100 * acc:.2f}%")
     fig.colorbar(im)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    rundir.atomic_write(path, buf.getvalue())
+    save_figure(fig, path)

@@ -4,8 +4,8 @@ The exported model takes raw pixels (0-255): the per-channel normalisation the t
 goes into the graph (a per-channel Rescaling layer in front). `litert-int8` is full-integer post-training quantisation:
 uint8 input (camera pixels as they come), int8 weights, activations and output, built-in int8 ops only,
 calibrated on training images. TensorFlow's converter leaks memory per call and crashes on some activations, so
-the conversion runs in a subprocess (`python -m sepspec.deploy.export`); a crash becomes a one-line error, and the
-file appears only when it is complete.
+the conversion runs in a subprocess (`python -m sepspec.cli.convert`, which calls `convert`); a crash becomes a
+one-line error, and the file appears only when it is complete. `export` returns an `Exported` record.
 """
 
 from __future__ import annotations
@@ -16,23 +16,33 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
-from ..layers import NOT_INT8
 from ..diagnostics import UserError
+from ..layers import NOT_INT8
 from ..train import rundir
 
 FORMATS = ("litert", "litert-int8", "onnx", "saved_model")
 CONVERTER_CRASHES = {"mish", "softplus", "exponential"}  # TensorFlow's LiteRT converter segfaults on these
 
 
+@dataclass
+class Exported:
+    """What `export` wrote: the file (a folder for saved_model), its format, and what the converter reports of it
+    (`bytes`; for LiteRT files `buffer_bytes`, `ops`, `input` and `output`)."""
+
+    path: str
+    format: str
+    info: dict
+
+
 def _source(source: str, normalization: str | None) -> tuple[str, dict | None, str | None]:
     """(model file, {"mean", "std"} or None, the run directory whose data calibrates, if any)."""
     if os.path.isdir(source):
-        model, run = os.path.join(source, "best.keras"), source
-        if not os.path.isfile(model):
-            raise UserError(f"{source}: not a run directory (no best.keras)")
+        model, run = rundir.model_of(source)  # its best.keras (a committed run: final.keras)
         if normalization is not None:
-            raise UserError(f"{source}: a run directory brings its own normalisation; --normalization is for a .keras file")
+            raise UserError(f"{source}: a run directory brings its own normalisation; --normalization is for a "
+                            ".keras file")
     elif os.path.isfile(source):
         model, run = source, None
     else:
@@ -59,7 +69,7 @@ def job_of(source: str, fmt: str, *, normalization: str | None = None, calibrati
     # calibration images are read as the run's spec reads them (CIFAR-100's labels, resizing)
     options = {}
     if run and fmt == "litert-int8" and rundir.is_run(run):
-        from ..train.data import options_of
+        from ..data.read import options_of
 
         options = options_of(rundir.read_spec(run))
     return {"model": os.path.abspath(model), "format": fmt, "stats": stats, "calibration": calibration,
@@ -67,7 +77,7 @@ def job_of(source: str, fmt: str, *, normalization: str | None = None, calibrati
 
 
 def export(source: str, fmt: str, out: str, *, normalization: str | None = None, calibration: int = 300,
-           data: str | None = None, seed: int = 0) -> int:
+           data: str | None = None, seed: int = 0) -> Exported:
     """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model)."""
     job = job_of(source, fmt, normalization=normalization, calibration=calibration, data=data, seed=seed)
     parent = os.path.dirname(os.path.abspath(out))
@@ -84,7 +94,7 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
         target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
         # the converters are TensorFlow's: a .keras file from any backend loads on it (a run trained on JAX too)
-        r = subprocess.run([sys.executable, "-m", "sepspec.deploy.export", json.dumps(job), target],
+        r = subprocess.run([sys.executable, "-m", "sepspec.cli.convert", json.dumps(job), target],
                            capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
         if r.returncode != 0:
             lines = [x for x in r.stderr.strip().splitlines() if x.startswith("sepspec export: ")]
@@ -95,8 +105,7 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
             raise UserError(f"{source}: the {fmt} converter crashed ({why}: {tail[:200]})")
         info = json.loads(r.stdout.strip().splitlines()[-1])
         _move(target, out)
-    print(f"wrote {out} ({fmt}, {info['bytes']:,} bytes){_describe(info)}")
-    return 0
+    return Exported(out, fmt, info)
 
 
 def remove_stale_temps(parent: str) -> None:
@@ -112,15 +121,6 @@ def remove_stale_temps(parent: str) -> None:
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
         except (PermissionError, OverflowError):  # alive under another user, or no such pid at all
             continue
-
-
-def _describe(info: dict) -> str:
-    parts = []
-    if "buffer_bytes" in info:
-        parts.append(f"weight buffers {info['buffer_bytes']:,} bytes, {info['ops']} ops")
-    if "input" in info:
-        parts.append(f"input {info['input']}, output {info['output']}")
-    return "; " + "; ".join(parts) if parts else ""
 
 
 def _move(src: str, dst: str) -> None:
@@ -174,12 +174,7 @@ def micro_arena(path: str, arena_size: int = 4 << 20) -> dict:
     return found
 
 
-# ---- the subprocess ----------------------------------------------------------------------------------------
-
-def _fail(message: str) -> None:
-    print(f"sepspec export: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
-
+# ---- the conversion, in a process of its own (sepspec.cli.convert) -------------------------------------------
 
 def _float32(keras, model):
     """The model with every layer in float32 (a mixed-precision model computes in float16)."""
@@ -273,11 +268,12 @@ def convert(job: dict, target: str) -> dict:
     fmt = job["format"]
     acts = _activations(model)
     if fmt.startswith("litert") and acts & CONVERTER_CRASHES:
-        _fail(f"{job['model']}: {', '.join(sorted(acts & CONVERTER_CRASHES))} cannot be converted to LiteRT "
-              "(TensorFlow's converter crashes on it); use relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
+        raise UserError(f"{job['model']}: {', '.join(sorted(acts & CONVERTER_CRASHES))} cannot be converted to LiteRT "
+                        "(TensorFlow's converter crashes on it); use relu, relu6, silu, gelu, sigmoid, tanh, "
+                        "leaky_relu")
     if fmt == "litert-int8" and acts & NOT_INT8:
-        _fail(f"{job['model']}: {', '.join(sorted(acts & NOT_INT8))} has no int8 kernel; export --format litert "
-              "(float) or onnx, or train with relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
+        raise UserError(f"{job['model']}: {', '.join(sorted(acts & NOT_INT8))} has no int8 kernel; export --format "
+                        "litert (float) or onnx, or train with relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
     model = _float32(keras, model)
     if fmt == "litert-int8":
         model = _int8_layer_norms(keras, model)
@@ -290,7 +286,7 @@ def convert(job: dict, target: str) -> dict:
         mean = np.asarray(job["stats"]["mean"], np.float64) * 255.0  # the trainer scales to [0, 1] first
         std = np.asarray(job["stats"]["std"], np.float64) * 255.0
         if len(mean) != shape[-1]:
-            _fail(f"the normalisation has {len(mean)} channels, the model takes {shape[-1]}")
+            raise UserError(f"the normalisation has {len(mean)} channels, the model takes {shape[-1]}")
         # constants, not variables (ONNX export would make a Normalization layer's statistics graph inputs)
         x = keras.layers.Rescaling(scale=(1.0 / std).tolist(), offset=(-mean / std).tolist(), name="normalize")(x)
     wrapped = keras.Model(pixels, model(x), name=model.name)
@@ -305,14 +301,14 @@ def convert(job: dict, target: str) -> dict:
     else:
         options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
         if fmt == "litert-int8":
-            from ..train.data import load_data
+            from ..data.read import load_data
 
             options = dict(job.get("options") or {})
             if options.get("size"):
                 options["size"] = tuple(options["size"])
             data = load_data(job["data"] or None, **options)
             if data.x_train.shape[1:] != shape:
-                _fail(f"calibration images are {data.x_train.shape[1:]}, the model takes {shape}")
+                raise UserError(f"calibration images are {data.x_train.shape[1:]}, the model takes {shape}")
             rng = np.random.default_rng(job["seed"])
             images = np.asarray(data.x_train[rng.choice(len(data.x_train), min(job["calibration"], len(data.x_train)),
                                                         replace=False)], np.float32)
@@ -334,10 +330,3 @@ def convert(job: dict, target: str) -> dict:
         info["input"] = f"{i['dtype'].__name__} {'x'.join(str(int(v)) for v in i['shape'])}"
         info["output"] = f"{o['dtype'].__name__} {'x'.join(str(int(v)) for v in o['shape'])}"
     return info
-
-
-if __name__ == "__main__":
-    try:
-        print(json.dumps(convert(json.loads(sys.argv[1]), sys.argv[2])), flush=True)
-    except UserError as e:
-        _fail(str(e))

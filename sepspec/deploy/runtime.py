@@ -59,7 +59,8 @@ def _litert(path, pixels, batch):
     except RuntimeError:  # XNNPACK (the default delegate) refuses some int8 graphs: the built-in kernels run them
         from ai_edge_litert.interpreter import OpResolverType
 
-        it = Interpreter(model_path=path, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it = Interpreter(model_path=path,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         it.resize_tensor_input(i["index"], [batch, *pixels.shape[1:]])
         it.allocate_tensors()
     scale, zero = i["quantization"]

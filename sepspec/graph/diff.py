@@ -3,9 +3,9 @@ the totals side by side: the review question of every change to a spec. Pure Pyt
 
 from __future__ import annotations
 
+from ..layers import axes, dims
 from .analysis import Report
 from .memory import estimate
-from ..layers import axes, dims
 
 FIELDS = ("keras", "inputs", "output", "params", "rf", "jump", "macs")  # a layer row's figures; then its arguments
 

@@ -4,18 +4,16 @@ imported only here, when a picture is asked for (the `tf` extra brings it)."""
 
 from __future__ import annotations
 
-import io
-
 from .analysis import Report
 
 
 def rf_plot(rep: Report, title: str, unproductive: set[str] = frozenset()) -> bytes:
     """A PNG of receptive field (left axis) and jump (right axis) per layer; `unproductive` names layers to mark."""
-    import matplotlib
+    import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (MaxNLocator)
+    from ..figures import png, pyplot
+
+    plt = pyplot()
 
     rows = [r for r in rep.rows if len(r.output) == 3]  # spatial layers: what a receptive field is of
     x = list(range(1, len(rows) + 1))
@@ -50,8 +48,4 @@ def rf_plot(rep: Report, title: str, unproductive: set[str] = frozenset()) -> by
     ax.legend(lines + more, labels + more_labels, fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return png(fig)

@@ -3,9 +3,9 @@ seed-style comment (``# rin=7, nin=32x32, cin=96, ...``) that `compile --to pyth
 
 from __future__ import annotations
 
+from ..layers import axes, dims
 from .analysis import Report, Row
 from .memory import Deployment, estimate
-from ..layers import axes, dims
 
 DOC_VERSION = 1
 
@@ -97,14 +97,16 @@ def document(path: str, rep: Report | None, diagnostics: list) -> dict:
                                 "alive_bytes": live} for o, live in zip(d.ops, d.live)]},
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
-                          "column": d.column, "layer": d.layer, "hint": d.hint, "severity": d.severity} for d in diagnostics]
+                          "column": d.column, "layer": d.layer, "hint": d.hint, "severity": d.severity}
+                         for d in diagnostics]
     return doc
 
 
 def comment(r: Row, rep: Report | None = None) -> str:
     """The seed's hand-written comment for one layer, computed.
 
-    A merge (a residual's Add, a squeeze-excite's Multiply, a parallel block's merge) takes several tensors: its comment names each input
+    A merge (a residual's Add, a squeeze-excite's Multiply, a parallel block's merge) takes several tensors: its
+    comment names each input
     with its receptive field and jump, then what comes out (`rout` is the union of what the inputs see)."""
     def split(shape):  # an image's size and channels; a shuffle's grouped view (h, w, g, c/g) has channels gxc/g
         return (dims(shape[:2]), dims(shape[2:])) if len(shape) >= 3 else (dims(shape), str(shape[-1]))

@@ -3,7 +3,6 @@ best trials' test accuracy (measured apart: trials select on held-out training i
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
@@ -11,6 +10,7 @@ import statistics
 from ..atomic import write
 from ..spec.load import to_yaml
 from ..train import rundir
+from ..train.scoring import test_accuracy
 from .sweep import default_out, import_optuna, open_study
 from .sweepfile import load_sweep
 
@@ -30,7 +30,8 @@ def _duration(seconds: float) -> str:
 
 
 def _short(path: str, names: list[str]) -> str:
-    """The shortest dotted tail of a space path that no other path shares (`kernel` is ambiguous: `body[0].sepconv.kernel`)."""
+    """The shortest dotted tail of a space path that no other path shares (`kernel` is ambiguous:
+    `body[0].sepconv.kernel`)."""
     parts = path.split(".")
     for n in range(1, len(parts) + 1):
         tail = ".".join(parts[-n:])
@@ -107,16 +108,13 @@ def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3)
 def _test_accuracy(run: str | None) -> float | None:
     if not run or not os.path.isfile(os.path.join(run, rundir.BEST)):
         return None
-    return rundir.test_accuracy(run)
+    return test_accuracy(run)
 
 
 def _plot(path, rows, S, title) -> None:
-    import matplotlib
+    from ..figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     done = [(t.user_attrs["params_count"], a) for t, a in rows
             if t.state == S.COMPLETE and a is not None and "params_count" in t.user_attrs]
     early = [(t.user_attrs["params_count"], a) for t, a in rows
@@ -132,8 +130,4 @@ def _plot(path, rows, S, title) -> None:
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"sweep {title}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    write(path, buf.getvalue())
+    save_figure(fig, path)

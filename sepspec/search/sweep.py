@@ -23,11 +23,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from ..checked import check_spec
 from ..diagnostics import UserError
 from ..graph.memory import estimate
 from ..spec.source import SpecError
+from ..status import INVALID
 from ..train import rundir
 from .sweepfile import Choice, IntRange, LogUniform, Sweep, Uniform, load_sweep
 
@@ -184,7 +186,24 @@ def record_figures(trial, rep) -> None:
 
 # ---- one worker ----------------------------------------------------------------------------------------------
 
-def work(sweep_path: str, out: str, storage: str | None = None, data: str | None = None, worker: int = 0) -> int:
+@dataclass
+class Worked:
+    """What one worker's loop ended with: the study's trained trials against those asked for, and whether it was
+    interrupted (its trial is left to be reaped and retried)."""
+
+    sweep: str
+    trained: int
+    asked: int
+    interrupted: bool = False
+
+
+class Infeasible(SweepError):
+    """Too many candidates in a row broke a rule: the space is mostly infeasible (exit status 1)."""
+
+    status = INVALID
+
+
+def work(sweep_path: str, out: str, storage: str | None = None, data: str | None = None, worker: int = 0) -> Worked:
     from ..train.trainer import Options, train
 
     optuna = import_optuna()
@@ -228,10 +247,9 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
             codes[diags[0].code] = codes.get(diags[0].code, 0) + 1
             if in_a_row >= cap:
                 common = max(codes, key=codes.get)
-                print(f"sepspec sweep: stopped: {in_a_row} candidates in a row broke a rule (most often {common}, "
-                      f"{codes[common]} times); the space is mostly infeasible: narrow it or raise the budget",
-                      file=sys.stderr, flush=True)
-                return 1
+                raise Infeasible(f"stopped: {in_a_row} candidates in a row broke a rule (most often {common}, "
+                                 f"{codes[common]} times); the space is mostly infeasible: narrow it or raise the "
+                                 "budget")
             continue
         in_a_row = 0
         trial.set_user_attr("trained", True)
@@ -253,28 +271,24 @@ def work(sweep_path: str, out: str, storage: str | None = None, data: str | None
             raise
         trial.set_user_attr("status", result.status)
         if result.status == "interrupted":  # leave it to be reaped and retried
-            return 130
+            return Worked(os.path.basename(sweep_path), trained_count(study), sweep.trials, interrupted=True)
         if result.status == "pruned":
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             best = rundir.read_metrics(run).get("best_val_accuracy")
             study.tell(trial, best if best is not None and math.isfinite(best) else 0.0)
-    print(f"sweep {os.path.basename(sweep_path)}: {trained_count(study)} trained trials (asked for {sweep.trials})",
-          flush=True)
-    return 0
+    return Worked(os.path.basename(sweep_path), trained_count(study), sweep.trials)
 
 
-def run(sweep_path: str, out: str | None, storage: str | None, data: str | None, workers: int) -> int:
-    """`sepspec sweep SWEEP.yaml`: one worker here, or `workers` worker processes sharing the CPU threads."""
+def start_workers(sweep_path: str, out: str | None, storage: str | None, data: str | None, workers: int) -> list[int]:
+    """`workers` worker processes (`sepspec sweep --worker I`) sharing the CPU threads, run to their end; their exit
+    statuses."""
     load_sweep(sweep_path)  # positioned errors before anything starts
     out = out or default_out(sweep_path)
-    if workers <= 1:
-        return work(sweep_path, out, storage, data)
     threads = max(1, (os.cpu_count() or 1) // workers)
     procs = []
     for i in range(workers):
         cmd = [sys.executable, "-m", "sepspec", "sweep", sweep_path, "--out", out, "--worker", str(i)]
         cmd += (["--storage", storage] if storage else []) + (["--data", data] if data else [])
         procs.append(subprocess.Popen(cmd, env={**os.environ, "SEPSPEC_THREADS": str(threads)}))
-    codes = [p.wait() for p in procs]
-    return max(codes, key=abs)
+    return [p.wait() for p in procs]

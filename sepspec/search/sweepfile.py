@@ -162,14 +162,16 @@ def load_sweep(path: str) -> SweepFile:
         raise SpecError([Diagnostic.at(src.pos(("spec",)), "SEP105", "sweep",
                                        f"spec: cannot read {sweep.spec!r}: {e.strerror or e}")]) from None
     except SpecError as e:
+        why = e.diagnostics[0].text()
         raise SpecError([Diagnostic.at(src.pos(("spec",)), "SEP105", "sweep",
-                                       f"spec: {sweep.spec!r} is not a valid spec ({e.diagnostics[0].text()})")]) from None
+                                       f"spec: {sweep.spec!r} is not a valid spec ({why})")]) from None
     file = SweepFile(sweep, src, base, classifier_entry(analyse(spec)))
     errors = []
     for name, dist in sweep.space.items():
         where = src.pos(("space", name), key=True)
         if name == "width":
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 16 for v in values_of(dist)):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 16
+                       for v in values_of(dist)):
                 errors.append(Diagnostic.at(where, "SEP103", "sweep", "space.width: a multiplier in (0, 16]"))
                 continue
         elif parse_path(name) is None:

@@ -490,7 +490,8 @@ def _entry_model(block: type[Block]):
     arg = Annotated[block, BeforeValidator(lambda v, k=block.kind: shorthand(k, v),
                                            json_schema_input_type=_shorthand_type(block))]
     return create_model(f"{block.__name__}Entry", __config__=ConfigDict(extra="forbid", strict=True, frozen=True),
-                        __doc__=f"A `{block.kind}` layer: `{block.kind}: <{block.main or 'mapping'}>` or a mapping of arguments.",
+                        __doc__=f"A `{block.kind}` layer: `{block.kind}: <{block.main or 'mapping'}>` or a mapping "
+                                "of arguments.",
                         **{block.kind: (arg, ...)})
 
 

@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from ..diagnostics import Diagnostic, dotted, ordered
 from .fields import STRICT, InputShape, Name, PosInt
 from .kinds import BLOCKS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
-from .trainconf import (SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step,
-                        Train)
 from .source import Source, SpecError, read
+from .trainconf import SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step, Train
 
 
 class Rules(BaseModel):
@@ -117,7 +116,8 @@ def resolve(path: str, display: str | None = None, _stack: tuple = ()) -> Source
     parent_display = os.path.normpath(os.path.join(os.path.dirname(display or path), parent_ref))
     key = os.path.realpath(path)
     if os.path.realpath(parent_path) in _stack + (key,):
-        raise SpecError([Diagnostic.at(here, "SEP106", "extends", f"extends cycle: {parent_ref} extends this file again")])
+        raise SpecError([Diagnostic.at(here, "SEP106", "extends",
+                                       f"extends cycle: {parent_ref} extends this file again")])
     try:
         parent = resolve(parent_path, parent_display, _stack + (key,))
     except OSError as e:

@@ -2,8 +2,9 @@
 tf.data on TensorFlow, a PyDataset's worker thread on JAX/PyTorch; normalisation, augmentation), of the trainer's
 step alone on ready tensors, and of a plain `model.fit` of the same emitted Keras model on the fastest plain input
 (a cached tf.data dataset; arrays elsewhere), that dataset both without tf.data's autotuning (as the trainer's, the
-baseline) and with it (as a user writes it). Interleaved repeats in one process; medians, their spread and the
-ratios are printed. With `--data FOLDER` (an image folder) the trainer is also timed streaming the same images from
+baseline) and with it (as a user writes it). Interleaved repeats in one process: a `Bench` record of every timed
+run (its medians and ratios are properties; the command line prints them, or `--format json`). With `--data FOLDER`
+(an image folder) the trainer is also timed streaming the same images from
 their files (what it does for a folder too large for memory) beside the same images held in memory."""
 
 from __future__ import annotations
@@ -11,18 +12,59 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import DataError, load_data, options_of
-from .pipeline import channel_stats, dataset, fixed, normalize
+from ..data.read import DataError, load_data, options_of
 from .devices import backend, device_name, set_precision, tensorflow
 from .fastpath import fast_training
+from .pipeline import channel_stats, dataset, fixed, normalize
 from .trainer import Options, check_fits, compile_model, jit, training_report
+
+LABELS = {"trainer": "trainer ({feed} + normalise + augment{fast})",
+          "streamed": "trainer streaming the folder's files (decoded per batch)",
+          "step": "trainer's step alone (ready tensors)",
+          "plain": "plain model.fit of the emitted model on {plain_feed}",
+          "tuned": "the same plain fit, its dataset autotuned (prefetch(AUTOTUNE))"}
+
+
+@dataclass
+class Bench:
+    """Training images/s of each way of training the spec (`runs`: key -> one figure per interleaved repeat)."""
+
+    spec: str
+    batch: int
+    steps: int
+    repeats: int
+    device: str
+    backend: str
+    precision: str
+    steps_per_execution: int
+    data: str
+    augmentation: str
+    fused: dict  # fast layers in the trainer's model: {"batch_norm": n, "dropout": n}
+    feed: str  # the trainer's input pipeline
+    plain_feed: str  # the plain fit's input
+    runs: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def medians(self) -> dict[str, float]:
+        return {k: statistics.median(v) for k, v in self.runs.items()}
+
+    @property
+    def ratio(self) -> float:
+        """The trainer against the plain fit (medians): the figure `sepspec bench` is for."""
+        return self.medians["trainer"] / self.medians["plain"]
+
+    def label(self, key: str) -> str:
+        fast = ", fast layers" if any(self.fused.values()) else ""
+        return LABELS[key].format(feed=self.feed, fast=fast, plain_feed=self.plain_feed)
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
-          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1) -> int:
+          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1) -> Bench:
     from ..lazy import import_keras
 
     keras = import_keras()
@@ -34,6 +76,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     b = t.batch_size
     n = steps * b
     streamed = None  # an image folder's images as the trainer streams them
+    notes = []
     try:
         d = load_data(data, download=False, stream="on", **options_of(spec))  # only a folder streams
         check_fits(spec, d, spec_path)
@@ -44,15 +87,14 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     except DataError:
         if data is not None:  # asked for this data: a wrong --data is an error, not a silent substitute
             raise
-        print("note: no CIFAR-10 found (--data, $SEPSPEC_DATA, Keras's cache); measuring on random images of the "
-              "spec's input shape", flush=True)
+        notes.append("no CIFAR-10 found (--data, $SEPSPEC_DATA, Keras's cache); measured on random images of the "
+                     "spec's input shape")
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (n, *spec.input), dtype=np.uint8)
         y = rng.integers(0, spec.classes, n).astype(np.int32)
         source = "random images (no CIFAR-10 found)"
     if len(x) < n:  # a small set (the device check's subset): its images again, for the throughput alone
-        print(f"note: {len(x):,} images for {steps} steps of {b}: each is used up to {math.ceil(n / len(x))} times",
-              flush=True)
+        notes.append(f"{len(x):,} images for {steps} steps of {b}: each is used up to {math.ceil(n / len(x))} times")
         if streamed is not None:
             streamed = streamed[np.resize(np.arange(len(x)), n)]
         x, y = np.resize(x, (n, *x.shape[1:])), np.resize(y, n)
@@ -111,31 +153,6 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         runs["plain"].append(ready(plain_model))
         if tuned is not None:
             runs["tuned"].append(ready(plain_model, tuned))
-    med = {k: statistics.median(v) for k, v in runs.items()}
     aug = ", ".join(f"{k}={v}" for k, v in t.augment.model_dump().items() if v) or "none"
-    feed = "tf.data" if tf is not None else "PyDataset"
-    print(f"{spec.name}: batch {b}, {steps} steps x {repeats} interleaved repeats, {device_name(keras)}, backend "
-          f"{backend(keras)}, precision {policy}, {steps_per_execution} step(s) per call, data: {source}, "
-          f"augmentation: {aug}, fused batch norms: {fused['batch_norm']}, dropouts with integer masks: {fused['dropout']}")
-
-    def line(label, key):
-        v = runs[key]
-        return (f"{label:<58} median {med[key]:>7,.0f} images/s  [{min(v):,.0f}-{max(v):,.0f}]  "
-                f"runs {[round(u) for u in v]}")
-
-    fast = ", fast layers" if any(fused.values()) else ""
-    print(line(f"trainer ({feed} + normalise + augment{fast})", "trainer"))
-    if streamed is not None:
-        print(line("trainer streaming the folder's files (decoded per batch)", "streamed"))
-        print(f"ratio streaming / in memory: {med['streamed'] / med['trainer']:.2f}")
-    print(line("trainer's step alone (ready tensors)", "step"))
-    print(line(f"plain model.fit of the emitted model on {plain_feed}", "plain"))
-    if tuned is not None:
-        print(line("the same plain fit, its dataset autotuned (prefetch(AUTOTUNE))", "tuned"))
-    best = {k: max(v) for k, v in runs.items()}
-    print(f"ratio trainer / plain fit: {med['trainer'] / med['plain']:.2f} (target >= 1.5); step alone / plain: "
-          f"{med['step'] / med['plain']:.2f}; best runs: {best['trainer'] / best['plain']:.2f} and "
-          f"{best['step'] / best['plain']:.2f}")
-    if tuned is not None:
-        print(f"ratio trainer / the autotuned plain fit: {med['trainer'] / med['tuned']:.2f}")
-    return 0
+    return Bench(spec.name, b, steps, repeats, device_name(keras), backend(keras), policy, steps_per_execution, source,
+                 aug, fused, "tf.data" if tf is not None else "PyDataset", plain_feed, runs, notes)

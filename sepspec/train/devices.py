@@ -42,7 +42,7 @@ def parse_tf_config(text: str | None) -> dict:
         cfg = json.loads(text)
     except json.JSONDecodeError as e:
         raise DeviceError(f"TF_CONFIG is not valid JSON: {e}") from None
-    cluster, task = cfg.get("cluster") if isinstance(cfg, dict) else None, cfg.get("task") if isinstance(cfg, dict) else None
+    cluster, task = (cfg.get("cluster"), cfg.get("task")) if isinstance(cfg, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster.get("worker"):
         raise DeviceError("TF_CONFIG: 'cluster' must list at least one 'worker' address (host:port)")
     for role, addrs in cluster.items():

@@ -11,7 +11,8 @@ layers' class, config and weights do not change, so a saved `.keras` file is pla
 and a model loaded from a checkpoint is fused again by the trainer.
 
 Keras's dropout on TensorFlow draws a 32-bit random word per element (a float32 uniform: 23 bits of it used);
-the draw is most of a dropout's cost. `cheap_dropouts(model)` draws half as many words from the layer's own seed generator (so its state,
+the draw is most of a dropout's cost. `cheap_dropouts(model)` draws half as many words from the layer's own seed
+generator (so its state,
 which the trainer saves for exact resume, advances as Keras's does) and gives each element 16 of their bits: an
 element is kept when its 16 bits are at least `round(rate * 2**16)`, and scaled by `1 / (1 - rate)` as Keras scales.
 Each element is an independent Bernoulli draw whose rate is the spec's rate on a grid of 2**-16 (0.07 becomes

@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
+from ..data.imagefolder import FolderImages
 from ..spec.trainconf import Augment
-from .imagefolder import FolderImages
 
 
 def channel_stats(x_uint8) -> tuple[list[float], list[float]]:
@@ -215,7 +215,7 @@ def fixed_options(tf):
     """tf.data options for every dataset the trainer makes: deterministic order, and no autotuning. tf.data's
     autotuning thread sleeps for 10 ms, 20 ms, ... doubling up to 60 s between its rounds, and destroying the
     iterator at the end of an epoch can wait for the current sleep to end: an epoch whose steps took 6.3 s then
-    ends at 10.23 s (10 + 20 + ... + 5,120 ms), one of 85 s at 141.9 s (docs/figures.md, "Training speed"). So
+    ends at 10.23 s (10 + 20 + ... + 5,120 ms), one of 85 s at 141.9 s (docs/experiments.md, "Training speed"). So
     the parallelism is fixed instead: one call per core, two batches ahead."""
     opts = tf.data.Options()
     opts.deterministic = True
@@ -257,7 +257,8 @@ class _HostBatchesMixin:
         from ..lazy import import_keras
 
         # JAX keeps an in-memory data set on the device; a streamed folder's batches are decoded here and sent
-        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if import_keras().backend.backend() == "jax" else None
+        on_jax = import_keras().backend.backend() == "jax"
+        self.device = _jax_batches(x_uint8, y, classes, mean, std, aug) if on_jax else None
 
     def __len__(self):
         return math.ceil(len(self.order) / self.batch)

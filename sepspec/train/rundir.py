@@ -1,5 +1,6 @@
-"""The run directory: one module knows its files and their formats, writes and reads them, settles a run to its
-commit point, scores a run's models on the test set, and lists runs.
+"""The run directory: one module knows its files and their formats, writes and reads them, and settles a run to
+its commit point. Beside it: `lock` (one trainer per run), `curves` (the picture of the history), `scoring` (a
+run's models on the test split) and `runlist` (`sepspec runs`).
 
 Every file is written whole or not at all (temporary file + rename), so a kill at any moment leaves the
 previous complete version of each file, never a half-written one. The files:
@@ -17,26 +18,20 @@ previous complete version of each file, never a half-written one. The files:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
 import time
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks here; runs are then not guarded against a second trainer
-    fcntl = None
-
 from .. import atomic
 from ..diagnostics import UserError
+from .curves import plot_curves
 
 SPEC, RECORD, STATE, METRICS, HISTORY, CURVES, BEST, FINAL = (
     "spec.yaml", "run.json", "state.json", "metrics.json", "history.csv", "curves.png", "best.keras", "final.keras")
 RECORDS_ONLY = ("keeps its records only (spec, run.json, history, metrics): its model files were not kept; "
                 "train it again from its spec.yaml and run.json's options")
-LOCK = ".train.lock"
 
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds",
                   # filled only where the recipe's `ema`/`tta` change the validation figure: the same epoch's
@@ -72,52 +67,6 @@ def new_run_dir(out: str | None, spec_name: str) -> str:
     return path
 
 
-@contextlib.contextmanager
-def hold(run: str):
-    """Held while a process trains in `run`, so that a second `sepspec train --resume` of the same run (from
-    another shell, or a second sweep worker) is refused instead of interleaving its epochs with the first's.
-    An advisory lock on a file: the system releases it when the holder dies, however it dies, so a killed
-    run never stays locked. The file keeps the holder's pid for the message."""
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(os.path.join(run, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        for _ in range(5):  # `sepspec runs` takes it for an instant to look
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.1)
-        else:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise UserError(f"{run}: another process (pid {pid}) is training this run; wait for it to "
-                            f"finish or stop it (kill -INT {pid}), then resume")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def is_held(run: str) -> bool | None:
-    """Whether a process trains in `run` now; None where that cannot be known (a run from before the lock
-    existed, or no advisory locks on this system)."""
-    if fcntl is None:
-        return None
-    try:
-        fd = os.open(os.path.join(run, LOCK), os.O_RDONLY)
-    except OSError:  # no lock file, or an unreadable one: say nothing rather than stop the listing
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def write_history(path: str, rows: list[dict]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
@@ -131,41 +80,20 @@ def read_history(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [{"epoch": int(r["epoch"]), **{k: float(v) for k, v in r.items() if k != "epoch" and v not in ("", None)}}
+        return [{"epoch": int(r["epoch"]),
+                 **{k: float(v) for k, v in r.items() if k != "epoch" and v not in ("", None)}}
                 for r in csv.DictReader(f)]
 
 
-def plot_curves(path: str, rows: list[dict], title: str) -> None:
-    """Loss and accuracy per epoch, train and validation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(ep, [r["loss"] for r in rows], "o-", label="train")
-    a.plot(ep, [r["val_loss"] for r in rows], "o-", label="validation")
-    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(), a.grid(alpha=0.3)
-    b.plot(ep, [100 * r["accuracy"] for r in rows], "o-", label="train")
-    b.plot(ep, [100 * r["val_accuracy"] for r in rows], "o-", label="validation")
-    b.set_xlabel("epoch"), b.set_ylabel("accuracy %"), b.legend(), b.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
-
-
-def load_model(path: str):
-    """A .keras file as a model; a file that is not one (missing, truncated, foreign) is a one-line error."""
+def load_model(path: str, *, optimizer: bool = False):
+    """A .keras file as a model; a file that is not one (missing, truncated, foreign) is a one-line error. Only a
+    resumed training needs the `optimizer` (compiled, its state restored); scoring and exporting read the weights."""
     from ..lazy import import_keras
 
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such model file")
     try:
-        return import_keras().saving.load_model(path)
+        return import_keras().saving.load_model(path, compile=optimizer)
     except Exception as e:  # Keras raises many kinds for a damaged file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {first})") from None
@@ -194,7 +122,8 @@ def settle(run: str, state: dict) -> None:
 def write_spec(run: str, spec) -> None:
     from ..spec.load import to_yaml
 
-    atomic_write(os.path.join(run, SPEC), to_yaml(spec, "the fully resolved spec of this run (written by sepspec train)"))
+    atomic_write(os.path.join(run, SPEC),
+                 to_yaml(spec, "the fully resolved spec of this run (written by sepspec train)"))
 
 
 def read_spec(run: str):
@@ -386,27 +315,10 @@ def keep_final(run: str) -> str:
     return os.path.join(run, FINAL)
 
 
-TEST_CHUNK = 10_000  # test images normalised (a streamed folder's: decoded) and scored at once; a multiple of
-                    # predict's batch of 500, so the batches are those of one call over the whole split
-
-
-def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
-    """Class probabilities of a model on the data's test split, normalised as the run was, a chunk at a time (no
-    float copy of a whole large split)."""
-    import numpy as np
-
-    from .pipeline import normalize
-    from .predict import probabilities
-
-    x = data.x_test
-    return np.concatenate([probabilities(model, normalize(x[i:i + TEST_CHUNK], *norm), tta)
-                           for i in range(0, max(len(x), 1), TEST_CHUNK)])  # an empty split: as before
-
-
 def run_data(run: str, data_arg: str | None = None, stream: str = "auto"):
     """The data a run was trained on (or `data_arg`, where it is now), read as its spec reads it (CIFAR-100's
     labels, resizing); `stream` as `load_data` takes it."""
-    from .data import load_data, options_of
+    from ..data.read import load_data, options_of
 
     options = {**options_of(read_spec(run)), "stream": stream}
     if data_arg is not None:
@@ -414,65 +326,6 @@ def run_data(run: str, data_arg: str | None = None, stream: str = "auto"):
     return load_data(recorded_data(run), origin=data_origin(run), **options)
 
 
-def test_accuracy(run: str, model_file: str = BEST, tta: str = "none", data=None) -> float:
-    """A run's model (`best.keras`, or a checkpoint in it) on the test split of the run's own data."""
-    norm = normalization(run)
-    if norm is None:
-        raise UserError(f"{run}: no {METRICS}, so no normalisation to score its models with")
-    data = data or run_data(run)
-    p = test_predictions(load_model(os.path.join(run, model_file)), data, norm, tta)
-    return float((p.argmax(-1) == data.y_test).mean())
-
-
-# ------------------------------------------------------------------------------------------ `sepspec runs`
-def list_runs(folder: str) -> int:
-    """Print a line per run under `folder`: spec, status, the best validation figure and its split, the test
-    figure of the final epoch, speed and what the command line changed."""
-    if not os.path.isdir(folder):
-        raise UserError(f"{folder}: no such folder")
-    found = []
-    for d, _, files in os.walk(folder):
-        if METRICS in files:
-            try:
-                found.append((d, read_json(os.path.join(d, METRICS))))
-            except (OSError, json.JSONDecodeError):
-                continue
-    if not found:
-        print(f"no runs under {folder}")
-        return 0
-    print(f"{'run':<44} {'spec':<12} {'params':>8} {'status':<11} {'epochs':>7} {'best val':>9} {'at':>4} "
-          f"{'val on':<9} {'test':>7} {'s/epoch':>8}  settings")
-    for d, m in sorted(found):
-        try:
-            print(_run_line(d, m))
-        except (TypeError, ValueError, AttributeError, KeyError):
-            print(f"{d:<44} (damaged {METRICS})")
-    return 0
-
-
-def _run_line(d: str, m: dict) -> str:
-    best = f"{100 * m['best_val_accuracy']:.2f}%" if m.get("best_val_accuracy") is not None else "-"
-    spe = f"{m['seconds_per_epoch']:.1f}" if m.get("seconds_per_epoch") else "-"
-    test = (m.get("test") or {}).get("final_accuracy")
-    status = m.get("status", "?")
-    if status == "running" and is_held(d) is False:
-        status = "stopped"  # its process died without a word (killed, crashed): `train --resume` continues it
-    return (f"{d:<44} {m.get('spec', '?'):<12} {m.get('params', 0):>8,} {status:<11} "
-            f"{m.get('epochs_completed', 0):>3}/{m.get('epochs_planned', 0):<3} {best:>9} "
-            f"{m.get('best_epoch') or '-':>4} {split_name(m.get('validation')):<9} "
-            f"{'-' if test is None else f'{100 * test:.2f}%':>7} {spe:>8}  {_settings(d)}")
-
-
 def split_name(validation) -> str:
     """Which images a run's validation figures come from, in a word: `test` (the test set) or `held-out`."""
     return "test" if validation == "test" else ("held-out" if validation is not None else "?")
-
-
-def _settings(run: str) -> str:
-    """What the command line changed (seed, --set), so that runs of one spec can be told apart."""
-    try:
-        opts = read_json(os.path.join(run, RECORD))["options"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return "?"
-    return " ".join([f"seed={opts.get('seed')}"] + [f"--set {o!r}" if " " in o else f"--set {o}"
-                                                    for o in opts.get("overrides") or []])

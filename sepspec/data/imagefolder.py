@@ -83,7 +83,8 @@ def _decode(path: str, size: tuple[int, int] | None) -> np.ndarray:
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+        why = " ".join(str(e).split())[:120]
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {why})") from None
     return a[..., None] if a.ndim == 2 else a
 
 
@@ -226,18 +227,3 @@ def read(path: str, size: tuple[int, int] | None = None, stream: str = "auto"):
     rel = {"train": [os.path.relpath(p, path) for p in tr], "test": [os.path.relpath(p, path) for p in te]}
     return (x_train, np.asarray(ytr, np.int32), x_test, np.asarray(yte, np.int32), classes, rel, how,
             [os.path.relpath(p, path) for p in skipped])
-
-
-def write_folder(root: str, x, y, class_names, *, fmt: str = "png", split: str | None = None) -> str:
-    """Write uint8 images as `root/[split/]<class>/<index>.<fmt>` (for tests and examples). Returns root."""
-    from PIL import Image
-
-    base = os.path.join(root, split) if split else root
-    for c in class_names:
-        os.makedirs(os.path.join(base, c), exist_ok=True)
-    for i, (img, label) in enumerate(zip(x, y)):
-        a = np.asarray(img, np.uint8)
-        im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
-        im.save(os.path.join(base, class_names[int(label)], f"{i:05d}.{fmt}"), quality=95) if fmt == "jpg" else \
-            im.save(os.path.join(base, class_names[int(label)], f"{i:05d}.{fmt}"))
-    return root

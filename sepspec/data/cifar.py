@@ -187,17 +187,6 @@ def write_batches(folder: str, x_train, y_train, x_test, y_test, *, archive: str
     return _tar(d, "cifar-10-batches-py", archive)
 
 
-def write_cifar100(folder: str, x_train, fine_train, coarse_train, x_test, fine_test, coarse_test, fine_names,
-                   coarse_names, *, archive: str | None = None) -> str:
-    """Write images in CIFAR-100's format (`train`, `test`, `meta` under cifar-100-python/)."""
-    d = os.path.join(folder, "cifar-100-python")
-    os.makedirs(d, exist_ok=True)
-    for name, x, fine, coarse in (("train", x_train, fine_train, coarse_train), ("test", x_test, fine_test, coarse_test)):
-        _dump(os.path.join(d, name), x, {b"fine_labels": fine, b"coarse_labels": coarse})
-    _meta(os.path.join(d, "meta"), {b"fine_label_names": fine_names, b"coarse_label_names": coarse_names})
-    return _tar(d, "cifar-100-python", archive)
-
-
 def _tar(d: str, arcname: str, archive: str | None) -> str:
     if archive:
         with tarfile.open(archive, "w:gz") as tar:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cifar, imagefolder
-from .cifar import CLASS_NAMES, DataError, write_batches  # noqa: F401  (the formats' one error; test helpers)
+from .cifar import CLASS_NAMES, DataError, write_batches  # noqa: F401  (the formats' one error; a CIFAR writer)
 
 ACCEPTED = ("an image folder (one subfolder per class, or train/ and test/ holding them), a .npz archive "
             "(x_train, y_train, x_test, y_test), or CIFAR-10/100 (cifar-10-python.tar.gz, cifar-100-python.tar.gz "
@@ -112,7 +112,8 @@ def load_data(data_arg: str | None = None, *, download: bool = True, origin: str
         if data is not None:
             return data
     raise DataError("CIFAR-10 not found. Looked in: " + ", ".join(tried) + " (no download: SEPSPEC_OFFLINE=1). "
-                    "Give --data PATH (the cifar-10-python.tar.gz archive or its extracted folder) or set SEPSPEC_DATA.")
+                    "Give --data PATH (the cifar-10-python.tar.gz archive or its extracted folder) or set "
+                    "SEPSPEC_DATA.")
 
 
 def options_of(spec) -> dict:
@@ -205,13 +206,6 @@ def _resized(d: Dataset, size) -> Dataset:
 
     d.x_train, d.x_test, d.resized = resize(d.x_train), resize(d.x_test), True
     return d
-
-
-def write_npz(path: str, x_train, y_train, x_test, y_test, class_names=None) -> str:
-    """Write arrays in the keras.datasets layout (for tests and examples)."""
-    extra = {"class_names": np.asarray(class_names)} if class_names is not None else {}
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
-    return path
 
 
 def fingerprint(data: Dataset) -> dict:
