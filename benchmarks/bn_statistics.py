@@ -15,7 +15,7 @@ from sepspec.data.read import load_data  # noqa: E402
 from sepspec.lazy import import_keras  # noqa: E402
 from sepspec.train import rundir  # noqa: E402
 from sepspec.train.pipeline import normalize  # noqa: E402
-from sepspec.train.scoring import test_accuracy, test_predictions  # noqa: E402
+from sepspec.train.scoring import accuracy_on_test_split, predictions_on_test_split  # noqa: E402
 
 
 def reestimated_accuracy(run: str, data_arg: str | None) -> tuple[float, float]:
@@ -23,7 +23,7 @@ def reestimated_accuracy(run: str, data_arg: str | None) -> tuple[float, float]:
     data = load_data(data_arg) if data_arg else load_data(rundir.recorded_data(run), origin=rundir.data_origin(run))
     mean, std = rundir.normalization(run)
     model = rundir.load_model(os.path.join(run, rundir.BEST))
-    before = test_accuracy(run, data=data)
+    before = accuracy_on_test_split(run, data=data)
     # cumulative average of the batch statistics over 10,000 training images
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     xs = normalize(data.x_train[:10000], mean, std)
@@ -34,7 +34,7 @@ def reestimated_accuracy(run: str, data_arg: str | None) -> tuple[float, float]:
         for layer in bns:
             layer.momentum = i / (i + 1)
         model(xs[b:b + 250], training=True)
-    after = float((test_predictions(model, data, (mean, std)).argmax(-1) == data.y_test).mean())
+    after = float((predictions_on_test_split(model, data, (mean, std)).argmax(-1) == data.y_test).mean())
     return before, after
 
 

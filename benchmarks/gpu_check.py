@@ -1,8 +1,10 @@
 """The device check's runs and table (started by benchmarks/gpu_check.sh, which sets up the environment).
 
 Each figure comes from sepspec's own commands in subprocesses (`python -m sepspec bench|train`), so what is
-measured is what users run. A run that fails or overruns is reported as such and the rest goes on; the table
-is rewritten after every run, so that an interrupted check still leaves what it measured.
+measured is what users run; the bench is read from its `--format json` record and a training from its run
+folder's records, never from text meant for people. A run that fails or overruns is reported as such and the rest
+goes on; the table is rewritten after every run, so that an interrupted check still leaves what it measured.
+`--cpu` is the dry run (tiny limits, under a minute on 2 cores; a test runs it, so the check cannot rot).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -18,27 +19,28 @@ import time
 DATA = ".gpu/cifar10-subset.tar.gz"
 
 
-def _bench(spec, precision, batch, steps, spe):
+def _bench(data, spec, precision, batch, steps, spe, repeats=3):
     return {"kind": "bench", "spec": spec, "precision": precision, "batch": batch, "spe": spe, "args": [
-        "bench", spec, "--data", DATA, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
-        "--steps-per-execution", str(spe)]}
+        "bench", spec, "--data", data, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
+        "--steps-per-execution", str(spe), "--repeats", str(repeats), "--format", "json"]}
 
 
-def _train(spec, precision, epochs, limits):
+def _train(data, spec, precision, epochs, limits):
     return {"kind": "train", "spec": spec, "precision": precision, "args": [
-        "train", spec, "--data", DATA, "--precision", precision, "--epochs", str(epochs), *limits]}
+        "train", spec, "--data", data, "--precision", precision, "--epochs", str(epochs), *limits]}
 
 
-def plan(cpu: bool) -> list[dict]:
+def plan(cpu: bool, data: str = DATA) -> list[dict]:
     """The runs, most wanted first (a deadline may cut the tail)."""
     base, residual, f32, bf16 = "specs/base.yaml", "specs/residual.yaml", "float32", "mixed_bfloat16"
-    if cpu:  # does every step work (tiny limits, minutes on 2 cores)
-        limits = ["--train-limit", "256", "--val-limit", "256", "--batch-size", "64"]
-        return [_bench(base, f32, 64, 3, 1), _train(base, f32, 1, limits), _train(residual, f32, 1, limits),
-                _bench(base, bf16, 64, 3, 1), _train(base, bf16, 1, limits), _train(residual, bf16, 1, limits)]
-    return [_bench(base, f32, 256, 60, 1), _bench(base, bf16, 256, 60, 1), _bench(base, bf16, 1024, 48, 8),
-            _train(residual, bf16, 3, []), _train(base, bf16, 3, []), _train(residual, f32, 3, []),
-            _bench(base, f32, 1024, 48, 8), _bench(base, "mixed_float16", 1024, 48, 8), _train(base, f32, 3, [])]
+    if cpu:  # does every kind of step work (tiny limits: under a minute on 2 cores)
+        limits = ["--train-limit", "64", "--val-limit", "64", "--batch-size", "32"]
+        return [_bench(data, base, f32, 32, 2, 1, repeats=1), _train(data, base, f32, 1, limits),
+                _train(data, residual, bf16, 1, limits)]
+    return [_bench(data, base, f32, 256, 60, 1), _bench(data, base, bf16, 256, 60, 1),
+            _bench(data, base, bf16, 1024, 48, 8), _train(data, residual, bf16, 3, []), _train(data, base, bf16, 3, []),
+            _train(data, residual, f32, 3, []), _bench(data, base, f32, 1024, 48, 8),
+            _bench(data, base, "mixed_float16", 1024, 48, 8), _train(data, base, f32, 3, [])]
 
 
 def run(r: dict, out: str, i: int, timeout: float) -> dict:
@@ -51,7 +53,8 @@ def run(r: dict, out: str, i: int, timeout: float) -> dict:
                            timeout=timeout)
         text, rc = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
-        text, rc = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
+        p, rc = None, "timeout"
+        text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
     r["wall"] = time.perf_counter() - t0
     r["batch"] = r.get("batch") or (int(r["args"][r["args"].index("--batch-size") + 1]) if "--batch-size" in r["args"]
                                     else 256)
@@ -62,9 +65,9 @@ def run(r: dict, out: str, i: int, timeout: float) -> dict:
         r["error"] = (text.strip().splitlines() or ["(no output)"])[-1][:160]
         return r
     if r["kind"] == "bench":
-        r["trainer"] = int(re.search(r"trainer step .*median ([\d,]+) images/s", text)[1].replace(",", ""))
-        r["plain"] = int(re.search(r"plain model\.fit .*median ([\d,]+) images/s", text)[1].replace(",", ""))
-        r["device"] = re.search(r"repeats, (.*?), backend", text)[1]
+        record = json.loads(p.stdout.strip().splitlines()[-1])  # `sepspec bench --format json`
+        r["trainer"], r["plain"] = round(record["medians"]["trainer"]), round(record["medians"]["plain"])
+        r["device"] = record["device"]
     else:
         m = json.load(open(os.path.join(out, "runs", f"{i:02d}", "metrics.json")))
         hist = open(os.path.join(out, "runs", f"{i:02d}", "history.csv")).read().splitlines()
@@ -100,15 +103,16 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--data", default=DATA, help=f"the CIFAR-10 archive the runs read (default {DATA})")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per run (default 150 on a GPU, 600 --cpu)")
     ap.add_argument("--deadline", type=float, default=None, help="start no run after this many seconds "
                     "(default 330 on a GPU: the check must end inside 8 minutes)")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, "logs"), exist_ok=True)
-    if not os.path.exists(DATA):
-        print(f"gpu_check: {DATA} is missing: run benchmarks/gpu_bundle.py first")
+    if not os.path.exists(a.data):
+        print(f"gpu_check: {a.data} is missing: run benchmarks/gpu_bundle.py first")
         return 1
-    runs = plan(a.cpu)
+    runs = plan(a.cpu, a.data)
     t0 = time.perf_counter()
     deadline = a.deadline or (1e9 if a.cpu else 330)
     for i, r in enumerate(runs):

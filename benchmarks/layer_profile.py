@@ -49,8 +49,10 @@ def _seconds(fn, calls: int = 3) -> float:
 
 def profile(spec_path: str, batch: int, repeats: int) -> None:
     from sepspec.lazy import import_keras
+    from sepspec.train.compiled import compile_model
     from sepspec.train.fastpath import fast_training
-    from sepspec.train.trainer import Options, compile_model, training_report
+    from sepspec.train.options import Options
+    from sepspec.train.trainer import training_report
 
     keras = import_keras()
     import tensorflow as tf

@@ -31,8 +31,10 @@ def main(argv=None) -> int:
     ap.add_argument("--keras-layers", action="store_true")
     a = ap.parse_args(argv)
     from sepspec.lazy import import_keras
+    from sepspec.train.compiled import compile_model
     from sepspec.train.fastpath import fast_training
-    from sepspec.train.trainer import Options, compile_model, training_report
+    from sepspec.train.options import Options
+    from sepspec.train.trainer import training_report
 
     keras = import_keras()
     import tensorflow as tf

@@ -39,7 +39,8 @@ def fit(spec: str | Spec, **options):
     of "train.key=value"), strategy, precision, jit_compile. Returns the `Result`: `status` ("finished", "nan",
     "interrupted") and `run`, the run directory.
     """
-    from .train.trainer import Options, train, training_report
+    from .train.options import Options
+    from .train.trainer import train, training_report
 
     opts = Options(spec=spec if isinstance(spec, str) else None, **options)
     result = train(training_report(opts, None if isinstance(spec, str) else spec), opts)

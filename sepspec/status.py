@@ -4,7 +4,7 @@ invalid (or a run failed), 2 a problem with options, files or data, 130 interrup
 
 OK, INVALID, USAGE, INTERRUPTED = 0, 1, 2, 130
 
-# how a training run ended (`train.trainer.Result.status`) -> the command's status
+# how a training run ended (`train.options.Result.status`) -> the command's status
 TRAINING = {"finished": OK, "pruned": OK, "nan": INVALID, "interrupted": INTERRUPTED}
 
 

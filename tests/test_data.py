@@ -64,7 +64,7 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     from sepspec.spec.trainconf import Augment
     from sepspec.train import scoring
     from sepspec.train.pipeline import _tf_dataset, channel_stats, host_batches
-    from sepspec.train.scoring import test_predictions
+    from sepspec.train.scoring import predictions_on_test_split
 
     x, y, xt, yt, names = images
     root = str(tmp_path / "png")
@@ -107,7 +107,7 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
     monkeypatch.setattr(scoring, "TEST_CHUNK", 25)  # three chunks of the 60 test images
     norm = ([0.5] * 3, [0.25] * 3)
-    assert np.allclose(test_predictions(model, s, norm, "flip"), test_predictions(model, m, norm, "flip"))
+    assert np.allclose(predictions_on_test_split(model, s, norm, "flip"), predictions_on_test_split(model, m, norm, "flip"))
     monkeypatch.setattr(imagefolder, "STREAM_SHARE", 1e-9)  # auto: a folder larger than its share of memory streams
     assert D.load_data(root).streamed
     monkeypatch.setattr(imagefolder, "STREAM_SHARE", 0.25)

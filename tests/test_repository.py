@@ -70,3 +70,16 @@ def test_no_committed_file_names_a_machine_path():
             continue
         found += [f"{p}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}" for m in MACHINE_PATH.finditer(text)]
     assert not found, found[:20]
+
+
+def test_the_results_page_is_generated_from_the_committed_records(tmp_path):
+    """docs/results.md is what `benchmarks/accuracy_plot.py` makes of results/ now: a run added or changed without
+    regenerating the page fails here."""
+    import sys
+
+    page = tmp_path / "results.md"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "accuracy_plot.py"), "--page-only", str(page)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert page.read_text() == open(os.path.join(ROOT, "docs", "results.md")).read(), \
+        "docs/results.md is stale: python benchmarks/accuracy_plot.py"

@@ -9,7 +9,8 @@ import pytest
 from sepspec.diagnostics import UserError
 from sepspec.spec.trainconf import Train
 from sepspec.train import rundir
-from sepspec.train.trainer import Options, split
+from sepspec.train.options import Options
+from sepspec.train.split import split
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from sepspec.data import read as D
 from sepspec.spec.trainconf import Train
 from sepspec.train.devices import DeviceError, parse_tf_config
+from sepspec.train.options import TrainError
 from sepspec.train.schedule import lr_at, plateau_update
-from sepspec.train.trainer import TrainError
 
 
 def tiny(n_train=60, n_test=20, seed=0):
@@ -314,7 +314,7 @@ def test_tf_config_checks():
 
 
 def test_options_refuse_unknown_choices_before_anything_runs():
-    from sepspec.train.trainer import Options
+    from sepspec.train.options import Options
 
     assert Options(spec="x.yaml").precision == "auto"
     for kwargs, msg in [({"precision": "half"}, "unknown precision 'half'"),
@@ -426,7 +426,7 @@ def test_weight_decay_spares_what_no_decay_names():
     under a decay that shrinks everything else (a zero gradient leaves decay alone at work)."""
     from sepspec.lazy import import_keras
     from sepspec.spec.trainconf import Train
-    from sepspec.train.trainer import spare_from_decay
+    from sepspec.train.compiled import spare_from_decay
 
     keras = import_keras()
     inp = keras.Input((6, 6, 3))
@@ -460,7 +460,7 @@ def test_the_jax_device_cache_never_serves_another_arrays_images():
 
 def test_a_short_runs_lagging_batch_norm_statistics_are_explained_where_the_user_sees_them():
     from sepspec import analyse, load
-    from sepspec.train.trainer import lagging_statistics
+    from sepspec.train.terminal import lagging_statistics
 
     from conftest import BASE
 

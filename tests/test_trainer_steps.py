@@ -11,8 +11,9 @@ from sepspec.spec.edit import with_overrides
 from sepspec.spec.load import load_source
 from sepspec.spec.source import parse
 from sepspec.train import rundir
-from sepspec.train.scoring import test_accuracy
-from sepspec.train.trainer import Options, Training
+from sepspec.train.options import Options
+from sepspec.train.scoring import accuracy_on_test_split
+from sepspec.train.trainer import Training
 
 from conftest import MINIMAL
 
@@ -45,10 +46,10 @@ def test_an_epoch_its_commit_and_the_finish(tmp_path, report):
     data = Data()
     t = Training(run, report, Options(seed=1), None, data)
     assert (len(t.x), len(t.xv), t.steps) == (80, 16, 5) and t.split == "16 images held out of the training split"
-    row = t.epoch(0)
+    row, improved = t.epoch(0)
     assert row["epoch"] == 1 and 0 <= row["val_accuracy"] <= 1 and "val_accuracy_no_tta" in row
-    assert t.improved and os.path.isfile(os.path.join(run, rundir.best_file(1)))
-    t.commit(row)
+    assert improved and os.path.isfile(os.path.join(run, rundir.best_file(1)))
+    t.commit(row, improved)
     state = rundir.read_state(run)
     assert state["epoch"] == 1 and state["best"]["epoch"] == 1
     assert json.load(open(os.path.join(run, rundir.METRICS)))["status"] == "running"
@@ -59,7 +60,7 @@ def test_an_epoch_its_commit_and_the_finish(tmp_path, report):
     test = m["test"]
     assert test["images"] == 32 and test["tta"] == "flip" and test["final_epoch"] == 2
     # the best model's figure is what `evaluate` gets from best.keras on the same test split
-    assert test["best_accuracy"] == test_accuracy(run, tta="flip", data=data)
+    assert test["best_accuracy"] == accuracy_on_test_split(run, tta="flip", data=data)
 
 
 def test_a_stop_on_the_pruners_word_and_an_interrupted_finish_scores_nothing(tmp_path, report):

@@ -94,7 +94,8 @@ def _positive(text: str) -> int:
 
 
 def cmd_train(a) -> int:
-    from ..train.trainer import Options, resume, train, training_report
+    from ..train.options import Options
+    from ..train.trainer import resume, train, training_report
 
     if a.resume:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),

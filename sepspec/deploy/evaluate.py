@@ -15,7 +15,7 @@ from ..figures import pyplot, save_figure
 from ..layers import dims
 from ..train import rundir
 from ..train.pipeline import channel_stats
-from ..train.scoring import test_predictions
+from ..train.scoring import predictions_on_test_split
 
 
 def _data_for(folder: str | None, data_arg: str | None):
@@ -78,7 +78,7 @@ def _keras_predictions(target: str, data_arg: str | None, tta: str = "none", dat
         raise UserError(f"{model_path}: the model takes {dims(shape)} images and gives {classes} "
                         f"classes; the data is {dims(data.x_test.shape[1:])} with "
                         f"{len(data.class_names)} classes")
-    return model_path, folder, data, test_predictions(model, data, norm, tta).argmax(axis=-1)
+    return model_path, folder, data, predictions_on_test_split(model, data, norm, tta).argmax(axis=-1)
 
 
 def _relative(path: str, folder: str) -> str:

@@ -10,7 +10,7 @@ import statistics
 from ..atomic import write
 from ..spec.load import to_yaml
 from ..train import rundir
-from ..train.scoring import test_accuracy
+from ..train.scoring import accuracy_on_test_split
 from .sweep import default_out, import_optuna, open_study
 from .sweepfile import load_sweep
 
@@ -108,7 +108,7 @@ def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3)
 def _test_accuracy(run: str | None) -> float | None:
     if not run or not os.path.isfile(os.path.join(run, rundir.BEST)):
         return None
-    return test_accuracy(run)
+    return accuracy_on_test_split(run)
 
 
 def _plot(path, rows, S, title) -> None:

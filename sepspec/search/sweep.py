@@ -204,7 +204,8 @@ class Infeasible(SweepError):
 
 
 def work(sweep_path: str, out: str, storage: str | None = None, data: str | None = None, worker: int = 0) -> Worked:
-    from ..train.trainer import Options, train
+    from ..train.options import Options
+    from ..train.trainer import train
 
     optuna = import_optuna()
     file = load_sweep(sweep_path)

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.read import DataError, load_data, options_of
+from .compiled import compile_model, jit
 from .devices import backend, device_name, set_precision, tensorflow
 from .fastpath import fast_training
+from .options import Options
 from .pipeline import channel_stats, dataset, fixed, normalize
-from .trainer import Options, check_fits, compile_model, jit, training_report
+from .split import check_fits
+from .trainer import training_report
 
 LABELS = {"trainer": "trainer ({feed} + normalise + augment{fast})",
           "streamed": "trainer streaming the folder's files (decoded per batch)",

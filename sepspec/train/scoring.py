@@ -11,7 +11,7 @@ TEST_CHUNK = 10_000  # test images normalised (a streamed folder's: decoded) and
                     # predict's batch of 500, so the batches are those of one call over the whole split
 
 
-def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
+def predictions_on_test_split(model, data, norm: tuple[list, list], tta: str = "none"):
     """Class probabilities of a model on the data's test split, normalised as the run was, a chunk at a time (no
     float copy of a whole large split)."""
     import numpy as np
@@ -24,11 +24,11 @@ def test_predictions(model, data, norm: tuple[list, list], tta: str = "none"):
                            for i in range(0, max(len(x), 1), TEST_CHUNK)])  # an empty split: as before
 
 
-def test_accuracy(run: str, model_file: str = rundir.BEST, tta: str = "none", data=None) -> float:
+def accuracy_on_test_split(run: str, model_file: str = rundir.BEST, tta: str = "none", data=None) -> float:
     """A run's model (`best.keras`, or a checkpoint in it) on the test split of the run's own data."""
     norm = rundir.normalization(run)
     if norm is None:
         raise UserError(f"{run}: no {rundir.METRICS}, so no normalisation to score its models with")
     data = data or rundir.run_data(run)
-    p = test_predictions(rundir.load_model(os.path.join(run, model_file)), data, norm, tta)
+    p = predictions_on_test_split(rundir.load_model(os.path.join(run, model_file)), data, norm, tta)
     return float((p.argmax(-1) == data.y_test).mean())

@@ -14,78 +14,35 @@ import contextlib
 import math
 import os
 import platform
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
 from .. import layers as L
 from ..checked import check_spec
 from ..data.read import fingerprint, fingerprint_difference, load_data, options_of, skipped_note
-from ..diagnostics import UserError
 from ..graph.analysis import Report
-from ..layers import dims
 from ..lazy import import_keras, import_tensorflow_if_installed
 from ..spec.edit import with_overrides
 from ..spec.load import Spec, load_source, resolve, to_yaml
 from ..spec.source import parse
 from ..version import __version__
-from . import PRECISIONS, STRATEGIES, STREAMS, rundir
+from . import rundir
 from .average import weight_average
 from .board import Board
+from .compiled import compile_model, jit, spare_from_decay
 from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
 from .fastpath import fast_training
 from .lock import hold
+from .options import Options, Result, TrainError
 from .pipeline import channel_stats, dataset, normalize
-from .predict import by_view, gives_probabilities, scores
+from .predict import by_view, scores
 from .schedule import BY_LENGTH, lr_at, per_step, plateau_update
-from .scoring import test_accuracy, test_predictions
-
-SPLIT_SEED = 0  # the held-out validation images are the same for every run on the same data
-
-
-@dataclass
-class Options:
-    """What the command line sets; recorded in run.json so that --resume continues with the same."""
-
-    spec: str | None = None  # the spec file (None for a Spec given in code)
-    epochs: int | None = None
-    batch_size: int | None = None
-    data: str | None = None
-    out: str | None = None
-    train_limit: int | None = None
-    val_limit: int | None = None
-    seed: int | None = None
-    overrides: list[str] = field(default_factory=list)
-    strategy: str = "default"
-    jit_compile: bool = False
-    precision: str = "auto"  # auto: float32 on CPU; on a GPU as measured per backend
-    fast_layers: bool = True  # on TensorFlow: the fused batch norm and integer dropout masks (train/fastpath.py)
-    stream: str = "auto"  # an image folder read from disk batch by batch: auto (when large), on, off
-
-    def __post_init__(self):
-        """Refuse a bad choice at once (API callers and tampered run.json files), before any data is loaded."""
-        for name, value, choices in (("strategy", self.strategy, STRATEGIES), ("precision", self.precision, PRECISIONS),
-                                     ("stream", self.stream, STREAMS)):
-            if value not in choices:
-                raise TrainError(f"unknown {name} {value!r} ({', '.join(choices)})")
-        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
-            raise TrainError(f"--seed {self.seed}: expected an integer from 0 to {2**32 - 1}")
-
-
-class TrainError(UserError):
-    """A clear, one-line problem (bad option, bad TF_CONFIG, missing run); the CLI prints it."""
-
-
-@dataclass
-class Result:
-    """How a run ended (`status`: finished, pruned by a sweep's `on_epoch`, nan, interrupted; the command line's
-    exit status is `sepspec.status.of_training(status)`) and its folder."""
-
-    status: str
-    run: str
+from .scoring import accuracy_on_test_split, predictions_on_test_split
+from .split import check_fits, held_out, split, split_words
+from .terminal import Progress, lagging_statistics, stop_signals
 
 
 # ------------------------------------------------------------------------------------- the spec
@@ -103,108 +60,6 @@ def training_report(opts: Options, spec: Spec | None = None) -> Report:
         sets.append(f"train.batch_size={opts.batch_size}")
     edited = load_source(with_overrides(src, sets)) if sets or spec is None else spec
     return check_spec(edited, opts.spec or edited.name).raise_errors().report
-
-
-def _optimizer(keras, train):
-    o = train.optimizer
-    if o.name == "sgd":
-        return keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov,
-                                    weight_decay=o.weight_decay or None)
-    if o.name == "adamw":
-        return keras.optimizers.AdamW(o.learning_rate, weight_decay=o.weight_decay)
-    return keras.optimizers.Adam(o.learning_rate, weight_decay=o.weight_decay or None)
-
-
-def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps_per_execution: int = 1):
-    """The spec's model, compiled with the spec's optimizer and loss."""
-    from ..emit.model import keras_model
-
-    model = keras_model(report)
-    from_logits = not gives_probabilities(model)
-    if mixed:  # class scores in float32 whatever the compute dtype
-        out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
-        model = keras.Model(model.input, out, name=model.name)
-    loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=train.label_smoothing)
-    model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
-                  steps_per_execution=steps_per_execution)
-    spare_from_decay(model, train)
-    return model
-
-
-def spare_from_decay(model, train) -> int:
-    """Exclude the weights `optimizer.no_decay` names from the optimizer's weight decay; how many. Called when the
-    model is compiled and again when a checkpoint is loaded (a .keras file does not keep the exclusions)."""
-    keep = set(train.optimizer.no_decay)
-    if not keep:
-        return 0
-    spared = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if "norm" in keep and kind in ("BatchNormalization", "LayerNormalization"):
-            spared += layer.trainable_weights
-            continue
-        if "depthwise" in keep:
-            spared += [w for w in (getattr(layer, "depthwise_kernel", None),
-                                   layer.kernel if kind == "DepthwiseConv2D" else None) if w is not None]
-        if "bias" in keep and getattr(layer, "bias", None) is not None:
-            spared.append(layer.bias)
-    model.optimizer.exclude_from_weight_decay(var_list=spared)
-    return len(spared)
-
-
-def jit(keras, opts: Options) -> bool:
-    """XLA as asked on TensorFlow (off by default: slower on CPU here) and PyTorch (torch.compile); always on JAX,
-    whose steps are compiled or run op by op in Python."""
-    return True if keras.backend.backend() == "jax" else opts.jit_compile
-
-
-# -------------------------------------------------------------------------------------- the data
-def split(data, train, opts: Options):
-    """(x, y, x_val, y_val): the training images and the validation images. `validation: test` validates on the
-    test split; a fraction or a count holds that many training images out, chosen by a seeded permutation
-    (`SPLIT_SEED`), in their original order, so that every run on the same data validates on the same images."""
-    x, y = data.x_train, data.y_train
-    if train.validation == "test":
-        xv, yv = data.x_test, data.y_test
-    else:
-        k = held_out(train.validation, len(x))
-        held = np.zeros(len(x), bool)
-        held[np.random.default_rng(SPLIT_SEED).permutation(len(x))[:k]] = True
-        x, y, xv, yv = x[~held], y[~held], x[held], y[held]
-    if opts.train_limit:
-        x, y = x[:opts.train_limit], y[:opts.train_limit]
-    if opts.val_limit:
-        xv, yv = xv[:opts.val_limit], yv[:opts.val_limit]
-    return x, y, xv, yv
-
-
-def held_out(validation: float | int, images: int) -> int:
-    """How many of `images` training images a fraction or count holds out; TrainError when none or all."""
-    k = validation if isinstance(validation, int) else int(round(images * validation))
-    if k < 1 or k >= images:
-        raise TrainError(f"validation {validation} leaves no training or no validation images (of {images:,})")
-    return k
-
-
-def split_words(validation, images: int) -> str:
-    """Where the validation figures come from, as the epoch lines and `metrics.json` say it."""
-    return ("the test split" if validation == "test" else f"{images:,} images held out of the training split")
-
-
-def check_fits(spec: Spec, data, where: str | None = None) -> None:
-    """The spec's input and classes must be the data's (CIFAR-10: 32x32x3, 10 classes), before anything is
-    written. `where` names the spec in the message."""
-    shape = tuple(data.x_train.shape[1:])
-    name = where or spec.name
-    if tuple(spec.input) != shape:
-        hint = "" if spec.input[2] != shape[2] or spec.train.resize else \
-            "; train.resize: true resizes the images to the input"
-        raise TrainError(f"{name}: input {dims(spec.input)}, but the data's images are {dims(shape)} "
-                         f"(e.g. {data.example()}){hint}")
-    if spec.classes != len(data.class_names):
-        names = ", ".join(data.class_names[:12]) + (", ..." if len(data.class_names) > 12 else "")
-        raise TrainError(f"{name}: classes: {spec.classes}, but the data has {len(data.class_names)} classes "
-                         f"({names})")
 
 
 def _data_record(data, fingerprint_now: dict | None = None) -> dict:
@@ -412,13 +267,14 @@ class Training:
     def epochs(self, on_epoch=None) -> str:
         """Every epoch after the last committed one to the end, each committed; the status at the end. SIGTERM
         and SIGINT stop between two instants of the commit protocol like Ctrl-C: the run stays resumable."""
-        with _stop_signals():
+        with stop_signals():
             try:
                 for e in range(self.done, self.t.epochs):
-                    row = self.epoch(e)
-                    if row is None:
+                    trained = self.epoch(e)
+                    if trained is None:
                         return "nan"
-                    self.commit(row)
+                    row, improved = trained
+                    self.commit(row, improved)
                     if on_epoch is not None and on_epoch(e + 1, row) and e + 1 < self.t.epochs:
                         return "pruned"
                 return "finished"
@@ -427,9 +283,9 @@ class Training:
                       f"Resume with:\n  sepspec train --resume {self.run}", file=sys.stderr, flush=True)
                 return "interrupted"
 
-    def epoch(self, e: int) -> dict | None:
-        """Fit one pass (epoch index e, from 0) and validate; the history row, or None when the loss is not finite.
-        A new best model is saved (`rundir.best_file`) for the commit to name."""
+    def epoch(self, e: int) -> tuple[dict, bool] | None:
+        """Fit one pass (epoch index e, from 0) and validate: (the history row, whether it is a new best), or None
+        when the loss is not finite. A new best model is saved (`rundir.best_file`) for the commit to name."""
         t, keras = self.t, self.keras
         lr = lr_at(t, e, self.plateau, 0, self.steps)  # per step: the rate of the epoch's first step
         self.model.optimizer.learning_rate.assign(lr)
@@ -438,7 +294,7 @@ class Training:
                     if per_step(t) else [])
         ds = dataset(self.x, self.y, batch=t.batch_size, classes=self.spec.classes, mean=self.mean, std=self.std,
                      seed=self.opts.seed, epoch=e, training=True, aug=t.augment)
-        progress = _Progress(keras, e + 1, t.epochs, self.steps)
+        progress = Progress(keras, e + 1, t.epochs, self.steps)
         t0 = time.perf_counter()
         h = self.model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
                            callbacks=stepwise + [progress.cb, keras.callbacks.TerminateOnNaN()]
@@ -447,8 +303,8 @@ class Training:
         progress.clear()
         with self.average.swapped_in() if self.average else contextlib.nullcontext():  # validate the average
             val, extra = self.validate(self.val_ds, self.xv_normal, self.yv, "_no_tta")
-            self.improved = val["accuracy"] > self.best["val_accuracy"]  # False for NaN
-            if self.improved:
+            improved = val["accuracy"] > self.best["val_accuracy"]  # False for NaN
+            if improved:
                 rundir.save_model(self.model, os.path.join(self.run, rundir.best_file(e + 1)))
         if self.average is not None:  # the live weights' figures, for the ablation in the history
             live, live_extra = self.validate(self.val_ds, self.xv_normal, self.yv, "_plain")
@@ -467,7 +323,7 @@ class Training:
         print(f"Epoch {e + 1}/{t.epochs} - {row['seconds']:.0f}s - loss: {row['loss']:.4f} - accuracy: "
               f"{row['accuracy']:.4f} - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} "
               f"({rundir.split_name(t.validation)}) - lr: {lr:.6g}", flush=True)
-        return row
+        return row, improved
 
     def validate(self, ds, x_normal, y, untta: str) -> tuple[dict, dict]:
         """The loss and accuracy as the recipe defines them (its `tta` views), and, where TTA is on, the
@@ -481,11 +337,13 @@ class Training:
             extra["_flip_only"] = scores(p["flip"], y)["accuracy"]
         return scores(p[self.t.tta], y), extra
 
-    def commit(self, row: dict) -> None:
+    def commit(self, row: dict, improved: bool) -> None:
+        """The epoch's row into the history, the schedule's state and the best model forward, the run folder
+        committed to it."""
         epoch = self.done = row["epoch"]
         self.rows.append(row)
         self.plateau = plateau_update(self.t, self.plateau, row["val_loss"])
-        if self.improved:
+        if improved:
             self.best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "file": rundir.best_file(epoch)}
         status = "running" if epoch < self.t.epochs else "finished"
         rundir.commit(self.run, epoch, self.model, rows=self.rows,
@@ -515,12 +373,12 @@ class Training:
 
     def test_figures(self) -> dict:
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
-            p = test_predictions(self.model, self.data, (self.mean, self.std), self.t.tta)
+            p = predictions_on_test_split(self.model, self.data, (self.mean, self.std), self.t.tta)
         final = scores(p, self.data.y_test)
         last = self.rows[-1]["epoch"]
         # best.keras holds the very weights scored above when the final epoch was the best one
         best = (final["accuracy"] if self.best["epoch"] == last else
-                test_accuracy(self.run, rundir.BEST, self.t.tta, self.data))
+                accuracy_on_test_split(self.run, rundir.BEST, self.t.tta, self.data))
         return {"images": int(len(self.data.y_test)), "tta": self.t.tta, "final_accuracy": final["accuracy"],
                 "final_epoch": last, "best_accuracy": best, "best_epoch": self.best["epoch"]}
 
@@ -541,65 +399,6 @@ class Training:
 
 
 # -------------------------------------------------------------------------------------- helpers
-def lagging_statistics(report: Report, rows: list[dict], steps_per_epoch: int) -> str | None:
-    """Why a short run validates far below its training accuracy, said where the user sees it: validation uses the
-    batch norms' moving statistics, which at a momentum of 0.99 still carry the first steps' (very different)
-    weights after an epoch or two (`specs/base.yaml`, the seed's recipe: 18.6% validation against 45.2% training
-    after epoch 1, 63.9% against 66.5% after epoch 3: results/base-50ep). None when that is not the case."""
-    momenta = [r.layer.momentum for r in report.rows if isinstance(r.layer, L.BatchNormalization)]
-    if not momenta or not rows or max(momenta) < 0.99:
-        return None
-    last = rows[-1]
-    if last.get("val_accuracy") is None or last["val_accuracy"] >= 0.75 * last["accuracy"]:
-        return None
-    steps = len(rows) * steps_per_epoch
-    return (f"validation accuracy {last['val_accuracy']:.4f} trails training accuracy {last['accuracy']:.4f}: "
-            f"validation uses the batch norms' moving statistics (momentum {max(momenta):g}), which after {steps:,} "
-            f"steps still weigh the first steps' weights ({max(momenta):g}^{steps:,} = {max(momenta) ** steps:.2f} of "
-            "their start); they catch up within a few epochs, as the full run shows (a short run of your own can set "
-            "a lower bn_momentum in the spec's defaults)")
-
-class _Progress:
-    """A one-line progress bar on a terminal; nothing when output goes to a file (no carriage returns)."""
-
-    def __init__(self, keras, epoch, epochs, steps):
-        self.cb = keras.callbacks.LambdaCallback(on_train_batch_end=self._step)
-        self.tty = sys.stdout.isatty()
-        self.epoch, self.epochs, self.steps = epoch, epochs, steps
-        self.t0 = time.perf_counter()
-
-    def _step(self, batch, logs):
-        if not self.tty:
-            return
-        done = batch + 1
-        bar = "#" * int(30 * done / self.steps)
-        sys.stdout.write(f"\rEpoch {self.epoch}/{self.epochs} [{bar:<30}] {done}/{self.steps} "
-                         f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', float('nan')):.4f} "
-                         f"{time.perf_counter() - self.t0:.0f}s")
-        sys.stdout.flush()
-
-    def clear(self):
-        if self.tty:
-            sys.stdout.write("\r" + " " * 100 + "\r")
-
-
-@contextlib.contextmanager
-def _stop_signals():
-    """SIGTERM stops like Ctrl-C; and a background shell (nohup ... &) starts us with SIGINT ignored, yet
-    `kill -INT` should still stop cleanly."""
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
-
-
-def _raise_interrupt(*_):
-    raise KeyboardInterrupt
-
-
 def _rng_state(model) -> dict:
     """The state of every layer's random-number generator (dropout): a .keras file does not keep it."""
     return {layer.name: [int(v) for v in np.asarray(layer.seed_generator.state.numpy()).ravel()]

@@ -1,0 +1,59 @@
+"""The spec's model compiled with its recipe: the optimizer (and the weights its decay spares), the loss (from
+logits or probabilities), float32 class scores under mixed precision, XLA where it pays."""
+
+from __future__ import annotations
+
+from .predict import gives_probabilities
+
+
+def _optimizer(keras, train):
+    o = train.optimizer
+    if o.name == "sgd":
+        return keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov,
+                                    weight_decay=o.weight_decay or None)
+    if o.name == "adamw":
+        return keras.optimizers.AdamW(o.learning_rate, weight_decay=o.weight_decay)
+    return keras.optimizers.Adam(o.learning_rate, weight_decay=o.weight_decay or None)
+
+
+def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps_per_execution: int = 1):
+    """The spec's model, compiled with the spec's optimizer and loss."""
+    from ..emit.model import keras_model
+
+    model = keras_model(report)
+    from_logits = not gives_probabilities(model)
+    if mixed:  # class scores in float32 whatever the compute dtype
+        out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
+        model = keras.Model(model.input, out, name=model.name)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=train.label_smoothing)
+    model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+    spare_from_decay(model, train)
+    return model
+
+
+def spare_from_decay(model, train) -> int:
+    """Exclude the weights `optimizer.no_decay` names from the optimizer's weight decay; how many. Called when the
+    model is compiled and again when a checkpoint is loaded (a .keras file does not keep the exclusions)."""
+    keep = set(train.optimizer.no_decay)
+    if not keep:
+        return 0
+    spared = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if "norm" in keep and kind in ("BatchNormalization", "LayerNormalization"):
+            spared += layer.trainable_weights
+            continue
+        if "depthwise" in keep:
+            spared += [w for w in (getattr(layer, "depthwise_kernel", None),
+                                   layer.kernel if kind == "DepthwiseConv2D" else None) if w is not None]
+        if "bias" in keep and getattr(layer, "bias", None) is not None:
+            spared.append(layer.bias)
+    model.optimizer.exclude_from_weight_decay(var_list=spared)
+    return len(spared)
+
+
+def jit(keras, opts) -> bool:
+    """XLA as asked on TensorFlow (off by default: slower on CPU here) and PyTorch (torch.compile); always on JAX,
+    whose steps are compiled or run op by op in Python."""
+    return True if keras.backend.backend() == "jax" else opts.jit_compile
