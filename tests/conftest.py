@@ -83,6 +83,12 @@ def images():
     return x[:240], y[:240], x[240:], y[240:], list(CIFAR10_NAMES)
 
 
+@pytest.fixture(scope="session")
+def data(tmp_path_factory) -> str:
+    """The small CIFAR-10 archive every training test reads (`cifar_like`, seed 1): written once per worker."""
+    return cifar_like(tmp_path_factory, 1)
+
+
 def cifar_like(tmp_path_factory, seed: int) -> str:
     """320 training and 64 test images of random pixels and labels, written in the real CIFAR-10 format (an
     archive), so that the loader's real code path runs. Returns the archive's path."""

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import OFFLINE, ROOT, cifar_like, run_cli, trained_run
+from conftest import OFFLINE, ROOT, run_cli, trained_run
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("onnxruntime")
@@ -78,11 +78,6 @@ layers:
   - activation: softmax
 """
 ENV = OFFLINE
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return cifar_like(tmp_path_factory, 3)
 
 
 @pytest.fixture(scope="module")

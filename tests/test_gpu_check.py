@@ -8,14 +8,13 @@ import sys
 
 import pytest
 
-from conftest import ROOT, cifar_like
+from conftest import ROOT
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="the check runs on JAX (dev extra)")]
 
 
-def test_the_device_checks_dry_run_measures_every_kind_of_run(tmp_path_factory, tmp_path):
-    data = cifar_like(tmp_path_factory, 5)
+def test_the_device_checks_dry_run_measures_every_kind_of_run(data, tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), "--cpu", "--data", data],
                        capture_output=True, text=True, timeout=600,

@@ -15,7 +15,7 @@ import pytest
 import sepspec
 from sepspec import analyse, load
 
-from conftest import OFFLINE, cifar_like, run_cli, trained_run
+from conftest import OFFLINE, run_cli, trained_run
 
 MIXER = """
 name: mixer
@@ -167,11 +167,6 @@ def test_compiled_model_and_source_equal_the_analysis_and_load_in_plain_keras(tm
 
 
 ENV = OFFLINE
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return cifar_like(tmp_path_factory, 5)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import OFFLINE, ROOT, cifar_like, run_cli
+from conftest import OFFLINE, ROOT, run_cli
 
 pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
 
@@ -49,11 +49,6 @@ space:
 """
 ENV = OFFLINE
 S = optuna.trial.TrialState
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return cifar_like(tmp_path_factory, 5)
 
 
 def make(tmp_path, trials=3, epochs=1, limit=64):

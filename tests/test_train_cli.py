@@ -15,7 +15,7 @@ import pytest
 from sepspec import analyse, load
 from sepspec.data.read import write_batches
 
-from conftest import OFFLINE, ROOT, cifar_like, run_cli
+from conftest import OFFLINE, ROOT, run_cli
 
 pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
 
@@ -40,11 +40,6 @@ train:
   augment: {flip: true, crop: 2, cutout: 4}
 """
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar-10-python.tar.gz")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return cifar_like(tmp_path_factory, 1)
 
 
 @pytest.fixture
@@ -648,3 +643,40 @@ def test_an_unknown_or_missing_keras_backend_is_one_line(tmp_path, spec, data):
     if importlib.util.find_spec("torch") is None:
         r = run_cli("train", spec, "--data", data, env={**ENV, "KERAS_BACKEND": "torch"})
         assert r.returncode == 2 and "KERAS_BACKEND=torch: torch is not installed" in r.stderr, r.stderr
+
+
+def test_data_parallel_on_two_devices_has_the_losses_of_one_and_resumes_exactly(tmp_path, data):
+    """`--strategy data` (keras.distribution.DataParallel) on JAX with two forced host devices: each batch split in
+    two, the same losses as one device at the same global batch (float tolerance), a run killed before the commit
+    point of epoch 2 resumes to exactly the uninterrupted run's figures and weights; a batch the devices cannot
+    share, and the strategy on a backend without keras.distribution, are one-line refusals."""
+    two = {**JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SMALL.lstrip())
+    args = [str(spec), "--data", data, "--epochs", "3", "--train-limit", "96", "--val-limit", "64",
+            "--set", "train.batch_size=16"]
+    one, dp, cut = (str(tmp_path / n) for n in ("one", "dp", "cut"))
+    r = run_cli("train", *args, "--out", one, env=two)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", *args, "--out", dp, "--strategy", "data", env=two)
+    assert r.returncode == 0, r.stderr
+    m = json.load(open(os.path.join(dp, "metrics.json")))
+    assert m["strategy"] == "data" and m["replicas"] == 2
+    a, b = history(one), history(dp)
+    for x, y in zip(a, b):
+        for k in ("loss", "val_loss", "val_accuracy"):
+            assert float(x[k]) == pytest.approx(float(y[k]), rel=1e-4, abs=1e-5), (k, x, y)
+    r = run_cli("train", *args, "--out", cut, "--strategy", "data", env={**two, "SEPSPEC_CRASH_AT": "before-commit:2"})
+    assert r.returncode == 137, r.stderr
+    r = run_cli("train", "--resume", cut, env=two)
+    assert r.returncode == 0 and "resuming after epoch 1" in r.stdout, r.stderr
+    assert [(x["loss"], x["val_loss"]) for x in history(cut)] == [(x["loss"], x["val_loss"]) for x in b]
+    r = run_cli("train", *args[:-1], "train.batch_size=15", "--out", str(tmp_path / "odd"), "--strategy", "data",
+                env=two)
+    assert r.returncode == 2 and "must be a multiple of 2" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", *args, "--set", "train.validation=63", "--out", str(tmp_path / "odd"), "--strategy", "data",
+                env=two)  # 63 validation images held out: a last batch of 15
+    assert r.returncode == 2 and "validation images (63 images in batches of 16) end in a batch of 15" in r.stderr
+    r = run_cli("train", *args, "--out", str(tmp_path / "tf"), "--strategy", "data", env=ENV)
+    assert r.returncode == 2 and "keras.distribution" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(os.path.join(tmp_path, "odd")) and not os.path.exists(os.path.join(tmp_path, "tf"))

@@ -8,7 +8,7 @@ from typing import get_args as _args
 from ..data import STREAMS  # noqa: F401  (the trainer's --stream choices)
 from ..spec.trainconf import Train as _Train
 
-STRATEGIES = ("default", "mirrored", "multiworker")
+STRATEGIES = ("default", "mirrored", "multiworker", "data")  # data: keras.distribution.DataParallel
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: float32 on CPU; on a GPU, per backend
                                                                    # as measured (devices.AUTO_GPU_PRECISION)
 TTA = _args(_Train.model_fields["tta"].annotation)  # test-time augmentation: the views whose mean is the figure

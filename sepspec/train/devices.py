@@ -78,16 +78,69 @@ class _OneDevice:
         return contextlib.nullcontext()
 
 
-def check_strategy(keras, name: str) -> None:
+# Keras's own distribution API (keras.distribution) has a backend implementation for JAX only in Keras 3.15
+DATA_PARALLEL = ("jax",)
+# keras.distribution.initialize() reads these for a job over several hosts (one process each)
+MULTI_HOST = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
+
+
+class _DataParallel:
+    """`--strategy data`: Keras's own `keras.distribution.DataParallel`: every step's batch split over all the devices
+    the backend sees (GPUs; on a CPU, XLA's forced host devices), the weights replicated, one compiled program, so the
+    batch norms see the global batch and the losses are those of one device. Over several hosts, set Keras's
+    KERAS_DISTRIBUTION_* variables (`keras.distribution.initialize()` reads them) on every host."""
+
+    def __init__(self, keras):
+        if all(os.environ.get(v) for v in MULTI_HOST):
+            keras.distribution.initialize()
+        self.devices = keras.distribution.list_devices()
+        self.num_replicas_in_sync = len(self.devices)
+        self.distribution = keras.distribution.DataParallel(devices=self.devices)
+
+    def scope(self):
+        return self.distribution.scope()
+
+
+def check_strategy(keras, name: str, batch_size: int | None = None) -> None:
     """Refuse a strategy this backend does not have, before anything is written."""
-    if name != "default" and backend(keras) != "tensorflow":
+    b = backend(keras)
+    if name == "data":
+        if b not in DATA_PARALLEL:
+            raise DeviceError(f"--strategy data is Keras's keras.distribution, which Keras {keras.__version__} "
+                              f"implements on {', '.join(DATA_PARALLEL)} only; the backend here is {b} "
+                              "(KERAS_BACKEND): use KERAS_BACKEND=jax, or --strategy mirrored on TensorFlow")
+        n = len(keras.distribution.list_devices())
+        if batch_size is not None and batch_size % n:
+            raise DeviceError(f"--strategy data splits each batch over {n} devices: the batch size {batch_size} "
+                              f"must be a multiple of {n}")
+        return
+    if name != "default" and b != "tensorflow":
         raise DeviceError(f"--strategy {name} is TensorFlow's tf.distribute; the Keras backend here is "
-                          f"{backend(keras)} (KERAS_BACKEND), which trains on one device: use --strategy default "
-                          f"or KERAS_BACKEND=tensorflow")
+                          f"{b} (KERAS_BACKEND): use --strategy default or data (keras.distribution), or "
+                          f"KERAS_BACKEND=tensorflow")
+
+
+def check_shares(keras, parts: dict[str, tuple[int, int]]) -> None:
+    """`--strategy data` splits every batch over the devices, and Keras's JAX sharding needs each batch, the last
+    partial one too, to divide evenly: `parts` maps what is batched (the training images, the validation images,
+    the test split) to (images, batch size); one that does not share is refused before anything is written."""
+    n = len(keras.distribution.list_devices())
+    for what, (images, batch) in parts.items():
+        rest = images % batch
+        if rest % n:
+            raise DeviceError(f"--strategy data splits each batch over {n} devices: the {what} ({images:,} images "
+                              f"in batches of {batch}) end in a batch of {rest}, which {n} devices cannot share; "
+                              f"change the count (--train-limit, --val-limit, train.validation) by a few images")
 
 
 def make_strategy(keras, name: str):
+    """What the trainer builds its model in (`scope()`) and reports (`num_replicas_in_sync`). `data` also sets
+    Keras's global distribution, which the fit and predict steps read; the trainer restores the previous one."""
     check_strategy(keras, name)
+    if name == "data":
+        strategy = _DataParallel(keras)
+        keras.distribution.set_distribution(strategy.distribution)
+        return strategy
     tf = tensorflow(keras)
     if tf is None:
         return _OneDevice()

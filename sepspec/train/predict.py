@@ -18,7 +18,10 @@ def gives_probabilities(model) -> bool:
     return layers[-1].get_config().get("activation") == "softmax"
 
 
-def probabilities(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> np.ndarray:
+PREDICT_BATCH = 500  # images per predict call when scoring (the test split, evaluate)
+
+
+def probabilities(model, x: np.ndarray, tta: str = "none", batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """(n, classes) probabilities for normalised images `x` (n, h, w, c)."""
     return by_view(model, x, tta, batch_size)[tta]
 

@@ -33,12 +33,22 @@ from . import rundir
 from .average import weight_average
 from .board import Board
 from .compiled import compile_model, jit, spare_from_decay
-from .devices import backend, check_strategy, device_name, make_strategy, set_precision, split_cpu, tensorflow, versions
+from .devices import (
+    backend,
+    check_shares,
+    check_strategy,
+    device_name,
+    make_strategy,
+    set_precision,
+    split_cpu,
+    tensorflow,
+    versions,
+)
 from .fastpath import fast_training
 from .lock import hold
 from .options import Options, Result, TrainError
 from .pipeline import channel_stats, dataset, normalize
-from .predict import by_view, scores
+from .predict import PREDICT_BATCH, by_view, scores
 from .schedule import BY_LENGTH, lr_at, per_step, plateau_update
 from .scoring import accuracy_on_test_split, predictions_on_test_split
 from .split import check_fits, held_out, split, split_words
@@ -83,7 +93,9 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
     if spec.train.validation != "test":  # the same: a split that leaves nothing is refused here
         held_out(spec.train.validation, len(data.x_train))
     keras = import_keras()
-    check_strategy(keras, opts.strategy)
+    check_strategy(keras, opts.strategy, spec.train.batch_size)
+    if opts.strategy == "data":
+        _check_shares(keras, spec.train, opts, data)
     # absolute while it runs; the record keeps them relative to the run folder (rundir.write_record)
     opts.spec = os.path.abspath(opts.spec) if opts.spec else None
     opts.data = os.path.abspath(opts.data) if opts.data else None
@@ -93,6 +105,12 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
         rundir.write_record(run, {"options": asdict(opts), "sepspec": __version__, "backend": backend(keras),
                                   "started": time.strftime("%Y-%m-%d %H:%M:%S"), "data": _data_record(data)})
         return Result(_loop(run, report, opts, None, data, on_epoch), run)
+
+
+def _check_shares(keras, t, opts: Options, data) -> None:
+    x, _, xv, _ = split(data, t, opts)
+    check_shares(keras, {"training images": (len(x), t.batch_size), "validation images": (len(xv), t.batch_size),
+                         "test split": (len(data.x_test), PREDICT_BATCH)})
 
 
 def resume(run: str, epochs: int | None = None, *, data: str | None = None,
@@ -162,16 +180,18 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
 
 
 def _loop(run: str, report: Report, opts: Options, state: dict | None, data, on_epoch=None) -> str:
-    """Train from `state` to the end (or a stop); the status. Keras's global dtype policy is left as it was."""
-    precision = import_keras().mixed_precision
-    policy = precision.global_policy()
+    """Train from `state` to the end (or a stop); the status. Keras's global dtype policy and distribution are left
+    as they were."""
+    keras = import_keras()
+    policy, distribution = keras.mixed_precision.global_policy(), keras.distribution.distribution()
     try:
         training = Training(run, report, opts, state, data)
         status = training.epochs(on_epoch)
         training.finish(status)
         return status
     finally:
-        precision.set_global_policy(policy)
+        keras.mixed_precision.set_global_policy(policy)
+        keras.distribution.set_distribution(distribution)
 
 
 # ------------------------------------------------------------------------------------- the steps
