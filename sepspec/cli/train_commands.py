@@ -29,8 +29,9 @@ def add_commands(sub) -> None:
                    "--epochs N: train it to N epochs; with --data PATH: the same data set, moved)")
     s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
                    help="override a train: setting with a YAML value (repeatable)")
-    s.add_argument("--strategy", choices=STRATEGIES, help="default (one device); mirrored, multiworker (TensorFlow's tf.distribute); data (keras.distribution."
-                   "DataParallel on JAX: each batch over every device)")
+    s.add_argument("--strategy", choices=STRATEGIES,
+                   help="default (one device); mirrored, multiworker (TensorFlow's tf.distribute); data "
+                   "(keras.distribution.DataParallel on JAX: each batch over every device)")
     s.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): float32 on CPU; on a GPU the measured best for the Keras backend "
                    "(docs/gpu.md)")
