@@ -5,6 +5,7 @@ Lite Micro's planner."""
 import glob
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -253,3 +254,78 @@ def test_a_killed_exports_working_folder_is_removed_by_the_next_export(tmp_path)
         (tmp_path / name / "model.tflite").write_bytes(b"partial")
     remove_stale_temps(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == sorted([f".sepspec-export-{os.getpid()}-def", ".sepspec-export-x-y", "keep"])
+
+
+# ------------------------------------------------------------------------------------- TensorFlow Lite Micro
+def _stand_in_resolver(root) -> None:
+    """A minimal stand-in for TFLM's micro_mutable_op_resolver.h (TFLM's headers are not here): what the generated
+    model_ops.h calls, each method recording its name so that a program can print what was registered."""
+    from sepspec.deploy.tflm import RESOLVER
+
+    d = root / "tensorflow" / "lite" / "micro"
+    d.mkdir(parents=True)
+    methods = "".join(f'  TfLiteStatus {m}() {{ return Record("{m}"); }}\n' for m in sorted(set(RESOLVER.values())))
+    (d / "micro_mutable_op_resolver.h").write_text(
+        "#pragma once\n#include <cstdio>\n"
+        "typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\n"
+        "#define TF_LITE_ENSURE_STATUS(a) do { const TfLiteStatus s_ = (a); if (s_ != kTfLiteOk) return s_; } while (0)\n"
+        "namespace tflite {\ntemplate <unsigned int tOpCount> class MicroMutableOpResolver {\n public:\n"
+        + methods + " private:\n  unsigned int n_ = 0;\n"
+        "  TfLiteStatus Record(const char* name) { if (n_ >= tOpCount) return kTfLiteError; ++n_; "
+        "std::printf(\"%s\\n\", name); return kTfLiteOk; }\n};\n}  // namespace tflite\n")
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="no C++ compiler (g++) here")
+def test_tflm_sources_hold_the_file_compile_with_warnings_as_errors_and_register_exactly_its_operators(
+        tmp_path, run, data):
+    import subprocess
+
+    from sepspec import analyse
+    from sepspec.deploy.export import micro_arena
+    from sepspec.deploy.tflm import RESOLVER, operators, resolver_calls
+    from sepspec.graph.memory import estimate
+    from sepspec.train import rundir
+
+    out = tmp_path / "tflm"
+    r = run_cli("export", run, "--format", "tflm", "-o", str(out), "--calibration", "32", env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "tensor arena" in r.stdout and "operators to register" in r.stdout
+    assert sorted(os.listdir(out)) == ["model.tflite", "model_data.cc", "model_data.h", "model_ops.h",
+                                       "model_settings.h"]
+    tflite = (out / "model.tflite").read_bytes()
+    _stand_in_resolver(tmp_path / "include")
+    (tmp_path / "main.cc").write_text(
+        '#include <cstdint>\n#include <cstdio>\n#include "model_data.h"\n#include "model_ops.h"\n'
+        '#include "model_settings.h"\n'
+        "int main(int argc, char** argv) {\n"
+        "  if (argc != 2 || reinterpret_cast<std::uintptr_t>(g_model) % 16 != 0) return 3;\n"
+        '  std::FILE* f = std::fopen(argv[1], "wb");\n'
+        "  if (std::fwrite(g_model, 1, g_model_len, f) != g_model_len) return 4;\n  std::fclose(f);\n"
+        "  tflite::MicroMutableOpResolver<kNumOps> resolver;\n  if (RegisterOps(resolver) != kTfLiteOk) return 5;\n"
+        '  std::printf("arena %d classes %d first %s\\n", kTensorArenaSize, kNumClasses, kClassNames[0]);\n'
+        "  return 0;\n}\n")
+    cc = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", str(out), "-I",
+                         str(tmp_path / "include"), str(tmp_path / "main.cc"), str(out / "model_data.cc"), "-o",
+                         str(tmp_path / "prog")], capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    ran = subprocess.run([str(tmp_path / "prog"), str(tmp_path / "back.tflite")], capture_output=True, text=True)
+    assert ran.returncode == 0, (ran.returncode, ran.stderr)
+    assert (tmp_path / "back.tflite").read_bytes() == tflite  # the array is the file, byte for byte, 16-aligned
+    registered = ran.stdout.splitlines()[:-1]
+    ops = operators(str(out / "model.tflite"))
+    assert registered == resolver_calls((out / "model_ops.h").read_text()) == [RESOLVER[o] for o in ops]
+    assert len(set(ops)) == len(ops)  # each once: kNumOps is exact
+    # the arena: the static estimate of the run's spec (TFLM's own plan, equal) plus TFLM's persistent structures
+    measured = micro_arena(str(out / "model.tflite"))
+    planned = estimate(analyse(rundir.read_spec(run))).arena_bytes
+    assert planned == measured["head"]
+    size = int(ran.stdout.splitlines()[-1].split()[1])
+    assert size == -(-(planned + measured["tail"]) // 16) * 16
+    assert ran.stdout.splitlines()[-1].endswith("classes 10 first airplane")
+    # and the same file on TFLM's own kernels, beside LiteRT's
+    r = run_cli("evaluate", str(out / "model.tflite"), "--runtime", "tflm", "--reference", run, env=ENV)
+    assert r.returncode == 0, r.stderr
+    ev = json.load(open(out / "model.tflite.tflm.evaluation.json"))
+    assert ev["runtime"] == "tflm" and ev["arena"] == {"tflm_activations": planned, "estimate": planned}
+    assert 0 <= ev["litert_agreement"] <= 1 and ev["litert_agreement"] > 0.9 and "(equal)" in r.stdout
+    assert "reference" in ev and sum(map(sum, ev["confusion"])) == 64

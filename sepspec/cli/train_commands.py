@@ -49,14 +49,20 @@ def add_commands(sub) -> None:
     s.add_argument("--reference", metavar="RUN_DIR_OR_MODEL", help="for an exported file: agreement with a float "
                    "model (a run directory: its best.keras; or a .keras file, such as a checkpoint)")
     s.add_argument("--data", metavar="PATH", help="where the model's data set is (default: as its run recorded it)")
+    s.add_argument("--runtime", choices=("litert", "tflm"), default="litert", help="for an int8 .tflite: run it on "
+                   "LiteRT's kernels (default) or on TensorFlow Lite Micro's (as a microcontroller does), beside "
+                   "LiteRT's figure")
     s.add_argument("--tta", choices=TTA, default="none", help="flip: average each image's and its mirror "
                    "image's probabilities; flip_shift: also each shifted by one pixel up-left and down-right (6 views)")
     s.set_defaults(fn=cmd_evaluate)
 
-    s = sub.add_parser("export", help="a trained model as a LiteRT (float or int8), ONNX or SavedModel file")
+    s = sub.add_parser("export", help="a trained model as a LiteRT (float or int8), ONNX or SavedModel file, or as "
+                       "C++ sources for TensorFlow Lite Micro")
     s.add_argument("source", metavar="RUN_DIR_OR_MODEL")
-    s.add_argument("--format", required=True, choices=("litert", "litert-int8", "onnx", "saved_model"))
-    s.add_argument("-o", "--output", required=True, metavar="FILE")
+    s.add_argument("--format", required=True, choices=("litert", "litert-int8", "onnx", "saved_model", "tflm"),
+                   help="tflm: a folder of C++ sources (the int8 model as an aligned array, the arena size, the op "
+                   "resolver, the input and output quantisation, the classes)")
+    s.add_argument("-o", "--output", required=True, metavar="FILE_OR_FOLDER")
     s.add_argument("--normalization", metavar="RUN_DIR|none", help="for a .keras file: the run directory whose "
                    "per-channel normalisation goes into the graph (default none: the file takes normalised input)")
     s.add_argument("--calibration", type=_positive, default=300, metavar="N",
@@ -126,7 +132,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     from ..deploy.evaluate import evaluate
 
-    e = evaluate(a.target, a.data, a.tta, a.reference)
+    e = evaluate(a.target, a.data, a.tta, a.reference, a.runtime)
     note = f" ({e.tta} test-time augmentation)" if e.tta != "none" else ""
     print(f"{e.model}: test accuracy {100 * e.accuracy:.2f}% on {e.images:,} images{note}")
     for name, acc in e.per_class.items():
@@ -139,6 +145,15 @@ def cmd_evaluate(a) -> int:
         print(f"reference {e.reference}: test accuracy {100 * e.reference_accuracy:.2f}%; the exported file agrees "
               f"with it on {100 * e.agreement:.2f}% of the images ({100 * (e.accuracy - e.reference_accuracy):+.2f} "
               "points)")
+    if e.runtime == "tflm":
+        print(f"LiteRT's kernels on the same file: test accuracy {100 * e.litert_accuracy:.2f}%; TensorFlow Lite Micro "
+              f"agrees with them on {100 * e.litert_agreement:.2f}% of the images")
+        est, used = e.arena["estimate"], e.arena["tflm_activations"]
+        if est is None:
+            print(f"TensorFlow Lite Micro planned {used:,} bytes of activations (no spec here to check it against)")
+        else:
+            print(f"TensorFlow Lite Micro planned {used:,} bytes of activations; the static estimate: {est:,}"
+                  + (" (equal)" if est == used else f" (DIFFERENT by {used - est:+,}: please report it)"))
     print("wrote " + " and ".join(e.written))
     return OK
 
@@ -153,6 +168,13 @@ def cmd_export(a) -> int:
         parts.append(f"weight buffers {info['buffer_bytes']:,} bytes, {info['ops']} ops")
     if "input" in info:
         parts.append(f"input {info['input']}, output {info['output']}")
+    if "tflm" in info:
+        t = info["tflm"]
+        parts.append(f"tensor arena {t['arena']['bytes']:,} bytes ({t['arena']['activations']:,} activations + "
+                     f"{t['arena']['persistent']:,} TFLM), {len(t['ops'])} operators to register")
+        print(f"wrote {done.path}/ (tflm: model_data.cc, model_data.h, model_settings.h, model_ops.h and "
+              f"model.tflite, {info['bytes']:,} bytes)" + "".join(f"; {p}" for p in parts))
+        return OK
     print(f"wrote {done.path} ({done.format}, {info['bytes']:,} bytes)" + "".join(f"; {p}" for p in parts))
     return OK
 

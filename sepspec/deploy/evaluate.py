@@ -37,6 +37,10 @@ class Evaluation:
     reference: str | None = None  # an exported file's float model, and how the two compare
     reference_accuracy: float | None = None
     agreement: float | None = None
+    runtime: str = "litert"  # an exported .tflite: litert (LiteRT's kernels) or tflm (TensorFlow Lite Micro's)
+    litert_accuracy: float | None = None  # with runtime tflm: the same file on LiteRT, and how often the two agree
+    litert_agreement: float | None = None
+    arena: dict | None = None  # with runtime tflm: the activation bytes TFLM planned, against the static estimate
     written: list[str] = field(default_factory=list)
 
     @property
@@ -44,11 +48,15 @@ class Evaluation:
         return int(sum(map(sum, self.confusion)))
 
 
-def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None) -> Evaluation:
+def evaluate(target: str, data_arg: str | None = None, tta: str = "none", reference: str | None = None,
+             runtime: str = "litert") -> Evaluation:
+    if runtime == "tflm" and not target.endswith(".tflite"):
+        raise UserError(f"{target}: --runtime tflm runs an int8 .tflite file (sepspec export --format litert-int8 "
+                        "or tflm)")
     if target.endswith((".tflite", ".onnx")):
         if tta != "none":
             raise UserError(f"{target}: --tta is for Keras models (an exported file is evaluated as it is)")
-        return evaluate_exported(target, data_arg, reference)
+        return evaluate_exported(target, data_arg, reference, runtime)
     if reference is not None:
         raise UserError("--reference is for an exported .tflite or .onnx file")
     model_path, folder, data, pred = _keras_predictions(target, data_arg, tta)
@@ -97,18 +105,35 @@ def _scored(model: str, pred, data, tta: str = "none") -> Evaluation:
     return Evaluation(model, float((pred == y).mean()), per_class, cm.tolist(), tta)
 
 
-def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None) -> Evaluation:
-    """Accuracy of an exported .tflite/.onnx file run by its own runtime; with a reference (a run directory: its
+def evaluate_exported(path: str, data_arg: str | None = None, reference: str | None = None,
+                      runtime: str = "litert") -> Evaluation:
+    """Accuracy of an exported .tflite/.onnx file run by its own runtime (a .tflite on TensorFlow Lite Micro's
+    kernels with `runtime="tflm"`, beside LiteRT's figure for the same file); with a reference (a run directory: its
     best.keras; or a .keras file, such as a checkpoint of a run), how often it agrees with that float model."""
     from .runtime import scores
 
     folder = rundir.model_of(reference)[1] if reference else None  # a missing reference: refused before running
     data = _data_for(folder, data_arg)
-    pred = scores(path, np.asarray(data.x_test)).argmax(axis=-1)  # a streamed folder's test images, decoded
+    pixels = np.asarray(data.x_test)  # a streamed folder's test images, decoded
+    litert = scores(path, pixels).argmax(axis=-1)
+    if runtime == "tflm":
+        from . import tflm
+
+        micro, head = tflm.scores(path, pixels)
+        pred = micro.argmax(axis=-1)
+    else:
+        pred = litert
     result = _scored(path, pred, data)
+    result.runtime = runtime
     here = os.path.dirname(os.path.abspath(path))
-    record = {"model": _relative(path, here), "test_accuracy": result.accuracy, "per_class": result.per_class,
-              "confusion": result.confusion}
+    record = {"model": _relative(path, here), "runtime": runtime, "test_accuracy": result.accuracy,
+              "per_class": result.per_class, "confusion": result.confusion}
+    if runtime == "tflm":
+        result.litert_accuracy = float((litert == data.y_test).mean())
+        result.litert_agreement = float((litert == pred).mean())
+        result.arena = {"tflm_activations": head, "estimate": _estimate_of(folder)}
+        record.update({"litert_accuracy": result.litert_accuracy, "litert_agreement": result.litert_agreement,
+                       "arena": result.arena})
     if reference:
         model_path, _, _, ref = _keras_predictions(reference, data_arg, data=data)
         result.reference = model_path
@@ -116,10 +141,20 @@ def evaluate_exported(path: str, data_arg: str | None = None, reference: str | N
         result.agreement = float((ref == pred).mean())
         record.update({"reference": _relative(model_path, here), "reference_accuracy": result.reference_accuracy,
                        "agreement": result.agreement})
-    out = path + ".evaluation.json"
+    out = path + (".tflm" if runtime == "tflm" else "") + ".evaluation.json"
     rundir.write_json(out, record)
     result.written = [out]
     return result
+
+
+def _estimate_of(folder: str | None) -> int | None:
+    """The static estimate of the activation arena for the spec of the run in `folder` (None without one)."""
+    if not folder or not rundir.is_run(folder):
+        return None
+    from ..graph.analysis import analyse
+    from ..graph.memory import estimate
+
+    return estimate(analyse(rundir.read_spec(folder))).arena_bytes
 
 
 def _plot_confusion(path, cm, names, acc):

@@ -22,7 +22,7 @@ from ..diagnostics import UserError
 from ..layers import NOT_INT8
 from ..train import rundir
 
-FORMATS = ("litert", "litert-int8", "onnx", "saved_model")
+FORMATS = ("litert", "litert-int8", "onnx", "saved_model", "tflm")  # tflm: litert-int8 as C++ sources (deploy/tflm)
 CONVERTER_CRASHES = {"mish", "softplus", "exponential"}  # TensorFlow's LiteRT converter segfaults on these
 
 
@@ -63,6 +63,7 @@ def job_of(source: str, fmt: str, *, normalization: str | None = None, calibrati
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     model, stats, run = _source(source, normalization)
+    fmt = "litert-int8" if fmt == "tflm" else fmt  # the C++ sources hold the int8 file
     calib = None
     if fmt == "litert-int8":
         calib = data or (rundir.recorded_data(run) if run else None) or os.environ.get("SEPSPEC_DATA") or ""
@@ -78,8 +79,9 @@ def job_of(source: str, fmt: str, *, normalization: str | None = None, calibrati
 
 def export(source: str, fmt: str, out: str, *, normalization: str | None = None, calibration: int = 300,
            data: str | None = None, seed: int = 0) -> Exported:
-    """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model)."""
+    """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model and tflm)."""
     job = job_of(source, fmt, normalization=normalization, calibration=calibration, data=data, seed=seed)
+    folder_out = fmt in ("saved_model", "tflm")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise UserError(f"{out}: its folder {parent} does not exist")
@@ -88,11 +90,13 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
     suffix = {"litert": ".tflite", "litert-int8": ".tflite", "onnx": ".onnx"}.get(fmt)
     if suffix and not out.endswith(suffix):
         raise UserError(f"{out}: a {fmt} file must end in {suffix}")
-    if os.path.isdir(out) and fmt != "saved_model":
+    if os.path.isdir(out) and not folder_out:
         raise UserError(f"{out}: is a folder; give a file name")
+    if folder_out and os.path.isfile(out):
+        raise UserError(f"{out}: is a file; {fmt} writes a folder")
     remove_stale_temps(parent)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".sepspec-export-{os.getpid()}-") as tmp:
-        target = os.path.join(tmp, "model" if fmt == "saved_model" else os.path.basename(out))
+        target = os.path.join(tmp, {"saved_model": "model", "tflm": "model.tflite"}.get(fmt, os.path.basename(out)))
         # the converters are TensorFlow's: a .keras file from any backend loads on it (a run trained on JAX too)
         r = subprocess.run([sys.executable, "-m", "sepspec.cli.convert", json.dumps(job), target],
                            capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
@@ -104,8 +108,34 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
             tail = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no message"
             raise UserError(f"{source}: the {fmt} converter crashed ({why}: {tail[:200]})")
         info = json.loads(r.stdout.strip().splitlines()[-1])
+        if fmt == "tflm":
+            target = _tflm_folder(target, tmp, source, job)
+            info.update(target[1])
+            target = target[0]
         _move(target, out)
     return Exported(out, fmt, info)
+
+
+def _tflm_folder(tflite: str, tmp: str, source: str, job: dict) -> tuple[str, dict]:
+    """The folder `--format tflm` writes: the C++ sources and the .tflite they hold."""
+    from .tflm import write_sources
+
+    folder = os.path.join(tmp, "tflm")
+    os.makedirs(folder)
+    run = os.path.dirname(job["model"])
+    estimate, classes = None, []
+    if rundir.is_run(run) and job["stats"] is not None:  # the run's own spec: its static plan of the activations
+        from ..data.read import CLASS_NAMES
+        from ..graph.analysis import analyse
+        from ..graph.memory import estimate as static_estimate
+
+        spec = rundir.read_spec(run)
+        estimate = static_estimate(analyse(spec)).arena_bytes
+        record = rundir.read_record(run)
+        classes = (record.get("data") or {}).get("classes") or (CLASS_NAMES if spec.classes == 10 else [])
+    written = write_sources(tflite, folder, class_names=list(classes), origin=source, estimate=estimate)
+    os.replace(tflite, os.path.join(folder, "model.tflite"))
+    return folder, {"tflm": written}
 
 
 def remove_stale_temps(parent: str) -> None:
