@@ -74,12 +74,18 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
         data, normalization = _own_shape(spec, tmp)
     # converted in this process (what `sepspec export` runs in its subprocess): one TensorFlow start for all specs
     convert(job_of(keras_file, "litert-int8", normalization=normalization, calibration=50, data=data), tflite)
-    d = estimate(sepspec.check(spec_path).report)
+    from sepspec.deploy.tflite_file import deployment
+
+    rep = sepspec.check(spec_path).report
+    d = estimate(rep)
     buffers, ops = tflite_buffer_bytes(tflite)
     arena = micro_arena(tflite)
+    read = deployment(tflite)  # the file read back as `show FILE.tflite --memory` reads it
     est_ops = sum(1 for o in d.ops if o.op != "INPUT")
     return {"spec": name, "flash_est": d.flash_bytes, "flash_file": buffers, "ops_est": est_ops, "ops_file": ops,
             "live_peak": d.peak_bytes, "arena_est": d.arena_bytes, "head": arena["head"], "tail": arena["tail"],
+            "macs": rep.macs, "macs_est": d.macs, "macs_read": read.macs, "flash_read": read.flash_bytes,
+            "arena_read": read.arena_bytes,
             "file_bytes": os.path.getsize(tflite)}
 
 

@@ -71,10 +71,10 @@ class Lowering:
     """What a layer's `lower` writes its ops through (the static estimate, `graph/memory.py`, implements it)."""
 
     def op(self, name: str, op: str, layer: str, inputs, shape, weights: int = 0, bias: int = 0,
-           bias_zero: bool = False, consts=(), itemsize: int = 1) -> str:
+           bias_zero: bool = False, consts=(), itemsize: int = 1, macs: int = 0) -> str:
         """An op writing tensor `name` (int8 unless `itemsize`) of `shape` from `inputs`, with `weights` bytes of
-        int8 weights, `bias` bytes of int32 bias (all zeros: `bias_zero`) and `consts` (constants the converter
-        stores once per content); returns `name`."""
+        int8 weights, `bias` bytes of int32 bias (all zeros: `bias_zero`), `consts` (constants the converter
+        stores once per content) and `macs` multiply-accumulates (the layer's, split over its ops); returns `name`."""
         raise NotImplementedError
 
     def writer(self, tensor: str) -> str:
@@ -228,14 +228,15 @@ class _Windowed(Layer):
         return {"kernel_size": self.kernel, "strides": self.strides, "padding": self.padding,
                 "dilation_rate": self.dilation}
 
-    def _lower_depthwise(self, q: Lowering, name: str, r, x: str, out, weights: int, bias_zero: bool) -> str:
+    def _lower_depthwise(self, q: Lowering, name: str, r, x: str, out, weights: int, bias_zero: bool,
+                         macs: int) -> str:
         """A depthwise convolution (alone or a separable one's first half). Dilated, TensorFlow computes it on a
         space-to-batch view: SPACE_TO_BATCH_ND (the input padded to a multiple of the dilation), a plain
         DEPTHWISE_CONV_2D with valid padding, BATCH_TO_SPACE_ND (cropping the extra); the converter keeps the
         three ops."""
         c = out[-1]
         if self.dilation == (1, 1):
-            return q.op(name, "DEPTHWISE_CONV_2D", self.name, (x,), out, weights, BIAS * c, bias_zero)
+            return q.op(name, "DEPTHWISE_CONV_2D", self.name, (x,), out, weights, BIAS * c, bias_zero, macs=macs)
         pads, crops, blocks = [], [], []
         for n, k, d, p in zip(r.input[:2], self.k_eff(), self.dilation, r.padding):
             before, after = (p, k - 1 - p) if self.padding == "same" else (0, 0)
@@ -249,7 +250,7 @@ class _Windowed(Layer):
         s2b = q.op(f"{self.name}/space_to_batch", "SPACE_TO_BATCH_ND", self.name, (x,), (*blocks, r.input[2]),
                    consts=[i32(*self.dilation), i32(*sum(pads, ()))])
         conv = q.op(f"{self.name}/depthwise_valid", "DEPTHWISE_CONV_2D", self.name, (s2b,),
-                    (blocks[0] - kh + 1, blocks[1] - kw + 1, c), weights, BIAS * c, bias_zero)
+                    (blocks[0] - kh + 1, blocks[1] - kw + 1, c), weights, BIAS * c, bias_zero, macs=macs)
         return q.op(name, "BATCH_TO_SPACE_ND", self.name, (conv,), out,
                     consts=[i32(*self.dilation), i32(*sum(crops, ()))])
 
@@ -279,10 +280,11 @@ class SeparableConv2D(_Windowed):
 
     def lower(self, q, r, x):  # DEPTHWISE_CONV_2D, an int8 tensor, then a 1x1 CONV_2D
         (kh, kw), dm, cin = self.kernel, self.depth_multiplier, r.input[-1]
+        pixels = r.output[0] * r.output[1]
         dw = self._lower_depthwise(q, f"{self.name}/depthwise", r, x[0], (*r.output[:2], cin * dm),
-                                   kh * kw * cin * dm, True)
+                                   kh * kw * cin * dm, True, pixels * cin * dm * kh * kw)
         return q.op(self.name, "CONV_2D", self.name, (dw,), r.output, cin * dm * self.filters, BIAS * self.filters,
-                    not self.use_bias)
+                    not self.use_bias, macs=pixels * cin * dm * self.filters)
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ class DepthwiseConv2D(_Windowed):
         dilated = self.dilation != (1, 1)
         late_bias = dilated and self.use_bias  # dilated, added after the batch is turned back into space (int8)
         y = self._lower_depthwise(q, f"{self.name}/depthwise" if late_bias else self.name, r, x[0], r.output,
-                                  self.kernel[0] * self.kernel[1] * c, dilated or not self.use_bias)
+                                  self.kernel[0] * self.kernel[1] * c, dilated or not self.use_bias, r.macs)
         return q.op(self.name, "ADD", self.name, (y,), r.output, c) if late_bias else y
 
 
@@ -349,7 +351,7 @@ class Conv2D(_Windowed):
     def lower(self, q, r, x):  # one CONV_2D, grouped ones with cin/groups input channels
         y = q.op(self.name, "CONV_2D", self.name, x, r.output,
                  self.kernel[0] * self.kernel[1] * r.input[-1] // self.groups * self.filters, BIAS * self.filters,
-                 not self.use_bias)
+                 not self.use_bias, macs=r.macs)
         return lower_activation(q, self.name, self.activation or "linear", y, r.output, True)
 
 
@@ -573,7 +575,7 @@ class Dense(Layer):
 
     def lower(self, q, r, x):
         return q.op(self.name, "FULLY_CONNECTED", self.name, x, r.output, r.input[-1] * self.units,
-                    BIAS * self.units, not self.use_bias)
+                    BIAS * self.units, not self.use_bias, macs=r.macs)
 
 
 

@@ -14,6 +14,7 @@ from .graph.memory import estimate
 from .layers import axes, dims
 from .spec.kinds import CONVOLUTIONS, Origin, walk
 from .spec.source import Source
+from .targets import TARGETS
 
 RULES: dict[str, tuple[str, str]] = {}  # code -> (rule, one line of meaning)
 _CHECKS: list[Callable[[Report, Source], Iterator[Diagnostic]]] = []
@@ -115,6 +116,24 @@ def _max_activations(rep, src):
                             f"{d.arena_bytes:,} bytes of int8 activations > max_activation_bytes {limit:,} (peak while "
                             f"{at.layer or at.name} runs: {d.peak_bytes:,} bytes alive)", layer=at.layer or None,
                             hint="pool earlier or narrow the layers at full resolution")
+
+
+@rule("SEP219", "target", "the int8 model does not fit `rules.target`'s flash (its weights) or RAM (its activation "
+      "arena)")
+def _target(rep, src):
+    name = rep.spec.rules.target
+    if name is None or rep.failure:
+        return
+    flash, ram, part = TARGETS[name]
+    d = estimate(rep)
+    over = []
+    if d.flash_bytes > flash:
+        over.append(f"{d.flash_bytes:,} bytes of int8 weights > its {flash // 1024:,} KB flash")
+    if d.arena_bytes > ram:
+        over.append(f"{d.arena_bytes:,} bytes of activations > its {ram // 1024:,} KB RAM")
+    if over:
+        yield Diagnostic.at(_rule_pos(src, "target"), "SEP219", "target", f"does not fit {name}: " + "; ".join(over),
+                            hint=f"{part}; `show --memory` says which layers hold the bytes")
 
 
 def _failure(code: str, rule_name: str, hint: str | None = None):

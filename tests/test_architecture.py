@@ -8,7 +8,7 @@ from conftest import ROOT
 
 PACKAGE = os.path.join(ROOT, "sepspec")
 # in pipeline order; a module may import its own stage and those before it
-STAGES = [("version", "diagnostics", "status", "atomic", "figures", "layers", "lazy"), ("spec",), ("graph",),
+STAGES = [("version", "diagnostics", "status", "atomic", "figures", "layers", "lazy", "targets"), ("spec",), ("graph",),
           ("rules", "checked"), ("emit",), ("data",), ("train",), ("deploy",), ("search",), ("cli",), ("__init__", "__main__")]
 
 

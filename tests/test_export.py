@@ -166,6 +166,9 @@ def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
     assert m["ops_est"] == m["ops_file"], m
     assert m["arena_est"] == m["head"], m
     assert m["live_peak"] <= m["head"]
+    # the per-op MACs add up to the analysis's, and the file read back (`show FILE.tflite --memory`) says the same
+    assert m["macs"] == m["macs_est"] == m["macs_read"], m
+    assert m["flash_read"] == m["flash_file"] and m["arena_read"] == m["head"], m
 
 
 def test_export_errors_are_one_line_and_leave_nothing(tmp_path, run, data):

@@ -189,6 +189,23 @@ def test_SEP216_max_activation_bytes(write):
     assert diags(write, text.replace("147455", "147456"))[0] == []
 
 
+def test_SEP219_target_names_a_part_whose_flash_and_ram_must_hold_the_model(write):
+    """base.yaml: 82,893 bytes of weights, 147,456 of activations: too much RAM for an STM32F446 (128 KB), enough
+    for an nRF52840 (256 KB); an RP2040-sized flash budget is not the limit here; unknown parts are listed."""
+    from sepspec.targets import TARGETS
+
+    text = BASE_TEXT.replace("max_params: 100000", "max_params: 100000\n  target: cortex-m4-stm32f446")
+    found, d = diags(write, text)
+    assert found == [("SEP219", line_of(text, "target"), 3)]
+    assert "147,456 bytes of activations > its 128 KB RAM" in d[0].message and "weights" not in d[0].message
+    assert "STM32F446RE" in d[0].hint
+    assert diags(write, text.replace("cortex-m4-stm32f446", "cortex-m4-nrf52840"))[0] == []
+    flash, ram, _ = TARGETS["cortex-m4-nrf52840"]
+    assert (flash, ram) == (1024 * 1024, 256 * 1024)
+    found, d = diags(write, text.replace("cortex-m4-stm32f446", "cortex-m4"))
+    assert found[0][0] == "SEP103" and "cortex-m4-nrf52840" in d[0].message
+
+
 def test_SEP217_unproductive_layers_are_a_warning(write):
     """20 3x3 convolutions on a 16x16 image: from the 17th on, each one's input already sees 33x33 pixels (over twice
     the image), so its window adds only padding. A warning, once per entry; the spec stays valid."""

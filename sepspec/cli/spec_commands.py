@@ -21,12 +21,13 @@ def add_commands(sub) -> None:
     s.set_defaults(fn=lambda a: check_files(a.files, a.format))
 
     s = sub.add_parser("show", help="per-layer table: output, params, receptive field, MACs")
-    s.add_argument("file", metavar="FILE")
+    s.add_argument("file", metavar="FILE", help="a spec, or (with --memory) an exported .tflite file")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--json", action="store_true", help="print the analysis as a JSON document")
+    g.add_argument("--json", action="store_true", help="print the analysis (with --memory: the ops) as JSON")
     g.add_argument("--keras", action="store_true", help="build the model; print Keras's summary beside the analysis")
-    g.add_argument("--memory", action="store_true", help="the int8 model's ops: weight bytes (flash) and the "
-                   "activation bytes alive while each runs")
+    s.add_argument("--memory", action="store_true", help="the int8 model's ops: MACs, weight bytes (flash) and the "
+                   "activation bytes alive while each runs, and the totals (macc=, weights=, activations=); of a "
+                   ".tflite file, read from the file")
     s.add_argument("--plot", metavar="FILE.png", help="also draw receptive field and jump per layer against the "
                    "image's side (needs matplotlib: the tf extra)")
     s.set_defaults(fn=cmd_show)
@@ -107,16 +108,23 @@ def valid_or_status(path: str):
 
 
 def cmd_show(a) -> int:
-    from ..graph.render import document, memory_table, table
+    from ..graph.memory import estimate
+    from ..graph.render import document, memory_table, ops_document, table
 
     if a.plot and not a.plot.endswith(".png"):
         raise UserError(f"--plot {a.plot}: the picture is a PNG file (FILE.png)")
+    if a.memory and a.keras:
+        raise UserError("--memory and --keras are two different tables: give one")
+    if a.file.endswith(".tflite"):
+        return _show_file(a)
     c, status = checked_or_status(a.file)
     if c is None:
         return status
     if a.keras:
         return _show_keras(c)
-    if a.json:
+    if a.json and a.memory and c.report is not None:
+        print(json.dumps({"file": c.path, "name": c.report.spec.name, **ops_document(estimate(c.report))}, indent=2))
+    elif a.json:
         print(json.dumps(document(c.path, c.report, c.diagnostics), indent=2))
     elif c.report is not None:
         print(memory_table(c.report, c.path) if a.memory else table(c.report, c.path))
@@ -125,6 +133,22 @@ def cmd_show(a) -> int:
     if c.diagnostics and not a.json:
         print(render(c.diagnostics, "text"), file=sys.stderr)
     return status
+
+
+def _show_file(a) -> int:
+    """`show FILE.tflite --memory`: the same table for an exported file, read from the file (a model sepspec did
+    not make too)."""
+    from ..deploy.tflite_file import deployment
+    from ..graph.render import ops_document, ops_table
+
+    if not a.memory or a.keras or a.plot:
+        raise UserError(f"{a.file}: of a .tflite file, show prints its ops with --memory (and --json)")
+    d = deployment(a.file)
+    if a.json:
+        print(json.dumps({"file": a.file, **ops_document(d)}, indent=2))
+    else:
+        print(ops_table(d, f"{a.file}: its ops as the file lists them, batch 1"))
+    return OK
 
 
 def cmd_diff(a) -> int:

@@ -39,6 +39,7 @@ class Op:
     consts: tuple = ()  # the bytes of constants the converter stores once for the whole file (by their content)
     weight_bytes: int = 0  # what this op adds to flash (set once all ops are known)
     itemsize: int = 1  # int8; 4 for the int32 shape tensors of a flatten
+    macs: int = 0  # multiply-accumulates (convolutions and dense layers; their sum is the analysis's MACs)
 
     @property
     def bytes(self) -> int:
@@ -55,6 +56,14 @@ class Deployment:
     @property
     def flash_bytes(self) -> int:
         return sum(o.weight_bytes for o in self.ops)
+
+    @property
+    def macs(self) -> int:
+        return sum(o.macs for o in self.ops)
+
+    def summary(self) -> str:
+        """The one line deployment tools print (STM32Cube.AI's analyze, Edge Impulse): MACs, weights, activations."""
+        return f"macc={self.macs:,}, weights={self.flash_bytes:,} B, activations={self.arena_bytes:,} B"
 
     @property
     def peak_bytes(self) -> int:
@@ -89,8 +98,9 @@ class _Ops(L.Lowering):
     def __init__(self, d: Deployment, users: dict[str, int]):
         self.d, self.users, self.producer = d, users, {}
 
-    def op(self, name, op, layer, inputs, shape, weights=0, bias=0, bias_zero=False, consts=(), itemsize=1):
-        o = Op(name, op, layer, tuple(inputs), tuple(shape), weights, bias, bias_zero, tuple(consts), itemsize=itemsize)
+    def op(self, name, op, layer, inputs, shape, weights=0, bias=0, bias_zero=False, consts=(), itemsize=1, macs=0):
+        o = Op(name, op, layer, tuple(inputs), tuple(shape), weights, bias, bias_zero, tuple(consts), itemsize=itemsize,
+               macs=macs)
         self.d.ops.append(o)
         self.producer[name] = o
         return name
@@ -136,6 +146,12 @@ def _estimate(rep: Report) -> Deployment:
             if key not in shared:
                 shared.add(key)
                 o.weight_bytes += len(key)
+    return plan(d)
+
+
+def plan(d: Deployment) -> Deployment:
+    """The bytes alive while each op runs, and the arena TensorFlow Lite Micro's planner lays them out in (for a
+    spec's lowered ops, or for a .tflite file's: `deploy/tflite_file.py`)."""
     d.live = _live(d.ops)
     d.arena_bytes = _greedy_arena(d.ops)
     return d

@@ -42,8 +42,10 @@ def table(rep: Report, path: str) -> str:
 
 def _memory_line(d: Deployment) -> str:
     at = d.peak_at
+    where = at.layer or at.name
+    where = where if len(where) <= 48 else "..." + where[-45:]  # a converted file's fused tensor names are long
     line = (f"int8: flash {d.flash_bytes:,} bytes, activations {d.arena_bytes:,} bytes (peak alive "
-            f"{d.peak_bytes:,} at {at.layer or at.name})")
+            f"{d.peak_bytes:,} at {where})")
     if d.not_int8:
         line += "; no int8 kernel for " + ", ".join(f"{f} ({n})" for n, f in d.not_int8)
     return line
@@ -51,22 +53,42 @@ def _memory_line(d: Deployment) -> str:
 
 def memory_table(rep: Report, path: str) -> str:
     """`show --memory`: the int8 ops the converter makes of the spec, with the bytes each holds and needs."""
-    d = estimate(rep)
-    lines = [f"{rep.spec.name}: the int8 model `sepspec export --format litert-int8` writes, batch 1 ({path})"]
-    width = max([16] + [len(o.name) for o in d.ops])
-    head = f"{'#':>3}  {'tensor':<{width}} {'op':<18} {'output':>11} {'bytes':>9} {'weights':>9} {'alive':>9}"
-    lines += [head, "-" * len(head)]
-    for i, (o, live) in enumerate(zip(d.ops, d.live)):
-        op = "INPUT (uint8)" if o.op == "INPUT" else o.op
-        lines.append(f"{i + 1:>3}  {o.name:<{width}} {op:<18} {dims(o.shape):>11} {o.bytes:>9,} {o.weight_bytes:>9,} "
-                     f"{live:>9,}")
-    lines.append("-" * len(head))
-    lines.append(_memory_line(d))
-    lines.append("flash: int8 weights, int32 biases and constants as the file stores them; activations: the arena "
-                 "TensorFlow Lite Micro's planner lays them out in (alive: while each op runs)")
+    title = f"{rep.spec.name}: the int8 model `sepspec export --format litert-int8` writes, batch 1 ({path})"
+    lines = [ops_table(estimate(rep), title)]
     if rep.failure:
         lines.append(f"analysis stopped: {rep.failure.message}")
     return "\n".join(lines)
+
+
+def ops_table(d: Deployment, title: str) -> str:
+    """A deployment's ops, a row each (what each writes, its MACs and weight bytes, the bytes alive while it
+    runs), and the totals: `show SPEC --memory` and `show FILE.tflite --memory` print the same table."""
+    width = min(max([16] + [len(o.name) for o in d.ops]), 48)
+    head = (f"{'#':>3}  {'tensor':<{width}} {'op':<18} {'output':>11} {'MACs':>11} {'bytes':>9} {'weights':>9} "
+            f"{'alive':>9}")
+    lines = [title, head, "-" * len(head)]
+    for i, (o, live) in enumerate(zip(d.ops, d.live)):
+        op = "INPUT (uint8)" if o.op == "INPUT" and o.itemsize == 1 else o.op
+        name = o.name if len(o.name) <= width else "..." + o.name[-(width - 3):]
+        lines.append(f"{i + 1:>3}  {name:<{width}} {op:<18} {dims(o.shape):>11} {o.macs:>11,} {o.bytes:>9,} "
+                     f"{o.weight_bytes:>9,} {live:>9,}")
+    lines.append("-" * len(head))
+    lines.append(_memory_line(d))
+    lines.append(d.summary())
+    lines.append("flash: int8 weights, int32 biases and constants as the file stores them; activations: the arena "
+                 "TensorFlow Lite Micro's planner lays them out in (alive: while each op runs)")
+    return "\n".join(lines)
+
+
+def ops_document(d: Deployment) -> dict:
+    """The same as JSON (`show --memory --json`, and the `memory` of `show --json`)."""
+    return {"macs": d.macs, "flash_bytes": d.flash_bytes, "activation_bytes": d.arena_bytes,
+            "peak_alive_bytes": d.peak_bytes, "peak_at": (d.peak_at.layer or d.peak_at.name) if d.ops else None,
+            "summary": d.summary(),
+            "not_int8": [{"layer": n, "activation": f} for n, f in d.not_int8],
+            "ops": [{"tensor": o.name, "op": o.op, "layer": o.layer or None, "inputs": list(o.inputs),
+                     "output": list(o.shape), "macs": o.macs, "bytes": o.bytes, "flash_bytes": o.weight_bytes,
+                     "alive_bytes": live} for o, live in zip(d.ops, d.live)]}
 
 
 def _chained(rep: Report, i: int) -> bool:
@@ -89,12 +111,7 @@ def document(path: str, rep: Report | None, diagnostics: list) -> dict:
                         "params": r.params, "trainable": r.trainable, "rf": square(r.rf), "jump": square(r.jump),
                         "start": square(r.start), "macs": r.macs, "flash_bytes": per.get(r.name, (0, 0))[0],
                         "alive_bytes": per.get(r.name, (0, 0))[1]} for r in rep.rows],
-            "memory": {"flash_bytes": d.flash_bytes, "activation_bytes": d.arena_bytes,
-                       "peak_alive_bytes": d.peak_bytes, "peak_at": d.peak_at.layer or d.peak_at.name,
-                       "not_int8": [{"layer": n, "activation": f} for n, f in d.not_int8],
-                       "ops": [{"tensor": o.name, "op": o.op, "layer": o.layer or None, "inputs": list(o.inputs),
-                                "output": list(o.shape), "bytes": o.bytes, "flash_bytes": o.weight_bytes,
-                                "alive_bytes": live} for o, live in zip(d.ops, d.live)]},
+            "memory": ops_document(d),
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
                           "column": d.column, "layer": d.layer, "hint": d.hint, "severity": d.severity}

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ..diagnostics import Diagnostic, dotted, ordered
+from ..targets import TARGETS
 from .fields import STRICT, InputShape, Name, PosInt
 from .kinds import BLOCKS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
 from .source import Source, SpecError, read
@@ -37,6 +38,8 @@ class Rules(BaseModel):
     min_receptive_field: Optional[PosInt] = None
     max_flash_bytes: Optional[PosInt] = None  # int8 weight buffers of the exported model (sepspec.deploy)
     max_activation_bytes: Optional[PosInt] = None  # its activation arena at batch 1 (sepspec.deploy)
+    # a named microcontroller (sepspec/targets.py): its flash must hold the int8 weights and its RAM the arena
+    target: Optional[Literal[tuple(TARGETS)]] = None
     # a warning (SEP217) for a layer whose window only sees padding: its input already sees this many times the
     # image's side before global pooling; null: no warning
     unproductive_ratio: Optional[Annotated[float, Field(ge=1)]] = 2.0

@@ -1,0 +1,88 @@
+"""A `.tflite` file read as the static estimate's `Deployment`: its ops in execution order with their output
+tensors, weight bytes and multiply-accumulates, planned by the same live-bytes walk and TensorFlow Lite Micro
+arena planner as a spec's estimate, so that `sepspec show FILE.tflite --memory` prints the table `show SPEC
+--memory` prints, for a model sepspec did not make too. Needs `ai-edge-litert` (the export extra) for the file's
+schema; no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..diagnostics import UserError
+from ..graph.memory import Deployment, Op, plan
+
+ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8}  # TensorType -> bytes (FLOAT32, FLOAT16, ...)
+
+
+def _name(b) -> str:
+    return b.decode(errors="replace") if isinstance(b, bytes) else str(b)
+
+
+def deployment(path: str) -> Deployment:
+    """The ops of the file's main subgraph, as a Deployment (flash: each constant buffer counted once, where it is
+    first read)."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    from ai_edge_litert import schema_py_generated as fb
+
+    try:
+        with open(path, "rb") as f:
+            m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(f.read()), 0))
+        g = m.subgraphs[0]
+    except Exception as e:  # a file that is not a flatbuffer of this schema
+        raise UserError(f"{path}: not a .tflite model ({type(e).__name__})") from None
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    tensors = g.tensors
+
+    def shape(i):
+        return tuple(int(v) for v in (tensors[i].shape if tensors[i].shape is not None else ()))
+
+    def const(i):
+        return i >= 0 and m.buffers[tensors[i].buffer].data is not None
+
+    def size(i):
+        return math.prod(shape(i)) * ITEMSIZE.get(tensors[i].type, 1)
+
+    d = Deployment()
+    seen: set[int] = set()
+    for i in g.inputs:
+        d.ops.append(Op(_name(tensors[i].name), "INPUT", "", (), shape(i)[1:] if shape(i)[:1] == (1,) else shape(i),
+                        itemsize=ITEMSIZE.get(tensors[i].type, 1)))
+    for op in g.operators:
+        code = m.operatorCodes[op.opcodeIndex]
+        kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"BUILTIN_{code.builtinCode}")
+        weights = 0
+        for i in op.inputs:
+            if const(i) and tensors[i].buffer not in seen:
+                seen.add(tensors[i].buffer)
+                weights += len(m.buffers[tensors[i].buffer].data)
+        out = op.outputs[0]
+        out_shape = shape(out)
+        o = Op(_name(tensors[out].name), kind, "", tuple(_name(tensors[i].name) for i in op.inputs
+                                                          if i >= 0 and not const(i)),
+               out_shape[1:] if out_shape[:1] == (1,) else out_shape, weights=weights,
+               itemsize=ITEMSIZE.get(tensors[out].type, 1), macs=_macs(kind, [shape(i) for i in op.inputs if i >= 0],
+                                                                      out_shape))
+        o.weight_bytes = weights
+        d.ops.append(o)
+    plan(d)
+    return d
+
+
+def _macs(kind: str, inputs: list[tuple], out: tuple) -> int:
+    """Multiply-accumulates of a convolution or dense op from its tensors' shapes (others: 0, as the analysis
+    counts them)."""
+    if kind == "CONV_2D" and len(inputs) >= 2:  # filter (cout, kh, kw, cin per group)
+        cout, kh, kw, cin = inputs[1]
+        return int(np.prod(out[1:3])) * cout * kh * kw * cin
+    if kind == "DEPTHWISE_CONV_2D" and len(inputs) >= 2:  # filter (1, kh, kw, cout)
+        _, kh, kw, cout = inputs[1]
+        return int(np.prod(out[1:3])) * cout * kh * kw
+    if kind == "FULLY_CONNECTED" and len(inputs) >= 2:  # weights (units, in)
+        units, n = inputs[1]
+        return int(np.prod(out[:-1])) * units * n if len(out) > 1 else units * n
+    return 0
