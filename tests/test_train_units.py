@@ -318,7 +318,7 @@ def test_options_refuse_unknown_choices_before_anything_runs():
 
     assert Options(spec="x.yaml").precision == "auto"
     for kwargs, msg in [({"precision": "half"}, "unknown precision 'half'"),
-                        ({"strategy": "tpu"}, "unknown strategy 'tpu' \\(default, mirrored, multiworker\\)")]:
+                        ({"strategy": "tpu"}, "unknown strategy 'tpu' \\(default, mirrored, multiworker, data\\)")]:
         with pytest.raises(TrainError, match=msg):
             Options(spec="x.yaml", **kwargs)
 
