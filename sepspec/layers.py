@@ -249,8 +249,12 @@ class _Windowed(Layer):
         # Lite Micro plans them at that size
         s2b = q.op(f"{self.name}/space_to_batch", "SPACE_TO_BATCH_ND", self.name, (x,), (*blocks, r.input[2]),
                    consts=[i32(*self.dilation), i32(*sum(pads, ()))])
-        conv = q.op(f"{self.name}/depthwise_valid", "DEPTHWISE_CONV_2D", self.name, (s2b,),
-                    (blocks[0] - kh + 1, blocks[1] - kw + 1, c), weights, BIAS * c, bias_zero, macs=macs)
+        inner = (blocks[0] - kh + 1, blocks[1] - kw + 1, c)
+        # the work done: every block's valid window, the padded margin included (so it can exceed `macs`, the
+        # analysis's count of the output's windows)
+        done = inner[0] * inner[1] * c * kh * kw * self.dilation[0] * self.dilation[1]
+        conv = q.op(f"{self.name}/depthwise_valid", "DEPTHWISE_CONV_2D", self.name, (s2b,), inner, weights,
+                    BIAS * c, bias_zero, macs=done)
         return q.op(name, "BATCH_TO_SPACE_ND", self.name, (conv,), out,
                     consts=[i32(*self.dilation), i32(*sum(crops, ()))])
 

@@ -1,5 +1,6 @@
 """A `.tflite` file read as the static estimate's `Deployment`: its ops in execution order with their output
-tensors, weight bytes and multiply-accumulates, planned by the same live-bytes walk and TensorFlow Lite Micro
+tensors, weight bytes and multiply-accumulates (a dilated depthwise convolution's over all its space-to-batch
+blocks, which the file declares at batch 1), planned by the same live-bytes walk and TensorFlow Lite Micro
 arena planner as a spec's estimate, so that `sepspec show FILE.tflite --memory` prints the table `show SPEC
 --memory` prints, for a model sepspec did not make too. Needs `ai-edge-litert` (the export extra) for the file's
 schema; no TensorFlow.
@@ -49,6 +50,7 @@ def deployment(path: str) -> Deployment:
 
     d = Deployment()
     seen: set[int] = set()
+    blocks: dict[int, int] = {}  # a SPACE_TO_BATCH_ND's output -> its blocks (the file declares them at batch 1)
     for i in g.inputs:
         d.ops.append(Op(_name(tensors[i].name), "INPUT", "", (), shape(i)[1:] if shape(i)[:1] == (1,) else shape(i),
                         itemsize=ITEMSIZE.get(tensors[i].type, 1)))
@@ -62,11 +64,14 @@ def deployment(path: str) -> Deployment:
                 weights += len(m.buffers[tensors[i].buffer].data)
         out = op.outputs[0]
         out_shape = shape(out)
+        if kind == "SPACE_TO_BATCH_ND" and len(op.inputs) > 1 and const(op.inputs[1]):
+            blocks[out] = int(np.prod(np.frombuffer(bytes(m.buffers[tensors[op.inputs[1]].buffer].data), "<i4")))
+        factor = blocks.get(op.inputs[0], 1) if kind == "DEPTHWISE_CONV_2D" else 1
         o = Op(_name(tensors[out].name), kind, "", tuple(_name(tensors[i].name) for i in op.inputs
                                                           if i >= 0 and not const(i)),
                out_shape[1:] if out_shape[:1] == (1,) else out_shape, weights=weights,
-               itemsize=ITEMSIZE.get(tensors[out].type, 1), macs=_macs(kind, [shape(i) for i in op.inputs if i >= 0],
-                                                                      out_shape))
+               itemsize=ITEMSIZE.get(tensors[out].type, 1),
+               macs=factor * _macs(kind, [shape(i) for i in op.inputs if i >= 0], out_shape))
         o.weight_bytes = weights
         d.ops.append(o)
     plan(d)
