@@ -83,7 +83,8 @@ def cmd_sweep(a) -> int:
     if a.report:
         from ..search.report import report
 
-        return report(a.file, a.out, a.storage)
+        _print_report(report(a.file, a.out, a.storage))
+        return OK
     from ..search.sweep import default_out, start_workers, work
 
     if a.workers < 1:
@@ -96,3 +97,30 @@ def cmd_sweep(a) -> int:
         return INTERRUPTED
     print(f"sweep {worked.sweep}: {worked.trained} trained trials (asked for {worked.asked})", flush=True)
     return OK
+
+
+def _print_report(r) -> None:
+    w = max([7] + [len(row.sampled) for row in r.rows])
+    head = f"{'trial':>5}  {'sampled':<{w}} {'params':>8} {'MACs':>11} {'rf':>4} {'best val':>9}  state"
+    print(head)
+    print("-" * len(head))
+    for row in r.rows:
+        val = "" if row.best_val_accuracy is None else f"{100 * row.best_val_accuracy:.2f}%"
+        print(f"{row.number:>5}  {row.sampled:<{w}} {row.params:>8} {row.macs:>11} {row.receptive_field:>4} "
+              f"{val:>9}  {row.state}")
+    print("-" * len(head))
+    print(f"{r.trained} trained (asked for {r.asked}; {r.by_pruner} stopped early by the pruner), {r.ruled} rejected "
+          f"by the static checker in {r.check_ms:.0f} ms in all"
+          + (f" (training them would have cost about {r.saved} at the median {r.median_seconds:.0f} s per trained "
+             "trial)" if r.saved else ""))
+    if r.rules:
+        print("rules that rejected candidates: " + ", ".join(f"{c} x{n}" for c, n in r.rules.items()))
+    if r.best is None:
+        print("no trial has finished yet")
+        return
+    number, val, path = r.best
+    print(f"best: trial {number}, validation accuracy {100 * val:.2f}%; its spec: {path}")
+    for number, val, test in r.tests:
+        print(f"  trial {number}: validation {100 * val:.2f}%, test {100 * test:.2f}% (CIFAR-10 test set, measured "
+              "after the search)")
+    print(f"wrote {r.picture}")

@@ -1,11 +1,13 @@
 """`sepspec sweep SWEEP.yaml --report`: the table of trials, the best trial's spec as a standalone file, the
-best trials' test accuracy (measured apart: trials select on held-out training images), and `sweep.png`."""
+best trials' test accuracy (measured apart: trials select on held-out training images), and `sweep.png`, as a
+`SweepReport` (the command line prints it)."""
 
 from __future__ import annotations
 
 import json
 import os
 import statistics
+from dataclasses import dataclass, field
 
 from ..atomic import write
 from ..spec.load import to_yaml
@@ -44,7 +46,43 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3) -> int:
+@dataclass
+class TrialRow:
+    number: int
+    sampled: str  # the values drawn, by the shortest unambiguous path
+    params: int | str
+    macs: int | str
+    receptive_field: int | str
+    best_val_accuracy: float | None
+    state: str
+
+
+@dataclass
+class SweepReport:
+    """What `sepspec sweep --report` says of a study: a row per trial, the counts, the best trial and its spec file,
+    the best trials' test accuracy (measured apart), and the picture."""
+
+    rows: list[TrialRow]
+    trained: int
+    asked: int
+    by_pruner: int
+    ruled: int
+    check_ms: float
+    median_seconds: float | None  # of a trained trial
+    rules: dict[str, int]  # rule code -> candidates it rejected
+    best: tuple[int, float, str] | None = None  # (trial, validation accuracy, its spec file)
+    tests: list[tuple[int, float, float]] = field(default_factory=list)  # (trial, validation, test accuracy)
+    picture: str | None = None
+
+    @property
+    def saved(self) -> str | None:
+        """What training the rejected candidates would have cost, at the median trained trial's time."""
+        if not (self.median_seconds and self.ruled):
+            return None
+        return _duration(self.ruled * self.median_seconds)
+
+
+def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3) -> SweepReport:
     optuna = import_optuna()
     S = optuna.trial.TrialState
     file = load_sweep(sweep_path)
@@ -59,50 +97,35 @@ def report(sweep_path: str, out: str | None, storage: str | None, test: int = 3)
                                                      if t.intermediate_values else None)
         rows.append((t, acc))
     short = {k: _short(k, names) for k in names}
-    sampled = {t.number: ", ".join(f"{short[k]}={_fmt(t.params[k])}" for k in names if k in t.params) for t, _ in rows}
-    w = max([7] + [len(v) for v in sampled.values()])
-    head = (f"{'trial':>5}  {'sampled':<{w}} {'params':>8} {'MACs':>11} {'rf':>4} {'best val':>9}  state")
-    print(head)
-    print("-" * len(head))
-    for t, acc in rows:
-        u = t.user_attrs
-        print(f"{t.number:>5}  {sampled[t.number]:<{w}} {u.get('params_count', ''):>8} {u.get('macs', ''):>11} "
-              f"{u.get('receptive_field', ''):>4} {('' if acc is None else f'{100 * acc:.2f}%'):>9}  {_state(t, S)}")
+    table = [TrialRow(t.number, ", ".join(f"{short[k]}={_fmt(t.params[k])}" for k in names if k in t.params),
+                      t.user_attrs.get("params_count", ""), t.user_attrs.get("macs", ""),
+                      t.user_attrs.get("receptive_field", ""), acc, _state(t, S)) for t, acc in rows]
     trained = [(t, a) for t, a in rows if t.user_attrs.get("trained") and t.state in (S.COMPLETE, S.PRUNED)]
     ruled = [t for t, _ in rows if t.state == S.PRUNED and "rule" in t.user_attrs]
-    by_pruner = [t for t, _ in trained if t.state == S.PRUNED]
     secs = [(t.datetime_complete - t.datetime_start).total_seconds() for t, _ in trained
             if t.datetime_complete and t.state == S.COMPLETE]
-    check_ms = sum(t.user_attrs.get("check_seconds", 0) for t in ruled) * 1000
-    print("-" * len(head))
-    print(f"{len(trained)} trained (asked for {sweep.trials}; {len(by_pruner)} stopped early by the pruner), "
-          f"{len(ruled)} rejected by the static checker in {check_ms:.0f} ms in all"
-          + (f" (training them would have cost about {_duration(len(ruled) * statistics.median(secs))} at the "
-             f"median {statistics.median(secs):.0f} s per trained trial)" if secs and ruled else ""))
-    codes = {}
+    codes: dict[str, int] = {}
     for t in ruled:
         codes[t.user_attrs["rule"]] = codes.get(t.user_attrs["rule"], 0) + 1
-    if codes:
-        print("rules that rejected candidates: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items())))
+    result = SweepReport(table, len(trained), sweep.trials, sum(1 for t, _ in trained if t.state == S.PRUNED),
+                         len(ruled), sum(t.user_attrs.get("check_seconds", 0) for t in ruled) * 1000,
+                         statistics.median(secs) if secs else None, dict(sorted(codes.items())))
     done = sorted([(a, t) for t, a in trained if t.state == S.COMPLETE and a is not None], key=lambda x: -x[0])
     if not done:
-        print("no trial has finished yet")
-        return 0
+        return result
     best_t = done[0][1]
     spec = file.candidate(best_t.params)
     best_file = os.path.join(out, "best.yaml")
     write(best_file, to_yaml(spec, f"the best trial ({best_t.number}) of {os.path.basename(sweep_path)}: "
                               f"{json.dumps(best_t.params)}; validation accuracy {done[0][0]:.4f}"))
-    print(f"best: trial {best_t.number}, validation accuracy {100 * done[0][0]:.2f}%; its spec: {best_file}")
-    tests = {}
+    result.best = (best_t.number, done[0][0], best_file)
     for acc, t in done[:test]:
-        tests[t.number] = _test_accuracy(t.user_attrs.get("run"))
-        if tests[t.number] is not None:
-            print(f"  trial {t.number}: validation {100 * acc:.2f}%, test {100 * tests[t.number]:.2f}% "
-                  f"(CIFAR-10 test set, measured after the search)")
-    _plot(os.path.join(out, "sweep.png"), rows, S, os.path.basename(sweep_path))
-    print(f"wrote {os.path.join(out, 'sweep.png')}")
-    return 0
+        measured = _test_accuracy(t.user_attrs.get("run"))
+        if measured is not None:
+            result.tests.append((t.number, acc, measured))
+    result.picture = os.path.join(out, "sweep.png")
+    _plot(result.picture, rows, S, os.path.basename(sweep_path))
+    return result
 
 
 def _test_accuracy(run: str | None) -> float | None:
