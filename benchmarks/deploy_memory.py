@@ -63,7 +63,8 @@ def _own_shape(spec, tmp: str) -> tuple[str, str]:
 
 def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
     import sepspec
-    from sepspec.deploy.export import convert, job_of, micro_arena, tflite_buffer_bytes
+    from sepspec.deploy.export import convert, job_of, tflite_buffer_bytes
+    from sepspec.deploy.tflm import micro_arena
     from sepspec.graph.memory import estimate
 
     name = os.path.splitext(os.path.basename(spec_path))[0]

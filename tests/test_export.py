@@ -288,8 +288,7 @@ def test_tflm_sources_hold_the_file_compile_with_warnings_as_errors_and_register
     import subprocess
 
     from sepspec import analyse
-    from sepspec.deploy.export import micro_arena
-    from sepspec.deploy.tflm import RESOLVER, operators, resolver_calls
+    from sepspec.deploy.tflm import RESOLVER, micro_arena, operators, resolver_calls
     from sepspec.graph.memory import estimate
     from sepspec.train import rundir
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 
 from ..diagnostics import UserError
-from .export import micro_arena
 
 ALIGN = 16
 # TFLite builtin operator -> TFLM's MicroMutableOpResolver method (tensorflow/lite/micro/micro_mutable_op_resolver.h)
@@ -37,6 +38,32 @@ RESOLVER = {
     "TANH": "AddTanh", "TRANSPOSE": "AddTranspose",
 }
 FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h")
+
+
+_MICRO = """
+import sys, numpy as np
+from tflite_micro.python.tflite_micro import runtime
+it = runtime.Interpreter.from_file(sys.argv[1], arena_size=int(sys.argv[2]))
+d = it.get_input_details(0)
+it.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+it.invoke()
+it.print_allocations()
+"""
+
+
+def micro_arena(path: str, arena_size: int = 4 << 20) -> dict:
+    """What TensorFlow Lite Micro's memory planner allocates for a .tflite file: {"total", "head", "tail"} bytes
+    (head: the activations; tail: persistent structures). Runs in a subprocess: TFLM prints to the C stderr."""
+    r = subprocess.run([sys.executable, "-c", _MICRO, path, str(arena_size)], capture_output=True, text=True)
+    found = {}
+    for line in (r.stdout + r.stderr).splitlines():
+        for key in ("total", "head", "tail"):
+            if f"Arena allocation {key} " in line:
+                found[key] = int(line.split(f"Arena allocation {key} ")[1].split()[0])
+    if r.returncode != 0 or len(found) != 3:
+        tail = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{path}: TensorFlow Lite Micro could not run it ({tail[:200]})")
+    return found
 
 
 def operators(path: str) -> list[str]:
