@@ -240,3 +240,31 @@ def test_show_plot_draws_the_receptive_field_without_tensorflow(write, tmp_path)
     assert red > 50  # the unproductive markers (tab:red)
     r = run_cli("show", deep, "--plot", str(tmp_path / "rf.svg"))
     assert r.returncode == 2 and "a PNG file" in r.stderr and r.stdout == ""
+
+
+def test_show_memory_gives_macs_per_op_and_the_one_line_total_for_a_spec_and_for_a_tflite_file(tmp_path):
+    """`show SPEC --memory`: MACs per op adding up to the analysis's, and the `macc=, weights=, activations=` line
+    (text and --json); `show FILE.tflite --memory` reads an exported file with the same planner; a file that is not
+    a model is one line."""
+    import sepspec
+    from sepspec.graph.memory import estimate
+
+    d = estimate(sepspec.analyse(sepspec.load(BASE)))
+    r = run_cli("show", BASE, "--memory")
+    assert r.returncode == 0 and "macc=17,275,520, weights=82,893 B, activations=147,456 B" in r.stdout, r.stderr
+    r = run_cli("show", BASE, "--memory", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["macs"] == sum(o["macs"] for o in doc["ops"]) == 17_275_520 and doc["summary"] == d.summary()
+    fixture = os.path.join(ROOT, "tests", "fixtures", "mbconv-int8-xnnpack-refuses.tflite")
+    r = run_cli("show", fixture, "--memory", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["macs"] > 0 and doc["flash_bytes"] > 0 and doc["activation_bytes"] >= doc["peak_alive_bytes"] > 0
+    assert doc["ops"][0]["op"] == "INPUT" and any(o["op"] == "DEPTHWISE_CONV_2D" and o["macs"] for o in doc["ops"])
+    r = run_cli("show", fixture, "--memory")
+    assert r.returncode == 0 and f"macc={doc['macs']:,}, weights={doc['flash_bytes']:,} B" in r.stdout
+    bad = tmp_path / "x.tflite"
+    bad.write_text("not a model")
+    for args in ((str(bad), "--memory"), (fixture,)):
+        r = run_cli("show", *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr

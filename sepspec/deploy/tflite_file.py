@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import os
 
-import numpy as np
-
 from ..diagnostics import UserError
 from ..graph.memory import Deployment, Op, plan
 
@@ -28,14 +26,15 @@ def deployment(path: str) -> Deployment:
     first read)."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
-    from ai_edge_litert import schema_py_generated as fb
+    from ai_edge_litert import schema_py_generated as fb  # the export extra, which brings numpy too
 
     try:
         with open(path, "rb") as f:
             m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(f.read()), 0))
         g = m.subgraphs[0]
-    except Exception as e:  # a file that is not a flatbuffer of this schema
-        raise UserError(f"{path}: not a .tflite model ({type(e).__name__})") from None
+    except Exception:  # a file that is not a flatbuffer of this schema
+        raise UserError(f"{path}: not a .tflite model (it does not read as TFLite's flatbuffer schema)") from None
+    import numpy as np
     names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
     tensors = g.tensors
 
@@ -83,11 +82,11 @@ def _macs(kind: str, inputs: list[tuple], out: tuple) -> int:
     counts them)."""
     if kind == "CONV_2D" and len(inputs) >= 2:  # filter (cout, kh, kw, cin per group)
         cout, kh, kw, cin = inputs[1]
-        return int(np.prod(out[1:3])) * cout * kh * kw * cin
+        return math.prod(out[1:3]) * cout * kh * kw * cin
     if kind == "DEPTHWISE_CONV_2D" and len(inputs) >= 2:  # filter (1, kh, kw, cout)
         _, kh, kw, cout = inputs[1]
-        return int(np.prod(out[1:3])) * cout * kh * kw
+        return math.prod(out[1:3]) * cout * kh * kw
     if kind == "FULLY_CONNECTED" and len(inputs) >= 2:  # weights (units, in)
         units, n = inputs[1]
-        return int(np.prod(out[:-1])) * units * n if len(out) > 1 else units * n
+        return math.prod(out[:-1]) * units * n if len(out) > 1 else units * n
     return 0
