@@ -263,6 +263,15 @@ def valid_specs(draw, blocks=True):
     return {"name": "random", "input": [h, w, c], "classes": classes, "layers": layers}
 
 
+@st.composite
+def targeted_specs(draw):
+    """A valid spec with `rules.target`: a named part (sepspec/targets.py) whose budget it may or may not fit."""
+    from sepspec.targets import TARGETS
+
+    spec = draw(valid_specs())
+    return {**spec, "rules": {"target": draw(st.sampled_from(sorted(TARGETS)))}}
+
+
 def dump(spec: dict) -> str:
     return yaml.safe_dump(spec, sort_keys=False)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 import sepspec
@@ -15,7 +15,7 @@ from sepspec.emit import model as emit
 from sepspec.lazy import import_keras
 from sepspec.spec.source import MAX_DEPTH
 
-from strategies import dump, invalid_specs, valid_specs, yaml_values
+from strategies import dump, invalid_specs, targeted_specs, valid_specs, yaml_values
 
 CODE = re.compile(r"^SEP\d{3}$")
 
@@ -44,6 +44,34 @@ def test_analysis_equals_keras_layer_by_layer(tmp_path_factory, spec):
     assert model.count_params() == rep.params
     assert tuple(model.output.shape[1:]) == (spec["classes"],)
     import_keras().backend.clear_session()
+
+
+@given(targeted_specs(), st.data())
+def test_a_target_is_refused_exactly_when_the_int8_model_exceeds_its_flash_or_ram(tmp_path_factory, spec, data):
+    """The part's budgets drawn around the spec's own figures (one byte under, equal, one over), so that both sides of
+    the rule are reached: SEP219 exactly when the weights exceed the flash or the arena the RAM, at `target:`."""
+    from sepspec.graph.memory import estimate
+    from sepspec.targets import TARGETS
+
+    text = dump(spec)
+    d = estimate(_check_text(tmp_path_factory, text).report)
+    name = spec["rules"]["target"]
+    flash = d.flash_bytes + data.draw(st.sampled_from([-1, 0, 1]), label="flash budget - weights")
+    ram = d.arena_bytes + data.draw(st.sampled_from([-1, 0, 1]), label="RAM budget - arena")
+    saved = TARGETS[name]
+    TARGETS[name] = (flash, ram, saved[2])
+    try:
+        c = _check_text(tmp_path_factory, text)
+    finally:
+        TARGETS[name] = saved
+    _well_formed(c)
+    refused = [x for x in c.diagnostics if x.code == "SEP219"]
+    event("refused" if refused else "fits")
+    assert bool(refused) == (d.flash_bytes > flash or d.arena_bytes > ram), (d.flash_bytes, d.arena_bytes)
+    if refused:
+        at = next(i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith("target:"))
+        assert refused[0].line == at and ("flash" in refused[0].message) == (d.flash_bytes > flash)
+        assert ("RAM" in refused[0].message) == (d.arena_bytes > ram)
 
 
 @given(invalid_specs())
