@@ -1,6 +1,5 @@
-"""`sepspec check | show | diff | draw | schema | compile`: the checker's commands (no TensorFlow, except `show
---keras` and
-`compile`, which build the model)."""
+"""`sepspec check | show | diff | draw | schema | compile`: the checker's commands (no TensorFlow, except
+`show --keras` and `compile`, which build the model)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """An annotated drawing of a Report as Graphviz DOT text (`sepspec draw`), in pure Python: one node per Keras
 layer with its class, output shape, parameters and receptive field/jump, an edge for every input (shortcuts and
 merges included), each block whose layers branch and merge (`residual`, `mbconv`, `se`) a cluster, and the layer
-where the int8 arena peaks
-marked. With `depth=1`, one node per top-level entry of `layers:`. Graphviz (`dot`) renders it to SVG or PNG."""
+where the int8 arena peaks marked. With `depth=1`, one node per top-level entry of `layers:`. Graphviz (`dot`)
+renders it to SVG or PNG."""
 
 from __future__ import annotations
 

@@ -8,12 +8,11 @@ MUL and ADD (when the recipe normalises); then come each layer's ops.
 
 Flash is the weight buffers (int8 weights, int32 biases, constants), not the file (which adds names and
 quantisation parameters); equal constants (zero biases of one size, the MEANs' axes, the slices' begin/end/
-strides, the reshapes' sizes) are stored once, by
-their bytes, as the converter does. Activation memory is int8 at batch 1: while an op runs, every tensor written
-before and read by it or later is alive (a branch's input stays alive until its merge); `peak_bytes` is the largest
-such sum over
-the ops in the analysis's order, `arena_bytes` the arena TensorFlow Lite Micro's greedy planner lays them out
-in (what a device must reserve; it can exceed the peak by the gaps that planner leaves).
+strides, the reshapes' sizes) are stored once, by their bytes, as the converter does. Activation memory is int8
+at batch 1: while an op runs, every tensor written before and read by it or later is alive (a branch's input stays
+alive until its merge); `peak_bytes` is the largest such sum over the ops in the analysis's order, `arena_bytes`
+the arena TensorFlow Lite Micro's greedy planner lays them out in (what a device must reserve; it can exceed the
+peak by the gaps that planner leaves).
 """
 
 from __future__ import annotations

@@ -123,8 +123,8 @@ def comment(r: Row, rep: Report | None = None) -> str:
     """The seed's hand-written comment for one layer, computed.
 
     A merge (a residual's Add, a squeeze-excite's Multiply, a parallel block's merge) takes several tensors: its
-    comment names each input
-    with its receptive field and jump, then what comes out (`rout` is the union of what the inputs see)."""
+    comment names each input with its receptive field and jump, then what comes out (`rout` is the union of what
+    the inputs see)."""
     def split(shape):  # an image's size and channels; a shuffle's grouped view (h, w, g, c/g) has channels gxc/g
         return (dims(shape[:2]), dims(shape[2:])) if len(shape) >= 3 else (dims(shape), str(shape[-1]))
 

@@ -4,8 +4,8 @@ step alone on ready tensors, and of a plain `model.fit` of the same emitted Kera
 (a cached tf.data dataset; arrays elsewhere), that dataset both without tf.data's autotuning (as the trainer's, the
 baseline) and with it (as a user writes it). Interleaved repeats in one process: a `Bench` record of every timed
 run (its medians and ratios are properties; the command line prints them, or `--format json`). With `--data FOLDER`
-(an image folder) the trainer is also timed streaming the same images from
-their files (what it does for a folder too large for memory) beside the same images held in memory."""
+(an image folder) the trainer is also timed streaming the same images from their files (what it does for a folder
+too large for memory) beside the same images held in memory."""
 
 from __future__ import annotations
 
