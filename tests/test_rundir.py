@@ -167,3 +167,20 @@ def test_a_run_that_keeps_records_only_says_so(tmp_path):
             call()
     (run / rundir.FINAL).write_bytes(b"x")
     assert rundir.model_of(str(run))[0] == str(run / rundir.FINAL) and rundir.final_model(str(run)).endswith("final.keras")
+
+
+def test_keep_final_saves_the_last_checkpoints_weights_without_optimizer_state(tmp_path, model):
+    import numpy as np
+
+    from sepspec.lazy import import_keras
+
+    run = str(tmp_path)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 4, 4, 3), np.float32), np.zeros((4, 2), np.float32), verbose=0)
+    commit(run, 1, model, {"val_accuracy": 0.5, "epoch": 1, "file": rundir.best_file(1)}, True)
+    path = rundir.keep_final(run)
+    assert path == os.path.join(run, rundir.FINAL) and rundir.final_model(run) == path
+    kept = import_keras().saving.load_model(path)
+    assert getattr(kept, "optimizer", None) is None  # no optimizer state: about half the size of a checkpoint
+    assert os.path.getsize(path) < os.path.getsize(os.path.join(run, "checkpoint-0001.keras"))
+    assert all(np.array_equal(a, b) for a, b in zip(kept.get_weights(), model.get_weights()))

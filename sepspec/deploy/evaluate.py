@@ -62,8 +62,10 @@ def evaluate(target: str, data_arg: str | None = None, tta: str = "none", refere
     model_path, folder, data, pred = _keras_predictions(target, data_arg, tta)
     result = _scored(model_path, pred, data, tta=tta)
     out, picture = os.path.join(folder, "evaluation.json"), os.path.join(folder, "confusion.png")
-    rundir.write_json(out, {"model": _relative(model_path, folder), "tta": tta, "test_accuracy": result.accuracy,
-                            "per_class": result.per_class, "confusion": result.confusion})
+    # paths relative to the record's folder, so a committed run folder names its own files wherever it is cloned
+    rundir.write_json(out, {"model": rundir.portable(folder, model_path), "tta": tta,
+                            "test_accuracy": result.accuracy, "per_class": result.per_class,
+                            "confusion": result.confusion})
     _plot_confusion(picture, np.asarray(result.confusion), data.class_names, result.accuracy)
     result.written = [picture, out]
     return result
@@ -87,12 +89,6 @@ def _keras_predictions(target: str, data_arg: str | None, tta: str = "none", dat
                         f"classes; the data is {dims(data.x_test.shape[1:])} with "
                         f"{len(data.class_names)} classes")
     return model_path, folder, data, predictions_on_test_split(model, data, norm, tta).argmax(axis=-1)
-
-
-def _relative(path: str, folder: str) -> str:
-    """A path as written in an evaluation file: relative to the file's folder, so a committed run folder that is
-    moved or cloned elsewhere still names its own files."""
-    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
 def _scored(model: str, pred, data, tta: str = "none") -> Evaluation:
@@ -126,12 +122,12 @@ def evaluate_exported(path: str, data_arg: str | None = None, reference: str | N
     result = _scored(path, pred, data)
     result.runtime = runtime
     here = os.path.dirname(os.path.abspath(path))
-    record = {"model": _relative(path, here), "runtime": runtime, "test_accuracy": result.accuracy,
+    record = {"model": rundir.portable(here, path), "runtime": runtime, "test_accuracy": result.accuracy,
               "per_class": result.per_class, "confusion": result.confusion}
     if runtime == "tflm":
         result.litert_accuracy = float((litert == data.y_test).mean())
         result.litert_agreement = float((litert == pred).mean())
-        result.arena = {"tflm_activations": head, "estimate": _estimate_of(folder)}
+        result.arena = {"tflm_activations": head, "estimate": tflm.planned_arena(folder) if folder else None}
         record.update({"litert_accuracy": result.litert_accuracy, "litert_agreement": result.litert_agreement,
                        "arena": result.arena})
     if reference:
@@ -139,22 +135,12 @@ def evaluate_exported(path: str, data_arg: str | None = None, reference: str | N
         result.reference = model_path
         result.reference_accuracy = float((ref == data.y_test).mean())
         result.agreement = float((ref == pred).mean())
-        record.update({"reference": _relative(model_path, here), "reference_accuracy": result.reference_accuracy,
-                       "agreement": result.agreement})
+        record.update({"reference": rundir.portable(here, model_path),
+                       "reference_accuracy": result.reference_accuracy, "agreement": result.agreement})
     out = path + (".tflm" if runtime == "tflm" else "") + ".evaluation.json"
     rundir.write_json(out, record)
     result.written = [out]
     return result
-
-
-def _estimate_of(folder: str | None) -> int | None:
-    """The static estimate of the activation arena for the spec of the run in `folder` (None without one)."""
-    if not folder or not rundir.is_run(folder):
-        return None
-    from ..graph.analysis import analyse
-    from ..graph.memory import estimate
-
-    return estimate(analyse(rundir.read_spec(folder))).arena_bytes
 
 
 def _plot_confusion(path, cm, names, acc):

@@ -109,16 +109,15 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
             raise UserError(f"{source}: the {fmt} converter crashed ({why}: {tail[:200]})")
         info = json.loads(r.stdout.strip().splitlines()[-1])
         if fmt == "tflm":
-            target = _tflm_folder(target, tmp, source, job)
-            info.update(target[1])
-            target = target[0]
+            target, sources = _tflm_folder(target, tmp, source, job)
+            info["tflm"] = sources
         _move(target, out)
     return Exported(out, fmt, info)
 
 
 def _tflm_folder(tflite: str, tmp: str, source: str, job: dict) -> tuple[str, dict]:
-    """The folder `--format tflm` writes: the C++ sources and the .tflite they hold."""
-    from .tflm import write_sources
+    """The folder `--format tflm` writes (the C++ sources and the .tflite they hold), and what the sources say."""
+    from .tflm import planned_arena, write_sources
 
     folder = os.path.join(tmp, "tflm")
     os.makedirs(folder)
@@ -126,16 +125,13 @@ def _tflm_folder(tflite: str, tmp: str, source: str, job: dict) -> tuple[str, di
     estimate, classes = None, []
     if rundir.is_run(run) and job["stats"] is not None:  # the run's own spec: its static plan of the activations
         from ..data.read import CLASS_NAMES
-        from ..graph.analysis import analyse
-        from ..graph.memory import estimate as static_estimate
 
-        spec = rundir.read_spec(run)
-        estimate = static_estimate(analyse(spec)).arena_bytes
-        record = rundir.read_record(run)
-        classes = (record.get("data") or {}).get("classes") or (CLASS_NAMES if spec.classes == 10 else [])
+        estimate = planned_arena(run)
+        classes = ((rundir.read_record(run).get("data") or {}).get("classes")
+                   or (CLASS_NAMES if rundir.read_spec(run).classes == 10 else []))
     written = write_sources(tflite, folder, class_names=list(classes), origin=source, estimate=estimate)
     os.replace(tflite, os.path.join(folder, "model.tflite"))
-    return folder, {"tflm": written}
+    return folder, written
 
 
 def remove_stale_temps(parent: str) -> None:
@@ -170,10 +166,9 @@ def _move(src: str, dst: str) -> None:
 def tflite_buffer_bytes(path: str) -> tuple[int, int]:
     """(bytes of the buffers that tensors hold, number of ops) of a .tflite file: the weights and constants as the
     file stores them (not its metadata buffers, names or quantisation parameters)."""
-    from ai_edge_litert import schema_py_generated as fb
+    from .tflite_file import read
 
-    with open(path, "rb") as f:
-        m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(f.read()), 0))
+    m = read(path)
     held = {t.buffer for g in m.subgraphs for t in (g.tensors or []) if m.buffers[t.buffer].data is not None}
     return sum(len(m.buffers[b].data) for b in held), sum(len(g.operators or []) for g in m.subgraphs)
 

@@ -21,9 +21,8 @@ def _name(b) -> str:
     return b.decode(errors="replace") if isinstance(b, bytes) else str(b)
 
 
-def deployment(path: str) -> Deployment:
-    """The ops of the file's main subgraph, as a Deployment (flash: each constant buffer counted once, where it is
-    first read)."""
+def read(path: str):
+    """The file as the schema's object tree (`ModelT`); a file that is not a model is a one-line error."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
     from ai_edge_litert import schema_py_generated as fb  # the export extra, which brings numpy too
@@ -31,11 +30,28 @@ def deployment(path: str) -> Deployment:
     try:
         with open(path, "rb") as f:
             m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(f.read()), 0))
-        g = m.subgraphs[0]
+        m.subgraphs[0]
     except Exception:  # a file that is not a flatbuffer of this schema
         raise UserError(f"{path}: not a .tflite model (it does not read as TFLite's flatbuffer schema)") from None
-    import numpy as np
+    return m
+
+
+def operator_names(m) -> list[str]:
+    """The builtin operator of each of the model's operator codes, in the file's order (`CONV_2D`, ...)."""
+    from ai_edge_litert import schema_py_generated as fb
+
     names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    return [names.get(max(c.builtinCode, c.deprecatedBuiltinCode), f"BUILTIN_{c.builtinCode}")
+            for c in m.operatorCodes]
+
+
+def deployment(path: str) -> Deployment:
+    """The ops of the file's main subgraph, as a Deployment (flash: each constant buffer counted once, where it is
+    first read)."""
+    import numpy as np
+
+    m = read(path)
+    g, kinds = m.subgraphs[0], operator_names(m)
     tensors = g.tensors
 
     def shape(i):
@@ -44,9 +60,6 @@ def deployment(path: str) -> Deployment:
     def const(i):
         return i >= 0 and m.buffers[tensors[i].buffer].data is not None
 
-    def size(i):
-        return math.prod(shape(i)) * ITEMSIZE.get(tensors[i].type, 1)
-
     d = Deployment()
     seen: set[int] = set()
     blocks: dict[int, int] = {}  # a SPACE_TO_BATCH_ND's output -> its blocks (the file declares them at batch 1)
@@ -54,8 +67,7 @@ def deployment(path: str) -> Deployment:
         d.ops.append(Op(_name(tensors[i].name), "INPUT", "", (), shape(i)[1:] if shape(i)[:1] == (1,) else shape(i),
                         itemsize=ITEMSIZE.get(tensors[i].type, 1)))
     for op in g.operators:
-        code = m.operatorCodes[op.opcodeIndex]
-        kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"BUILTIN_{code.builtinCode}")
+        kind = kinds[op.opcodeIndex]
         weights = 0
         for i in op.inputs:
             if const(i) and tensors[i].buffer not in seen:

@@ -23,6 +23,8 @@ import sys
 import numpy as np
 
 from ..diagnostics import UserError
+from ..train import rundir
+from .tflite_file import operator_names, read
 
 ALIGN = 16
 # TFLite builtin operator -> TFLM's MicroMutableOpResolver method (tensorflow/lite/micro/micro_mutable_op_resolver.h)
@@ -68,16 +70,17 @@ def micro_arena(path: str, arena_size: int = 4 << 20) -> dict:
 
 def operators(path: str) -> list[str]:
     """The builtin operators a .tflite file uses, in the order the file lists them."""
-    from ai_edge_litert import schema_py_generated as fb
+    return operator_names(read(path))
 
-    with open(path, "rb") as f:
-        m = fb.Model.GetRootAsModel(bytearray(f.read()), 0)
-    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-    out = []
-    for i in range(m.OperatorCodesLength()):
-        c = m.OperatorCodes(i)
-        out.append(names.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), f"builtin {c.BuiltinCode()}"))
-    return out
+
+def planned_arena(run: str) -> int | None:
+    """The static estimate of the activation arena for the spec of the run folder `run` (None for no run)."""
+    if not rundir.is_run(run):
+        return None
+    from ..graph.analysis import analyse
+    from ..graph.memory import estimate
+
+    return estimate(analyse(rundir.read_spec(run))).arena_bytes
 
 
 def io_details(path: str) -> dict:
@@ -115,7 +118,7 @@ def write_sources(tflite: str, folder: str, *, class_names: list[str], origin: s
                   estimate: int | None = None) -> dict:
     """Write the C++ sources for `tflite` into `folder` (which exists); returns what they say."""
     data = open(tflite, "rb").read()
-    ops = sorted(set(operators(tflite)), key=operators(tflite).index)
+    ops = list(dict.fromkeys(operators(tflite)))  # each once, in the file's order
     missing = [o for o in ops if o not in RESOLVER]
     if missing:
         raise UserError(f"{tflite}: TensorFlow Lite Micro has no resolver entry sepspec knows for "

@@ -141,7 +141,8 @@ _PATHS = (("options", "spec"), ("options", "data"), ("data", "source"))
 
 
 def portable(run: str, path: str | None) -> str | None:
-    """`path` as a run's records keep it: relative to the run folder."""
+    """`path` as a record in the folder `run` keeps it: relative to that folder (run.json, metrics.json, the
+    evaluation files)."""
     if not path:
         return path
     try:
