@@ -1,134 +1,213 @@
 """The device check's runs and table (started by benchmarks/gpu_check.sh, which sets up the environment).
 
+Two parts, each one call of the device tool (at most 10 minutes, 64 MiB carried):
+
+- `measure`: `sepspec bench` (the trainer's step against a plain `fit`) of `frontier.yaml`, `base.yaml` and
+  `residual.yaml` on JAX and PyTorch at float32, bfloat16 and float16; the start-up of a run with and without
+  JAX's persistent compilation cache; one seed against three at once (`sepspec train --seeds`); and a bfloat16
+  run of `residual.yaml` under `JAX_DEBUG_NANS`, which names the operation that first makes a NaN. On a subset.
+- `accuracy`: `frontier.yaml`'s 50-epoch recipe (the 91.23% one) and its 10-epoch recipe on the whole of
+  CIFAR-10, three seeds at once each, with their wall times: time to accuracy.
+
 Each figure comes from sepspec's own commands in subprocesses (`python -m sepspec bench|train`), so what is
-measured is what users run; the bench is read from its `--format json` record and a training from its run
-folder's records, never from text meant for people. A run that fails or overruns is reported as such and the rest
-goes on; the table is rewritten after every run, so that an interrupted check still leaves what it measured.
-`--cpu` is the dry run (a bench and one training, tiny limits: under a minute on 2 cores; a test runs it, so the
-check cannot rot).
+measured is what users run; a bench is read from its `--format json` record and a training from its run folder's
+records, never from text meant for people. A run that fails or overruns is reported as such and the rest goes
+on; the table is rewritten after every run, so that an interrupted check still leaves what it measured; the run
+folders are packed into `runs.tar.gz` (the device tool brings back at most 8 files). `--cpu` is the dry run of
+both parts (tiny limits: about a minute on 2 cores; a test runs it, so the check cannot rot).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 
 DATA = ".gpu/cifar10-subset.tar.gz"
+F32, BF16, F16 = "float32", "mixed_bfloat16", "mixed_float16"
+FRONTIER, BASE, RESIDUAL = "specs/frontier.yaml", "specs/base.yaml", "specs/residual.yaml"
+# the 50-epoch recipe behind the README's 91.23% (results/frontier50-crop4-cutout8-adamw02-seed*)
+RECIPE50 = ["--epochs", "50", "--set", "train.augment.crop=4", "--set", "train.augment.cutout=8", "--set",
+            "train.optimizer={name: adamw, learning_rate: 0.01, weight_decay: 0.02, no_decay: [depthwise, norm, bias]}"]
 
 
-def _bench(data, spec, precision, batch, steps, spe, repeats=3):
-    return {"kind": "bench", "spec": spec, "precision": precision, "batch": batch, "spe": spe, "args": [
+def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, data=DATA):
+    return {"kind": "bench", "backend": backend, "spec": spec, "precision": precision, "batch": batch, "args": [
         "bench", spec, "--data", data, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
         "--steps-per-execution", str(spe), "--repeats", str(repeats), "--format", "json"]}
 
 
-def _train(data, spec, precision, epochs, limits):
-    return {"kind": "train", "spec": spec, "precision": precision, "args": [
-        "train", spec, "--data", data, "--precision", precision, "--epochs", str(epochs), *limits]}
+def _train(backend, spec, precision, extra, data=DATA, seeds=None, env=None, what="train"):
+    args = ["train", spec, "--data", data, "--precision", precision, *extra]
+    if seeds:
+        args += ["--seeds", ",".join(map(str, seeds))]
+    return {"kind": "train", "what": what, "backend": backend, "spec": spec, "precision": precision,
+            "seeds": seeds, "args": args, "env": env or {}}
 
 
-def plan(cpu: bool, data: str = DATA) -> list[dict]:
-    """The runs, most wanted first (a deadline may cut the tail)."""
-    base, residual, f32, bf16 = "specs/base.yaml", "specs/residual.yaml", "float32", "mixed_bfloat16"
-    if cpu:  # does every kind of run work (tiny limits: under a minute on 2 cores)
-        limits = ["--train-limit", "64", "--val-limit", "64", "--batch-size", "32"]
-        return [_bench(data, base, f32, 32, 2, 1, repeats=1), _train(data, residual, bf16, 1, limits)]
-    return [_bench(data, base, f32, 256, 60, 1), _bench(data, base, bf16, 256, 60, 1),
-            _bench(data, base, bf16, 1024, 48, 8), _train(data, residual, bf16, 3, []), _train(data, base, bf16, 3, []),
-            _train(data, residual, f32, 3, []), _bench(data, base, f32, 1024, 48, 8),
-            _bench(data, base, "mixed_float16", 1024, 48, 8), _train(data, base, f32, 3, [])]
+def plan(part: str, cpu: bool, data: str) -> list[dict]:
+    """The runs of a part, most wanted first (a deadline may cut the tail)."""
+    if cpu:  # every kind of run, tiny limits
+        tiny = ["--train-limit", "64", "--val-limit", "64", "--batch-size", "32", "--epochs", "1"]
+        if part == "measure":
+            return [_bench("jax", BASE, F32, 32, 2, 1, data=data),
+                    _train("jax", RESIDUAL, BF16, tiny, data, env={"JAX_DEBUG_NANS": "True"}, what="nan-check"),
+                    _train("jax", BASE, F32, tiny, data, seeds=[0, 1], what="seeds")]
+        return [_train("jax", FRONTIER, F32, [*RECIPE50[2:], *tiny], data, seeds=[0, 1], what="recipe50")]
+    if part == "measure":
+        sub = ["--train-limit", "20000", "--val-limit", "1000", "--epochs", "3"]
+        return [_bench("jax", FRONTIER, F32), _bench("jax", FRONTIER, BF16),
+                _train("jax", FRONTIER, F32, sub, data, what="cold cache", env={"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}),
+                _train("jax", FRONTIER, F32, sub, data, what="warm cache", env={"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}),
+                _train("jax", FRONTIER, F32, sub, data, seeds=[0, 1, 2], what="3 seeds at once",
+                       env={"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}),
+                _bench("torch", FRONTIER, F32, steps=30), _bench("torch", FRONTIER, BF16, steps=30),
+                _train("jax", RESIDUAL, BF16, ["--train-limit", "5120", "--val-limit", "512", "--epochs", "1"], data,
+                       env={"JAX_DEBUG_NANS": "True"}, what="nan-check"),
+                _bench("torch", FRONTIER, F16, steps=30),
+                _bench("jax", BASE, F32), _bench("jax", BASE, BF16), _bench("jax", RESIDUAL, F32),
+                _bench("jax", RESIDUAL, BF16), _bench("torch", BASE, F32, steps=30)]
+    cache = {"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}
+    return [_train("jax", FRONTIER, F32, RECIPE50, data, seeds=[0, 1, 2], what="recipe50", env=cache),
+            _train("jax", FRONTIER, F32, [], data, seeds=[0, 1, 2], what="recipe10", env=cache)]
+
+
+def _records(folder: str) -> dict:
+    m = json.load(open(os.path.join(folder, "metrics.json")))
+    hist = open(os.path.join(folder, "history.csv")).read().splitlines()
+    col = hist[0].split(",")
+    seconds = [float(line.split(",")[col.index("seconds")]) for line in hist[1:]]
+    test = m.get("test") or {}
+    return {"device": m["device"], "images_per_second": m["images_per_second"], "seconds": m["seconds_per_epoch"],
+            "first_epoch": seconds[0], "epoch_seconds": sum(seconds), "accuracy": m["final_val_accuracy"],
+            "test": test.get("final_accuracy"), "train_images": m["train_images"], "epochs": m["epochs_completed"],
+            "params": m["params"], "status": m["status"]}
 
 
 def run(r: dict, out: str, i: int, timeout: float) -> dict:
     log = os.path.join(out, "logs", f"{i:02d}-{r['kind']}.log")
-    if r["kind"] == "train":
-        r["args"] += ["--out", os.path.join(out, "runs", f"{i:02d}")]
+    folder = os.path.join(out, "runs", f"{i:02d}")
+    args = list(r["args"]) + (["--out", folder] if r["kind"] == "train" else [])
+    env = {**os.environ, "KERAS_BACKEND": r["backend"], **r.get("env", {})}
     t0 = time.perf_counter()
     try:
-        p = subprocess.run([sys.executable, "-m", "sepspec", *r["args"]], capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run([sys.executable, "-m", "sepspec", *args], capture_output=True, text=True,
+                           timeout=timeout, env=env)
         text, rc = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
         p, rc = None, "timeout"
         text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
     r["wall"] = time.perf_counter() - t0
-    r["batch"] = r.get("batch") or (int(r["args"][r["args"].index("--batch-size") + 1]) if "--batch-size" in r["args"]
-                                    else 256)
     with open(log, "w") as f:
-        f.write(" ".join(r["args"]) + "\n" + text)
+        f.write(" ".join(args) + "\n" + text)
     r["rc"] = rc
-    if rc != 0:
+    if r["kind"] == "train" and r.get("what") == "nan-check":  # the first NaN's operation, if JAX named one
+        named = [line.strip() for line in text.splitlines() if "FloatingPointError" in line or "nan" in line.lower()
+                 and "invalid value" in line.lower()]
+        r["nan"] = named[-1][:200] if named else None
+    if rc != 0 and not (r.get("what") == "nan-check" and r.get("nan")):
         r["error"] = (text.strip().splitlines() or ["(no output)"])[-1][:160]
         return r
     if r["kind"] == "bench":
         record = json.loads(p.stdout.strip().splitlines()[-1])  # `sepspec bench --format json`
         r["trainer"], r["plain"] = round(record["medians"]["trainer"]), round(record["medians"]["plain"])
+        r["step"] = round(record["medians"]["step"])
         r["device"] = record["device"]
-    else:
-        m = json.load(open(os.path.join(out, "runs", f"{i:02d}", "metrics.json")))
-        hist = open(os.path.join(out, "runs", f"{i:02d}", "history.csv")).read().splitlines()
-        first = float(hist[1].split(",")[hist[0].split(",").index("seconds")])
-        r.update(device=m["device"], images_per_second=m["images_per_second"], seconds=m["seconds_per_epoch"],
-                 first_epoch=first, accuracy=m["final_val_accuracy"], train_images=m["train_images"],
-                 epochs=m["epochs_completed"], params=m["params"])
+    elif r.get("seeds"):
+        r["per_seed"] = {k: _records(os.path.join(folder, f"seed{k}")) for k in r["seeds"]}
+        r["device"] = next(iter(r["per_seed"].values()))["device"]
+    elif rc == 0:
+        r.update(_records(folder))
     return r
 
 
+def _pct(v):
+    return "" if v is None else f"{100 * v:.2f}%"
+
+
 def table(runs: list[dict]) -> str:
-    lines = ["| what | spec | precision | batch | images/s (trainer) | images/s (plain fit) | s/epoch (first) "
-             "| val. accuracy |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| what | backend | spec | precision | batch | images/s: trainer / its step / plain fit | "
+             "s/epoch (first) | wall s | val. accuracy | test accuracy |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         if "rc" not in r:
             continue
-        name = os.path.basename(r["spec"])
-        if r["rc"] != 0:
-            lines.append(f"| {r['kind']} | {name} | {r['precision']} | {r['batch'] or ''} | failed ({r['rc']}): "
-                         f"{r.get('error', '')} | | | |")
+        head = (f"| {r.get('what', r['kind'])} | {r['backend']} | {os.path.basename(r['spec'])} | {r['precision']} "
+                f"| {r.get('batch') or 'spec'} |")
+        if r.get("nan") is not None or r.get("what") == "nan-check" and r["rc"] == 0:
+            lines.append(f"{head} first NaN: {r.get('nan') or 'none (the run stayed finite)'} | | {r['wall']:.0f} "
+                         "| | |")
+        elif r.get("error"):
+            lines.append(f"{head} failed ({r['rc']}): {r['error']} | | {r['wall']:.0f} | | |")
         elif r["kind"] == "bench":
-            lines.append(f"| bench, {r['spe']} step(s)/call | {name} | {r['precision']} | {r['batch']} | "
-                         f"{r['trainer']:,} | {r['plain']:,} | | |")
+            lines.append(f"{head} {r['trainer']:,} / {r['step']:,} / {r['plain']:,} | | {r['wall']:.0f} | | |")
+        elif r.get("seeds"):
+            s = r["per_seed"]
+            total = sum(v["train_images"] * v["epochs"] for v in s.values())
+            lines.append(f"{head} {sum(v['images_per_second'] for v in s.values()):,.0f} (sum of {len(s)}; "
+                         f"{total / r['wall']:,.0f} over the wall time) | "
+                         + ", ".join(f"{v['seconds']:.1f} ({v['first_epoch']:.1f})" for v in s.values())
+                         + f" | {r['wall']:.0f} | " + ", ".join(_pct(v["accuracy"]) for v in s.values())
+                         + " | " + ", ".join(_pct(v["test"]) for v in s.values()) + " |")
         else:
-            lines.append(f"| train {r['epochs']} epochs, {r['train_images']:,} images | {name} | {r['precision']} | {r['batch']} | "
-                         f"{r['images_per_second']:,.0f} | | {r['seconds']:.1f} ({r['first_epoch']:.1f}) | "
-                         f"{100 * r['accuracy']:.2f}% |")
+            lines.append(f"{head} {r['images_per_second']:,.0f} | {r['seconds']:.1f} ({r['first_epoch']:.1f}) | "
+                         f"{r['wall']:.0f} | {_pct(r['accuracy'])} | {_pct(r['test'])} |")
     device = next((r["device"] for r in runs if r.get("device")), "?")
     return f"device: {device}\n\n" + "\n".join(lines) + "\n"
+
+
+def pack_runs(out: str) -> None:
+    """The run folders in one archive (the device tool brings back at most 8 files, 2 folders deep)."""
+    if not os.path.isdir(os.path.join(out, "runs")):
+        return
+    with tarfile.open(os.path.join(out, "runs.tar.gz"), "w:gz") as tar:
+        tar.add(os.path.join(out, "runs"), arcname="runs")
+        tar.add(os.path.join(out, "logs"), arcname="logs")
+    shutil.rmtree(os.path.join(out, "runs"))
+    for f in glob.glob(os.path.join(out, "logs", "*")):
+        os.remove(f)
+    os.rmdir(os.path.join(out, "logs"))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--part", choices=("measure", "accuracy"), default="measure")
     ap.add_argument("--cpu", action="store_true")
-    ap.add_argument("--data", default=DATA, help=f"the CIFAR-10 archive the runs read (default {DATA})")
-    ap.add_argument("--timeout", type=float, default=None, help="seconds per run (default 150 on a GPU, 600 --cpu)")
+    ap.add_argument("--data", default=DATA, help=f"the CIFAR-10 archive or folder the runs read (default {DATA})")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per run (default 200 on a GPU, 600 --cpu)")
     ap.add_argument("--deadline", type=float, default=None, help="start no run after this many seconds "
-                    "(default 330 on a GPU: the check must end inside 8 minutes)")
+                    "(default 300 on a GPU)")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, "logs"), exist_ok=True)
     if not os.path.exists(a.data):
-        print(f"gpu_check: {a.data} is missing: run benchmarks/gpu_bundle.py first")
+        print(f"gpu_check: {a.data} is missing: run benchmarks/gpu_bundle.py (or gpu_data.py unpack) first")
         return 1
-    runs = plan(a.cpu, a.data)
+    runs = plan(a.part, a.cpu, a.data)
     t0 = time.perf_counter()
-    deadline = a.deadline or (1e9 if a.cpu else 330)
+    deadline = a.deadline or (1e9 if a.cpu else 300)
     for i, r in enumerate(runs):
         left = deadline - (time.perf_counter() - t0)
         if left < 20:
             print(f"deadline: {len(runs) - i} run(s) not started", flush=True)
             break
-        run(r, a.out, i, min(a.timeout or (600 if a.cpu else 150), left + 60))
-        status = "ok" if r["rc"] == 0 else f"FAILED: {r.get('error')}"
-        print(f"[{time.perf_counter() - t0:5.0f}s] {' '.join(r['args'][:2])} {r['precision']} "
-              f"batch {r['batch'] or 'spec'}: {status}", flush=True)
+        run(r, a.out, i, min(a.timeout or (600 if a.cpu else 200), left + 90))
+        status = "ok" if not r.get("error") else f"FAILED: {r.get('error')}"
+        print(f"[{time.perf_counter() - t0:5.0f}s] {r['backend']} {' '.join(r['args'][:2])} {r['precision']} "
+              f"{r.get('what', '')}: {status} ({r['wall']:.0f} s)", flush=True)
         with open(os.path.join(a.out, "gpu_check.md"), "w") as f:
             f.write(table(runs))
+        with open(os.path.join(a.out, "gpu_check.json"), "w") as f:
+            json.dump([{k: v for k, v in r.items()} for r in runs if "rc" in r], f, indent=1, default=str)
+    pack_runs(a.out)
     print(table(runs))
     print(f"total {time.perf_counter() - t0:.0f} s; table in {os.path.join(a.out, 'gpu_check.md')}")
-    return 0 if all(r.get("rc", 0) == 0 for r in runs) else 1
+    return 0 if all(not r.get("error") for r in runs) else 1
 
 
 if __name__ == "__main__":

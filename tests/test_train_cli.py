@@ -594,7 +594,7 @@ JAX = {**ENV, "KERAS_BACKEND": "jax"}
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (the dev extra has it)")
 def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     """KERAS_BACKEND=jax, with the same run directory and guarantees: killed (as by SIGKILL) before the commit
-    point of epoch 2 and resumed, a run (with mixup, made on the device) has every epoch once and ends with exactly
+    point of epoch 2 and resumed, a run (with mixup, made on the device, and a per-step rate) has every epoch once and ends with exactly
     the weights, dropout state and weight average of an uninterrupted run; evaluate reads it; the TensorFlow
     backend may not resume it; and tf.distribute strategies are refused in one line."""
     import keras
@@ -602,7 +602,9 @@ def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     spec = tmp_path / "drop.yaml"
     spec.write_text(SMALL.lstrip().replace("- sepconv: 12", "- sepconv: {filters: 12, dropout: 0.2}"))
     args = [str(spec), "--data", data, "--epochs", "2", "--train-limit", "96", "--val-limit", "64",
-            "--set", "train.ema=0.9", "--set", "train.optimizer.learning_rate=0.05", "--set", "train.augment.mixup=0.4"]
+            "--set", "train.ema=0.9", "--set", "train.optimizer.learning_rate=0.05", "--set", "train.augment.mixup=0.4",
+            # a per-step rate, computed inside JAX's compiled step and kept by the checkpoint (schedule.step_rate)
+            "--set", "train.schedule={name: linear, warmup_epochs: 0.5, per: step}"]
     whole, cut = str(tmp_path / "whole"), str(tmp_path / "cut")
     r = run_cli("train", *args, "--out", whole, env=JAX)
     assert r.returncode == 0, r.stderr
@@ -623,8 +625,8 @@ def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     assert [x["loss"] for x in a] == [x["loss"] for x in b] and [x["val_loss"] for x in a] == [x["val_loss"] for x in b]
     sa, sb = (json.load(open(os.path.join(run, "state.json"))) for run in (whole, cut))
     assert sa["rng"] == sb["rng"] and sa["rng"]  # the dropout generator went on as uninterrupted
-    wa = keras.saving.load_model(os.path.join(whole, sa["checkpoint"])).get_weights()
-    wb = keras.saving.load_model(os.path.join(cut, sb["checkpoint"])).get_weights()
+    wa = keras.saving.load_model(os.path.join(whole, sa["checkpoint"]), compile=False).get_weights()
+    wb = keras.saving.load_model(os.path.join(cut, sb["checkpoint"]), compile=False).get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
     with np.load(os.path.join(whole, sa["ema"])) as ea, np.load(os.path.join(cut, sb["ema"])) as eb:
         assert int(ea["steps"]) == 6 and all(np.array_equal(ea[k], eb[k]) for k in ea.files)

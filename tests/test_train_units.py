@@ -470,3 +470,53 @@ def test_a_short_runs_lagging_batch_norm_statistics_are_explained_where_the_user
     assert "momentum 0.99" in note and "196 steps" in note and "0.99^196 = 0.14" in note
     assert lagging_statistics(rep, [{"epoch": 3, "accuracy": 0.6651, "val_accuracy": 0.6389}], 196) is None
     assert lagging_statistics(rep, [], 196) is None
+
+
+PER_STEP = [{"name": "linear", "warmup_epochs": 0.5, "per": "step"}, {"name": "cosine", "warmup_epochs": 1, "per": "step"},
+            {"name": "one_cycle", "peak_at": 0.25, "start_factor": 0.1, "per": "step"},
+            {"name": "inverse_time", "decay_rate": 0.3, "per": "step"}, {"name": "step", "every": 2, "per": "step"},
+            {"name": "constant", "per": "step"}]
+
+
+@pytest.mark.parametrize("schedule", PER_STEP, ids=[s["name"] for s in PER_STEP])
+def test_the_in_step_rate_is_lr_at(schedule):
+    """On JAX and PyTorch a per-step rate is computed inside the compiled step from the update count: the same
+    rates as `lr_at`, to float32 rounding, at every step of every epoch (a partial last batch included)."""
+    from sepspec.train.steprate import step_rate
+
+    t = Train.model_validate({"epochs": 5, "optimizer": {"learning_rate": 0.1}, "schedule": schedule})
+    steps = 7
+    rate = step_rate(t, steps)
+    got = [float(rate(i)) for i in range(5 * steps)]
+    want = [lr_at(t, e, None, b, steps) for e in range(5) for b in range(steps)]
+    # float32: a rate is within a few units of float32 rounding of the base rate (0.1) of the exact one
+    assert got == pytest.approx(want, rel=1e-6, abs=4 * float(np.finfo(np.float32).eps) * 0.1)
+    again = type(rate).from_config(rate.get_config())  # what a checkpoint keeps
+    assert float(again(12)) == got[12]
+
+
+def test_a_per_step_rate_reaches_every_step_on_jax(tmp_path):
+    """Keras's JAX `fit` carries the optimizer's state from step to step: a rate assigned between two steps
+    (the TensorFlow path's callback) is never seen there. With the in-step rate each step takes its own: SGD on a
+    loss whose gradient is constant moves the weight by the sum of the per-step rates."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import numpy as np, keras\n"
+        "from sepspec.spec.trainconf import Train\n"
+        "from sepspec.train.schedule import lr_at\n"
+        "from sepspec.train.steprate import step_rate\n"
+        "t = Train.model_validate({'epochs': 2, 'optimizer': {'name': 'sgd', 'learning_rate': 0.1},\n"
+        "                          'schedule': {'name': 'linear', 'warmup_epochs': 1, 'per': 'step'}})\n"
+        "m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer='zeros')])\n"
+        "m.compile(keras.optimizers.SGD(step_rate(t, 3)), loss=lambda y, p: keras.ops.mean(p))\n"
+        "x = np.ones((12, 1), np.float32)\n"
+        "m.fit(x, x, batch_size=4, epochs=2, verbose=0, shuffle=False)\n"
+        "want = -sum(lr_at(t, e, None, b, 3) for e in range(2) for b in range(3))\n"
+        "print(float(m.get_weights()[0][0, 0]), want)\n")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+    got, want = map(float, out.stdout.split())
+    assert got == pytest.approx(want, rel=1e-6)

@@ -25,6 +25,8 @@ def add_commands(sub) -> None:
     s.add_argument("--val-limit", type=_positive, metavar="N", help="validate on the first N images")
     s.add_argument("--seed", type=int, help="fixes weights, data order, augmentation and dropout (default: "
                    "train.seed, else 0)")
+    s.add_argument("--seeds", metavar="K,K,...", help="train several seeds at once, one process each on the same "
+                   "device (runs OUT/seedK; on a GPU the small networks leave room for several)")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings (with "
                    "--epochs N: train it to N epochs; with --data PATH: the same data set, moved)")
     s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
@@ -108,7 +110,7 @@ def cmd_train(a) -> int:
     if a.resume:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
                                       ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
-                                      ("--seed", a.seed), ("--strategy", a.strategy), ("--precision", a.precision),
+                                      ("--seed", a.seed), ("--seeds", a.seeds), ("--strategy", a.strategy), ("--precision", a.precision),
                                       ("--jit-compile", a.jit_compile), ("--keras-layers", a.keras_layers),
                                       ("--stream", a.stream))
                  if v not in (None, False, [])]
@@ -121,12 +123,35 @@ def cmd_train(a) -> int:
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return USAGE
+    if a.seeds is not None:
+        return _train_seeds(a)
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision), ("stream", a.stream))
              if v is not None}
     opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
                    train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
                    jit_compile=a.jit_compile, fast_layers=not a.keras_layers, **given)
     return of_training(train(training_report(opts), opts).status)
+
+
+def _train_seeds(a) -> int:
+    from ..spec.load import load
+    from ..train.seeds import default_out, parse_seeds, train_seeds
+
+    if a.seed is not None:
+        print("sepspec train: give --seed K or --seeds K,K,..., not both", file=sys.stderr)
+        return USAGE
+    seeds = parse_seeds(a.seeds)
+    args = [a.spec, *[x for flag, v in (("--epochs", a.epochs), ("--batch-size", a.batch_size), ("--data", a.data),
+                                        ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
+                                        ("--strategy", a.strategy), ("--precision", a.precision),
+                                        ("--stream", a.stream)) if v is not None for x in (flag, str(v))],
+            *[x for s in a.set for x in ("--set", s)], *(["--jit-compile"] if a.jit_compile else []),
+            *(["--keras-layers"] if a.keras_layers else [])]
+    out = a.out or default_out(load(a.spec).name)
+    statuses = train_seeds(args, seeds, out)
+    for k, rc in statuses.items():
+        print(f"seed {k}: {'finished' if rc == OK else f'exit status {rc}'}; run {out}/seed{k}")
+    return max(statuses.values(), key=lambda rc: rc != OK)
 
 
 def cmd_evaluate(a) -> int:

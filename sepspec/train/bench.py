@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.read import DataError, load_data, options_of
 from .compiled import compile_model, jit
-from .devices import backend, device_name, set_precision, tensorflow
+from .devices import backend, compilation_cache, device_name, set_precision, tensorflow
 from .fastpath import fast_training
 from .options import Options
 from .pipeline import channel_stats, dataset, fixed, normalize
@@ -72,6 +72,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
 
     keras = import_keras()
     tf = tensorflow(keras)  # None on JAX/PyTorch
+    compilation_cache(keras)
 
     report = training_report(Options(spec=spec_path, batch_size=batch_size))
     spec = report.spec
@@ -106,7 +107,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     opts = Options(spec=spec_path, precision=precision)
 
     def compiled(fused: bool):
-        m = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts),
+        m = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts), steps=steps,
                           steps_per_execution=steps_per_execution)
         return m, (fast_training(m) if fused else {})
 

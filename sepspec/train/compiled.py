@@ -4,20 +4,29 @@ logits or probabilities), float32 class scores under mixed precision, XLA where 
 from __future__ import annotations
 
 from .predict import gives_probabilities
+from .schedule import in_step
 
 
-def _optimizer(keras, train):
+def _optimizer(keras, train, steps):
     o = train.optimizer
+    # a per-step rate inside the compiled step where the backend cannot take one assigned between steps
+    rate = o.learning_rate
+    if steps and in_step(keras, train):
+        from .steprate import step_rate
+
+        rate = step_rate(train, steps)
     if o.name == "sgd":
-        return keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov,
+        return keras.optimizers.SGD(rate, momentum=o.momentum, nesterov=o.nesterov,
                                     weight_decay=o.weight_decay or None)
     if o.name == "adamw":
-        return keras.optimizers.AdamW(o.learning_rate, weight_decay=o.weight_decay)
-    return keras.optimizers.Adam(o.learning_rate, weight_decay=o.weight_decay or None)
+        return keras.optimizers.AdamW(rate, weight_decay=o.weight_decay)
+    return keras.optimizers.Adam(rate, weight_decay=o.weight_decay or None)
 
 
-def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps_per_execution: int = 1):
-    """The spec's model, compiled with the spec's optimizer and loss."""
+def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps_per_execution: int = 1,
+                  steps: int | None = None):
+    """The spec's model, compiled with the spec's optimizer and loss; `steps` per epoch for a `per: step` rate
+    computed inside the step (`schedule.in_step`)."""
     from ..emit.model import keras_model
 
     model = keras_model(report)
@@ -26,7 +35,7 @@ def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps
         out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
         model = keras.Model(model.input, out, name=model.name)
     loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=train.label_smoothing)
-    model.compile(optimizer=_optimizer(keras, train), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
+    model.compile(optimizer=_optimizer(keras, train, steps), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     spare_from_decay(model, train)
     return model

@@ -56,6 +56,23 @@ def parse_tf_config(text: str | None) -> dict:
     return cfg
 
 
+def compilation_cache(keras) -> str | None:
+    """On JAX, XLA's compiled steps kept on disk between runs (JAX's persistent compilation cache), so that a
+    second run of a spec on the same machine skips most of its start-up: `$JAX_COMPILATION_CACHE_DIR` if set,
+    else `$SEPSPEC_JAX_CACHE`, else ~/.cache/sepspec/jax; `SEPSPEC_JAX_CACHE=off` turns it off. The folder, or
+    None where there is none."""
+    if keras.backend.backend() != "jax":
+        return None
+    path = (os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("SEPSPEC_JAX_CACHE")
+            or os.path.join(os.path.expanduser("~"), ".cache", "sepspec", "jax"))
+    if path == "off":
+        return None
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path
+
+
 def backend(keras) -> str:
     return keras.backend.backend()
 

@@ -92,8 +92,11 @@ def load_model(path: str, *, optimizer: bool = False):
 
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such model file")
+    keras = import_keras()
+    if optimizer:  # registers the in-step rate that a JAX or PyTorch run's optimizer names
+        from . import steprate  # noqa: F401
     try:
-        return import_keras().saving.load_model(path, compile=optimizer)
+        return keras.saving.load_model(path, compile=optimizer)
     except Exception as e:  # Keras raises many kinds for a damaged file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {first})") from None

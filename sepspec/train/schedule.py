@@ -5,6 +5,10 @@ log (Keras's InverseTimeDecay would decay per step). With `per: step` it is a fu
 epochs, t = epoch + batch / steps, set before every step; both are functions of the position alone, so a resumed
 run gets the rates an uninterrupted one had. `reduce_on_plateau` keeps its state in a small dict that the
 trainer saves with each checkpoint, so a resumed run continues with the same rate.
+
+On JAX a rate assigned between two steps of one `fit` is not seen: its compiled step carries the optimizer's
+state from step to step and reads the variable once per `fit`. There a `per: step` rate is computed inside the
+step instead, from the optimizer's update count, by the same `rate_at_time` on Keras's ops (`steprate.StepRate`).
 """
 
 from __future__ import annotations
@@ -27,43 +31,56 @@ def lr_at(train: Train, epoch: int, plateau: dict | None = None, batch: int = 0,
     if s.name == "reduce_on_plateau":
         return (plateau or {}).get("lr", train.optimizer.learning_rate)
     if per_step(train):
-        return _rate(train, epoch + batch / steps, epoch * steps + batch + 1, steps)
-    return _rate(train, epoch, epoch + 1, 1)
+        return rate_at_time(train, epoch + batch / steps, epoch * steps + batch + 1, steps)
+    return rate_at_time(train, epoch, epoch + 1, 1)
 
 
-def _rate(train: Train, t: float, k: int, steps: int) -> float:
+class _PythonMath:
+    """What `rate_at_time` needs of its arithmetic, for Python numbers (the rates the trainer assigns)."""
+
+    cos, floor = math.cos, math.floor
+
+    @staticmethod
+    def where(condition, a, b):
+        return a if condition else b
+
+
+def rate_at_time(train: Train, t, k, steps: int, m=_PythonMath):
     """The rate at time t (epochs trained so far); k counts the updates including this one, `steps` per epoch
-    (warm-ups rise by k, so the first update is not at zero)."""
+    (warm-ups rise by k, so the first update is not at zero). `m` is the arithmetic (`cos`, `floor`, `where`):
+    Python's, or Keras's ops inside a compiled step (`steprate.StepRate`)."""
     base = train.optimizer.learning_rate
     s = train.schedule
     n = train.epochs
     if s.name == "constant":
-        return base
+        return base + 0 * t  # a tensor where t is one
     if s.name == "inverse_time":
         return base / (1 + s.decay_rate * t)
     if s.name == "step":
-        return base * s.factor ** (int(t) // s.every)
+        return base * s.factor ** m.floor(m.floor(t) / s.every)
     if s.name == "cosine":
-        if t < s.warmup_epochs:
-            return base * k / (s.warmup_epochs * steps)
         u = (t - s.warmup_epochs) / max(n - s.warmup_epochs, 1)
-        return s.min_lr + (base - s.min_lr) * 0.5 * (1 + math.cos(math.pi * u))
+        return m.where(t < s.warmup_epochs, base * k / ((s.warmup_epochs * steps) or 1),  # no warm-up: never taken
+                       s.min_lr + (base - s.min_lr) * 0.5 * (1 + m.cos(math.pi * u)))
     if s.name == "one_cycle":
         if not per_step(train):  # per epoch: the peak on a whole epoch, the last epoch at end_factor
             peak = max(int(round(s.peak_at * n)), 1)
-            if t < peak:
-                return base * (s.start_factor + (1 - s.start_factor) * t / peak)
-            return base * (1 + (s.end_factor - 1) * (t - peak) / max(n - 1 - peak, 1))
+            return m.where(t < peak, base * (s.start_factor + (1 - s.start_factor) * t / peak),
+                           base * (1 + (s.end_factor - 1) * (t - peak) / max(n - 1 - peak, 1)))
         peak = s.peak_at * n
-        if t < peak:
-            return base * (s.start_factor + (1 - s.start_factor) * t / peak)
-        return base * (1 + (s.end_factor - 1) * (t - peak) / (n - peak))
+        return m.where(t < peak, base * (s.start_factor + (1 - s.start_factor) * t / peak),
+                       base * (1 + (s.end_factor - 1) * (t - peak) / (n - peak)))
     if s.name == "linear":
-        if t < s.warmup_epochs:
-            return base * k / (s.warmup_epochs * steps)
         u = (t - s.warmup_epochs) / max(n - s.warmup_epochs, 1e-9)
-        return base * (1 + (s.end_factor - 1) * u)
+        return m.where(t < s.warmup_epochs, base * k / ((s.warmup_epochs * steps) or 1),  # no warm-up: never taken
+                       base * (1 + (s.end_factor - 1) * u))
     raise ValueError(f"unknown schedule {s.name}")
+
+
+def in_step(keras, train: Train) -> bool:
+    """Whether the trainer computes the rate inside the compiled step (`steprate.StepRate`): `per: step` schedules on
+    JAX and PyTorch. TensorFlow reads a rate assigned before each step, as its committed runs were trained."""
+    return per_step(train) and train.schedule.name != "reduce_on_plateau" and keras.backend.backend() != "tensorflow"
 
 
 def plateau_update(train: Train, plateau: dict, val_loss: float) -> dict:

@@ -37,6 +37,7 @@ from .devices import (
     backend,
     check_shares,
     check_strategy,
+    compilation_cache,
     device_name,
     make_strategy,
     set_precision,
@@ -49,7 +50,7 @@ from .lock import hold
 from .options import Options, Result, TrainError
 from .pipeline import channel_stats, dataset, normalize
 from .predict import PREDICT_BATCH, by_view, scores
-from .schedule import BY_LENGTH, lr_at, per_step, plateau_update
+from .schedule import BY_LENGTH, in_step, lr_at, per_step, plateau_update
 from .scoring import accuracy_on_test_split, predictions_on_test_split
 from .split import check_fits, held_out, split, split_words
 from .terminal import Progress, lagging_statistics, stop_signals
@@ -208,11 +209,13 @@ class Training:
         else:
             import_tensorflow_if_installed()
         keras.utils.set_random_seed(opts.seed)
+        self.cache = compilation_cache(keras)
         t = self.t
         self.x, self.y, self.xv, self.yv = split(data, t, opts)
         self.mean, self.std = (channel_stats(self.x) if t.normalize == "per_channel"
                                else ([0.0] * data.x_train.shape[-1], [1.0] * data.x_train.shape[-1]))
         policy = set_precision(keras, opts.precision)
+        self.steps = math.ceil(len(self.x) / t.batch_size)
         self._warn_jit(tf)
         strategy = make_strategy(keras, opts.strategy)
         with strategy.scope():
@@ -220,7 +223,8 @@ class Training:
                 self.model = rundir.load_model(os.path.join(run, state["checkpoint"]), optimizer=True)
                 spare_from_decay(self.model, t)
             else:
-                self.model = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts))
+                self.model = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts),
+                                           steps=self.steps)
         self.fast = fast_training(self.model) if opts.fast_layers else {"batch_norm": 0, "dropout": 0}
         self._restore_random_state(state)
         self.average = self._average(state)
@@ -232,7 +236,6 @@ class Training:
                                                                                           "epoch": 0}
         self.split = split_words(t.validation, len(self.xv))
         self.info = self._info(strategy, policy)
-        self.steps = math.ceil(len(self.x) / t.batch_size)
         self.board = Board(run, len(self.x)) if t.tensorboard and Board.available() else None
         if self.board is not None:
             if not state and tf is not None:
@@ -256,6 +259,7 @@ class Training:
                 "val_images": int(len(self.xv)), "validation": t.validation, "validation_split": self.split,
                 "data": self.data.source, "device": device_name(keras), "strategy": opts.strategy,
                 "replicas": strategy.num_replicas_in_sync, "precision": policy, "jit_compile": jit(keras, opts),
+                "compilation_cache": self.cache is not None,
                 "backend": keras.backend.backend(), "seed": opts.seed, "fast_layers": self.fast,
                 "versions": {"sepspec": __version__, **versions(keras), "keras": keras.__version__,
                              "python": platform.python_version()}}
@@ -308,10 +312,12 @@ class Training:
         when the loss is not finite. A new best model is saved (`rundir.best_file`) for the commit to name."""
         t, keras = self.t, self.keras
         lr = lr_at(t, e, self.plateau, 0, self.steps)  # per step: the rate of the epoch's first step
-        self.model.optimizer.learning_rate.assign(lr)
-        stepwise = ([keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: self.model.optimizer
-                                                    .learning_rate.assign(lr_at(t, e, None, b, self.steps)))]
-                    if per_step(t) else [])
+        stepwise = []
+        if not in_step(keras, t):  # else the compiled step computes it (steprate.StepRate)
+            self.model.optimizer.learning_rate.assign(lr)
+            stepwise = ([keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: self.model.optimizer
+                                                        .learning_rate.assign(lr_at(t, e, None, b, self.steps)))]
+                        if per_step(t) else [])
         ds = dataset(self.x, self.y, batch=t.batch_size, classes=self.spec.classes, mean=self.mean, std=self.std,
                      seed=self.opts.seed, epoch=e, training=True, aug=t.augment)
         progress = Progress(keras, e + 1, t.epochs, self.steps)
