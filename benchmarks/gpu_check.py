@@ -27,9 +27,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 DATA = ".gpu/cifar10-subset.tar.gz"
+CACHE = os.path.join(tempfile.gettempdir(), "sepspec-jax-cache")  # JAX's compilation cache, shared by the runs
 F32, BF16, F16 = "float32", "mixed_bfloat16", "mixed_float16"
 FRONTIER, BASE, RESIDUAL = "specs/frontier.yaml", "specs/base.yaml", "specs/residual.yaml"
 # the 50-epoch recipe behind the README's 91.23% (results/frontier50-crop4-cutout8-adamw02-seed*)
@@ -37,13 +39,13 @@ RECIPE50 = ["--epochs", "50", "--set", "train.augment.crop=4", "--set", "train.a
             "train.optimizer={name: adamw, learning_rate: 0.01, weight_decay: 0.02, no_decay: [depthwise, norm, bias]}"]
 
 
-def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, data=DATA):
+def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, data):
     return {"kind": "bench", "backend": backend, "spec": spec, "precision": precision, "batch": batch, "args": [
         "bench", spec, "--data", data, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
         "--steps-per-execution", str(spe), "--repeats", str(repeats), "--format", "json"]}
 
 
-def _train(backend, spec, precision, extra, data=DATA, seeds=None, env=None, what="train"):
+def _train(backend, spec, precision, extra, data, seeds=None, env=None, what="train"):
     args = ["train", spec, "--data", data, "--precision", precision, *extra]
     if seeds:
         args += ["--seeds", ",".join(map(str, seeds))]
@@ -64,18 +66,19 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
                        seeds=[0, 1], what="recipe50")]
     if part == "measure":
         sub = ["--train-limit", "20000", "--val-limit", "1000", "--epochs", "3"]
-        return [_bench("jax", FRONTIER, F32), _bench("jax", FRONTIER, BF16),
-                _train("jax", FRONTIER, F32, sub, data, what="cold cache", env={"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}),
-                _train("jax", FRONTIER, F32, sub, data, what="warm cache", env={"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}),
+        return [_bench("jax", FRONTIER, F32, data=data), _bench("torch", FRONTIER, F32, steps=30, data=data),
+                _bench("jax", FRONTIER, BF16, data=data),
+                _train("jax", FRONTIER, F32, sub, data, what="cold cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
+                _train("jax", FRONTIER, F32, sub, data, what="warm cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
                 _train("jax", FRONTIER, F32, sub, data, seeds=[0, 1, 2], what="3 seeds at once",
-                       env={"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}),
-                _bench("torch", FRONTIER, F32, steps=30), _bench("torch", FRONTIER, BF16, steps=30),
+                       env={"SEPSPEC_JAX_CACHE": CACHE}),
+                _bench("torch", FRONTIER, BF16, steps=30, data=data),
                 _train("jax", RESIDUAL, BF16, ["--train-limit", "5120", "--val-limit", "512", "--epochs", "1"], data,
                        env={"JAX_DEBUG_NANS": "True"}, what="nan-check"),
-                _bench("torch", FRONTIER, F16, steps=30),
-                _bench("jax", BASE, F32), _bench("jax", BASE, BF16), _bench("jax", RESIDUAL, F32),
-                _bench("jax", RESIDUAL, BF16), _bench("torch", BASE, F32, steps=30)]
-    cache = {"SEPSPEC_JAX_CACHE": "/tmp/jaxc"}
+                _bench("torch", FRONTIER, F16, steps=30, data=data),
+                *(_bench("jax", spec, p, data=data) for spec in (BASE, RESIDUAL) for p in (F32, BF16)),
+                _bench("torch", BASE, F32, steps=30, data=data)]
+    cache = {"SEPSPEC_JAX_CACHE": CACHE}
     return [_train("jax", FRONTIER, F32, RECIPE50, data, seeds=[0, 1, 2], what="recipe50", env=cache),
             _train("jax", FRONTIER, F32, [], data, seeds=[0, 1, 2], what="recipe10", env=cache)]
 

@@ -30,6 +30,6 @@ if [ "${1:-}" = unpack ]; then
 fi
 for a in "$@"; do [ "$a" = --cpu ] && export JAX_PLATFORMS=cpu; done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-"$py" -c "import sys, jax, keras; print('python', sys.version.split()[0], 'jax', jax.__version__, 'keras', keras.__version__, jax.devices())"
+KERAS_BACKEND=jax "$py" -c "import sys, jax, keras; print('python', sys.version.split()[0], 'jax', jax.__version__, 'keras', keras.__version__, jax.devices())"
 "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>/dev/null
 exec "$py" benchmarks/gpu_check.py --out "${OUT:-.gpu/out}" "$@"

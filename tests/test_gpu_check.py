@@ -71,3 +71,15 @@ def test_cifar10_travels_in_parts_losslessly(tmp_path):
     np.save(labels, y2)
     with pytest.raises(SystemExit, match="not the packed set"):
         gpu_data.unpack(parts, str(tmp_path / "bad"))
+
+
+def test_every_run_of_the_device_plans_reads_the_data_given():
+    """On the device the data set is wherever it was unpacked: a run that fell back to a default path failed
+    there (all three benches of one check did, once)."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import gpu_check
+
+    for part in ("measure", "accuracy"):
+        for cpu in (True, False):
+            runs = gpu_check.plan(part, cpu, "/where/it/is")
+            assert runs and all(r["args"][r["args"].index("--data") + 1] == "/where/it/is" for r in runs), (part, cpu)

@@ -682,3 +682,30 @@ def test_data_parallel_on_two_devices_has_the_losses_of_one_and_resumes_exactly(
     r = run_cli("train", *args, "--out", str(tmp_path / "tf"), "--strategy", "data", env=ENV)
     assert r.returncode == 2 and "keras.distribution" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(os.path.join(tmp_path, "odd")) and not os.path.exists(os.path.join(tmp_path, "tf"))
+
+
+@pytest.mark.slow
+def test_several_seeds_train_at_once_each_an_ordinary_run(tmp_path, spec, data):
+    """`--seeds 0,1`: one process per seed at once, each its own run folder OUT/seedK with its seed recorded,
+    every line prefixed with its seed; each run resumes on its own. Contradictory or malformed seeds, and an
+    --out that already holds something, are one-line refusals before anything runs."""
+    out = tmp_path / "seeds"
+    r = run_cli("train", spec, "--data", data, "--epochs", "1", "--train-limit", "64", "--val-limit", "32",
+                "--seeds", "0,1", "--out", str(out), env=ENV)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for k in (0, 1):
+        run = out / f"seed{k}"
+        assert json.load(open(run / "run.json"))["options"]["seed"] == k
+        assert json.load(open(run / "metrics.json"))["status"] == "finished"
+        assert f"seed {k}: finished; run {run}" in r.stdout
+    lines = [line for line in r.stdout.splitlines() if line.startswith("[seed ")]
+    assert any(line.startswith("[seed 0] Epoch 1/1") for line in lines)
+    assert any(line.startswith("[seed 1] Epoch 1/1") for line in lines)
+    a, b = history(str(out / "seed0")), history(str(out / "seed1"))
+    assert a[0]["loss"] != b[0]["loss"]  # other weights, order and augmentation
+    r = run_cli("train", "--resume", str(out / "seed1"), env=ENV)  # an ordinary run: finished, says so
+    assert r.returncode == 2 and "already finished" in r.stderr
+    for args, message in ((["--seeds", "0,1", "--seed", "3"], "not both"), (["--seeds", "0,x"], "expected"),
+                          (["--seeds", "1,1"], "distinct"), (["--seeds", "0,1", "--out", str(out)], "not empty")):
+        r = run_cli("train", spec, "--data", data, *args, env=ENV)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -110,7 +110,8 @@ def cmd_train(a) -> int:
     if a.resume:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
                                       ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
-                                      ("--seed", a.seed), ("--seeds", a.seeds), ("--strategy", a.strategy), ("--precision", a.precision),
+                                      ("--seed", a.seed), ("--seeds", a.seeds), ("--strategy", a.strategy),
+                                      ("--precision", a.precision),
                                       ("--jit-compile", a.jit_compile), ("--keras-layers", a.keras_layers),
                                       ("--stream", a.stream))
                  if v not in (None, False, [])]
