@@ -32,10 +32,10 @@ def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     model = sepspec.build_model(sepspec.check(spec_path).spec)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
-                               rng.uniform(0.5, 2.0, c)])
+        if isinstance(layer, keras.layers.BatchNormalization):  # gamma and beta where it learns them
+            c = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c)] * layer.scale + [rng.normal(0, 0.2, c)] * layer.center
+                              + [rng.normal(0, 0.2, c), rng.uniform(0.5, 2.0, c)])
         elif isinstance(layer, keras.layers.LayerNormalization):
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c)])

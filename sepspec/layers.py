@@ -93,6 +93,12 @@ class Lowering:
         """`layer` applies `function`, which has no int8 kernel."""
         raise NotImplementedError
 
+    def unpad(self, tensor: str, k_eff: Pair, strides: Pair) -> str:
+        """A convolution with `valid` padding reads `tensor`: when a PAD that nothing else reads writes it, adding
+        exactly what `same` padding would add to its input, the converter folds the two into one `same`
+        convolution (measured), and the PAD's input is what the convolution reads. Else `tensor`."""
+        raise NotImplementedError
+
 
 def i32(*values: int) -> bytes:
     """An int32 constant's bytes in the file: the converter keeps one buffer per content, whatever the shape (a
@@ -224,6 +230,10 @@ class _Windowed(Layer):
         return tuple(_pad_before(n, o, k, st, self.padding)
                      for n, o, k, st in zip(s[:2], out, self.k_eff(), self.strides))
 
+    def _unpadded(self, q: Lowering, x: str) -> str:
+        """The input the converted convolution reads: an explicit zero padding before it folds in (`unpad`)."""
+        return q.unpad(x, self.k_eff(), self.strides) if self.padding == "valid" and self.dilation == (1, 1) else x
+
     def _conv_kwargs(self) -> dict:
         return {"kernel_size": self.kernel, "strides": self.strides, "padding": self.padding,
                 "dilation_rate": self.dilation}
@@ -285,7 +295,7 @@ class SeparableConv2D(_Windowed):
     def lower(self, q, r, x):  # DEPTHWISE_CONV_2D, an int8 tensor, then a 1x1 CONV_2D
         (kh, kw), dm, cin = self.kernel, self.depth_multiplier, r.input[-1]
         pixels = r.output[0] * r.output[1]
-        dw = self._lower_depthwise(q, f"{self.name}/depthwise", r, x[0], (*r.output[:2], cin * dm),
+        dw = self._lower_depthwise(q, f"{self.name}/depthwise", r, self._unpadded(q, x[0]), (*r.output[:2], cin * dm),
                                    kh * kw * cin * dm, True, pixels * cin * dm * kh * kw)
         return q.op(self.name, "CONV_2D", self.name, (dw,), r.output, cin * dm * self.filters, BIAS * self.filters,
                     not self.use_bias, macs=pixels * cin * dm * self.filters)
@@ -316,7 +326,8 @@ class DepthwiseConv2D(_Windowed):
         c = r.input[-1] * self.depth_multiplier
         dilated = self.dilation != (1, 1)
         late_bias = dilated and self.use_bias  # dilated, added after the batch is turned back into space (int8)
-        y = self._lower_depthwise(q, f"{self.name}/depthwise" if late_bias else self.name, r, x[0], r.output,
+        y = self._lower_depthwise(q, f"{self.name}/depthwise" if late_bias else self.name, r, self._unpadded(q, x[0]),
+                                  r.output,
                                   self.kernel[0] * self.kernel[1] * c, dilated or not self.use_bias, r.macs)
         return q.op(self.name, "ADD", self.name, (y,), r.output, c) if late_bias else y
 
@@ -353,7 +364,7 @@ class Conv2D(_Windowed):
         return {**kw, "activation": self.activation} if self.activation else kw
 
     def lower(self, q, r, x):  # one CONV_2D, grouped ones with cin/groups input channels
-        y = q.op(self.name, "CONV_2D", self.name, x, r.output,
+        y = q.op(self.name, "CONV_2D", self.name, (self._unpadded(q, x[0]),), r.output,
                  self.kernel[0] * self.kernel[1] * r.input[-1] // self.groups * self.filters, BIAS * self.filters,
                  not self.use_bias, macs=r.macs)
         return lower_activation(q, self.name, self.activation or "linear", y, r.output, True)
@@ -400,15 +411,21 @@ class BatchNormalization(Layer):
     momentum: float = 0.99
     epsilon: float = 0.001
     gamma: str = "ones"  # the scale's initial value; "zeros" starts a residual body as nothing (the identity block)
+    scale: bool = True  # a learned scale (gamma); Inception's batch norms have none
+    center: bool = True  # a learned shift (beta)
     keras: ClassVar[str] = "BatchNormalization"
 
-    def params(self, s):
-        return 2 * s[-1], 2 * s[-1]  # gamma, beta / moving mean, moving variance
+    def params(self, s):  # gamma and beta where learned / moving mean, moving variance
+        return (int(self.scale) + int(self.center)) * s[-1], 2 * s[-1]
 
     def keras_kwargs(self):
         out = {"momentum": self.momentum, "epsilon": self.epsilon}
         if self.gamma != "ones":
             out["gamma_initializer"] = self.gamma
+        if not self.scale:
+            out["scale"] = False
+        if not self.center:
+            out["center"] = False
         return out
 
     def lower(self, q, r, x):
@@ -448,6 +465,71 @@ class LayerNormalization(Layer):
         normed = q.op(f"{name}/normed", "MUL", name, (centred, inv), shape)
         scaled = q.op(f"{name}/gamma", "MUL", name, (normed,), shape, c)
         return q.op(name, "ADD", name, (scaled,), shape, c)
+
+
+def _edges(v) -> tuple[Pair, Pair]:
+    """Keras's padding/cropping forms: an int, [h, w] (each on both sides) or [[top, bottom], [left, right]]."""
+    if isinstance(v, int):
+        return (v, v), (v, v)
+    if all(isinstance(a, int) for a in v):
+        return (v[0], v[0]), (v[1], v[1])
+    return tuple(v[0]), tuple(v[1])
+
+
+@dataclass(frozen=True)
+class ZeroPadding2D(Layer):
+    """Zeros around the image: ((top, bottom), (left, right)). Output pixel 0 now sits `top` pixels before the
+    input's first, so the span's start moves back; what a pixel sees does not grow."""
+
+    padding: tuple[Pair, Pair] = ((0, 0), (0, 0))
+    keras: ClassVar[str] = "ZeroPadding2D"
+    spatial: ClassVar[bool] = True
+
+    def output_shape(self, s):
+        self.check_input(s)
+        (t, b), (left, right) = self.padding
+        return (s[0] + t + b, s[1] + left + right, s[2])
+
+    def span(self, s, span):
+        return Span(tuple(st - p * j for st, p, j in zip(span.start, (self.padding[0][0], self.padding[1][0]),
+                                                        span.jump)), span.rf, span.jump)
+
+    def keras_kwargs(self):
+        return {"padding": tuple(tuple(p) for p in self.padding)}
+
+    def lower(self, q, r, x):  # a PAD with its [[0, 0], [top, bottom], [left, right], [0, 0]]
+        (t, b), (left, right) = self.padding
+        return q.op(self.name, "PAD", self.name, x, r.output, consts=[i32(0, 0, t, b, left, right, 0, 0)])
+
+
+@dataclass(frozen=True)
+class Cropping2D(Layer):
+    """Rows and columns cut off: ((top, bottom), (left, right)). Output pixel 0 is input pixel (top, left)."""
+
+    cropping: tuple[Pair, Pair] = ((0, 0), (0, 0))
+    keras: ClassVar[str] = "Cropping2D"
+    spatial: ClassVar[bool] = True
+
+    def output_shape(self, s):
+        self.check_input(s)
+        (t, b), (left, right) = self.cropping
+        out = (s[0] - t - b, s[1] - left - right)
+        if min(out) < 1:
+            raise ShapeError("spatial_size", f"cropping {t}+{b} rows and {left}+{right} columns of {dims(s[:2])} "
+                             f"leaves {dims(out)}")
+        return (*out, s[2])
+
+    def span(self, s, span):
+        return Span(tuple(st + c * j for st, c, j in zip(span.start, (self.cropping[0][0], self.cropping[1][0]),
+                                                        span.jump)), span.rf, span.jump)
+
+    def keras_kwargs(self):
+        return {"cropping": tuple(tuple(c) for c in self.cropping)}
+
+    def lower(self, q, r, x):  # x[:, top:h-bottom, left:w-right, :]: a STRIDED_SLICE (an end of 0 is masked)
+        (t, b), (left, right) = self.cropping
+        return q.op(self.name, "STRIDED_SLICE", self.name, x, r.output,
+                    consts=[i32(0, t, left, 0), i32(0, -b, -right, 0), i32(1, 1, 1, 1)])
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def _failure(code: str, rule_name: str, hint: str | None = None):
 
 # Found by the analysis as it builds the graph (it stops at the first); reported at the entry or argument.
 rule("SEP205", "spatial_size", "a layer's output would be smaller than 1x1")(
-    _failure("SEP205", "spatial_size", "use padding: same, a smaller window, or fewer poolings before it"))
+    _failure("SEP205", "spatial_size", "use padding: same, a smaller window or crop, or fewer poolings before it"))
 rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after flatten/gap")(
     _failure("SEP206", "input_rank"))
 rule("SEP107", "names", "two layers would get the same name")(

@@ -6,7 +6,7 @@ valid specs; the property tests then hold the analysis against what Keras actual
 import yaml
 from hypothesis import strategies as st
 
-ACTS = ["relu", "elu", "gelu", "sigmoid", "tanh", "swish", "linear", "none"]
+ACTS = ["relu", "elu", "gelu", "sigmoid", "tanh", "swish", "hard_swish", "linear", "none"]
 
 
 def _out(n, k, s, d, padding):
@@ -30,8 +30,34 @@ def _tail(draw, args):
         args["dropout"] = draw(st.sampled_from([0, 0.1, 0.25]))
     if draw(st.booleans()):
         args["norm"] = draw(st.sampled_from(["batch", "layer", "none"]))
+        if args["norm"] == "batch" and draw(st.booleans()):
+            args.update(_bn_options(draw, "bn_"))
     if draw(st.booleans()):
         args["activation"] = draw(st.sampled_from(ACTS))
+
+
+def _bn_options(draw, prefix=""):
+    """A batch norm without a learned scale or shift (Inception's), or with another epsilon."""
+    out = {}
+    for key, values in (("scale", st.booleans()), ("center", st.booleans()), ("epsilon", st.sampled_from([1e-3, 1e-5]))):
+        if draw(st.booleans()):
+            out[prefix + key] = draw(values)
+    return out
+
+
+def _edges(draw, lo_size):
+    """Keras's three forms of a padding or cropping (an int, [h, w], [[top, bottom], [left, right]]) and the
+    [[top, bottom], [left, right]] it means; at most `lo_size` - 1 rows or columns in all (a crop leaves a pixel)."""
+    form = draw(st.integers(0, 2))
+    if form == 0:
+        v = draw(st.integers(0, 2))
+        arg, edges = v, [[v, v], [v, v]]
+    elif form == 1:
+        a, b = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        arg, edges = [a, b], [[a, a], [b, b]]
+    else:
+        arg = edges = [[draw(st.integers(0, 2)), draw(st.integers(0, 2))] for _ in range(2)]
+    return arg, edges
 
 
 def _plain(draw, kind, state, repeat, same_only=False):
@@ -88,6 +114,15 @@ def _plain(draw, kind, state, repeat, same_only=False):
     elif kind == "batchnorm":
         if draw(st.booleans()):
             args["momentum"] = 0.9
+        args.update(_bn_options(draw))
+    elif kind in ("zeropad", "crop"):
+        arg, edges = _edges(draw, min(size))
+        sign = 1 if kind == "zeropad" else -1
+        new = [n + sign * repeat * sum(e) for n, e in zip(size, edges)]
+        if min(new) < 1:  # a crop that would leave nothing: cut nothing
+            arg, new = 0, size
+        args["padding" if kind == "zeropad" else "cropping"] = arg
+        size = new
     elif kind == "layernorm":
         if draw(st.booleans()):
             args["epsilon"] = 1e-5
@@ -101,7 +136,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
 
 
 PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation",
-         "layernorm", "shuffle"]
+         "layernorm", "shuffle", "zeropad", "crop"]
 
 
 def _groups(draw, cin):
@@ -206,8 +241,10 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
         kind = draw(st.sampled_from(kinds))
         repeat = draw(st.sampled_from([1, 1, 1, 2, 3]))
         if keep_shape and kind in ("sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "mbconv",
-                                   "residual", "parallel"):
+                                   "residual", "parallel", "zeropad", "crop"):
             kind = "batchnorm"  # an identity shortcut needs a body that keeps the shape
+        if same_only and kind in ("zeropad", "crop"):
+            kind = "dropout"  # a block's branches and bodies match by their strides alone
         if kind == "shuffle" and state["c"] < 2:
             kind = "layernorm"
         if kind in ("residual", "parallel"):
@@ -254,7 +291,10 @@ def valid_specs(draw, blocks=True):
     head = draw(st.sampled_from(["gap", "dense_gap", "dense_flatten"]))
     if head == "gap":
         layers.append({"sepconv": {"filters": classes, "kernel": draw(st.integers(1, 3)), "padding": "same"}})
-        layers.append({"gap": {}})
+        if draw(st.booleans()):
+            layers += [{"gap": {"keepdims": True}}, {"flatten": {}}]
+        else:
+            layers.append({"gap": {}})
     else:
         layers.append({"gap" if head == "dense_gap" else "flatten": {}})
         layers.append({"dense": {"units": classes, "bias": draw(st.booleans())}})

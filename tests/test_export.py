@@ -153,14 +153,36 @@ def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, d
     assert r.returncode == 0 and "agrees with it on 100.00%" in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd", "parallel"])
+# explicit padding and cropping (PAD, STRIDED_SLICE), batch norms without scale or shift, hard_swish, gap keepdims
+PADDED = """
+name: padded
+input: [32, 32, 3]
+classes: 10
+layers:
+  - zeropad: [[0, 1], [0, 1]]
+  - conv: {filters: 8, kernel: 3, stride: 2, padding: valid, bias: false, norm: batch, bn_scale: false, bn_epsilon: 0.00001, activation: hard_swish}
+  - zeropad: 1
+  - sepconv: {filters: 12, padding: valid, norm: batch, activation: relu}
+  - crop: [[1, 0], [0, 1]]
+  - batchnorm: {scale: false, center: false}
+  - zeropad: [1, 2]
+  - maxpool: {size: 3, stride: 2}
+  - sepconv: {filters: 10}
+  - gap: {keepdims: true}
+  - conv: {filters: 10, kernel: 1}
+  - flatten: {}
+  - activation: softmax
+"""
+
+
+@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd", "parallel", "padded"])
 def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
     """Flash equals the .tflite file's weight buffers and the activation estimate equals the arena head TensorFlow
     Lite Micro allocates (both measured exact for every spec here), with as many ops as the converter makes."""
     spec_name = os.path.splitext(os.path.basename(spec))[0]
-    if spec in ("branchy", "odd", "parallel"):
+    if spec in ("branchy", "odd", "parallel", "padded"):
         path = tmp_path / f"{spec}.yaml"
-        path.write_text({"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL}[spec].lstrip())
+        path.write_text({"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED}[spec].lstrip())
         spec = str(path)
     m = measure(spec, run, data, str(tmp_path))
     assert m["flash_est"] == m["flash_file"], m

@@ -61,8 +61,10 @@ def measured_span(rep, name=None):
     k = import_keras()
     row = rep.row(name) if name else rep.rf_row()
     (h, w, c), start, rf, jump = rep.spec.input, row.start, row.rf, row.jump
-    index = [max(0, -(-(1 - s) // j)) for s, j in zip(start, jump)]  # the first output whose field starts > 0
     size = [n + j * (-(-(r + 2 * abs(s) + n + 2) // j) + 1) for n, s, r, j in zip((h, w), start, rf, jump)]
+    # an output in the middle: far from the image's border and from every inner one (an explicit padding or
+    # cropping puts a tensor's edge inside the image)
+    index = [max(0, (m // 2 - r // 2 - s) // j) for m, s, r, j in zip(size, start, rf, jump)]
     model = emit.keras_model(rep, input_shape=(*size, c),
                              swap={"MaxPooling2D": "AveragePooling2D", "Multiply": _gate_constant(),
                                    "LayerNormalization": _passthrough(), "Reshape": _passthrough(),
@@ -182,6 +184,11 @@ layers:
     # an mbconv stack with kernel 5 and squeeze-and-excitation, and a lone se
     ["sepconv: 8", "mbconv: {filters: 8, kernel: 5, se: 0.25}", "mbconv: {filters: 12, kernel: 5, stride: 2, se: 0.5}",
      "se: 0.5", "mbconv: {filters: 12, kernel: [5, 3], expand: 2, se: 0.25}", "sepconv: 2"],
+    # explicit padding and cropping: the window's offset moves, its size does not (Keras's applications' form)
+    ["zeropad: [[0, 1], [2, 0]]", "conv: {filters: 4, kernel: 3, stride: 2, padding: valid}", "crop: [[1, 0], [0, 2]]",
+     "sepconv: {filters: 4, padding: valid}", "zeropad: [1, 2]", "maxpool: {size: 3, stride: 2}", "sepconv: 2"],
+    ["crop: 2", "residual: {body: [zeropad: 1, sepconv: {filters: 2, padding: valid}]}", "zeropad: [[3, 0], [0, 3]]",
+     "sepconv: {filters: 2, kernel: 3, stride: 2}", "sepconv: {filters: 2, kernel: 5}"],
 ])
 @pytest.mark.slow
 def test_branchy_specs_measured(tmp_path, layers):

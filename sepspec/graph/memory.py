@@ -116,6 +116,21 @@ class _Ops(L.Lowering):
     def without_int8(self, layer, function):
         self.d.not_int8.append((layer, function))
 
+    def unpad(self, tensor, k_eff, strides):
+        o = self.producer[tensor]
+        if o.op != "PAD" or not self.alone(tensor):
+            return tensor
+        n = self.producer[o.inputs[0]].shape[:2]
+        pads = [int.from_bytes(o.consts[0][i:i + 4], "little", signed=True) for i in range(0, 32, 4)]
+        same = []
+        for size, k, s in zip(n, k_eff, strides):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            same += [total // 2, total - total // 2]
+        if pads[2:6] != same:
+            return tensor
+        self.d.ops.remove(o)
+        return o.inputs[0]
+
 
 def _estimate(rep: Report) -> Deployment:
     d = Deployment()

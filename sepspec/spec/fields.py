@@ -19,7 +19,7 @@ NAME_RE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"  # valid for Keras (no '/'), readab
 Name = Annotated[str, Field(pattern=NAME_RE)]
 Padding = Literal["same", "valid"]
 ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "sigmoid", "hard_sigmoid",
-               "tanh", "softmax", "log_softmax", "softplus", "softsign", "leaky_relu", "mish",
+               "hard_swish", "tanh", "softmax", "log_softmax", "softplus", "softsign", "leaky_relu", "mish",
                "exponential", "linear")
 Act = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 ActOrNone = Literal[ACTIVATIONS + ("none",)]  # type: ignore[valid-type]
@@ -55,3 +55,24 @@ InputShape = Annotated[list[Annotated[int, Field(gt=0, le=8192)]], Field(min_len
                        BeforeValidator(_input_shape, json_schema_input_type=Union[PosInt, list[PosInt]])]
 
 
+
+
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+def _edges(v):
+    """Keras's ZeroPadding2D/Cropping2D forms: `1` means [[1, 1], [1, 1]]; `[h, w]` means [[h, h], [w, w]];
+    `[[top, bottom], [left, right]]` is taken as written."""
+    if _is_int(v):
+        return [[v, v], [v, v]]
+    if isinstance(v, list) and len(v) == 2 and all(_is_int(a) for a in v):
+        return [[v[0], v[0]], [v[1], v[1]]]
+    if isinstance(v, list):
+        return v
+    raise PydanticCustomError("edges_type", "expected an integer, [h, w] or [[top, bottom], [left, right]]")
+
+
+Edges = Annotated[list[Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]],
+                  Field(min_length=2, max_length=2),
+                  BeforeValidator(_edges, json_schema_input_type=Union[NonNegInt, list[NonNegInt],
+                                                                       list[list[NonNegInt]]])]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 
 from .. import layers as L
 from ..diagnostics import dotted
-from .fields import STRICT, Act, ActOrNone, Name, Padding, Pair, PosInt, Rate
+from .fields import STRICT, Act, ActOrNone, Edges, Name, Padding, Pair, PosInt, Rate
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,9 @@ class Tail(Block):
     norm: Literal["batch", "layer", "none"] = "none"  # layer: LayerNormalization over the channels
     bn_momentum: Momentum = 0.99  # of that batch norm's moving statistics (Keras's default)
     bn_gamma: Gamma = "ones"  # that batch norm's initial scale
+    bn_scale: bool = True  # that batch norm learns a scale (Inception's do not)
+    bn_center: bool = True  # ... and a shift
+    bn_epsilon: Annotated[float, Field(gt=0)] = 0.001
     activation: ActOrNone = "none"
 
     def tail(self, name: str) -> list[L.Layer]:
@@ -88,7 +91,8 @@ class Tail(Block):
         if self.dropout > 0:
             out.append(L.Dropout(f"{name}_dropout", rate=self.dropout))
         if self.norm == "batch":
-            out.append(L.BatchNormalization(f"{name}_bn", momentum=self.bn_momentum, gamma=self.bn_gamma))
+            out.append(L.BatchNormalization(f"{name}_bn", momentum=self.bn_momentum, gamma=self.bn_gamma,
+                                            epsilon=self.bn_epsilon, scale=self.bn_scale, center=self.bn_center))
         elif self.norm == "layer":
             out.append(L.LayerNormalization(f"{name}_ln"))
         if self.activation != "none":
@@ -209,9 +213,12 @@ class BatchNorm(Block):
     momentum: Momentum = 0.99
     epsilon: Annotated[float, Field(gt=0)] = 0.001
     gamma: Gamma = "ones"
+    scale: bool = True  # a learned scale (gamma)
+    center: bool = True  # a learned shift (beta)
 
     def primitives(self, name):
-        return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon, gamma=self.gamma)]
+        return [L.BatchNormalization(name, momentum=self.momentum, epsilon=self.epsilon, gamma=self.gamma,
+                                     scale=self.scale, center=self.center)]
 
 
 class LayerNorm(Block):
@@ -257,9 +264,33 @@ class ActivationBlock(Block):
 
 class Gap(Block):
     kind = "gap"
+    keepdims: bool = False  # (1, 1, c) instead of (c,), as a head of 1x1 convolutions wants it
 
     def primitives(self, name):
-        return [L.GlobalAveragePooling2D(name)]
+        return [L.GlobalAveragePooling2D(name, keepdims=self.keepdims)]
+
+
+class ZeroPad(Block):
+    """Keras ZeroPadding2D: zeros around the image, e.g. before a `valid` convolution as Keras's applications
+    write an explicit padding."""
+
+    kind = "zeropad"
+    main = "padding"
+    padding: Edges
+
+    def primitives(self, name):
+        return [L.ZeroPadding2D(name, padding=tuple(tuple(p) for p in self.padding))]
+
+
+class Crop(Block):
+    """Keras Cropping2D: rows and columns cut off the image's edges."""
+
+    kind = "crop"
+    main = "cropping"
+    cropping: Edges
+
+    def primitives(self, name):
+        return [L.Cropping2D(name, cropping=tuple(tuple(c) for c in self.cropping))]
 
 
 class FlattenBlock(Block):
@@ -447,7 +478,7 @@ class Parallel(Block):
 
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,
-                                                     DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
+                                                     DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap, ZeroPad, Crop,
                                                      FlattenBlock, Dense, Shuffle, Residual, MBConv, SE,
                                                      Parallel)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
