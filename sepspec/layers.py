@@ -116,6 +116,8 @@ def lower_activation(q: Lowering, name: str, function: str, x: str, shape, fusab
     if ops == ("LOGISTIC", "MUL"):  # x * sigmoid(x): x stays alive until the MUL
         s = q.op(f"{name}/sigmoid", "LOGISTIC", name, (x,), shape)
         return q.op(name, "MUL", name, (x, s), shape)
+    if function == "hard_sigmoid":  # relu6(x + 3) / 6: the +3 and relu6 go into the op before, then times 1/6 (one
+        return q.op(name, "MUL", name, (x,), shape, consts=[bytes([127])])  # int8 127, measured)
     return q.op(name, ops[0], name, (x,), shape)
 
 

@@ -219,10 +219,20 @@ def _mbconv(draw, state):
     args = {"filters": draw(st.integers(1, 24))}
     for key, values in (("expand", st.integers(1, 4)), ("kernel", st.sampled_from([1, 3, 5, [3, 5]])),
                         ("stride", st.sampled_from([1, 2, [1, 2]])), ("se", st.sampled_from([0, 0.25, 0.5, 1])),
-                        ("activation", st.sampled_from(["relu6", "relu", "swish", "hard_sigmoid"])),
+                        ("activation", st.sampled_from(["relu6", "relu", "swish", "hard_sigmoid", "hard_swish"])),
                         ("skip", st.booleans())):
         if draw(st.booleans()):
             args[key] = draw(values)
+    if "expand" not in args and draw(st.integers(0, 3)) == 0:
+        args["expand_filters"] = draw(st.integers(1, 40))  # the expanded width as written
+    if draw(st.integers(0, 3)) == 0:  # the squeeze written out: a width or a rounded ratio, its own activation, gate
+        se = {"filters": draw(st.integers(1, 12))} if draw(st.booleans()) else {
+            "ratio": draw(st.sampled_from([0.25, 0.5])), "divisor": draw(st.sampled_from([4, 8]))}
+        if draw(st.booleans()):
+            se["activation"] = draw(st.sampled_from(["relu", "hard_swish"]))
+        if draw(st.booleans()):
+            se["gate"] = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
+        args["se"] = se
     if draw(st.integers(0, 2)) == 0:
         args["filters"] = state["c"]  # a skip connection when the stride is 1
     stride = _hw(args.get("stride", 1))
@@ -259,7 +269,10 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
             args = _mbconv(draw, state)
             repeat = 1
         elif kind == "se":
-            args = {"ratio": draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))}
+            how = draw(st.integers(0, 2))
+            args = ({"ratio": draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))} if how == 0 else
+                    {"filters": draw(st.integers(1, 12))} if how == 1 else
+                    {"ratio": draw(st.sampled_from([0.25, 0.5])), "divisor": draw(st.sampled_from([4, 8]))})
             if draw(st.booleans()):
                 args["gate"] = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
             if draw(st.booleans()):

@@ -153,7 +153,8 @@ def test_every_format_runs_in_its_runtime_and_agrees_with_keras(tmp_path, run, d
     assert r.returncode == 0 and "agrees with it on 100.00%" in r.stdout, r.stdout + r.stderr
 
 
-# explicit padding and cropping (PAD, STRIDED_SLICE), batch norms without scale or shift, hard_swish, gap keepdims
+# explicit padding and cropping (PAD, STRIDED_SLICE), batch norms without scale or shift, hard_swish, gap keepdims,
+# an mbconv with its expanded width and squeeze written out, a squeeze rounded to a multiple of 8
 PADDED = """
 name: padded
 input: [32, 32, 3]
@@ -161,10 +162,12 @@ classes: 10
 layers:
   - zeropad: [[0, 1], [0, 1]]
   - conv: {filters: 8, kernel: 3, stride: 2, padding: valid, bias: false, norm: batch, bn_scale: false, bn_epsilon: 0.00001, activation: hard_swish}
+  - se: {ratio: 0.5, divisor: 8}
   - zeropad: 1
   - sepconv: {filters: 12, padding: valid, norm: batch, activation: relu}
   - crop: [[1, 0], [0, 1]]
   - batchnorm: {scale: false, center: false}
+  - mbconv: {filters: 12, expand_filters: 20, se: {filters: 6, activation: relu, gate: hard_sigmoid}, activation: hard_swish}
   - zeropad: [1, 2]
   - maxpool: {size: 3, stride: 2}
   - sepconv: {filters: 10}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Optional, Protocol, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
 
 from .. import layers as L
 from ..diagnostics import dotted
@@ -313,18 +313,59 @@ def squeeze_excite(g: Builder, x: str, name: str, width: int, activation: str, g
     return g.add(L.Multiply(f"{name}_scale"), (x, e), origin)
 
 
-class SE(Block):
+def divisible(v: float, divisor: int) -> int:
+    """Keras's applications' `_make_divisible` (MobileNetV2/V3, EfficientNet): the nearest multiple of `divisor`,
+    at least `divisor`, and not under 90% of `v`."""
+    out = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * v else out
+
+
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+
+class _Squeeze(BaseModel):
+    """How wide a squeeze-and-excitation's bottleneck is: `filters`, or `ratio` of the channels (rounded down, or to
+    a multiple of `divisor` as Keras's applications round)."""
+
+    ratio: Optional[Ratio] = None
+    filters: Optional[PosInt] = None
+    divisor: Optional[PosInt] = None
+
+    @model_validator(mode="after")
+    def _one_width(self):
+        if (self.ratio is None) == (self.filters is None):
+            raise ValueError("give the squeeze's width as `ratio` or as `filters` (one of them)")
+        if self.filters is not None and self.divisor is not None:
+            raise ValueError("`divisor` rounds a `ratio`; `filters` is taken as written")
+        return self
+
+    def width(self, channels: int) -> int:
+        if self.filters is not None:
+            return self.filters
+        if self.divisor is not None:
+            return divisible(channels * self.ratio, self.divisor)
+        return max(1, int(channels * self.ratio))
+
+
+class SE(_Squeeze, Block):
     """Squeeze-and-excitation of the current tensor (Hu et al.; as in MobileNetV3 and EfficientNet)."""
 
     kind = "se"
     main = "ratio"
-    ratio: Annotated[float, Field(gt=0, le=1)]
     activation: Act = "relu"
     gate: Gate = "sigmoid"
 
     def build(self, g, x, name, origin):
-        width = max(1, int(g.shape(x)[-1] * self.ratio))
-        return squeeze_excite(g, x, name, width, self.activation, self.gate, origin)
+        return squeeze_excite(g, x, name, self.width(g.shape(x)[-1]), self.activation, self.gate, origin)
+
+
+class SEOptions(_Squeeze):
+    """An `mbconv`'s squeeze-and-excitation, written out: its width (`ratio` of the block's input channels, or
+    `filters`), its activation (default: the block's) and gate."""
+
+    model_config = STRICT
+    activation: Optional[Act] = None
+    gate: Gate = "sigmoid"
 
 
 class MBConv(Block):
@@ -334,19 +375,30 @@ class MBConv(Block):
     main = "filters"
     filters: PosInt
     expand: PosInt = 6
+    expand_filters: Optional[PosInt] = None  # the expanded width as written (MobileNetV3's 72 from 16), for `expand`
     kernel: Pair = 3
     stride: Pair = 1
-    se: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # a ratio of the input's channels, or written out (one error for either form: tagged by what was written)
+    se: Annotated[Union[Annotated[Annotated[float, Field(ge=0, le=1)], Tag("ratio")],
+                        Annotated[SEOptions, Tag("options")]],
+                  Discriminator(lambda v: "options" if isinstance(v, (dict, SEOptions)) else "ratio")] = 0.0
     activation: Act = "relu6"
     skip: bool = True
     bn_momentum: Momentum = 0.99  # of its three batch norms
     project_gamma: Gamma = "ones"  # the project batch norm's: zeros starts a block with a skip as its input
 
+    @model_validator(mode="after")
+    def _one_expansion(self):
+        if {"expand", "expand_filters"} <= self.model_fields_set:
+            raise ValueError("give the expansion as `expand` (a factor) or as `expand_filters` (a width), not both")
+        return self
+
     def build(self, g, x, name, origin):
         cin = g.shape(x)[-1]
         y = x
-        if self.expand != 1:
-            for layer in (L.Conv2D(f"{name}_expand", filters=cin * self.expand, use_bias=False),
+        if self.expand_filters is not None or self.expand != 1:
+            width = self.expand_filters or cin * self.expand
+            for layer in (L.Conv2D(f"{name}_expand", filters=width, use_bias=False),
                           L.BatchNormalization(f"{name}_expand_bn", momentum=self.bn_momentum),
                           L.Activation(f"{name}_expand_{self.activation}", function=self.activation)):
                 y = g.add(layer, (y,), origin)
@@ -355,7 +407,10 @@ class MBConv(Block):
                       L.BatchNormalization(f"{name}_dw_bn", momentum=self.bn_momentum),
                       L.Activation(f"{name}_dw_{self.activation}", function=self.activation)):
             y = g.add(layer, (y,), origin)
-        if self.se > 0:
+        if isinstance(self.se, SEOptions):
+            y = squeeze_excite(g, y, f"{name}_se", self.se.width(cin), self.se.activation or self.activation,
+                               self.se.gate, origin)
+        elif self.se > 0:
             y = squeeze_excite(g, y, f"{name}_se", max(1, int(cin * self.se)), self.activation, "sigmoid", origin)
         for layer in (L.Conv2D(f"{name}_project", filters=self.filters, use_bias=False),
                       L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum,
@@ -478,9 +533,9 @@ class Parallel(Block):
 
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,
-                                                     DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap, ZeroPad, Crop,
-                                                     FlattenBlock, Dense, Shuffle, Residual, MBConv, SE,
-                                                     Parallel)}
+                                                     DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
+                                                     ZeroPad, Crop, FlattenBlock, Dense, Shuffle, Residual, MBConv,
+                                                     SE, Parallel)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
 
 

@@ -265,7 +265,8 @@ def schema_errors(err: ValidationError, src: Source) -> list[Diagnostic]:
             msg = f"{dotted(path)}: missing required key {missing!r}"
             pos = src.pos(path)
         else:
-            msg = f"{dotted(path)}: {e['msg'][0].lower() + e['msg'][1:]}"
+            text = e["msg"].removeprefix("Value error, ")  # a validator's own sentence
+            msg = f"{dotted(path)}: {text[0].lower() + text[1:]}"
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 msg += f", got {_show(e['input'])}"
             if etype == "bool_type" and isinstance(e.get("input"), str):
