@@ -31,7 +31,10 @@ def rule(code: str, name: str, meaning: str):
 def _entry_pos(src: Source, origin: Origin, *arg):
     """Where an entry (or one of its arguments, `arg`) is written."""
     if arg:
-        return src.pos(origin.path + (origin.kind, *arg))
+        written = origin.path + (origin.kind,)
+        if arg[0] == origin.block.main and written + arg not in src.values and written + arg[1:] in src.values:
+            return src.pos(written + arg[1:])  # the main argument in shorthand: `add: [a, b]`'s item b
+        return src.pos(written + arg)
     return src.pos(origin.path)
 
 
@@ -161,6 +164,12 @@ rule("SEP212", "merge_jump",
     _failure("SEP212", "merge_jump", "give both branches the same total stride"))
 rule("SEP213", "projection", "a `project` shortcut (a strided 1x1 convolution) cannot produce the body's output size")(
     _failure("SEP213", "projection", "use padding: same in the body, or write the shortcut as a list of layers"))
+rule("SEP220", "names", "`from:` or a merge names a tensor that is not visible there: not an earlier entry of its "
+     "list or of an enclosing one, not an earlier Keras layer, not `input`")(
+    _failure("SEP220", "names", "name an entry written before this one (or `input`)"))
+rule("SEP221", "names", "a tensor that nothing reads: a later `from:` or merge skips an entry's output, so the "
+     "Keras model would not contain it")(
+    _failure("SEP221", "names", "read it in a merge, or remove the entry"))
 rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
      "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
     _failure("SEP218", "channel_groups"))

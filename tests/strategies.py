@@ -292,15 +292,39 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
     return out
 
 
+def _named_merges(draw, layers, state, input_state):
+    """Named tensors at the top level: the last entry's output read again by 1-3 1x1 convolutions of its width
+    (`from:` its name), then merged with them by a standalone `add`, `multiply` or `concat` (with the model's
+    `input` too when it lines up: same size, jump 1). Updates the state (a concat's channels)."""
+    last = layers[-1] if layers else None
+    args = last[next(iter(last))] if last else None
+    if not isinstance(args, dict):
+        return layers
+    args.setdefault("name", "last")
+    c, n = state["c"], draw(st.integers(1, 3))
+    extra = [{"pointwise": {"filters": c, "from": args["name"], "name": f"side{j}"}} for j in range(n)]
+    merge = draw(st.sampled_from(["add", "multiply", "concat"]))
+    names = [args["name"], *[f"side{j}" for j in range(n)]]
+    if merge == "concat":
+        state["c"] = c * (n + 1)
+        if draw(st.booleans()) and state["size"] == input_state["size"] and state["jump"] == [1, 1]:
+            names.append("input")
+            state["c"] += input_state["c"]
+    return layers + extra + [{merge: names}]
+
+
 @st.composite
 def valid_specs(draw, blocks=True):
     """(spec as a dict, ready for yaml.safe_dump); with `blocks`, residual / parallel / mbconv / se entries too."""
     h, w, c = draw(st.integers(8, 64)), draw(st.integers(8, 64)), draw(st.integers(1, 4))
     classes = draw(st.integers(1, 20))
     state = {"size": [h, w], "c": c, "jump": [1, 1]}
+    start = dict(state, size=list(state["size"]))
     layers = _entries(draw, state, 0 if blocks else 2, set())
     if not blocks:
         layers = [e for e in layers if next(iter(e)) in PLAIN]
+    elif draw(st.integers(0, 2)) == 0:
+        layers = _named_merges(draw, layers, state, start)
     head = draw(st.sampled_from(["gap", "dense_gap", "dense_flatten"]))
     if head == "gap":
         layers.append({"sepconv": {"filters": classes, "kernel": draw(st.integers(1, 3)), "padding": "same"}})

@@ -138,6 +138,26 @@ def test_SEP211_merge_shapes_differ(write):
     assert "residual_1_sepconv_1 (16x16x16) and residual_1_shortcut_pointwise_1 (16x16x8)" in d[0].message
 
 
+def test_SEP220_a_name_not_visible_where_it_is_read(write):
+    text = MINIMAL.replace("  - sepconv: 4\n", "  - sepconv: {filters: 4, from: sepconv_l}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP220", 7, 33)]  # at the name
+    assert "no tensor named 'sepconv_l' before this entry; did you mean 'sepconv_1'?" in d[0].message
+    text = MINIMAL.replace("  - maxpool: 2\n", "  - maxpool: 2\n  - add: [maxpool_1, sepconv_2]\n")
+    found, d = diags(write, text)  # written after: not visible yet
+    assert found == [("SEP220", 7, 22)] and "'sepconv_2'" in d[0].message
+
+
+def test_SEP221_an_output_nothing_reads(write):
+    text = MINIMAL.replace("  - sepconv: 4\n", "  - sepconv: {filters: 4, from: sepconv_1}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP221", 6, 5)]  # the maxpool, jumped past
+    assert "maxpool_1" in d[0].message and "never read" in d[0].message
+    text = MINIMAL.replace("  - sepconv: 4\n", "  - sepconv: {filters: 8, from: sepconv_1}\n  - add: [maxpool_1, input]\n"
+                           "  - sepconv: 4\n")
+    assert diags(write, text)[0][0][0] != "SEP221"  # read by a merge (which then fails on the shapes: SEP211)
+
+
 def test_SEP212_merge_jumps_differ(write):
     # same shape (8x8x8), but the body strides by 2 while the shortcut's valid 9x9 pooling strides by 1
     text = BRANCHY.format(block="  - residual: {body: [sepconv: {filters: 8, stride: 2}], "

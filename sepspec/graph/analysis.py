@@ -92,6 +92,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     failure: Failure | None = None
     tensors: dict[str, tuple[tuple[int, ...], L.Span]] = field(default_factory=dict)
+    scope: object = None  # the entry names visible while the graph is built (`kinds.Scope`)
 
     @property
     def trainable(self) -> int:
@@ -170,6 +171,9 @@ class Report:
     def jump(self, tensor: str) -> Pair:
         return self.tensors[tensor][1].jump
 
+    def has(self, tensor: str) -> bool:
+        return tensor in self.tensors
+
     def fail(self, code: str, message: str, origin: Origin, at: tuple = (), layer: str | None = None):
         raise Stop(Failure(code, message, layer or "", origin, at))
 
@@ -180,6 +184,18 @@ def analyse(spec: Spec) -> Report:
     report.tensors[INPUT] = (tuple(spec.input), L.Span())
     try:
         expand_entries(report, spec.layers, INPUT, "", ("layers",))
+        _all_read(report)
     except Stop as s:
         report.failure = s.failure
     return report
+
+
+def _all_read(report: Report) -> None:
+    """Every tensor but the model's output feeds a later layer: a dead end (an entry whose output nothing reads
+    after a `from:` or a merge jumped past it) would not be in the Keras model, whose layers are those between its
+    input and its output."""
+    read = {t for r in report.rows for t in r.inputs}
+    for r in report.rows[:-1]:
+        if r.name not in read:
+            report.fail("SEP221", f"{dotted(r.origin.path)} ({r.name}): its output is never read (a later entry's "
+                        f"`from:` or a merge skips it)", r.origin, layer=r.name)

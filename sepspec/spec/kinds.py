@@ -41,6 +41,8 @@ class Builder(Protocol):
     def shape(self, tensor: str) -> tuple[int, ...]: ...
     def jump(self, tensor: str) -> tuple[int, int]: ...
     def fail(self, code: str, message: str, origin: Origin, at: tuple = (), layer: str | None = None): ...
+    def has(self, tensor: str) -> bool: ...
+    scope: "Scope | None"  # the entry names visible where the graph is being built (`expand_entries` sets it)
 
 
 # ----------------------------------------------------------------------------------- layer kinds
@@ -50,9 +52,11 @@ class Block(BaseModel):
     model_config = STRICT
     kind: ClassVar[str]
     main: ClassVar[Optional[str]] = None
-    not_defaults: ClassVar[tuple[str, ...]] = ("name", "repeat")  # what `defaults.<kind>` may not set
+    not_defaults: ClassVar[tuple[str, ...]] = ("name", "repeat", "source")  # what `defaults.<kind>` may not set
     repeat: Annotated[int, Field(ge=1, le=100)] = 1
     name: Optional[Name] = None
+    # `from: NAME`: the entry reads that tensor instead of the previous entry's output (`Scope`)
+    source: Optional[Name] = Field(None, alias="from")
 
     def primitives(self, name: str) -> list[L.Layer]:
         raise NotImplementedError
@@ -532,10 +536,37 @@ class Parallel(Block):
         return out
 
 
+class _Merge(Block):
+    """A merge of two or more named tensors (`Scope`): Keras's Add, Multiply or Concatenate over the channels."""
+
+    main = "inputs"
+    inputs: Annotated[list[Name], Field(min_length=2)]
+    layer: ClassVar[type]
+
+    def build(self, g, x, name, origin):
+        tensors = tuple(resolve(g, t, origin, ("inputs", i)) for i, t in enumerate(self.inputs))
+        return g.add(self.layer(name), tensors, origin)
+
+
+class AddMerge(_Merge):
+    kind = "add"
+    layer = L.Add
+
+
+class MultiplyMerge(_Merge):
+    kind = "multiply"
+    layer = L.Multiply
+
+
+class ConcatMerge(_Merge):
+    kind = "concat"
+    layer = L.Concatenate
+
+
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,
                                                      DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
                                                      ZeroPad, Crop, FlattenBlock, Dense, Shuffle, Residual, MBConv,
-                                                     SE, Parallel)}
+                                                     SE, Parallel, AddMerge, MultiplyMerge, ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
 
 
@@ -613,17 +644,70 @@ def entry(e) -> tuple[str, Block]:
     return kind, getattr(e, kind)
 
 
+class Scope:
+    """The names an entry may read (`from:`, a merge's inputs) where it stands: the entries written before it in its
+    own list and in every enclosing list (each by its name as written: `name:` or the generated `<kind>_<n>`; a
+    repeated entry by its name for its last copy and `<name>_<r>` for copy r), and `input`, the list's input (the
+    model's input at the top, a block's input inside its body). Any earlier Keras layer is also readable by its full
+    name (`Builder.has`)."""
+
+    def __init__(self, parent: "Scope | None", list_input: str):
+        self.parent, self.names = parent, {"input": list_input}
+
+    def find(self, name: str) -> str | None:
+        scope = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        return None
+
+    def visible(self) -> list[str]:
+        out, scope = [], self
+        while scope is not None:
+            out += [n for n in scope.names if n not in out]
+            scope = scope.parent
+        return out
+
+
+def resolve(g: Builder, name: str, origin: Origin, at: tuple) -> str:
+    """The tensor `name` reads where the graph is being built; SEP220 at `at` if none."""
+    found = g.scope.find(name) if g.scope is not None else None
+    if found is not None:
+        return found
+    if g.has(name):
+        return name
+    import difflib
+
+    close = difflib.get_close_matches(name, g.scope.visible() if g.scope else [], n=1)
+    g.fail("SEP220", f"{dotted(origin.path)}: no tensor named {name!r} before this entry"
+           + (f"; did you mean {close[0]!r}?" if close else ""), origin, at)
+
+
 def expand_entries(g: Builder, entries: list, x: str, prefix: str, path: tuple) -> str:
-    """Expand a list of layer entries after tensor `x` (names prefixed by `prefix`); the output tensor."""
+    """Expand a list of layer entries after tensor `x` (names prefixed by `prefix`); the output tensor. The list's
+    names are visible to its later entries and to the lists nested in them (`Scope`)."""
     counts: dict[str, int] = {}
-    for i, e in enumerate(entries):
-        kind, block = entry(e)
-        counts[kind] = counts.get(kind, 0) + 1
-        base = prefix + (block.name or f"{kind}_{counts[kind]}")
-        origin = Origin(path + (i,), kind, block)
-        for r in range(1, block.repeat + 1):
-            x = block.build(g, x, base if r == 1 else f"{base}_{r}", origin)
-    return x
+    outer = g.scope
+    scope = g.scope = Scope(outer, x)
+    try:
+        for i, e in enumerate(entries):
+            kind, block = entry(e)
+            counts[kind] = counts.get(kind, 0) + 1
+            own = block.name or f"{kind}_{counts[kind]}"
+            base = prefix + own
+            origin = Origin(path + (i,), kind, block)
+            if block.source is not None:
+                x = resolve(g, block.source, origin, ("from",))
+            for r in range(1, block.repeat + 1):
+                x = block.build(g, x, base if r == 1 else f"{base}_{r}", origin)
+                g.scope = scope  # a nested list restores it too; kept explicit
+                if r > 1:
+                    scope.names[f"{own}_{r}"] = x
+            scope.names[own] = x
+        return x
+    finally:
+        g.scope = outer
 
 
 def walk(entries: list, path: tuple = ("layers",)):

@@ -192,9 +192,14 @@ _CODES = {"extra_forbidden": "SEP101", "missing": "SEP104", "layer_entry": "SEP1
           "union_tag_invalid": "SEP103", "literal_error": "SEP103", "string_pattern_mismatch": "SEP103",
           "greater_than": "SEP103", "greater_than_equal": "SEP103", "less_than": "SEP103",
           "less_than_equal": "SEP103", "too_short": "SEP103", "too_long": "SEP103"}
+def _keys(model) -> list[str]:
+    """The keys a spec writes for a model's fields (`from`, not the field's Python name `source`)."""
+    return [fi.alias or name for name, fi in model.model_fields.items()]
+
+
 _VOCAB = sorted({f for m in (Spec, Rules, Train, Adam, AdamW, SGD, Augment, *BLOCKS.values(),
                              Constant, InverseTime, Step, Cosine, OneCycle, ReduceOnPlateau)
-                 for f in m.model_fields} | set(BLOCKS))
+                 for f in _keys(m)} | set(BLOCKS))
 
 
 def _data_path(data, loc) -> tuple:
@@ -212,9 +217,9 @@ def _did_you_mean(word: str, path: tuple) -> str | None:
     if is_entry(path[:-1]):
         choices = list(BLOCKS)  # an unknown kind
     elif is_entry(path[:-2]) and path[-2] in BLOCKS:
-        choices = list(BLOCKS[path[-2]].model_fields)
+        choices = _keys(BLOCKS[path[-2]])
     elif len(path) == 3 and path[0] == "defaults" and path[1] in BLOCKS:
-        choices = list(BLOCKS[path[1]].model_fields)
+        choices = [k for k in _keys(BLOCKS[path[1]]) if k not in ("name", "repeat", "from")]
     elif len(path) == 1:
         choices = list(Spec.model_fields)
     else:
@@ -298,5 +303,5 @@ def to_yaml(spec: Spec, comment: str = "a fully resolved spec (defaults applied,
     """The fully resolved spec as a standalone spec file (it passes `sepspec check` as it is)."""
     import yaml
 
-    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"})
+    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"}, by_alias=True)
     return f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False)
