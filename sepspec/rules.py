@@ -173,8 +173,9 @@ rule("SEP221", "names", "a tensor that nothing reads: a later `from:` or merge s
 rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
      "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
     _failure("SEP218", "channel_groups"))
-rule("SEP214", "max_layers", "the spec expands to more than 500 Keras layers (Keras fails on much deeper models)")(
-    _failure("SEP214", "max_layers", "fewer or smaller repeats"))
+rule("SEP214", "max_layers", "the spec's longest input-to-output path is more than 500 Keras layers deep (Keras fails "
+     "on much deeper models), or it expands to more than 5,000 layers in all")(
+    _failure("SEP214", "max_layers", "fewer or smaller repeats, or blocks side by side instead of one after another"))
 
 
 @rule("SEP207", "classifier_output", "the model's final output shape is not `[classes]`")

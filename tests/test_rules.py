@@ -189,6 +189,15 @@ def test_SEP214_too_many_layers_for_keras(write):
     found, d = diags(write, ok)
     assert {x.code for x in d} == {"SEP217"} and all(x.severity == "warning" for x in d)  # 401 layers: they build
     # (the 400 3x3 windows on an 8x8 image are mostly unproductive: warned, not refused)
+    # the limit is on depth: four branches of 151 layers side by side (607 layers, 153 deep) build in Keras
+    branch = "[pointwise: {filters: 2, repeat: 100}, pointwise: {filters: 2, repeat: 51}]"
+    wide = ("name: w\ninput: 8\nclasses: 2\nlayers:\n  - pointwise: 2\n"
+            f"  - parallel: {{branches: [{', '.join([branch] * 4)}], merge: add}}\n  - gap: {{}}\n")
+    c = sepspec.check(write("wide.yaml", wide))
+    assert c.ok and len(c.report.rows) == 607, [x.text() for x in c.diagnostics]
+    from sepspec.emit import model as emit
+
+    assert emit.keras_model(c.report).count_params() == c.report.params
 
 
 def test_SEP215_max_flash_bytes(write):

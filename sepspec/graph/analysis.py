@@ -18,9 +18,11 @@ from ..spec.load import Spec
 
 Pair = tuple[int, int]
 INPUT = "input"
-# Keras builds and saves a functional model of 700 layers here and fails with a RecursionError at 1,000
-# (measured, Keras 3.15 / TF 2.21): a spec may expand to at most this many, so whatever `check` passes builds.
-MAX_LAYERS = 500
+# Keras builds and saves a chain of 700 layers here and fails with a RecursionError at 1,000 (measured, Keras 3.15 /
+# TF 2.21): it recurses along a path, so a spec's longest input-to-output path may be at most this many layers
+# (NASNetMobile is 770 layers but 213 deep, and builds), so whatever `check` passes builds.
+MAX_DEPTH = 500
+MAX_LAYERS = 5000  # in all: bounds the analysis's own time (100 entries of `repeat: 100` are refused at once)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Report:
     failure: Failure | None = None
     tensors: dict[str, tuple[tuple[int, ...], L.Span]] = field(default_factory=dict)
     scope: object = None  # the entry names visible while the graph is built (`kinds.Scope`)
+    depths: dict[str, int] = field(default_factory=dict)  # each tensor's longest path from the input, in layers
 
     @property
     def trainable(self) -> int:
@@ -137,9 +140,12 @@ class Report:
 
     # -- the Builder that `sepspec.kinds` expands into
     def add(self, layer: L.Layer, inputs: tuple[str, ...], origin: Origin) -> str:
-        if len(self.rows) >= MAX_LAYERS:
-            self.fail("SEP214", f"{dotted(origin.path)}: the model would have more than {MAX_LAYERS} Keras layers "
-                      f"(Keras cannot build a model much deeper: it fails at about 1,000)", origin,
+        depth = 1 + max(self.depths.get(t, 0) for t in inputs)
+        if depth > MAX_DEPTH or len(self.rows) >= MAX_LAYERS:
+            what = (f"its longest path from the input would be more than {MAX_DEPTH} Keras layers deep (Keras "
+                    f"cannot build a model much deeper: it fails at about 1,000)" if depth > MAX_DEPTH else
+                    f"the model would have more than {MAX_LAYERS} Keras layers")
+            self.fail("SEP214", f"{dotted(origin.path)}: {what}", origin,
                       ("repeat",) if origin.block.repeat > 1 else (), layer=layer.name)
         if layer.name in self.tensors:
             at = ("name",) if origin.block.name else ()
@@ -163,6 +169,7 @@ class Report:
         self.rows.append(Row(layer, origin, tuple(inputs), shapes[0], out, trainable, non_trainable, spans[0], span,
                              layer.macs(shapes[0], out), pad))
         self.tensors[layer.name] = (out, span)
+        self.depths[layer.name] = depth
         return layer.name
 
     def shape(self, tensor: str) -> tuple[int, ...]:

@@ -112,6 +112,8 @@ def document(path: str, rep: Report | None, diagnostics: list) -> dict:
                         "start": square(r.start), "macs": r.macs, "flash_bytes": per.get(r.name, (0, 0))[0],
                         "alive_bytes": per.get(r.name, (0, 0))[1]} for r in rep.rows],
             "memory": ops_document(d),
+            # the analysis stopped at its first failure: the layers and totals are those before it
+            "partial": rep.failure is not None,
         })
     doc["violations"] = [{"code": d.code, "rule": d.rule, "message": d.message, "file": d.file, "line": d.line,
                           "column": d.column, "layer": d.layer, "hint": d.hint, "severity": d.severity}
