@@ -56,12 +56,14 @@ def _pad_before(n: int, out: int, k_eff: int, stride: int, padding: str) -> int:
 # As TensorFlow's full-integer converter writes a layer (measured against converted files: docs/deployment.md):
 # a batch norm right after a convolution folds into it; relu and relu6 fuse into the op before them; other
 # activations are ops of their own; every convolution and dense layer has an int32 bias.
-FUSED = {"relu", "relu6"}  # into the op that writes their input
+FUSED = {"relu", "relu6", "hard_tanh"}  # into the op that writes their input (hard_tanh: RELU_N1_TO_1)
 ACTIVATION_OPS = {"sigmoid": ("LOGISTIC",), "tanh": ("TANH",), "gelu": ("GELU",), "leaky_relu": ("LEAKY_RELU",),
                   "softmax": ("SOFTMAX",), "hard_sigmoid": ("MUL",), "silu": ("LOGISTIC", "MUL"),
-                  "swish": ("LOGISTIC", "MUL"), "relu": ("RELU",), "relu6": ("RELU6",)}
+                  "swish": ("LOGISTIC", "MUL"), "relu": ("RELU",), "relu6": ("RELU6",), "hard_silu": ("HARD_SWISH",),
+                  "hard_tanh": ("RELU_N1_TO_1",), "tanh_shrink": ("TANH", "SUB")}
 # no int8 kernel (the converter leaves float ops or fails; TensorFlow's converter crashes on some of them)
-NOT_INT8 = {"elu", "selu", "log_softmax", "softplus", "softsign", "mish", "exponential"}
+NOT_INT8 = {"elu", "selu", "log_softmax", "softplus", "softsign", "mish", "exponential", "hard_shrink", "soft_shrink",
+            "log_sigmoid", "sparse_plus", "sparsemax", "squareplus"}  # (the last six measured: float ops remain)
 FUSES = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MAX_POOL_2D", "AVERAGE_POOL_2D"}
 FOLDS_BN = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 BIAS = 4  # bytes per int32 bias
@@ -113,9 +115,9 @@ def lower_activation(q: Lowering, name: str, function: str, x: str, shape, fusab
     if function in NOT_INT8:
         q.without_int8(name, function)
     ops = ACTIVATION_OPS.get(function, (function.upper(),))
-    if ops == ("LOGISTIC", "MUL"):  # x * sigmoid(x): x stays alive until the MUL
-        s = q.op(f"{name}/sigmoid", "LOGISTIC", name, (x,), shape)
-        return q.op(name, "MUL", name, (x, s), shape)
+    if len(ops) == 2:  # x * sigmoid(x), x - tanh(x): x stays alive until the second op
+        s = q.op(f"{name}/{ops[0].lower()}", ops[0], name, (x,), shape)
+        return q.op(name, ops[1], name, (x, s), shape)
     if function == "hard_sigmoid":  # relu6(x + 3) / 6: the +3 and relu6 go into the op before, then times 1/6 (one
         return q.op(name, "MUL", name, (x,), shape, consts=[bytes([127])])  # int8 127, measured)
     return q.op(name, ops[0], name, (x,), shape)

@@ -6,7 +6,8 @@ valid specs; the property tests then hold the analysis against what Keras actual
 import yaml
 from hypothesis import strategies as st
 
-ACTS = ["relu", "elu", "gelu", "sigmoid", "tanh", "swish", "hard_swish", "linear", "none"]
+ACTS = ["relu", "elu", "gelu", "sigmoid", "tanh", "swish", "hard_swish", "hard_tanh", "tanh_shrink", "squareplus",
+        "linear", "none"]
 
 
 def _out(n, k, s, d, padding):

@@ -178,14 +178,32 @@ layers:
 """
 
 
-@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd", "parallel", "padded"])
+# hard_tanh fused into the op before it (a convolution, a residual's ADD, a batch norm's ADD), tanh_shrink as TANH + SUB,
+# hard_silu as HARD_SWISH
+ACTS = """
+name: acts
+input: [32, 32, 3]
+classes: 10
+layers:
+  - conv: {filters: 8, stride: 2, activation: hard_tanh}
+  - sepconv: {filters: 8, activation: tanh_shrink}
+  - sepconv: {filters: 8, norm: batch, activation: hard_silu}
+  - residual: {body: [sepconv: 8], activation: hard_tanh}
+  - batchnorm: {}
+  - activation: hard_tanh
+  - sepconv: 10
+  - gap: {}
+"""
+
+
+@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd", "parallel", "padded", "acts"])
 def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
     """Flash equals the .tflite file's weight buffers and the activation estimate equals the arena head TensorFlow
     Lite Micro allocates (both measured exact for every spec here), with as many ops as the converter makes."""
     spec_name = os.path.splitext(os.path.basename(spec))[0]
-    if spec in ("branchy", "odd", "parallel", "padded"):
+    if spec in ("branchy", "odd", "parallel", "padded", "acts"):
         path = tmp_path / f"{spec}.yaml"
-        path.write_text({"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED}[spec].lstrip())
+        path.write_text({"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED, "acts": ACTS}[spec].lstrip())
         spec = str(path)
     m = measure(spec, run, data, str(tmp_path))
     assert m["flash_est"] == m["flash_file"], m

@@ -18,9 +18,12 @@ Rate = Annotated[float, Field(ge=0, lt=1)]
 NAME_RE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"  # valid for Keras (no '/'), readable in a summary
 Name = Annotated[str, Field(pattern=NAME_RE)]
 Padding = Literal["same", "valid"]
+# keras.activations that apply to a tensor alone (not glu, which halves the channels, nor threshold, which takes
+# arguments; celu and sparse_sigmoid wait for their int8 lowering to be measured)
 ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "sigmoid", "hard_sigmoid",
-               "hard_swish", "tanh", "softmax", "log_softmax", "softplus", "softsign", "leaky_relu", "mish",
-               "exponential", "linear")
+               "hard_swish", "hard_silu", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "tanh",
+               "softmax", "log_softmax", "log_sigmoid", "softplus", "softsign", "sparse_plus", "sparsemax",
+               "squareplus", "leaky_relu", "mish", "exponential", "linear")
 Act = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 ActOrNone = Literal[ACTIVATIONS + ("none",)]  # type: ignore[valid-type]
 
