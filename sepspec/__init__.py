@@ -15,7 +15,7 @@ from .spec.load import Spec, load
 from .spec.source import Source, SpecError
 from .version import __version__
 
-__all__ = ["__version__", "Checked", "Diagnostic", "Report", "Source", "Spec", "SpecError", "analyse",
+__all__ = ["__version__", "Checked", "Diagnostic", "Report", "Source", "Spec", "SpecError", "analyse", "from_keras",
            "build_model", "check", "check_spec", "fit", "load"]
 
 
@@ -29,6 +29,13 @@ def build_model(spec: Spec | Report):
     if report.failure is not None:
         raise SpecError([d for d in violations(report) if d.code == report.failure.code])
     return keras_model(report)
+
+
+def from_keras(model) -> str:
+    """The spec (YAML text) of a Keras model, exact or refused (`sepspec import`; imports Keras)."""
+    from .emit.importer import from_keras as decompile
+
+    return decompile(model)
 
 
 def fit(spec: str | Spec, **options):

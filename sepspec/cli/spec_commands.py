@@ -56,6 +56,14 @@ def add_commands(sub) -> None:
     s.add_argument("--to", choices=("keras", "python"), default="keras")
     s.set_defaults(fn=cmd_compile)
 
+    s = sub.add_parser("import", help="a Keras model -> a spec that compiles back to the same network")
+    s.add_argument("source", metavar="MODEL", help="a .keras file (loaded in safe mode), keras.applications.NAME, or "
+                   "module:function returning a model")
+    s.add_argument("--args", metavar="YAML", help="keyword arguments for keras.applications.NAME or your function, "
+                   "as a YAML mapping (e.g. '{input_shape: [32, 32, 3], classes: 10}'; weights default to none)")
+    s.add_argument("-o", "--output", metavar="FILE", help="the spec (default: standard output)")
+    s.set_defaults(fn=cmd_import)
+
 
 def check_files(paths: list[str], fmt: str = "text", out=None, err=None) -> int:
     """Check every file and print its diagnostics; the worst exit status wins (2 over 1)."""
@@ -253,4 +261,24 @@ def cmd_compile(a) -> int:
 
     save_model(c.report, a.output)
     print(f"wrote {a.output}: {c.report.params:,} params")
+    return OK
+
+
+def cmd_import(a) -> int:
+    import yaml
+
+    from ..emit.importer import from_keras, load_keras
+
+    try:
+        args = yaml.safe_load(a.args) if a.args else {}
+    except yaml.YAMLError as e:
+        raise UserError(f"--args: not YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(args, dict):
+        raise UserError(f"--args: expected a mapping such as '{{classes: 10}}', got {a.args!r}")
+    text = from_keras(load_keras(a.source, args), a.source)
+    if not a.output:
+        sys.stdout.write(text)
+        return OK
+    write(a.output, text)
+    print(f"wrote {a.output}: {len(text.splitlines())} lines")
     return OK

@@ -1,0 +1,418 @@
+"""`sepspec import`: a Keras model -> a spec that compiles back to the same network (the other way of `emit`).
+
+Each Keras layer becomes the entry that compiles to it; a weighted layer (Conv2D, SeparableConv2D,
+DepthwiseConv2D, Dense) takes the Dropout, BatchNormalization and Activation after it into its tail when they
+follow in the seed's order and nothing else reads between them; an entry that does not read the previous entry's
+output says `from:`; Add, Multiply and Concatenate become merges over names. Names are kept where they are valid
+spec names and not what the spec would generate anyway. The spec is then checked, and its parameters (total,
+trainable, non-trainable) and every layer's output shape compared with the model's: an import that would not be
+exact is an error, never a file. A layer that the format cannot express is refused by name and class.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from ..diagnostics import UserError
+from ..spec.fields import ACTIVATIONS, NAME_RE
+from ..spec.kinds import BLOCKS
+
+
+class ImportError_(UserError):
+    """A model that cannot be imported exactly, in one line."""
+
+
+TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
+# Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")
+RELU = {None: "relu", 6.0: "relu6"}
+
+
+def _pair(v):
+    v = tuple(int(a) for a in v)
+    return v[0] if len(set(v)) == 1 else list(v)
+
+
+def _activation(layer) -> str | None:
+    """The activation a layer applies (by name), or None if it is not one sepspec writes."""
+    kind = type(layer).__name__
+    if kind == "Activation":
+        fn = layer.activation
+        name = getattr(fn, "__name__", str(fn))
+        return name if name in ACTIVATIONS else None
+    if kind == "ReLU":
+        cfg = layer.get_config()
+        if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
+            return None
+        mv = cfg.get("max_value")
+        return RELU.get(None if mv is None else float(mv))
+    if kind == "Softmax" and layer.get_config().get("axis", -1) in (-1, [-1]):
+        return "softmax"
+    return None
+
+
+def _inner_activation(layer) -> str:
+    fn = getattr(layer, "activation", None)
+    return getattr(fn, "__name__", "linear") if fn is not None else "linear"
+
+
+def _conv_args(layer, kind: str) -> dict:
+    c = layer.get_config()
+    args = {}
+    if kind in ("conv", "sepconv"):
+        args["filters"] = int(c["filters"])
+    args["kernel"] = _pair(c["kernel_size"])
+    if _pair(c["strides"]) != 1:
+        args["stride"] = _pair(c["strides"])
+    args["padding"] = c["padding"]
+    if _pair(c["dilation_rate"]) != 1:
+        args["dilation"] = _pair(c["dilation_rate"])
+    if kind in ("sepconv", "depthwise") and int(c.get("depth_multiplier", 1)) != 1:
+        args["depth_multiplier"] = int(c["depth_multiplier"])
+    if kind == "conv" and int(c.get("groups", 1)) != 1:
+        args["groups"] = int(c["groups"])
+    if not c["use_bias"]:
+        args["bias"] = False
+    return args
+
+
+def _last_axis(layer) -> bool:
+    """A normalisation over the channels (the last axis), as the spec's batch and layer norms are."""
+    axis, rank = layer.get_config().get("axis", -1), len(layer.input.shape)
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    return axis in (-1, rank - 1)
+
+
+def _bn_args(layer, prefix: str = "") -> dict:
+    c = layer.get_config()
+    out = {}
+    if abs(float(c["momentum"]) - 0.99) > 1e-12:
+        out[prefix + "momentum"] = float(c["momentum"])
+    if abs(float(c["epsilon"]) - 0.001) > 1e-12:
+        out[prefix + "epsilon"] = float(c["epsilon"])
+    if not c.get("scale", True):
+        out[prefix + "scale"] = False
+    if not c.get("center", True):
+        out[prefix + "center"] = False
+    return out
+
+
+def _entry(layer, shape_in) -> tuple[str, dict] | None:
+    """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none."""
+    kind, c = type(layer).__name__, layer.get_config()
+    if kind == "Conv2D":
+        if c.get("data_format", "channels_last") != "channels_last":
+            return None
+        k = tuple(c["kernel_size"])
+        args = _conv_args(layer, "conv")
+        if k == (1, 1) and "stride" not in args and "dilation" not in args and args["padding"] in ("same", "valid"):
+            out = {"filters": args["filters"], **({"groups": args["groups"]} if "groups" in args else {}),
+                   **({"bias": False} if "bias" in args else {})}
+            return "pointwise", out
+        return "conv", args
+    if kind == "SeparableConv2D":
+        return "sepconv", _conv_args(layer, "sepconv")
+    if kind == "DepthwiseConv2D":
+        return "depthwise", _conv_args(layer, "depthwise")
+    if kind == "Dense":
+        if len(shape_in) != 1:
+            return None
+        return "dense", {"units": int(c["units"]), **({"bias": False} if not c["use_bias"] else {})}
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        args = {"size": _pair(c["pool_size"])}
+        if c["strides"] is not None and _pair(c["strides"]) != args["size"]:
+            args["stride"] = _pair(c["strides"])
+        if c["padding"] != "valid":
+            args["padding"] = c["padding"]
+        return ("maxpool" if kind == "MaxPooling2D" else "avgpool"), args
+    if kind == "GlobalAveragePooling2D":
+        return "gap", ({"keepdims": True} if c.get("keepdims") else {})
+    if kind == "Flatten":
+        return "flatten", {}
+    if kind == "Dropout":
+        return "dropout", {"rate": float(c["rate"])}
+    if kind == "BatchNormalization":
+        return ("batchnorm", _bn_args(layer)) if _last_axis(layer) else None
+    if kind == "LayerNormalization":
+        if not _last_axis(layer) or not c.get("scale", True) or not c.get("center", True):
+            return None
+        return "layernorm", ({"epsilon": float(c["epsilon"])} if abs(c["epsilon"] - 0.001) > 1e-12 else {})
+    if kind in ("Activation", "ReLU", "Softmax"):
+        fn = _activation(layer)
+        return ("activation", {"function": fn}) if fn else None
+    if kind == "ZeroPadding2D":
+        (t, b), (left, right) = c["padding"]
+        return "zeropad", {"padding": [[t, b], [left, right]]}
+    if kind == "Cropping2D":
+        if c.get("data_format", "channels_last") != "channels_last":
+            return None
+        (t, b), (left, right) = c["cropping"]
+        return "crop", {"cropping": [[t, b], [left, right]]}
+    if kind in ("Add", "Multiply"):
+        return kind.lower(), {}
+    if kind == "Concatenate":
+        return ("concat", {}) if c.get("axis", -1) in (-1, len(shape_in)) else None
+    return None
+
+
+def _graph(model):
+    """(layers in order, {layer name: [input layer names]}, {layer name: readers}) of a one-input functional model."""
+    keras_inputs = getattr(model, "inputs", None) or []
+    if len(keras_inputs) != 1 or len(model.outputs) != 1:
+        raise ImportError_(f"{model.name}: {len(keras_inputs)} inputs and {len(model.outputs)} outputs; sepspec "
+                           f"imports a model of one image input and one output")
+    inputs: dict[str, list[str]] = {}
+    readers: dict[str, int] = {}
+    known = {layer.name for layer in model.layers}
+    ops = sorted({f"{t._keras_history.operation.name} ({type(t._keras_history.operation).__name__})"
+                  for layer in model.layers for n in layer._inbound_nodes for t in n.input_tensors
+                  if t._keras_history.operation.name not in known})
+    if ops:
+        raise ImportError_(f"{model.name}: no spec entry for the operations written on tensors (not Keras layers): "
+                           f"{', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''}")
+    for layer in model.layers:
+        nodes = [n for n in layer._inbound_nodes]
+        if len(nodes) > 1:
+            raise ImportError_(f"{layer.name} ({type(layer).__name__}): used {len(nodes)} times (shared weights); a "
+                               f"spec's layers are used once each")
+        srcs = []
+        for t in (nodes[0].input_tensors if nodes else []):
+            hist = t._keras_history
+            srcs.append(hist.operation.name)
+        inputs[layer.name] = srcs
+        for s in srcs:
+            readers[s] = readers.get(s, 0) + 1
+    return [layer for layer in model.layers], inputs, readers
+
+
+def from_keras(model, source: str = "") -> str:
+    """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact."""
+    layers, inputs, readers = _graph(model)
+    first = layers[0]
+    if type(first).__name__ != "InputLayer":
+        raise ImportError_(f"{model.name}: its first layer is {type(first).__name__}, not an input")
+    shape = tuple(int(v) for v in model.inputs[0].shape[1:])
+    if len(shape) != 3 or any(v is None for v in shape):
+        raise ImportError_(f"{model.name}: input shape {shape}; sepspec imports an image input of fixed (h, w, c)")
+    shapes = {first.name: shape}
+    entries: list[tuple] = []  # (kind, args, keras name of its output, its own keras name, keras names it reads)
+    out_of: dict[str, str] = {first.name: "input"}  # keras layer -> the keras layer whose name its entry carries
+    refused = []
+    members: set[str] = set()
+    order = layers[1:]
+    for i, layer in enumerate(order):
+        shapes[layer.name] = tuple(int(v) for v in layer.output.shape[1:])
+        if layer.name in members:
+            continue
+        srcs = inputs[layer.name]
+        shape_in = shapes.get(srcs[0], ()) if srcs else ()
+        made = _entry(layer, shape_in)
+        if made is None:
+            refused.append(f"{layer.name} ({type(layer).__name__})")
+            continue
+        kind, args = made
+        inner = _inner_activation(layer) if type(layer).__name__ in TAILED else "linear"
+        if inner != "linear":
+            if inner not in ACTIVATIONS:
+                refused.append(f"{layer.name} ({type(layer).__name__} with activation {inner})")
+                continue
+            args["activation"] = inner
+        last = layer.name
+        if type(layer).__name__ in TAILED and inner == "linear":
+            last = _fold_tail(layer, order[i + 1:], inputs, readers, args, members)
+        entries.append((kind, args, last, layer.name, srcs))
+        out_of[last] = layer.name
+    if refused:
+        raise ImportError_(f"{model.name}: no spec entry for {', '.join(refused)}")
+    if entries[-1][2] != model.outputs[0]._keras_history.operation.name:
+        raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
+    doc = _document(model, shape, entries, out_of, source)
+    _check_exact(model, doc)
+    return doc
+
+
+def _fold_tail(layer, rest, inputs, readers, args, members) -> str:
+    """Dropout, BatchNormalization, Activation after a weighted layer, in that order, each read only by the next:
+    into `args` (the entry's tail); the Keras name of the last one taken."""
+    last, stage = layer.name, 0
+    for nxt in rest:
+        if inputs[nxt.name] != [last] or readers.get(last, 0) != 1:
+            break
+        kind = type(nxt).__name__
+        if kind == "Dropout" and stage < 1:
+            args["dropout"], stage = float(nxt.get_config()["rate"]), 1
+        elif kind == "BatchNormalization" and stage < 2 and _last_axis(nxt):
+            args["norm"], stage = "batch", 2
+            args.update(_bn_args(nxt, "bn_"))
+        elif kind in ("Activation", "ReLU", "Softmax") and _activation(nxt) and _activation(nxt) != "linear":
+            args["activation"], stage = _activation(nxt), 3
+        else:
+            break
+        members.add(nxt.name)
+        last = nxt.name
+        if stage == 3:
+            break
+    return last
+
+
+def _document(model, shape, entries, out_of, source) -> str:
+    """The YAML: entries in the model's order, `from:` where an entry does not read the previous one's output,
+    names kept where valid and not generated anyway."""
+    counts: dict[str, int] = {}
+    name_of: dict[str, str] = {"input": "input"}  # keras name of an entry's first layer -> its spec name
+    layers_out, prev = [], "input"
+    classes = int(model.outputs[0].shape[-1])
+    for kind, args, last, own, srcs in entries:
+        counts[kind] = counts.get(kind, 0) + 1
+        generated = f"{kind}_{counts[kind]}"
+        name = own if re.match(NAME_RE, own) and own != generated else None
+        spec_name = name or generated
+        name_of[own] = spec_name
+        refs = [name_of[out_of.get(s, s)] if out_of.get(s, s) in name_of else None for s in srcs]
+        if None in refs:
+            raise ImportError_(f"{own}: reads {srcs}, which no earlier entry writes")
+        body = dict(args)
+        if kind in ("add", "multiply", "concat"):
+            body = refs
+        elif refs != [prev]:
+            body["from"] = refs[0]
+        if name and kind not in ("add", "multiply", "concat"):
+            body["name"] = name
+        elif name:
+            layers_out.append({kind: {"inputs": refs, "name": name}})
+            prev = spec_name
+            continue
+        layers_out.append({kind: body if body != {} else {}})
+        prev = spec_name
+    defaults = _defaults(layers_out)
+    layers_out = [_short(e) for e in layers_out]
+    doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", model.name)[:64] or "imported",
+           "description": f"imported by sepspec from {source or model.name}",
+           "input": list(shape), "classes": classes, **({"defaults": defaults} if defaults else {}),
+           "layers": layers_out}
+    if not re.match(NAME_RE, doc["name"]):
+        doc["name"] = "imported"
+    entries = doc.pop("layers")
+    head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
+
+    def flow(v) -> str:
+        return yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6).strip().removesuffix("\n...").strip()
+
+    body = "".join(f"  - {kind}: {flow(value)}\n" for e in entries for kind, value in e.items())
+    return f"# imported from {source or model.name} by sepspec import\n{head}layers:\n{body}"
+
+
+TAIL_KEYS = ("bias", "dropout", "norm", "bn_momentum", "bn_epsilon", "bn_scale", "bn_center", "activation", "padding")
+
+
+def _default_of(kind: str, key: str):
+    d = BLOCKS[kind].model_fields[key].default
+    return d[0] if isinstance(d, list) and len(set(d)) == 1 else d
+
+
+def _defaults(entries: list[dict]) -> dict:
+    """Arguments most entries of a kind share, moved into `defaults.<kind>` (in place): a value held by at least
+    two thirds of three or more entries of the kind; the others then say their own value, the kind's default
+    included. Arguments equal to the kind's default are dropped first."""
+    by_kind: dict[str, list[dict]] = {}
+    for e in entries:
+        kind, args = next(iter(e.items()))
+        if isinstance(args, dict):
+            for k in [k for k, v in args.items() if k in BLOCKS[kind].model_fields and v == _default_of(kind, k)]:
+                del args[k]
+            by_kind.setdefault(kind, []).append(args)
+    out: dict = {}
+    for kind, group in by_kind.items():
+        if len(group) < 3:
+            continue
+        for key in TAIL_KEYS:
+            if key not in BLOCKS[kind].model_fields or key == BLOCKS[kind].main:
+                continue
+            values = [a.get(key, _default_of(kind, key)) for a in group]
+            best = max(set(map(repr, values)), key=lambda r: sum(repr(v) == r for v in values))
+            value = next(v for v in values if repr(v) == best)
+            if value == _default_of(kind, key) or sum(repr(v) == best for v in values) * 3 < 2 * len(group):
+                continue
+            out.setdefault(kind, {})[key] = value
+            for a in group:
+                if a.get(key, _default_of(kind, key)) == value:
+                    a.pop(key, None)
+                else:
+                    a[key] = a.get(key, _default_of(kind, key))
+    return out
+
+
+def _short(e: dict) -> dict:
+    """`kind: value` where only the main argument is left."""
+    kind, args = next(iter(e.items()))
+    main = BLOCKS[kind].main
+    if isinstance(args, dict) and main and list(args) == [main]:
+        return {kind: args[main]}
+    return e
+
+
+def _check_exact(model, text: str) -> None:
+    """The spec checks and compiles to the model's parameters and output shapes; else an error, no file."""
+    import numpy as np
+
+    from ..checked import check_spec
+    from ..spec.load import load_source
+    from ..spec.source import parse
+
+    spec = load_source(parse(text, "<imported>"))
+    c = check_spec(spec, "<imported>")
+    errors = [d for d in c.diagnostics if d.severity == "error"]
+    if errors:
+        raise ImportError_(f"{model.name}: the imported spec does not check ({errors[0].code}: {errors[0].message})")
+    rep = c.report
+    t = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    n = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    if (rep.trainable, rep.non_trainable) != (t, n):
+        raise ImportError_(f"{model.name}: the imported spec has {rep.trainable:,} + {rep.non_trainable:,} parameters, "
+                           f"the model {t:,} + {n:,}; please report it")
+    if tuple(rep.output) != tuple(int(v) for v in model.outputs[0].shape[1:]):
+        raise ImportError_(f"{model.name}: the imported spec's output is {rep.output}, the model's "
+                           f"{tuple(model.outputs[0].shape[1:])}; please report it")
+
+
+def load_keras(source: str, args: dict | None = None):
+    """The model `source` names: a .keras file (loaded in safe mode: no code from the file runs),
+    `keras.applications.NAME` (built with `args`, weights=None), or `module:function` (your function, called with
+    `args`)."""
+    import importlib
+    import os
+
+    from ..lazy import import_keras
+
+    keras = import_keras()
+    args = dict(args or {})
+    if source.endswith(".keras"):
+        if not os.path.isfile(source):
+            raise ImportError_(f"{source}: no such file")
+        try:
+            return keras.saving.load_model(source, safe_mode=True, compile=False)
+        except Exception as e:
+            raise ImportError_(f"{source}: cannot load the model ({type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    if source.startswith("keras.applications."):
+        name = source.rsplit(".", 1)[1]
+        fn = getattr(keras.applications, name, None)
+        if fn is None or not callable(fn):
+            raise ImportError_(f"{source}: keras.applications has no {name}")
+        args.setdefault("weights", None)
+        try:
+            return fn(**args)
+        except Exception as e:
+            raise ImportError_(f"{source}({args}): {type(e).__name__}: {str(e).strip().splitlines()[0]}") from None
+    if ":" in source:
+        module, _, fname = source.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), fname)
+        except (ImportError, AttributeError) as e:
+            raise ImportError_(f"{source}: {type(e).__name__}: {e}") from None
+        return fn(**args)
+    raise ImportError_(f"{source}: give a .keras file, keras.applications.NAME or module:function")
+
+
+assert set(BLOCKS) >= {"conv", "sepconv", "depthwise", "pointwise", "dense", "add", "multiply", "concat"}
