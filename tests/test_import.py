@@ -3,7 +3,7 @@ network back to `specs/base.yaml`; real `keras.applications` networks; a Hypothe
 import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 
 import sepspec
 from sepspec.emit import model as emit
@@ -95,8 +95,9 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
     model = emit.keras_model(c.report)
     try:
         text, rep = imported(model)
-    except ImportError_ as e:
-        assert "output is not its last layer" in str(e)  # Keras orders a graph its own way, and says so
+    except ImportError_ as e:  # the one known gap, refused by name (docs/import.md)
+        assert "a channel group: `parallel` blocks with `split: channels` are not imported yet" in str(e), str(e)
+        event("refused: a channel split")
         return
     assert rows(rep) == rows(c.report)
     assert len([line for line in text.splitlines() if line.startswith("  - ")]) <= len(c.report.rows)

@@ -145,7 +145,7 @@ def _entry(layer, shape_in) -> tuple[str, dict] | None:
         (t, b), (left, right) = c["padding"]
         return "zeropad", {"padding": [[t, b], [left, right]]}
     if kind == "Cropping2D":
-        if c.get("data_format", "channels_last") != "channels_last":
+        if c.get("data_format", "channels_last") != "channels_last":  # a channel group (`split: channels`)
             return None
         (t, b), (left, right) = c["cropping"]
         return "crop", {"cropping": [[t, b], [left, right]]}
@@ -189,6 +189,12 @@ def _graph(model):
 def from_keras(model, source: str = "") -> str:
     """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact."""
     layers, inputs, readers = _graph(model)
+    by_name = {layer.name: layer for layer in layers}
+    followers: dict[str, list] = {}
+    for layer in layers:
+        for src in inputs[layer.name]:
+            followers.setdefault(src, []).append(layer)
+    followers = {k: [by_name[x.name] for x in v] for k, v in followers.items()}
     first = layers[0]
     if type(first).__name__ != "InputLayer":
         raise ImportError_(f"{model.name}: its first layer is {type(first).__name__}, not an input")
@@ -200,16 +206,26 @@ def from_keras(model, source: str = "") -> str:
     out_of: dict[str, str] = {first.name: "input"}  # keras layer -> the keras layer whose name its entry carries
     refused = []
     members: set[str] = set()
-    order = layers[1:]
-    for i, layer in enumerate(order):
+    for layer in layers[1:]:
         shapes[layer.name] = tuple(int(v) for v in layer.output.shape[1:])
         if layer.name in members:
             continue
         srcs = inputs[layer.name]
         shape_in = shapes.get(srcs[0], ()) if srcs else ()
+        block = _squeeze_excite(layer, followers, inputs) or _shuffle(layer, followers, inputs)
+        if block is not None:
+            kind, args, taken = block
+            members.update(t.name for t in taken)
+            for t in taken:
+                shapes[t.name] = tuple(int(v) for v in t.output.shape[1:])
+            entries.append((kind, args, taken[-1].name, layer.name, srcs))
+            out_of[taken[-1].name] = layer.name
+            continue
         made = _entry(layer, shape_in)
         if made is None:
-            refused.append(f"{layer.name} ({type(layer).__name__})")
+            why = (", a channel group: `parallel` blocks with `split: channels` are not imported yet"
+                   if type(layer).__name__ == "Cropping2D" else "")
+            refused.append(f"{layer.name} ({type(layer).__name__}{why})")
             continue
         kind, args = made
         inner = _inner_activation(layer) if type(layer).__name__ in TAILED else "linear"
@@ -220,7 +236,7 @@ def from_keras(model, source: str = "") -> str:
             args["activation"] = inner
         last = layer.name
         if type(layer).__name__ in TAILED and inner == "linear":
-            last = _fold_tail(layer, order[i + 1:], inputs, readers, args, members)
+            last = _fold_tail(layer, followers, inputs, args, members)
         entries.append((kind, args, last, layer.name, srcs))
         out_of[last] = layer.name
     if refused:
@@ -232,15 +248,88 @@ def from_keras(model, source: str = "") -> str:
     return doc
 
 
-def _fold_tail(layer, rest, inputs, readers, args, members) -> str:
+def _next(layer, followers, inputs):
+    """The one layer that reads `layer`, when it reads nothing else; else None."""
+    f = followers.get(layer.name, [])
+    return f[0] if len(f) == 1 and inputs[f[0].name] == [layer.name] else None
+
+
+def _chain(first, followers, inputs, n):
+    """`first` and the n layers after it, each the only reader of the one before and reading nothing else."""
+    out = [first]
+    while len(out) <= n:
+        nxt = _next(out[-1], followers, inputs)
+        if nxt is None:
+            return None
+        out.append(nxt)
+    return out
+
+
+def _squeeze_excite(layer, followers, inputs):
+    """GlobalAveragePooling2D(keepdims) -> 1x1 Conv2D (its activation) -> 1x1 Conv2D (a sigmoid gate) -> Multiply
+    with the pooled tensor: the `se` entry (squeeze_excite's own form)."""
+    if type(layer).__name__ != "GlobalAveragePooling2D" or not layer.get_config().get("keepdims"):
+        return None
+    chain = _chain(layer, followers, inputs, 1)
+    if chain is None or len(followers.get(chain[-1].name, [])) != 1:
+        return None
+    _, squeeze = chain
+    excite = followers[squeeze.name][0]
+    scale = followers.get(excite.name, [None])[0]
+    x = inputs[layer.name][0]
+    if scale is None or (type(squeeze).__name__, type(excite).__name__, type(scale).__name__) != \
+            ("Conv2D", "Conv2D", "Multiply") or inputs[excite.name] != [squeeze.name] or \
+            sorted(inputs[scale.name]) != sorted([x, excite.name]) or len(followers[excite.name]) != 1:
+        return None
+    for conv in (squeeze, excite):
+        c = conv.get_config()
+        if tuple(c["kernel_size"]) != (1, 1) or tuple(c["strides"]) != (1, 1) or not c["use_bias"] \
+                or int(c.get("groups", 1)) != 1:
+            return None
+    act, gate = _inner_activation(squeeze), _inner_activation(excite)
+    if act not in ACTIVATIONS or gate not in ("sigmoid", "hard_sigmoid") or \
+            int(excite.get_config()["filters"]) != int(layer.input.shape[-1]):
+        return None
+    args = {"filters": int(squeeze.get_config()["filters"])}
+    if act != "relu":
+        args["activation"] = act
+    if gate != "sigmoid":
+        args["gate"] = gate
+    if layer.name.endswith("_pool"):
+        args["name"] = layer.name[:-len("_pool")]
+    return "se", args, [layer, squeeze, excite, scale]
+
+
+def _shuffle(layer, followers, inputs):
+    """Reshape to (h, w, g, c/g) -> Permute((1, 2, 4, 3)) -> Reshape back: a `shuffle` of g groups."""
+    if type(layer).__name__ != "Reshape":
+        return None
+    chain = _chain(layer, followers, inputs, 2)
+    if chain is None:
+        return None
+    _, permute, back = chain
+    shape_in = tuple(int(v) for v in layer.input.shape[1:])
+    target = tuple(layer.get_config()["target_shape"])
+    if type(permute).__name__ != "Permute" or type(back).__name__ != "Reshape" or len(shape_in) != 3 or \
+            len(target) != 4 or target[:2] != shape_in[:2] or target[2] * target[3] != shape_in[2] or \
+            tuple(permute.get_config()["dims"]) != (1, 2, 4, 3) or tuple(back.get_config()["target_shape"]) != shape_in:
+        return None
+    args = {"groups": int(target[2])}
+    if layer.name == f"{back.name}_groups":
+        args["name"] = back.name
+    return "shuffle", args, chain
+
+
+def _fold_tail(layer, followers, inputs, args, members) -> str:
     """Dropout, BatchNormalization, Activation after a weighted layer, in that order, each read only by the next:
     into `args` (the entry's tail); the Keras name of the last one taken."""
-    last, stage = layer.name, 0
-    for nxt in rest:
-        if inputs[nxt.name] != [last] or readers.get(last, 0) != 1:
+    last, stage, at = layer.name, 0, layer
+    while True:
+        nxt = _next(at, followers, inputs)
+        if nxt is None:
             break
         kind = type(nxt).__name__
-        if kind == "Dropout" and stage < 1:
+        if kind == "Dropout" and stage < 1 and float(nxt.get_config()["rate"]) > 0:  # a tail of rate 0 has none
             args["dropout"], stage = float(nxt.get_config()["rate"]), 1
         elif kind == "BatchNormalization" and stage < 2 and _last_axis(nxt):
             args["norm"], stage = "batch", 2
@@ -250,7 +339,7 @@ def _fold_tail(layer, rest, inputs, readers, args, members) -> str:
         else:
             break
         members.add(nxt.name)
-        last = nxt.name
+        last, at = nxt.name, nxt
         if stage == 3:
             break
     return last
@@ -263,10 +352,13 @@ def _document(model, shape, entries, out_of, source) -> str:
     name_of: dict[str, str] = {"input": "input"}  # keras name of an entry's first layer -> its spec name
     layers_out, prev = [], "input"
     classes = int(model.outputs[0].shape[-1])
-    for kind, args, last, own, srcs in entries:
+    for kind, args, _, own, srcs in entries:
         counts[kind] = counts.get(kind, 0) + 1
         generated = f"{kind}_{counts[kind]}"
-        name = own if re.match(NAME_RE, own) and own != generated else None
+        args = dict(args)
+        # a block's name is the prefix of its layers' (`se`, `shuffle`), a layer's its own
+        kept = args.pop("name", None) if kind in ("se", "shuffle") else own
+        name = kept if kept and re.match(NAME_RE, kept) and kept != generated else None
         spec_name = name or generated
         name_of[own] = spec_name
         refs = [name_of[out_of.get(s, s)] if out_of.get(s, s) in name_of else None for s in srcs]
@@ -297,7 +389,8 @@ def _document(model, shape, entries, out_of, source) -> str:
     head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
 
     def flow(v) -> str:
-        return yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6).strip().removesuffix("\n...").strip()
+        text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6)
+        return text.strip().removesuffix("\n...").strip()
 
     body = "".join(f"  - {kind}: {flow(value)}\n" for e in entries for kind, value in e.items())
     return f"# imported from {source or model.name} by sepspec import\n{head}layers:\n{body}"
