@@ -63,9 +63,12 @@ def pack(data: str | None, out: str, parts: int, workers: int, method: int = 6) 
     chunks = [("test", 0)] + [("train", i) for i in range(0, len(d.x_train), PER)] + [
         ("test", i) for i in range(PER, len(d.x_test), PER)]
     arrays = {"train": (d.x_train, d.y_train), "test": (d.x_test, d.y_test)}
-    with ProcessPoolExecutor(workers) as pool:
-        encoded = list(pool.map(_encode, [arrays[s][0][i:i + PER] for s, i in chunks], [method] * len(chunks),
-                                chunksize=1))
+    parts_of = [arrays[s][0][i:i + PER] for s, i in chunks]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            encoded = list(pool.map(_encode, parts_of, [method] * len(chunks), chunksize=1))
+    else:  # no pool (no fork of a process that may hold threads)
+        encoded = [_encode(x, method) for x in parts_of]
     sizes = np.array([len(e) for e in encoded], float)
     # parts of about equal bytes, the mosaic that crosses a boundary in the earlier part
     bounds = np.minimum(np.searchsorted(np.cumsum(sizes), np.arange(1, parts) * sizes.sum() / parts) + 1,

@@ -37,6 +37,11 @@ def test_the_device_checks_dry_run_measures_every_kind_of_run(data, tmp_path):
     with tarfile.open(tmp_path / "m" / "runs.tar.gz") as tar:  # the run folders come back as one file
         names = tar.getnames()
     assert any(n.endswith("seed1/metrics.json") for n in names) and any(n.startswith("logs/") for n in names)
+
+
+@pytest.mark.slow
+@needs_jax
+def test_the_device_checks_accuracy_part_dry_run(data, tmp_path):
     rows, table = _check("accuracy", data, tmp_path / "a")
     assert len(rows) == 1 and "recipe50" in rows[0] and "frontier.yaml" in rows[0] and "failed" not in rows[0], table
 
