@@ -102,3 +102,87 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
     assert rows(rep) == rows(c.report)
     assert len([line for line in text.splitlines() if line.startswith("  - ")]) <= len(c.report.rows)
     import_keras().backend.clear_session()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, args", [
+    ("MobileNetV2", {"input_shape": (32, 32, 3), "alpha": 0.35, "classes": 10}),
+    ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}),
+])
+def test_imported_networks_compute_the_same_function_with_the_weights(name, args):
+    """The model's weights copied into the imported spec's model, layer by layer under the names the import gives:
+    the same outputs on random images (batch-norm statistics drawn too, so that every layer matters)."""
+    import numpy as np
+
+    from sepspec.emit.importer import transfer_weights
+
+    keras = import_keras()
+    model = getattr(keras.applications, name)(weights=None, **args)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            w = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, x.shape).astype("float32") if i == len(w) - 1 else
+                               rng.normal(0, 0.2, x.shape).astype("float32") for i, x in enumerate(w)])
+    names = {}
+    text = from_keras(model, names=names)
+    rep = sepspec.check_spec(sepspec.spec.load.load_source(sepspec.spec.source.parse(text, "<i>")), "<i>").report
+    compiled = emit.keras_model(rep)
+    assert transfer_weights(model, compiled, names) == sum(1 for layer in model.layers if layer.weights)
+    x = rng.normal(0, 1, (8, 32, 32, 3)).astype("float32")
+    # layer by layer: every layer the import named, against the layer it became (a random network's last layers
+    # can be constant over images, so the final output alone would prove little)
+    def output_of(o, n):  # a layer's own activation (Dense(activation=softmax)) is its own layer in the spec
+        act = getattr(getattr(model.get_layer(o), "activation", None), "__name__", "linear")
+        return f"{n}_{act}" if act != "linear" and hasattr(model.get_layer(o), "kernel") else n
+
+    pairs = [(o, output_of(o, n)) for o, n in names.items() if o != model.layers[0].name]
+    theirs = keras.Model(model.input, [model.get_layer(o).output for o, _ in pairs])
+    ours = keras.Model(compiled.input, [compiled.get_layer(n).output for _, n in pairs])
+    # inference (the moving statistics) and training mode (each batch norm on the batch's own statistics, which
+    # keeps a random network's activations alive to its last layer); neither model has dropout
+    for training in (False, True):
+        varying = 0
+        for (o, n), want, got in zip(pairs, theirs(x, training=training), ours(x, training=training)):
+            want, got = np.asarray(want), np.asarray(got)
+            assert np.abs(got - want).max() <= 1e-5 * max(np.abs(want).max(), 1e-6), (o, n, training)
+            varying += bool(np.ptp(want, axis=0).max() > 1e-3)
+    assert varying > len(pairs) * 0.8, (varying, len(pairs))  # in training mode nearly every layer varies
+    keras.backend.clear_session()
+
+
+def test_import_and_compile_carry_the_weights(tmp_path):
+    """`import --weights` and `compile --weights`: a saved model with a merge and a squeeze-and-excitation, back
+    as a .keras file that gives the same outputs."""
+    import numpy as np
+
+    keras = import_keras()
+    x = keras.Input((16, 16, 3), name="image")
+    a = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(x)
+    a = keras.layers.BatchNormalization(name="stem_norm")(a)
+    a = keras.layers.ReLU(name="stem_act")(a)
+    b = keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="side")(a)
+    s = keras.layers.Add(name="join")([a, b])
+    p = keras.layers.GlobalAveragePooling2D(keepdims=True, name="sq_pool")(s)
+    p = keras.layers.Conv2D(2, 1, activation="relu", name="sq_squeeze")(p)
+    p = keras.layers.Conv2D(8, 1, activation="sigmoid", name="sq_excite")(p)
+    s = keras.layers.Multiply(name="sq_scale")([s, p])
+    y = keras.layers.Dense(3, activation="softmax", name="head")(keras.layers.GlobalAveragePooling2D(name="pool")(s))
+    model = keras.Model(x, y)
+    model.get_layer("stem_norm").set_weights([np.full(8, 1.3, "float32"), np.full(8, 0.1, "float32"),
+                                              np.linspace(-0.5, 0.5, 8).astype("float32"), np.full(8, 2.0, "float32")])
+    model.save(tmp_path / "m.keras")
+    spec, weights, again = tmp_path / "m.yaml", tmp_path / "m.weights.h5", tmp_path / "again.keras"
+    r = run_cli("import", str(tmp_path / "m.keras"), "-o", str(spec), "--weights", str(weights))
+    assert r.returncode == 0, r.stderr
+    text = spec.read_text()
+    assert "  - se: {filters: 2, name: sq}" in text and "  - add: {inputs: [stem, side], name: join}" in text, text
+    r = run_cli("compile", str(spec), "-o", str(again), "--weights", str(weights))
+    assert r.returncode == 0 and "weights from" in r.stdout, r.stderr
+    images = np.random.default_rng(1).normal(0, 1, (4, 16, 16, 3)).astype("float32")
+    want = np.asarray(model(images, training=False))
+    got = np.asarray(keras.saving.load_model(again, compile=False)(images, training=False))
+    assert np.abs(got - want).max() <= 1e-6
+    r = run_cli("compile", os.path.join(ROOT, "specs", "base.yaml"), "-o", str(tmp_path / "b.keras"), "--weights",
+                str(weights))
+    assert r.returncode == 2 and "not this spec's weights" in r.stderr and not (tmp_path / "b.keras").exists()

@@ -54,6 +54,8 @@ def add_commands(sub) -> None:
     s.add_argument("-o", "--output", metavar="FILE", help="the .keras file; with --to python, the script "
                    "(default: standard output)")
     s.add_argument("--to", choices=("keras", "python"), default="keras")
+    s.add_argument("--weights", metavar="FILE.weights.h5", help="load these weights (e.g. from `sepspec import "
+                   "--weights`) into the model before it is written")
     s.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("import", help="a Keras model -> a spec that compiles back to the same network")
@@ -62,6 +64,8 @@ def add_commands(sub) -> None:
     s.add_argument("--args", metavar="YAML", help="keyword arguments for keras.applications.NAME or your function, "
                    "as a YAML mapping (e.g. '{input_shape: [32, 32, 3], classes: 10}'; weights default to none)")
     s.add_argument("-o", "--output", metavar="FILE", help="the spec (default: standard output)")
+    s.add_argument("--weights", metavar="FILE.weights.h5", help="also write the model's weights under the spec's "
+                   "layer names (`sepspec compile SPEC --weights FILE` puts them back)")
     s.set_defaults(fn=cmd_import)
 
 
@@ -257,11 +261,29 @@ def cmd_compile(a) -> int:
     if not a.output.endswith(".keras"):
         print(f"sepspec compile: {a.output}: the model file must end in .keras", file=sys.stderr)
         return USAGE
-    from ..emit.model import save_model
+    from ..atomic import save_model as atomic_save
+    from ..emit.model import keras_model
 
-    save_model(c.report, a.output)
-    print(f"wrote {a.output}: {c.report.params:,} params")
+    model = keras_model(c.report)
+    if a.weights:
+        _load_weights(model, a.weights)
+    atomic_save(model, a.output)
+    print(f"wrote {a.output}: {c.report.params:,} params" + (f", weights from {a.weights}" if a.weights else ""))
     return OK
+
+
+def _load_weights(model, path: str) -> None:
+    import os
+
+    if not path.endswith(".weights.h5"):
+        raise UserError(f"--weights {path}: expected a .weights.h5 file")
+    if not os.path.isfile(path):
+        raise UserError(f"--weights {path}: no such file")
+    try:
+        model.load_weights(path)
+    except Exception as e:  # another network's weights
+        raise UserError(f"--weights {path}: not this spec's weights ({type(e).__name__}: "
+                        f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
 
 
 def cmd_import(a) -> int:
@@ -275,10 +297,34 @@ def cmd_import(a) -> int:
         raise UserError(f"--args: not YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(args, dict):
         raise UserError(f"--args: expected a mapping such as '{{classes: 10}}', got {a.args!r}")
-    text = from_keras(load_keras(a.source, args), a.source)
+    if a.weights and not (a.output and a.weights.endswith(".weights.h5")):
+        raise UserError("--weights FILE.weights.h5 goes with -o SPEC (the weights are named by the spec's layers)")
+    model, names = load_keras(a.source, args), {}
+    text = from_keras(model, a.source, names)
     if not a.output:
         sys.stdout.write(text)
         return OK
+    if a.weights:  # written first: a failure leaves neither file
+        import os
+        import tempfile
+
+        from ..checked import check_spec
+        from ..emit.importer import transfer_weights
+        from ..emit.model import keras_model
+        from ..spec.load import load_source
+        from ..spec.source import parse
+
+        compiled = keras_model(check_spec(load_source(parse(text, a.output)), a.output).report)
+        transfer_weights(model, compiled, names)
+        folder = os.path.dirname(os.path.abspath(a.weights))
+        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=folder)
+        os.close(fd)
+        try:
+            compiled.save_weights(tmp, overwrite=True)
+            os.replace(tmp, a.weights)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     write(a.output, text)
-    print(f"wrote {a.output}: {len(text.splitlines())} lines")
+    print(f"wrote {a.output}: {len(text.splitlines())} lines" + (f"; {a.weights}" if a.weights else ""))
     return OK

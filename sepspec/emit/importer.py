@@ -186,8 +186,9 @@ def _graph(model):
     return [layer for layer in model.layers], inputs, readers
 
 
-def from_keras(model, source: str = "") -> str:
-    """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact."""
+def from_keras(model, source: str = "", names: dict | None = None) -> str:
+    """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact. `names`, if given,
+    is filled with each model layer's name -> the name of the layer the spec compiles it to (`transfer_weights`)."""
     layers, inputs, readers = _graph(model)
     by_name = {layer.name: layer for layer in layers}
     followers: dict[str, list] = {}
@@ -218,7 +219,9 @@ def from_keras(model, source: str = "") -> str:
             members.update(t.name for t in taken)
             for t in taken:
                 shapes[t.name] = tuple(int(v) for v in t.output.shape[1:])
-            entries.append((kind, args, taken[-1].name, layer.name, srcs))
+            suffixes = (["_pool", "_squeeze", "_excite", "_scale"] if kind == "se" else ["_groups", "_transpose", ""])
+            entries.append((kind, args, taken[-1].name, layer.name, srcs,
+                            [(t.name, sfx) for t, sfx in zip(taken, suffixes)]))
             out_of[taken[-1].name] = layer.name
             continue
         made = _entry(layer, shape_in)
@@ -234,16 +237,16 @@ def from_keras(model, source: str = "") -> str:
                 refused.append(f"{layer.name} ({type(layer).__name__} with activation {inner})")
                 continue
             args["activation"] = inner
-        last = layer.name
+        last, parts = layer.name, [(layer.name, "")]
         if type(layer).__name__ in TAILED and inner == "linear":
-            last = _fold_tail(layer, followers, inputs, args, members)
-        entries.append((kind, args, last, layer.name, srcs))
+            last = _fold_tail(layer, followers, inputs, args, members, parts)
+        entries.append((kind, args, last, layer.name, srcs, parts))
         out_of[last] = layer.name
     if refused:
         raise ImportError_(f"{model.name}: no spec entry for {', '.join(refused)}")
     if entries[-1][2] != model.outputs[0]._keras_history.operation.name:
         raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
-    doc = _document(model, shape, entries, out_of, source)
+    doc = _document(model, shape, entries, out_of, source, names if names is not None else {})
     _check_exact(model, doc)
     return doc
 
@@ -320,7 +323,7 @@ def _shuffle(layer, followers, inputs):
     return "shuffle", args, chain
 
 
-def _fold_tail(layer, followers, inputs, args, members) -> str:
+def _fold_tail(layer, followers, inputs, args, members, parts) -> str:
     """Dropout, BatchNormalization, Activation after a weighted layer, in that order, each read only by the next:
     into `args` (the entry's tail); the Keras name of the last one taken."""
     last, stage, at = layer.name, 0, layer
@@ -339,20 +342,21 @@ def _fold_tail(layer, followers, inputs, args, members) -> str:
         else:
             break
         members.add(nxt.name)
+        parts.append((nxt.name, {1: "_dropout", 2: "_bn"}.get(stage, f"_{args.get('activation')}")))
         last, at = nxt.name, nxt
         if stage == 3:
             break
     return last
 
 
-def _document(model, shape, entries, out_of, source) -> str:
+def _document(model, shape, entries, out_of, source, names: dict) -> str:
     """The YAML: entries in the model's order, `from:` where an entry does not read the previous one's output,
     names kept where valid and not generated anyway."""
     counts: dict[str, int] = {}
     name_of: dict[str, str] = {"input": "input"}  # keras name of an entry's first layer -> its spec name
     layers_out, prev = [], "input"
     classes = int(model.outputs[0].shape[-1])
-    for kind, args, _, own, srcs in entries:
+    for kind, args, _, own, srcs, parts in entries:
         counts[kind] = counts.get(kind, 0) + 1
         generated = f"{kind}_{counts[kind]}"
         args = dict(args)
@@ -361,6 +365,7 @@ def _document(model, shape, entries, out_of, source) -> str:
         name = kept if kept and re.match(NAME_RE, kept) and kept != generated else None
         spec_name = name or generated
         name_of[own] = spec_name
+        names.update({orig: spec_name + sfx for orig, sfx in parts})
         refs = [name_of[out_of.get(s, s)] if out_of.get(s, s) in name_of else None for s in srcs]
         if None in refs:
             raise ImportError_(f"{own}: reads {srcs}, which no earlier entry writes")
@@ -467,6 +472,18 @@ def _check_exact(model, text: str) -> None:
     if tuple(rep.output) != tuple(int(v) for v in model.outputs[0].shape[1:]):
         raise ImportError_(f"{model.name}: the imported spec's output is {rep.output}, the model's "
                            f"{tuple(model.outputs[0].shape[1:])}; please report it")
+
+
+def transfer_weights(model, compiled, names: dict) -> int:
+    """Copy each weighted layer's weights of `model` into the layer of `compiled` (the imported spec's model) it
+    became; how many layers. The two then compute the same function."""
+    by_name = {layer.name: layer for layer in compiled.layers}
+    n = 0
+    for layer in model.layers:
+        if layer.weights:
+            by_name[names[layer.name]].set_weights(layer.get_weights())
+            n += 1
+    return n
 
 
 def load_keras(source: str, args: dict | None = None):
