@@ -170,6 +170,9 @@ rule("SEP220", "names", "`from:` or a merge names a tensor that is not visible t
 rule("SEP221", "names", "a tensor that nothing reads: a later `from:` or merge skips an entry's output, so the "
      "Keras model would not contain it")(
     _failure("SEP221", "names", "read it in a merge, or remove the entry"))
+rule("SEP222", "reshape", "a `reshape` whose target does not hold the input's values, or that would move pixels "
+     "(a spec reshapes one pixel's channels, or flattens)")(
+    _failure("SEP222", "reshape", "give a target of the same number of values: [c], [1, 1, c], or one axis"))
 rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
      "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
     _failure("SEP218", "channel_groups"))

@@ -330,7 +330,7 @@ def valid_specs(draw, blocks=True):
     if head == "gap":
         layers.append({"sepconv": {"filters": classes, "kernel": draw(st.integers(1, 3)), "padding": "same"}})
         if draw(st.booleans()):
-            layers += [{"gap": {"keepdims": True}}, {"flatten": {}}]
+            layers += [{"gap": {"keepdims": True}}, {"flatten": {}} if draw(st.booleans()) else {"reshape": [classes]}]
         else:
             layers.append({"gap": {}})
     else:

@@ -179,7 +179,7 @@ layers:
 
 
 # hard_tanh fused into the op before it (a convolution, a residual's ADD, a batch norm's ADD), tanh_shrink as TANH + SUB,
-# hard_silu as HARD_SWISH
+# hard_silu as HARD_SWISH; a head of a 1x1 convolution on the pooled pixel, reshaped to the classes
 ACTS = """
 name: acts
 input: [32, 32, 3]
@@ -191,8 +191,10 @@ layers:
   - residual: {body: [sepconv: 8], activation: hard_tanh}
   - batchnorm: {}
   - activation: hard_tanh
-  - sepconv: 10
-  - gap: {}
+  - gap: {keepdims: true}
+  - pointwise: 10
+  - reshape: [10]
+  - activation: softmax
 """
 
 

@@ -158,6 +158,17 @@ def test_SEP221_an_output_nothing_reads(write):
     assert diags(write, text)[0][0][0] != "SEP221"  # read by a merge (which then fails on the shapes: SEP211)
 
 
+def test_SEP222_a_reshape_that_moves_pixels_or_values(write):
+    text = MINIMAL.replace("  - gap: {}\n", "  - reshape: [16, 4, 4]\n  - gap: {}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP222", 8, 14)] and "moves pixels" in d[0].message  # at the target
+    text = MINIMAL.replace("  - activation: softmax\n", "  - reshape: [1, 1, 5]\n")
+    found, d = diags(write, text)
+    assert found[0][0] == "SEP222" and "cannot view 4 (4 values) as 1x1x5" in d[0].message
+    text = MINIMAL.replace("  - gap: {}\n  - activation: softmax\n", "  - gap: {keepdims: true}\n  - reshape: [4]\n")
+    assert diags(write, text)[0] == []  # one pixel's channels
+
+
 def test_SEP212_merge_jumps_differ(write):
     # same shape (8x8x8), but the body strides by 2 while the shortcut's valid 9x9 pooling strides by 1
     text = BRANCHY.format(block="  - residual: {body: [sepconv: {filters: 8, stride: 2}], "

@@ -149,6 +149,8 @@ def _entry(layer, shape_in) -> tuple[str, dict] | None:
             return None
         (t, b), (left, right) = c["cropping"]
         return "crop", {"cropping": [[t, b], [left, right]]}
+    if kind == "Reshape":
+        return "reshape", {"target": [int(v) for v in c["target_shape"]]}
     if kind in ("Add", "Multiply"):
         return kind.lower(), {}
     if kind == "Concatenate":

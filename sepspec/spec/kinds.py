@@ -274,6 +274,35 @@ class Gap(Block):
         return [L.GlobalAveragePooling2D(name, keepdims=self.keepdims)]
 
 
+class ReshapeBlock(Block):
+    """Keras Reshape, for what networks do with it: an image of one pixel to its channels, the channels to an
+    image of one pixel (a squeeze head of 1x1 convolutions), or anything to one axis. A reshape that moves pixels
+    would leave no receptive field to speak of: refused (SEP222)."""
+
+    kind = "reshape"
+    main = "target"
+    target: Annotated[list[PosInt], Field(min_length=1, max_length=3)]
+
+    def build(self, g, x, name, origin):
+        s, t = g.shape(x), tuple(self.target)
+        size = 1
+        for v in s:
+            size *= v
+        want = 1
+        for v in t:
+            want *= v
+        if size != want:
+            g.fail("SEP222", f"{dotted(origin.path)} ({name}): cannot view {L.dims(s)} ({size:,} values) as "
+                   f"{L.dims(t)} ({want:,})", origin, ("target",), layer=name)
+        def one_pixel(shape):
+            return len(shape) == 1 or (len(shape) == 3 and tuple(shape[:2]) == (1, 1))
+
+        if not (len(t) == 1 or (one_pixel(s) and one_pixel(t))):
+            g.fail("SEP222", f"{dotted(origin.path)} ({name}): a reshape of {L.dims(s)} to {L.dims(t)} moves "
+                   f"pixels; a spec reshapes one pixel's channels or flattens", origin, ("target",), layer=name)
+        return g.add(L.Reshape(name, target=t), (x,), origin)
+
+
 class ZeroPad(Block):
     """Keras ZeroPadding2D: zeros around the image, e.g. before a `valid` convolution as Keras's applications
     write an explicit padding."""
@@ -563,10 +592,10 @@ class ConcatMerge(_Merge):
     layer = L.Concatenate
 
 
-BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool,
-                                                     DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
-                                                     ZeroPad, Crop, FlattenBlock, Dense, Shuffle, Residual, MBConv,
-                                                     SE, Parallel, AddMerge, MultiplyMerge, ConcatMerge)}
+BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
+    SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
+    ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
+    ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
 
 
