@@ -36,6 +36,17 @@ def write(path: str, data: bytes | str) -> None:
     _commit(tmp, path)
 
 
+def save_weights(model, path: str) -> None:
+    """`model.save_weights`, atomically (a `.weights.h5` suffix on the temporary name too)."""
+    tmp = _temp(path, suffix=".weights.h5")
+    try:
+        model.save_weights(tmp, overwrite=True)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    _commit(tmp, path)
+
+
 def save_model(model, path: str) -> None:
     """`model.save`, atomically (Keras wants the .keras suffix on the temporary name too)."""
     tmp = _temp(path, suffix=".keras")

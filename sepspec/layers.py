@@ -471,13 +471,9 @@ class LayerNormalization(Layer):
         return q.op(name, "ADD", name, (scaled,), shape, c)
 
 
-def _edges(v) -> tuple[Pair, Pair]:
-    """Keras's padding/cropping forms: an int, [h, w] (each on both sides) or [[top, bottom], [left, right]]."""
-    if isinstance(v, int):
-        return (v, v), (v, v)
-    if all(isinstance(a, int) for a in v):
-        return (v[0], v[0]), (v[1], v[1])
-    return tuple(v[0]), tuple(v[1])
+def _moved(span: Span, rows: int, cols: int) -> Span:
+    """The span with output pixel 0 `rows`, `cols` input steps further on (negative: back); what it sees stays."""
+    return Span(tuple(st + n * j for st, n, j in zip(span.start, (rows, cols), span.jump)), span.rf, span.jump)
 
 
 @dataclass(frozen=True)
@@ -495,8 +491,7 @@ class ZeroPadding2D(Layer):
         return (s[0] + t + b, s[1] + left + right, s[2])
 
     def span(self, s, span):
-        return Span(tuple(st - p * j for st, p, j in zip(span.start, (self.padding[0][0], self.padding[1][0]),
-                                                        span.jump)), span.rf, span.jump)
+        return _moved(span, -self.padding[0][0], -self.padding[1][0])
 
     def keras_kwargs(self):
         return {"padding": tuple(tuple(p) for p in self.padding)}
@@ -524,8 +519,7 @@ class Cropping2D(Layer):
         return (*out, s[2])
 
     def span(self, s, span):
-        return Span(tuple(st + c * j for st, c, j in zip(span.start, (self.cropping[0][0], self.cropping[1][0]),
-                                                        span.jump)), span.rf, span.jump)
+        return _moved(span, self.cropping[0][0], self.cropping[1][0])
 
     def keras_kwargs(self):
         return {"cropping": tuple(tuple(c) for c in self.cropping)}

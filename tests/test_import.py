@@ -7,7 +7,7 @@ from hypothesis import event, given, settings
 
 import sepspec
 from sepspec.emit import model as emit
-from sepspec.emit.importer import ImportError_, from_keras
+from sepspec.emit.importer import ImportError_, checked, from_keras
 from sepspec.lazy import import_keras
 
 from conftest import ROOT, run_cli
@@ -21,7 +21,7 @@ def rows(rep):
 
 def imported(model):
     text = from_keras(model)
-    c = sepspec.check_spec(sepspec.spec.load.load_source(sepspec.spec.source.parse(text, "<imported>")), "<imported>")
+    c = checked(text)
     assert c.ok, [d.text() for d in c.diagnostics]
     return text, c.report
 
@@ -107,7 +107,7 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
                                rng.normal(0, 0.2, x.shape).astype("float32") for i, x in enumerate(w)])
     names = {}
     text = from_keras(model, names=names)
-    rep = sepspec.check_spec(sepspec.spec.load.load_source(sepspec.spec.source.parse(text, "<i>")), "<i>").report
+    rep = checked(text).report
     assert rep.params == model.count_params() and len(text.splitlines()) < len(model.layers)
     compiled = emit.keras_model(rep)
     assert transfer_weights(model, compiled, names) == sum(1 for layer in model.layers if layer.weights)

@@ -305,26 +305,13 @@ def cmd_import(a) -> int:
         sys.stdout.write(text)
         return OK
     if a.weights:  # written first: a failure leaves neither file
-        import os
-        import tempfile
-
-        from ..checked import check_spec
-        from ..emit.importer import transfer_weights
+        from ..atomic import save_weights
+        from ..emit.importer import checked, transfer_weights
         from ..emit.model import keras_model
-        from ..spec.load import load_source
-        from ..spec.source import parse
 
-        compiled = keras_model(check_spec(load_source(parse(text, a.output)), a.output).report)
+        compiled = keras_model(checked(text, a.output).report)
         transfer_weights(model, compiled, names)
-        folder = os.path.dirname(os.path.abspath(a.weights))
-        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=folder)
-        os.close(fd)
-        try:
-            compiled.save_weights(tmp, overwrite=True)
-            os.replace(tmp, a.weights)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        save_weights(compiled, a.weights)
     write(a.output, text)
     print(f"wrote {a.output}: {len(text.splitlines())} lines" + (f"; {a.weights}" if a.weights else ""))
     return OK

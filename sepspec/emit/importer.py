@@ -159,13 +159,12 @@ def _entry(layer, shape_in) -> tuple[str, dict] | None:
 
 
 def _graph(model):
-    """(layers in order, {layer name: [input layer names]}, {layer name: readers}) of a one-input functional model."""
+    """(layers in order, {layer name: [input layer names]}) of a one-input functional model."""
     keras_inputs = getattr(model, "inputs", None) or []
     if len(keras_inputs) != 1 or len(model.outputs) != 1:
         raise ImportError_(f"{model.name}: {len(keras_inputs)} inputs and {len(model.outputs)} outputs; sepspec "
                            f"imports a model of one image input and one output")
     inputs: dict[str, list[str]] = {}
-    readers: dict[str, int] = {}
     known = {layer.name for layer in model.layers}
     ops = sorted({f"{t._keras_history.operation.name} ({type(t._keras_history.operation).__name__})"
                   for layer in model.layers for n in layer._inbound_nodes for t in n.input_tensors
@@ -174,30 +173,22 @@ def _graph(model):
         raise ImportError_(f"{model.name}: no spec entry for the operations written on tensors (not Keras layers): "
                            f"{', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''}")
     for layer in model.layers:
-        nodes = [n for n in layer._inbound_nodes]
+        nodes = layer._inbound_nodes
         if len(nodes) > 1:
             raise ImportError_(f"{layer.name} ({type(layer).__name__}): used {len(nodes)} times (shared weights); a "
                                f"spec's layers are used once each")
-        srcs = []
-        for t in (nodes[0].input_tensors if nodes else []):
-            hist = t._keras_history
-            srcs.append(hist.operation.name)
-        inputs[layer.name] = srcs
-        for s in srcs:
-            readers[s] = readers.get(s, 0) + 1
-    return [layer for layer in model.layers], inputs, readers
+        inputs[layer.name] = [t._keras_history.operation.name for t in (nodes[0].input_tensors if nodes else [])]
+    return list(model.layers), inputs
 
 
 def from_keras(model, source: str = "", names: dict | None = None) -> str:
     """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact. `names`, if given,
     is filled with each model layer's name -> the name of the layer the spec compiles it to (`transfer_weights`)."""
-    layers, inputs, readers = _graph(model)
-    by_name = {layer.name: layer for layer in layers}
-    followers: dict[str, list] = {}
+    layers, inputs = _graph(model)
+    followers: dict[str, list] = {}  # layer name -> the layers that read it
     for layer in layers:
         for src in inputs[layer.name]:
             followers.setdefault(src, []).append(layer)
-    followers = {k: [by_name[x.name] for x in v] for k, v in followers.items()}
     first = layers[0]
     if type(first).__name__ != "InputLayer":
         raise ImportError_(f"{model.name}: its first layer is {type(first).__name__}, not an input")
@@ -452,16 +443,20 @@ def _short(e: dict) -> dict:
     return e
 
 
-def _check_exact(model, text: str) -> None:
-    """The spec checks and compiles to the model's parameters and output shapes; else an error, no file."""
-    import numpy as np
-
+def checked(text: str, name: str = "<imported>"):
+    """The imported YAML text, checked (`Checked`): what `_check_exact` compares and `import --weights` compiles."""
     from ..checked import check_spec
     from ..spec.load import load_source
     from ..spec.source import parse
 
-    spec = load_source(parse(text, "<imported>"))
-    c = check_spec(spec, "<imported>")
+    return check_spec(load_source(parse(text, name)), name)
+
+
+def _check_exact(model, text: str) -> None:
+    """The spec checks and compiles to the model's parameters and output shapes; else an error, no file."""
+    import numpy as np
+
+    c = checked(text)
     errors = [d for d in c.diagnostics if d.severity == "error"]
     if errors:
         raise ImportError_(f"{model.name}: the imported spec does not check ({errors[0].code}: {errors[0].message})")
@@ -526,5 +521,3 @@ def load_keras(source: str, args: dict | None = None):
         return fn(**args)
     raise ImportError_(f"{source}: give a .keras file, keras.applications.NAME or module:function")
 
-
-assert set(BLOCKS) >= {"conv", "sepconv", "depthwise", "pointwise", "dense", "add", "multiply", "concat"}

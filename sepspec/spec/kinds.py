@@ -14,6 +14,7 @@ block's layers are `<block name>_<part>`, where a body entry's part is its own n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Optional, Protocol, Union
 
@@ -285,12 +286,7 @@ class ReshapeBlock(Block):
 
     def build(self, g, x, name, origin):
         s, t = g.shape(x), tuple(self.target)
-        size = 1
-        for v in s:
-            size *= v
-        want = 1
-        for v in t:
-            want *= v
+        size, want = math.prod(s), math.prod(t)
         if size != want:
             g.fail("SEP222", f"{dotted(origin.path)} ({name}): cannot view {L.dims(s)} ({size:,} values) as "
                    f"{L.dims(t)} ({want:,})", origin, ("target",), layer=name)
@@ -730,7 +726,6 @@ def expand_entries(g: Builder, entries: list, x: str, prefix: str, path: tuple) 
                 x = resolve(g, block.source, origin, ("from",))
             for r in range(1, block.repeat + 1):
                 x = block.build(g, x, base if r == 1 else f"{base}_{r}", origin)
-                g.scope = scope  # a nested list restores it too; kept explicit
                 if r > 1:
                     scope.names[f"{own}_{r}"] = x
             scope.names[own] = x

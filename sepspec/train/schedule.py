@@ -80,7 +80,7 @@ def rate_at_time(train: Train, t, k, steps: int, m=_PythonMath):
 def in_step(keras, train: Train) -> bool:
     """Whether the trainer computes the rate inside the compiled step (`steprate.StepRate`): `per: step` schedules on
     JAX and PyTorch. TensorFlow reads a rate assigned before each step, as its committed runs were trained."""
-    return per_step(train) and train.schedule.name != "reduce_on_plateau" and keras.backend.backend() != "tensorflow"
+    return per_step(train) and keras.backend.backend() != "tensorflow"
 
 
 def plateau_update(train: Train, plateau: dict, val_loss: float) -> dict:
