@@ -34,6 +34,7 @@ class Pos:
     file: str
     line: int
     column: int
+    note: str = ""  # where else the value comes into play: a block's use, or the body line an argument fills
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Diagnostic:
            layer: str | None = None, hint: str | None = None, severity: str = "error") -> "Diagnostic":
         if pos is None:
             return cls(code, rule, message, file, 1, 1, layer, hint, severity)
+        if pos.note:
+            message += f" ({pos.note})"
         return cls(code, rule, message, pos.file, pos.line, pos.column, layer, hint, severity)
 
     def text(self) -> str:
@@ -114,4 +117,7 @@ CODES: dict[str, tuple[str, str]] = {
     "SEP105": ("extends", "the spec named by `extends:` cannot be read"),
     "SEP106": ("extends", "`extends:` cycle"),
     "SEP108": ("schema", "a layer entry that is not a one-key mapping `kind: value` of a known kind"),
+    "SEP109": ("blocks", "a block's body reads `$name`, which is not one of the block's arguments"),
+    "SEP110": ("blocks", "a block uses itself (directly or through other blocks), or blocks expand to more "
+                         "than 20,000 entries"),
 }

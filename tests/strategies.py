@@ -326,6 +326,7 @@ def valid_specs(draw, blocks=True):
         layers = [e for e in layers if next(iter(e)) in PLAIN]
     elif draw(st.integers(0, 2)) == 0:
         layers = _named_merges(draw, layers, state, start)
+    user = _user_block(draw, state, layers) if blocks and draw(st.integers(0, 2)) == 0 else None
     head = draw(st.sampled_from(["gap", "dense_gap", "dense_flatten"]))
     if head == "gap":
         layers.append({"sepconv": {"filters": classes, "kernel": draw(st.integers(1, 3)), "padding": "same"}})
@@ -338,7 +339,30 @@ def valid_specs(draw, blocks=True):
         layers.append({"dense": {"units": classes, "bias": draw(st.booleans())}})
     if draw(st.booleans()):
         layers.append({"activation": "softmax"})
-    return {"name": "random", "input": [h, w, c], "classes": classes, "layers": layers}
+    return {"name": "random", "input": [h, w, c], "classes": classes, "layers": layers,
+            **({"blocks": user} if user else {})}
+
+
+def _user_block(draw, state, layers):
+    """A kind of your own (`blocks:`) whose body keeps the shape, used 1-3 times in a row (as many uses or one
+    `repeat`); its first width is an argument (`$width`), given at the use (as a mapping or the main argument's
+    shorthand) or left to its default. Appends the uses to `layers`; returns the `blocks` mapping."""
+    body = _entries(draw, state, 1, set(), min_size=1, keep_shape=True)
+    args = {}
+    for e in body:
+        a = e[next(iter(e))]
+        if isinstance(a, dict) and type(a.get("filters")) is int:
+            args["width"] = a["filters"]
+            a["filters"] = "$width"
+            break
+    times, how = draw(st.integers(1, 3)), draw(st.sampled_from(["uses", "repeat"]))
+    for k in range(1 if how == "repeat" else times):
+        use = draw(st.sampled_from(["default", "mapping", "shorthand"])) if args else "default"
+        arg = (None if use == "default" else args["width"] if use == "shorthand" else {"width": args["width"]})
+        if how == "repeat" and times > 1:
+            arg = dict(arg or {}, repeat=times) if not isinstance(arg, int) else {"width": arg, "repeat": times}
+        layers.append({"unit": arg})
+    return {"unit": {"args": args, "body": body}}
 
 
 @st.composite

@@ -153,7 +153,7 @@ def load_sweep(path: str) -> SweepFile:
     try:
         sweep = Sweep.model_validate(src.data)
     except ValidationError as err:
-        raise SpecError(schema_errors(err, src)) from None
+        raise SpecError([d for _, d in schema_errors(err, src)]) from None
     spec_path = os.path.normpath(os.path.join(os.path.dirname(path), sweep.spec))
     try:
         base = resolve(spec_path)

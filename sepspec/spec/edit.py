@@ -98,7 +98,8 @@ def scaled(f: int, m: float) -> int:
 
 def with_width(src: Source, m: float, keep: tuple | None = None) -> Source:
     """A copy with every `filters` times m (`scaled`), except the entry at path `keep` (the classifier's, whose
-    width is the number of classes). Shorthands and `defaults` are written out first, so every width counts."""
+    width is the number of classes). Shorthands, `defaults` and blocks are written out first, so every width
+    counts (a use's body is scaled, its arguments stay as written)."""
     out = normalised(src)
 
     def walk(entries, path):
@@ -106,11 +107,11 @@ def with_width(src: Source, m: float, keep: tuple | None = None) -> Source:
             if not (isinstance(entry, dict) and len(entry) == 1):
                 continue
             kind, args = next(iter(entry.items()))
-            if kind not in BLOCKS or not isinstance(args, dict):
+            if not isinstance(args, dict):
                 continue
             here = path + (i,)
             f = args.get("filters")
-            if here != keep and isinstance(f, int) and not isinstance(f, bool):
+            if kind in BLOCKS and here != keep and isinstance(f, int) and not isinstance(f, bool):
                 entry[kind] = args = {**args, "filters": scaled(f, m)}
             sizes = args.get("sizes")
             if kind == "parallel" and isinstance(sizes, list) and all(type(v) is int for v in sizes):

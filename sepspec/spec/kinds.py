@@ -15,10 +15,12 @@ block's layers are `<block name>_<part>`, where a body entry's part is its own n
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Optional, Protocol, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag, create_model,
+                      model_validator)
 
 from .. import layers as L
 from ..diagnostics import dotted
@@ -588,6 +590,33 @@ class ConcatMerge(_Merge):
     layer = L.Concatenate
 
 
+class Use(Block):
+    """A use of a kind of your own (`blocks:` in the spec): the block's body with the use's arguments written in,
+    expanded where the spec is loaded (`sepspec.spec.blocks`). Its layers are named `<use name>_<body entry>`, as a
+    residual's body; `repeat` repeats the whole body. The arguments stay beside the body (extra keys), so a dump
+    reads as the use was written, with the body it expanded to."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, validate_default=True)
+    kind = "use"
+    body: Annotated[list["LayerEntry"], Field(min_length=1)]
+
+    def children(self):
+        return [(("body",), self.body)]
+
+    def build(self, g, x, name, origin):
+        return expand_entries(g, self.body, x, f"{name}_", origin.path + (origin.kind, "body"))
+
+
+# the kinds of your own that the spec being validated defines (`Spec` sets it around its validation)
+USER_KINDS: ContextVar[frozenset] = ContextVar("USER_KINDS", default=frozenset())
+
+
+class UseEntry(RootModel[dict[str, Use]]):
+    """A use of a kind of your own: `<kind>: <arguments>` with `<kind>` defined under `blocks:`."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
     SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
     ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
@@ -613,8 +642,8 @@ def is_entry(path: tuple) -> bool:
         return False
     if path[-2] == "layers":
         return len(path) == 2
-    if path[-2] in ("body", "shortcut"):
-        return len(path) >= 3 and path[-3] in BLOCKS
+    if path[-2] in ("body", "shortcut"):  # a built-in block's, a use's (of a kind of your own) or a block's own body
+        return len(path) >= 3 and isinstance(path[-3], str)
     return isinstance(path[-2], int) and len(path) >= 4 and path[-3] == "branches" and path[-4] == "parallel"
 
 
@@ -647,24 +676,32 @@ def _shorthand_type(block):
 
 def _entry_kind(v):
     if isinstance(v, dict) and len(v) == 1:
-        return next(iter(v))
+        kind = next(iter(v))
+        return "use" if kind in USER_KINDS.get() and kind not in BLOCKS else kind
+    if isinstance(v, UseEntry):
+        return "use"
     if isinstance(v, BaseModel):
         return next(iter(type(v).model_fields))
     return None
 
 
 ENTRY_MODELS = {k: _entry_model(b) for k, b in BLOCKS.items()}
-LayerEntry = Annotated[Union[tuple(Annotated[m, Tag(k)] for k, m in ENTRY_MODELS.items())],
+LayerEntry = Annotated[Union[tuple(Annotated[m, Tag(k)] for k, m in ENTRY_MODELS.items())
+                             + (Annotated[UseEntry, Tag("use")],)],
                        Discriminator(_entry_kind, custom_error_type="layer_entry",
                                      custom_error_message="expected a one-key mapping `kind: value` with a known kind")]
 Residual.model_rebuild()
 Parallel.model_rebuild()
+Use.model_rebuild()
+UseEntry.model_rebuild()
 for _m in ENTRY_MODELS.values():
     _m.model_rebuild()
 
 
 def entry(e) -> tuple[str, Block]:
     """(kind, arguments) of a validated layer entry."""
+    if isinstance(e, UseEntry):
+        return next(iter(e.root.items()))
     kind = next(iter(type(e).model_fields))
     return kind, getattr(e, kind)
 

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ..diagnostics import Diagnostic, dotted, ordered
 from ..targets import TARGETS
 from .fields import STRICT, InputShape, Name, PosInt
-from .kinds import BLOCKS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
+from .blocks import Expander, definitions
+from .kinds import BLOCKS, USER_KINDS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
 from .source import Source, SpecError, read
 from .trainconf import SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step, Train
 
@@ -46,6 +47,15 @@ class Rules(BaseModel):
 
 
 
+class BlockDef(BaseModel):
+    """A kind of your own: its arguments (each with its default; null: required at every use) and its body,
+    entries as in a residual's body where a scalar `$arg` stands for an argument's value (`sepspec.spec.blocks`)."""
+
+    model_config = STRICT
+    args: dict[Name, Any] = Field({}, description="each argument with its default (null: required at every use)")
+    body: Annotated[list[Any], Field(min_length=1, description="layer entries; `$arg` is an argument's value")]
+
+
 class Spec(BaseModel):
     """A whole spec, after `extends` is resolved."""
 
@@ -58,9 +68,21 @@ class Spec(BaseModel):
     classes: PosInt
     rules: Rules = Rules()
     defaults: Defaults = Defaults()  # type: ignore[valid-type]
+    blocks: dict[Name, BlockDef] = Field({}, description="kinds of your own, used like the built-in ones")
     layers: Annotated[list[LayerEntry], Field(min_length=1)]
     train: Train = Train()
     _source: Optional[Source] = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_user_kinds(cls, data, handler):
+        """Entries of a kind defined under `blocks:` validate as uses (`kinds.Use`) while this spec validates."""
+        kinds = frozenset(data["blocks"]) if isinstance(data, dict) and isinstance(data.get("blocks"), dict) else ()
+        token = USER_KINDS.set(frozenset(kinds))
+        try:
+            return handler(data)
+        finally:
+            USER_KINDS.reset(token)
 
     @property
     def source(self) -> Source:
@@ -148,32 +170,54 @@ def _copy_positions(src: Source, frm: tuple, to: tuple) -> None:
 def normalised(src: Source) -> Source:
     """A copy of a resolved source with shorthands written out and `defaults` applied (see `_normalise`)."""
     out = src.copy()
-    _normalise(out)
+    expander = _normalise(out)
+    if expander.errors:
+        raise SpecError(ordered(expander.errors))
     return out
 
 
-def _normalise(src: Source) -> None:
+def _normalise(src: Source) -> Expander:
     """Shorthands become mappings; `defaults.<kind>` fills what each layer leaves out (in place), in every list
     of layer entries (`layers`, a residual's `body`/`shortcut`, a parallel block's branches, however deeply
-    nested)."""
+    nested); each use of a kind of your own gets its body (`blocks`). The defaults of kinds of your own are
+    consumed here (the `Defaults` model knows only the built-in kinds)."""
     data = src.data
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-    _normalise_list(src, data.get("layers"), ("layers",), defaults)
+    expander = Expander(src, defaults)
+    _normalise_list(src, data.get("layers"), ("layers",), defaults, expander, ())
+    for kind in expander.defs:
+        for k in (defaults.get(kind) or {}) if isinstance(defaults.get(kind), dict) else ():
+            if k not in (expander.defs[kind].get("args") or {}):
+                close = difflib.get_close_matches(str(k), list(expander.defs[kind].get("args") or {}), n=1)
+                expander.errors.append(Diagnostic.at(
+                    src.pos(("defaults", kind, k), key=True), "SEP101", "schema",
+                    f"defaults.{kind}: block {kind!r} has no argument {k!r}",
+                    hint=f"did you mean {close[0]!r}?" if close else None))
+        defaults.pop(kind, None)
+    return expander
 
 
-def _normalise_list(src: Source, entries, path: tuple, defaults: dict) -> None:
+def _normalise_list(src: Source, entries, path: tuple, defaults: dict, expander: Expander, stack: tuple) -> None:
     if not isinstance(entries, list):
         return
     for i, entry in enumerate(entries):
         if not (isinstance(entry, dict) and len(entry) == 1):
             continue
         kind, value = next(iter(entry.items()))
+        here = path + (i, kind)
+        if kind in expander.defs:
+            use = expander.expand(kind, value, here, stack)
+            if use is None:
+                expander.failed.append(here)
+            else:
+                entry[kind] = use
+                _normalise_list(src, use["body"], here + ("body",), defaults, expander, stack + (kind,))
+            continue
         if kind not in BLOCKS:
             continue
         args = shorthand(kind, value)
         if not isinstance(args, dict):
             continue
-        here = path + (i, kind)
         if args is not value and value is not None:
             src.values[here + (BLOCKS[kind].main,)] = src.values[here]
         fill = defaults.get(kind)
@@ -185,7 +229,7 @@ def _normalise_list(src: Source, entries, path: tuple, defaults: dict) -> None:
                     _copy_positions(src, ("defaults", kind, k), here + (k,))
         entry[kind] = args
         for where, entries in nested_lists(args):
-            _normalise_list(src, entries, here + where, defaults)
+            _normalise_list(src, entries, here + where, defaults, expander, stack)
 
 
 _CODES = {"extra_forbidden": "SEP101", "missing": "SEP104", "layer_entry": "SEP108",
@@ -213,9 +257,9 @@ def _data_path(data, loc) -> tuple:
     return path
 
 
-def _did_you_mean(word: str, path: tuple) -> str | None:
+def _did_you_mean(word: str, path: tuple, user_kinds=()) -> str | None:
     if is_entry(path[:-1]):
-        choices = list(BLOCKS)  # an unknown kind
+        choices = list(BLOCKS) + list(user_kinds)  # an unknown kind
     elif is_entry(path[:-2]) and path[-2] in BLOCKS:
         choices = _keys(BLOCKS[path[-2]])
     elif len(path) == 3 and path[0] == "defaults" and path[1] in BLOCKS:
@@ -233,7 +277,8 @@ def _show(v) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def schema_errors(err: ValidationError, src: Source) -> list[Diagnostic]:
+def schema_errors(err: ValidationError, src: Source) -> list[tuple[tuple, Diagnostic]]:
+    """(path in the data, diagnostic) of each of pydantic's errors."""
     out = []
     for e in err.errors():
         path = _data_path(src.data, e["loc"])
@@ -254,7 +299,8 @@ def schema_errors(err: ValidationError, src: Source) -> list[Diagnostic]:
             if isinstance(entry, dict) and len(entry) == 1:
                 kind = next(iter(entry))
                 msg = f"{dotted(path)}: unknown layer kind {kind!r}"
-                hint = _did_you_mean(kind, path + (kind,)) or f"kinds: {', '.join(BLOCKS)}"
+                user = list(definitions(src.data))
+                hint = _did_you_mean(kind, path + (kind,), user) or f"kinds: {', '.join(list(BLOCKS) + user)}"
                 pos = src.pos(path + (kind,), key=True)
             else:
                 msg = f"{dotted(path)}: {e['msg']}, got {_show(entry)}"
@@ -277,18 +323,22 @@ def schema_errors(err: ValidationError, src: Source) -> list[Diagnostic]:
             if etype == "bool_type" and isinstance(e.get("input"), str):
                 hint = "YAML booleans are true/false"
             pos = src.pos(path)
-        out.append(Diagnostic.at(pos, code, "schema", msg, layer=layer, hint=hint))
+        out.append((path, Diagnostic.at(pos, code, "schema", msg, layer=layer, hint=hint)))
     return out
 
 
 def load_source(src: Source) -> Spec:
     """Validate a resolved source (it is not changed). The Spec keeps the positioned source it was validated
     from (`Spec.source`: shorthands written out, defaults applied), so that rules report at their lines."""
-    src = normalised(src)
+    src = src.copy()
+    expander = _normalise(src)
     try:
         spec = Spec.model_validate(src.data)
-    except ValidationError as err:
-        raise SpecError(ordered(schema_errors(err, src))) from None
+    except ValidationError as err:  # what a use that could not be expanded lacks is said by its own error
+        errors = [d for e, d in schema_errors(err, src) if not any(e[:len(f)] == f for f in expander.failed)]
+        raise SpecError(ordered(expander.errors + errors)) from None
+    if expander.errors:
+        raise SpecError(ordered(expander.errors))
     spec._source = src
     return spec
 
@@ -303,5 +353,8 @@ def to_yaml(spec: Spec, comment: str = "a fully resolved spec (defaults applied,
     """The fully resolved spec as a standalone spec file (it passes `sepspec check` as it is)."""
     import yaml
 
-    data = spec.model_dump(mode="json", exclude_none=True, exclude={"extends", "defaults"}, by_alias=True)
+    # a use of a kind of your own is dumped with the body it expanded to, which a load takes as it is; the blocks
+    # stay because they make the use's kind known
+    exclude = {"extends", "defaults"} | (set() if spec.blocks else {"blocks"})
+    data = spec.model_dump(mode="json", exclude_none=True, exclude=exclude, by_alias=True)
     return f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False)
