@@ -356,7 +356,7 @@ def _user_block(draw, state, layers):
             a["filters"] = "$width"
             break
     times, how = draw(st.integers(1, 3)), draw(st.sampled_from(["uses", "repeat"]))
-    for k in range(1 if how == "repeat" else times):
+    for _ in range(1 if how == "repeat" else times):
         use = draw(st.sampled_from(["default", "mapping", "shorthand"])) if args else "default"
         arg = (None if use == "default" else args["width"] if use == "shorthand" else {"width": args["width"]})
         if how == "repeat" and times > 1:

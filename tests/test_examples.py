@@ -16,6 +16,7 @@ EXAMPLES = {
     "densenet121": ("DenseNet121", {"input_shape": (64, 64, 3)}),
     "xception": ("Xception", {"input_shape": (71, 71, 3)}),
     "inception_v3": ("InceptionV3", {"input_shape": (75, 75, 3)}),
+    "nasnet_mobile": ("NASNetMobile", {"input_shape": (32, 32, 3)}),
     "mobilenet_v3_small": ("MobileNetV3Small", {"input_shape": (32, 32, 3), "include_preprocessing": False}),
 }
 
@@ -110,3 +111,22 @@ def taps(keras, model):
     activation may be a layer of its own in the other model) and the model's output."""
     weighted = [x for x in graph_order(model) if getattr(x, "weights", None)]
     return keras.Model(model.inputs, [x.input for x in weighted] + list(model.outputs))
+
+
+def test_nasnet_is_shorter_than_kerass_source_for_it():
+    """Keras's NASNetMobile is NASNet() and its four helpers (without docstrings, comments and blank lines)."""
+    import ast
+    import inspect
+
+    from keras.src.applications import nasnet
+
+    source = 0
+    for fn in (nasnet.NASNet, nasnet.NASNetMobile, nasnet._separable_conv_block, nasnet._adjust_block,
+               nasnet._normal_a_cell, nasnet._reduction_a_cell):
+        text = inspect.getsource(fn)
+        doc = ast.parse(text).body[0].body[0]
+        skip = set(range(doc.lineno, doc.end_lineno + 1)) if isinstance(doc, ast.Expr) else set()
+        source += sum(1 for i, line in enumerate(text.splitlines(), 1)
+                      if line.strip() and not line.strip().startswith("#") and i not in skip)
+    spec = open(os.path.join(ROOT, "specs", "examples", "nasnet_mobile.yaml")).read().splitlines()
+    assert len(spec) < source / 2, (len(spec), source)

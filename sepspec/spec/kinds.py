@@ -19,8 +19,17 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Optional, Protocol, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag, create_model,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    create_model,
+    model_validator,
+)
 
 from .. import layers as L
 from ..diagnostics import dotted

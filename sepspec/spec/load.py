@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..diagnostics import Diagnostic, dotted, ordered
 from ..targets import TARGETS
-from .fields import STRICT, InputShape, Name, PosInt
 from .blocks import Expander, definitions
+from .fields import STRICT, InputShape, Name, PosInt
 from .kinds import BLOCKS, USER_KINDS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
 from .source import Source, SpecError, read
 from .trainconf import SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step, Train
