@@ -441,6 +441,73 @@ class BatchNormalization(Layer):
         return q.op(self.name, "ADD", self.name, (m,), r.output, c)
 
 
+def _per_channel(what: str, values, s) -> None:
+    """A constant given per channel must have one value per channel of the input."""
+    if isinstance(values, tuple) and len(values) != s[-1]:
+        raise ShapeError("channels", f"{what} has {len(values)} values for an input of {s[-1]} channels ({dims(s)})")
+
+
+@dataclass(frozen=True)
+class Rescaling(Layer):
+    """x * scale + offset, each one number or one per channel: how a model takes raw pixels (1/255, or 1/127.5 and -1).
+    The converter turns it into MUL and ADD (measured), each with its constant."""
+
+    scale: float | tuple[float, ...] = 1.0
+    offset: float | tuple[float, ...] = 0.0
+    keras: ClassVar[str] = "Rescaling"
+
+    def output_shape(self, s):
+        _per_channel("scale", self.scale, s)
+        _per_channel("offset", self.offset, s)
+        return s
+
+    def keras_kwargs(self):
+        return {"scale": list(self.scale) if isinstance(self.scale, tuple) else self.scale,
+                "offset": list(self.offset) if isinstance(self.offset, tuple) else self.offset}
+
+    def lower(self, q, r, x):
+        c = len(self.scale) if isinstance(self.scale, tuple) else 1
+        y = q.op(f"{self.name}/scale", "MUL", self.name, x, r.output, c)
+        if self.offset == 0 or self.offset == (0.0,) * len(self.offset if isinstance(self.offset, tuple) else ()):
+            return y
+        c = len(self.offset) if isinstance(self.offset, tuple) else 1
+        return q.op(self.name, "ADD", self.name, (y,), r.output, c)
+
+
+@dataclass(frozen=True)
+class Normalization(Layer):
+    """(x - mean) / sqrt(variance) per channel (Keras's Normalization over the last axis). With `mean` and
+    `variance` written out they are constants; without, they are the layer's statistics (non-trainable weights: the
+    mean and variance of each channel and a count), set by Keras's `adapt` or copied with the model's weights."""
+
+    mean: float | tuple[float, ...] | None = None
+    variance: float | tuple[float, ...] | None = None
+    keras: ClassVar[str] = "Normalization"
+
+    def output_shape(self, s):
+        _per_channel("mean", self.mean, s)
+        _per_channel("variance", self.variance, s)
+        return s
+
+    def params(self, s):
+        return (0, 0) if self.mean is not None else (0, 2 * s[-1] + 1)
+
+    def keras_kwargs(self):
+        if self.mean is None:
+            return {"axis": -1}
+        n = next((len(v) for v in (self.mean, self.variance) if isinstance(v, tuple)), None)
+
+        def value(v):  # Keras wants both of one shape: a number beside a list becomes one per channel
+            return list(v) if isinstance(v, tuple) else ([v] * n if n else v)
+
+        return {"axis": -1, "mean": value(self.mean), "variance": value(self.variance)}
+
+    def lower(self, q, r, x):
+        c = r.output[-1]
+        y = q.op(f"{self.name}/centre", "SUB", self.name, x, r.output, c)
+        return q.op(self.name, "MUL", self.name, (y,), r.output, c)
+
+
 @dataclass(frozen=True)
 class LayerNormalization(Layer):
     """Normalises each pixel over its channels (the last axis), with a per-channel scale and shift."""

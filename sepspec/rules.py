@@ -173,6 +173,9 @@ rule("SEP221", "names", "a tensor that nothing reads: a later `from:` or merge s
 rule("SEP222", "reshape", "a `reshape` whose target does not hold the input's values, or that would move pixels "
      "(a spec reshapes one pixel's channels, or flattens)")(
     _failure("SEP222", "reshape", "give a target of the same number of values: [c], [1, 1, c], or one axis"))
+rule("SEP223", "per_channel", "a per-channel constant (`rescale`'s scale or offset, `normalize`'s mean or variance) "
+     "whose number of values is not the input's channels")(
+    _failure("SEP223", "per_channel", "one value for all channels, or one per channel"))
 rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
      "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
     _failure("SEP218", "channel_groups"))

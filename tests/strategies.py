@@ -127,6 +127,17 @@ def _plain(draw, kind, state, repeat, same_only=False):
     elif kind == "layernorm":
         if draw(st.booleans()):
             args["epsilon"] = 1e-5
+    elif kind in ("rescale", "normalize"):
+        def value(lo, hi):  # one number, or one per channel
+            one = st.floats(lo, hi, allow_nan=False).map(lambda v: round(v, 4))
+            return draw(st.one_of(one, st.lists(one, min_size=state["c"], max_size=state["c"])))
+
+        if kind == "rescale":
+            args["scale"] = value(0.001, 2.0)
+            if draw(st.booleans()):
+                args["offset"] = value(-1.0, 1.0)
+        elif draw(st.booleans()):  # constants; else the layer's statistics
+            args["mean"], args["variance"] = value(-1.0, 1.0), value(0.1, 4.0)
     elif kind == "shuffle":
         divisors = [g for g in range(2, state["c"] + 1) if state["c"] % g == 0]
         args["groups"] = draw(st.sampled_from(divisors)) if divisors else 1  # 1: fixed by the caller
@@ -137,7 +148,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
 
 
 PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation",
-         "layernorm", "shuffle", "zeropad", "crop"]
+         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize"]
 
 
 def _groups(draw, cin):

@@ -10,6 +10,7 @@ import sepspec
 from sepspec.lazy import import_keras
 
 from conftest import ROOT
+from weights import randomise
 
 # spec -> (the keras.applications constructor, its arguments)
 EXAMPLES = {
@@ -50,22 +51,6 @@ def copy_weights(source, target) -> int:
             [w.shape for w in y.weights], (x.name, y.name)
         y.set_weights(x.get_weights())
     return len(a)
-
-
-def randomise(model, rng) -> None:
-    """Weights that keep the signal near unit scale through any depth (He-scaled kernels, batch norms with
-    random statistics), so that a difference anywhere reaches the output: Keras's fresh batch norms and initialisers
-    shrink it to 1e-10 within a few blocks, where a sigmoid and a hard sigmoid agree."""
-    for v in model.weights:
-        shape, name = tuple(v.shape), v.path.rsplit("/", 1)[-1]
-        if name in ("gamma", "moving_variance"):
-            value = rng.uniform(0.5, 1.5, shape)
-        elif name in ("beta", "moving_mean", "bias"):
-            value = rng.normal(0, 0.2, shape)
-        else:  # a kernel: (h, w, in, out), depthwise (h, w, c, multiplier), dense (in, out)
-            fan_in = np.prod(shape[:-2]) if "depthwise" in name else np.prod(shape[:-1])
-            value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
-        v.assign(value.astype("float32"))
 
 
 def counts(model) -> tuple[int, int, int]:

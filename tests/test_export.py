@@ -198,14 +198,33 @@ layers:
 """
 
 
-@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + ["branchy", "odd", "parallel", "padded", "acts"])
+# preprocessing in the model: Rescaling (MUL, and ADD for an offset) and Normalization (SUB, MUL), one constant or one
+# per channel, its statistics as weights or written out
+PRE = """
+name: pre
+input: [32, 32, 3]
+classes: 10
+layers:
+  - rescale: 0.00392156862745098
+  - normalize: {}
+  - rescale: {scale: [0.5, 1.0, 2.0], offset: -1.0}
+  - normalize: {mean: [0.1, 0.2, 0.3], variance: [1.0, 2.0, 4.0]}
+  - conv: {filters: 8, stride: 2, activation: relu}
+  - sepconv: 10
+  - gap:
+"""
+
+INLINE = {"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED, "acts": ACTS, "pre": PRE}
+
+
+@pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + sorted(INLINE))
 def test_static_estimate_equals_the_converted_model(tmp_path, spec, run, data):
     """Flash equals the .tflite file's weight buffers and the activation estimate equals the arena head TensorFlow
     Lite Micro allocates (both measured exact for every spec here), with as many ops as the converter makes."""
     spec_name = os.path.splitext(os.path.basename(spec))[0]
-    if spec in ("branchy", "odd", "parallel", "padded", "acts"):
+    if spec in INLINE:
         path = tmp_path / f"{spec}.yaml"
-        path.write_text({"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED, "acts": ACTS}[spec].lstrip())
+        path.write_text(INLINE[spec].lstrip())
         spec = str(path)
     m = measure(spec, run, data, str(tmp_path))
     assert m["flash_est"] == m["flash_file"], m

@@ -12,6 +12,7 @@ from sepspec.lazy import import_keras
 
 from conftest import ROOT, run_cli
 from strategies import dump, valid_specs
+from weights import randomise
 
 
 def rows(rep):
@@ -88,11 +89,13 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
 @pytest.mark.parametrize("name, args", [
     ("MobileNetV2", {"input_shape": (32, 32, 3), "alpha": 0.35, "classes": 10}),  # ReLU(6), ZeroPadding2D, Add
     ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}),  # 429 layers, concatenations over names
+    # Rescaling and Normalization with its statistics, squeeze-excite, swish, dropout
+    ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
 ])
 def test_keras_applications_import_exactly_and_compute_the_same_function(name, args):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
     Keras has layers, and with the model's weights copied in under the names the import gives computes the same
-    thing layer by layer on random images (batch-norm statistics drawn too, so that every layer matters)."""
+    thing layer by layer on random images (every weight and statistic drawn, so that every layer matters)."""
     import numpy as np
 
     from sepspec.emit.importer import transfer_weights
@@ -100,11 +103,7 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     keras = import_keras()
     model = getattr(keras.applications, name)(weights=None, **args)
     rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            w = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, x.shape).astype("float32") if i == len(w) - 1 else
-                               rng.normal(0, 0.2, x.shape).astype("float32") for i, x in enumerate(w)])
+    randomise(model, rng)  # every weight and statistic at unit scale, so that every layer matters
     names = {}
     text = from_keras(model, names=names)
     rep = checked(text).report
@@ -112,6 +111,8 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     compiled = emit.keras_model(rep)
     assert transfer_weights(model, compiled, names) == sum(1 for layer in model.layers if layer.weights)
     x = rng.normal(0, 1, (8, 32, 32, 3)).astype("float32")
+    if isinstance(model.layers[1], keras.layers.Rescaling):  # a model that takes raw pixels
+        x = rng.uniform(0, 255, x.shape).astype("float32")
     # layer by layer: every layer the import named, against the layer it became (a random network's last layers
     # can be constant over images, so the final output alone would prove little)
     def output_of(o, n):  # a layer's own activation (Dense(activation=softmax)) is its own layer in the spec
@@ -122,7 +123,11 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     theirs = keras.Model(model.input, [model.get_layer(o).output for o, _ in pairs])
     ours = keras.Model(compiled.input, [compiled.get_layer(n).output for _, n in pairs])
     # inference (the moving statistics) and training mode (each batch norm on the batch's own statistics, which
-    # keeps a random network's activations alive to its last layer); neither model has dropout
+    # keeps a random network's activations alive to its last layer)
+    for m in (model, compiled):  # training mode must not draw: no dropout in either
+        for layer in m.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0
     for training in (False, True):
         varying = 0
         for (o, n), want, got in zip(pairs, theirs(x, training=training), ours(x, training=training)):

@@ -169,6 +169,17 @@ def test_SEP222_a_reshape_that_moves_pixels_or_values(write):
     assert diags(write, text)[0] == []  # one pixel's channels
 
 
+def test_SEP223_a_per_channel_constant_of_another_length(write):
+    text = MINIMAL.replace("layers:\n", "layers:\n  - rescale: {scale: [1.0, 2.0], offset: -1.0}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP223", 5, 5)] and "scale has 2 values for an input of 3 channels" in d[0].message
+    text = MINIMAL.replace("  - maxpool: 2\n", "  - maxpool: 2\n  - normalize: {mean: [0, 1, 2], variance: 1.0}\n")
+    found, d = diags(write, text)
+    assert found[0][0] == "SEP223" and "mean has 3 values for an input of 8 channels" in d[0].message
+    ok = MINIMAL.replace("layers:\n", "layers:\n  - rescale: {scale: [1.0, 2.0, 3.0], offset: -1.0}\n")
+    assert diags(write, ok)[0] == []
+
+
 def test_SEP212_merge_jumps_differ(write):
     # same shape (8x8x8), but the body strides by 2 while the shortcut's valid 9x9 pooling strides by 1
     text = BRANCHY.format(block="  - residual: {body: [sepconv: {filters: 8, stride: 2}], "

@@ -98,6 +98,19 @@ def _bn_args(layer, prefix: str = "") -> dict:
     return out
 
 
+def _floats(v):
+    """A Rescaling's or Normalization's constant as a spec writes it: a number, or one per channel; None for a shape
+    the format does not take (a constant over other axes)."""
+    import numpy as np
+
+    a = np.asarray(v, dtype="float64")
+    if a.size == 1:
+        return float(a.reshape(()))
+    if a.ndim >= 1 and a.size == a.shape[-1]:
+        return [float(x) for x in a.reshape(-1)]
+    return None
+
+
 def _entry(layer, shape_in) -> tuple[str, dict] | None:
     """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none."""
     kind, c = type(layer).__name__, layer.get_config()
@@ -149,6 +162,18 @@ def _entry(layer, shape_in) -> tuple[str, dict] | None:
             return None
         (t, b), (left, right) = c["cropping"]
         return "crop", {"cropping": [[t, b], [left, right]]}
+    if kind == "Rescaling":
+        scale, offset = _floats(c["scale"]), _floats(c["offset"])
+        return None if scale is None or offset is None else ("rescale", {"scale": scale, **(
+            {"offset": offset} if offset != 0 else {})})
+    if kind == "Normalization":
+        axis = c.get("axis")
+        if list(axis if isinstance(axis, (list, tuple)) else [axis]) not in ([-1], [len(shape_in)]) or c.get("invert"):
+            return None  # over the channels only, and not the inverse
+        if c.get("mean") is None:  # its statistics are weights (they come with --weights)
+            return "normalize", {}
+        mean, variance = _floats(c["mean"]), _floats(c["variance"])
+        return None if mean is None or variance is None else ("normalize", {"mean": mean, "variance": variance})
     if kind == "Reshape":
         return "reshape", {"target": [int(v) for v in c["target_shape"]]}
     if kind in ("Add", "Multiply"):

@@ -85,7 +85,7 @@ class Stop(Exception):
 
 
 _SHAPE_CODES = {"spatial_size": "SEP205", "input_rank": "SEP206", "merge_shape": "SEP211", "merge_jump": "SEP212",
-                "groups": "SEP218"}
+                "groups": "SEP218", "channels": "SEP223"}
 
 
 @dataclass

@@ -237,6 +237,43 @@ class BatchNorm(Block):
                                      scale=self.scale, center=self.center)]
 
 
+Floats = Union[float, Annotated[list[float], Field(min_length=1)]]  # one number, or one per channel
+
+
+def _floats(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+class Rescale(Block):
+    """x * scale + offset (Keras's Rescaling): raw pixels into the range a model was trained on."""
+
+    kind = "rescale"
+    main = "scale"
+    scale: Floats
+    offset: Floats = 0.0
+
+    def primitives(self, name):
+        return [L.Rescaling(name, scale=_floats(self.scale), offset=_floats(self.offset))]
+
+
+class Normalize(Block):
+    """(x - mean) / sqrt(variance) per channel (Keras's Normalization): written out, or left to be the layer's
+    statistics (non-trainable weights, set by Keras's `adapt` or copied with a model's weights)."""
+
+    kind = "normalize"
+    mean: Optional[Floats] = None
+    variance: Optional[Floats] = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        if (self.mean is None) != (self.variance is None):
+            raise ValueError("give `mean` and `variance` both (constants) or neither (the layer's statistics)")
+        return self
+
+    def primitives(self, name):
+        return [L.Normalization(name, mean=_floats(self.mean), variance=_floats(self.variance))]
+
+
 class LayerNorm(Block):
     """LayerNormalization over the channels of each pixel (as `norm: layer` in a tail)."""
 
@@ -627,7 +664,8 @@ class UseEntry(RootModel[dict[str, Use]]):
 
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
-    SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, ActivationBlock, Gap,
+    SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, Rescale, Normalize,
+    ActivationBlock, Gap,
     ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
     ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
