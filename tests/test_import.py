@@ -173,3 +173,34 @@ def test_import_and_compile_carry_the_weights(tmp_path):
     r = run_cli("compile", os.path.join(ROOT, "specs", "base.yaml"), "-o", str(tmp_path / "b.keras"), "--weights",
                 str(weights))
     assert r.returncode == 2 and "not this spec's weights" in r.stderr and not (tmp_path / "b.keras").exists()
+
+
+def test_a_sequential_notebook_model_imports_with_repeats_and_its_weights():
+    """A model as the seed's notebook writes it: Sequential, Keras's own layer names (not kept), three identical
+    blocks (one entry with `repeat: 3`, named as repeat names its copies); its weights land on the right copies."""
+    import numpy as np
+
+    from sepspec.emit.importer import transfer_weights
+
+    keras = import_keras()
+    L = keras.layers
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), L.Conv2D(8, 3, padding="same"), L.BatchNormalization(), L.ReLU()]
+        + [x for _ in range(3) for x in (L.SeparableConv2D(8, 3, padding="same"), L.BatchNormalization(), L.ReLU())]
+        + [L.MaxPooling2D(), L.SeparableConv2D(4, 3), L.GlobalAveragePooling2D(), L.Activation("softmax")])
+    names = {}
+    text = from_keras(model, names=names)
+    assert "  - sepconv: {filters: 8, norm: batch, activation: relu, repeat: 3}\n" in text, text
+    assert "name:" not in text.split("layers:")[1]  # conv2d, separable_conv2d_1, ...: Keras's, not chosen
+    rng = np.random.default_rng(0)
+    randomise(model, rng)
+    compiled = emit.keras_model(checked(text).report)
+    assert transfer_weights(model, compiled, names) == 9
+    assert sorted(set(names.values()) & {"sepconv_1", "sepconv_1_2", "sepconv_1_3_bn"}) == \
+        ["sepconv_1", "sepconv_1_2", "sepconv_1_3_bn"]
+    x = rng.normal(0, 1, (4, 16, 16, 3)).astype("float32")
+    want, got = np.asarray(model(x, training=False)), np.asarray(compiled(x, training=False))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    unbuilt = keras.Sequential([L.Conv2D(4, 3)])
+    with pytest.raises(ImportError_, match="no input shape yet"):
+        from_keras(unbuilt)

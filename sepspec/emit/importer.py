@@ -183,6 +183,19 @@ def _entry(layer, shape_in) -> tuple[str, dict] | None:
     return None
 
 
+def _functional(model):
+    """A Sequential model as the functional graph of the same layers (Keras 3 leaves its input out of `layers`)."""
+    if any(type(layer).__name__ == "InputLayer" for layer in model.layers):
+        return model
+    from ..lazy import import_keras
+
+    try:
+        return import_keras().Model(model.inputs, model.outputs, name=model.name)
+    except Exception:  # noqa: BLE001 - Keras says it in many ways: no input shape yet
+        raise ImportError_(f"{model.name}: it has no input shape yet; build it (start it with keras.Input) "
+                           f"before importing") from None
+
+
 def _graph(model):
     """(layers in order, {layer name: [input layer names]}) of a one-input functional model."""
     keras_inputs = getattr(model, "inputs", None) or []
@@ -209,6 +222,7 @@ def _graph(model):
 def from_keras(model, source: str = "", names: dict | None = None) -> str:
     """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact. `names`, if given,
     is filled with each model layer's name -> the name of the layer the spec compiles it to (`transfer_weights`)."""
+    model = _functional(model)
     layers, inputs = _graph(model)
     followers: dict[str, list] = {}  # layer name -> the layers that read it
     for layer in layers:
@@ -367,21 +381,68 @@ def _fold_tail(layer, followers, inputs, args, members, parts) -> str:
     return last
 
 
+def _snake(name: str) -> str:
+    """A class name as Keras names its layers by default (Keras's `to_snake_case`): Conv2D -> conv2d, ReLU -> re_lu."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _kept(kind: str, args: dict, own: str, keras_class: str) -> str | None:
+    """The name an entry keeps: a block's is the prefix of its layers' (`se`, `shuffle`), a layer's its own, unless
+    it is not a valid spec name or only the name Keras gives a layer nobody named (`conv2d_3`)."""
+    kept = args.pop("name", None) if kind in ("se", "shuffle") else own
+    if kept is None or not re.match(NAME_RE, kept) or re.fullmatch(rf"{_snake(keras_class)}(_\d+)?", kept):
+        return None
+    return kept
+
+
+def _runs(entries, keep: list) -> list[int]:
+    """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
+    identical consecutive entries, each reading the one before, none with a kept name, fold into `repeat:`."""
+    readers: dict[str, int] = {}
+    for e in entries:
+        for src in e[4]:
+            readers[src] = readers.get(src, 0) + 1
+    out = [1] * len(entries)
+    head = 0
+    for i in range(1, len(entries)):
+        kind, args, _, _, srcs, _ = entries[i]
+        hk, hargs, *_ = entries[head]
+        # the head's output must have no other reader: a later reference to the run's name means its last copy
+        if (kind == hk and args == hargs and srcs == [entries[i - 1][2]] and keep[i] is None and keep[head] is None
+                and kind not in ("add", "multiply", "concat") and out[head] < 100
+                and (i - 1 != head or readers.get(entries[head][2], 0) == 1)):
+            out[head] += 1
+            out[i] = 0
+        else:
+            head = i
+    return out
+
+
 def _document(model, shape, entries, out_of, source, names: dict) -> str:
-    """The YAML: entries in the model's order, `from:` where an entry does not read the previous one's output,
-    names kept where valid and not generated anyway."""
+    """The YAML: entries in the model's order (identical consecutive ones as one with `repeat:`), `from:` where an
+    entry does not read the previous one's output, names kept where valid, chosen and not generated anyway."""
     counts: dict[str, int] = {}
     name_of: dict[str, str] = {"input": "input"}  # keras name of an entry's first layer -> its spec name
     layers_out, prev = [], "input"
     classes = int(model.outputs[0].shape[-1])
-    for kind, args, _, own, srcs, parts in entries:
+    keep = [_kept(e[0], dict(e[1]), e[3], type(model.get_layer(e[3])).__name__) for e in entries]
+    runs = _runs(entries, keep)
+    copy_of, base = 0, ""
+    for (kind, args, _, own, srcs, parts), kept, run in zip(entries, keep, runs):
+        if run == 0:  # copy r of the run before: named <name>_<r>, as `repeat` names it
+            copy_of += 1
+            name_of[own] = f"{base}_{copy_of}"
+            names.update({orig: f"{base}_{copy_of}{sfx}" for orig, sfx in parts})
+            prev = name_of[own]
+            continue
         counts[kind] = counts.get(kind, 0) + 1
         generated = f"{kind}_{counts[kind]}"
         args = dict(args)
-        # a block's name is the prefix of its layers' (`se`, `shuffle`), a layer's its own
-        kept = args.pop("name", None) if kind in ("se", "shuffle") else own
-        name = kept if kept and re.match(NAME_RE, kept) and kept != generated else None
+        args.pop("name", None)
+        name = kept if kept != generated else None
         spec_name = name or generated
+        copy_of, base = 1, spec_name
         name_of[own] = spec_name
         names.update({orig: spec_name + sfx for orig, sfx in parts})
         refs = [name_of[out_of.get(s, s)] if out_of.get(s, s) in name_of else None for s in srcs]
@@ -392,6 +453,8 @@ def _document(model, shape, entries, out_of, source, names: dict) -> str:
             body = refs
         elif refs != [prev]:
             body["from"] = refs[0]
+        if run > 1:
+            body["repeat"] = run
         if name and kind not in ("add", "multiply", "concat"):
             body["name"] = name
         elif name:
