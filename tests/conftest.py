@@ -18,6 +18,12 @@ settings.register_profile("thorough", max_examples=2000, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The long tests first (those marked slow: trainings, conversions, subprocesses), so that the workers of
+    `-n auto` end on short ones instead of one of them finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def write(tmp_path):
     """write('x.yaml', text) -> path of a file holding the dedented text."""

@@ -89,6 +89,7 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
 @pytest.mark.parametrize("name, args", [
     ("MobileNetV2", {"input_shape": (32, 32, 3), "alpha": 0.35, "classes": 10}),  # ReLU(6), ZeroPadding2D, Add
     ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}),  # 429 layers, concatenations over names
+    ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}),  # residual blocks, with written shortcuts
     # Rescaling and Normalization with its statistics, squeeze-excite, swish, dropout
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
 ])
@@ -108,6 +109,9 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     text = from_keras(model, names=names)
     rep = checked(text).report
     assert rep.params == model.count_params() and len(text.splitlines()) < len(model.layers)
+    if name in ("ResNet50", "MobileNetV2"):  # each of its Add layers is a residual block's
+        adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
+        assert text.count("- residual:") == adds and "- add:" not in text, text
     compiled = emit.keras_model(rep)
     assert transfer_weights(model, compiled, names) == sum(1 for layer in model.layers if layer.weights)
     x = rng.normal(0, 1, (8, 32, 32, 3)).astype("float32")

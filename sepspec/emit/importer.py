@@ -11,13 +11,9 @@ exact is an error, never a file. A layer that the format cannot express is refus
 
 from __future__ import annotations
 
-import re
-
-import yaml
-
 from ..diagnostics import UserError
-from ..spec.fields import ACTIVATIONS, NAME_RE
-from ..spec.kinds import BLOCKS
+from ..spec.fields import ACTIVATIONS
+from .writer import Entry, document
 
 
 class ImportError_(UserError):
@@ -278,7 +274,10 @@ def from_keras(model, source: str = "", names: dict | None = None) -> str:
         raise ImportError_(f"{model.name}: no spec entry for {', '.join(refused)}")
     if entries[-1][2] != model.outputs[0]._keras_history.operation.name:
         raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
-    doc = _document(model, shape, entries, out_of, source, names if names is not None else {})
+    listed = [Entry(kind, args, last, own, list(srcs), list(parts), type(model.get_layer(own)).__name__)
+              for kind, args, last, own, srcs, parts in entries]
+    doc = document(listed, out_of, names if names is not None else {}, name=model.name, source=source, shape=shape,
+                   classes=int(model.outputs[0].shape[-1]))
     _check_exact(model, doc)
     return doc
 
@@ -379,156 +378,6 @@ def _fold_tail(layer, followers, inputs, args, members, parts) -> str:
         if stage == 3:
             break
     return last
-
-
-def _snake(name: str) -> str:
-    """A class name as Keras names its layers by default (Keras's `to_snake_case`): Conv2D -> conv2d, ReLU -> re_lu."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _kept(kind: str, args: dict, own: str, keras_class: str) -> str | None:
-    """The name an entry keeps: a block's is the prefix of its layers' (`se`, `shuffle`), a layer's its own, unless
-    it is not a valid spec name or only the name Keras gives a layer nobody named (`conv2d_3`)."""
-    kept = args.pop("name", None) if kind in ("se", "shuffle") else own
-    if kept is None or not re.match(NAME_RE, kept) or re.fullmatch(rf"{_snake(keras_class)}(_\d+)?", kept):
-        return None
-    return kept
-
-
-def _runs(entries, keep: list) -> list[int]:
-    """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
-    identical consecutive entries, each reading the one before, none with a kept name, fold into `repeat:`."""
-    readers: dict[str, int] = {}
-    for e in entries:
-        for src in e[4]:
-            readers[src] = readers.get(src, 0) + 1
-    out = [1] * len(entries)
-    head = 0
-    for i in range(1, len(entries)):
-        kind, args, _, _, srcs, _ = entries[i]
-        hk, hargs, *_ = entries[head]
-        # the head's output must have no other reader: a later reference to the run's name means its last copy
-        if (kind == hk and args == hargs and srcs == [entries[i - 1][2]] and keep[i] is None and keep[head] is None
-                and kind not in ("add", "multiply", "concat") and out[head] < 100
-                and (i - 1 != head or readers.get(entries[head][2], 0) == 1)):
-            out[head] += 1
-            out[i] = 0
-        else:
-            head = i
-    return out
-
-
-def _document(model, shape, entries, out_of, source, names: dict) -> str:
-    """The YAML: entries in the model's order (identical consecutive ones as one with `repeat:`), `from:` where an
-    entry does not read the previous one's output, names kept where valid, chosen and not generated anyway."""
-    counts: dict[str, int] = {}
-    name_of: dict[str, str] = {"input": "input"}  # keras name of an entry's first layer -> its spec name
-    layers_out, prev = [], "input"
-    classes = int(model.outputs[0].shape[-1])
-    keep = [_kept(e[0], dict(e[1]), e[3], type(model.get_layer(e[3])).__name__) for e in entries]
-    runs = _runs(entries, keep)
-    copy_of, base = 0, ""
-    for (kind, args, _, own, srcs, parts), kept, run in zip(entries, keep, runs):
-        if run == 0:  # copy r of the run before: named <name>_<r>, as `repeat` names it
-            copy_of += 1
-            name_of[own] = f"{base}_{copy_of}"
-            names.update({orig: f"{base}_{copy_of}{sfx}" for orig, sfx in parts})
-            prev = name_of[own]
-            continue
-        counts[kind] = counts.get(kind, 0) + 1
-        generated = f"{kind}_{counts[kind]}"
-        args = dict(args)
-        args.pop("name", None)
-        name = kept if kept != generated else None
-        spec_name = name or generated
-        copy_of, base = 1, spec_name
-        name_of[own] = spec_name
-        names.update({orig: spec_name + sfx for orig, sfx in parts})
-        refs = [name_of[out_of.get(s, s)] if out_of.get(s, s) in name_of else None for s in srcs]
-        if None in refs:
-            raise ImportError_(f"{own}: reads {srcs}, which no earlier entry writes")
-        body = dict(args)
-        if kind in ("add", "multiply", "concat"):
-            body = refs
-        elif refs != [prev]:
-            body["from"] = refs[0]
-        if run > 1:
-            body["repeat"] = run
-        if name and kind not in ("add", "multiply", "concat"):
-            body["name"] = name
-        elif name:
-            layers_out.append({kind: {"inputs": refs, "name": name}})
-            prev = spec_name
-            continue
-        layers_out.append({kind: body if body != {} else {}})
-        prev = spec_name
-    defaults = _defaults(layers_out)
-    layers_out = [_short(e) for e in layers_out]
-    doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", model.name)[:64] or "imported",
-           "description": f"imported by sepspec from {source or model.name}",
-           "input": list(shape), "classes": classes, **({"defaults": defaults} if defaults else {}),
-           "layers": layers_out}
-    if not re.match(NAME_RE, doc["name"]):
-        doc["name"] = "imported"
-    entries = doc.pop("layers")
-    head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
-
-    def flow(v) -> str:
-        text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6)
-        return text.strip().removesuffix("\n...").strip()
-
-    body = "".join(f"  - {kind}: {flow(value)}\n" for e in entries for kind, value in e.items())
-    return f"# imported from {source or model.name} by sepspec import\n{head}layers:\n{body}"
-
-
-TAIL_KEYS = ("bias", "dropout", "norm", "bn_momentum", "bn_epsilon", "bn_scale", "bn_center", "activation", "padding")
-
-
-def _default_of(kind: str, key: str):
-    d = BLOCKS[kind].model_fields[key].default
-    return d[0] if isinstance(d, list) and len(set(d)) == 1 else d
-
-
-def _defaults(entries: list[dict]) -> dict:
-    """Arguments most entries of a kind share, moved into `defaults.<kind>` (in place): a value held by at least
-    two thirds of three or more entries of the kind; the others then say their own value, the kind's default
-    included. Arguments equal to the kind's default are dropped first."""
-    by_kind: dict[str, list[dict]] = {}
-    for e in entries:
-        kind, args = next(iter(e.items()))
-        if isinstance(args, dict):
-            for k in [k for k, v in args.items() if k in BLOCKS[kind].model_fields and v == _default_of(kind, k)]:
-                del args[k]
-            by_kind.setdefault(kind, []).append(args)
-    out: dict = {}
-    for kind, group in by_kind.items():
-        if len(group) < 3:
-            continue
-        for key in TAIL_KEYS:
-            if key not in BLOCKS[kind].model_fields or key == BLOCKS[kind].main:
-                continue
-            values = [a.get(key, _default_of(kind, key)) for a in group]
-            best = max(set(map(repr, values)), key=lambda r: sum(repr(v) == r for v in values))
-            value = next(v for v in values if repr(v) == best)
-            if value == _default_of(kind, key) or sum(repr(v) == best for v in values) * 3 < 2 * len(group):
-                continue
-            out.setdefault(kind, {})[key] = value
-            for a in group:
-                if a.get(key, _default_of(kind, key)) == value:
-                    a.pop(key, None)
-                else:
-                    a[key] = a.get(key, _default_of(kind, key))
-    return out
-
-
-def _short(e: dict) -> dict:
-    """`kind: value` where only the main argument is left."""
-    kind, args = next(iter(e.items()))
-    main = BLOCKS[kind].main
-    if isinstance(args, dict) and main and list(args) == [main]:
-        return {kind: args[main]}
-    return e
 
 
 def checked(text: str, name: str = "<imported>"):

@@ -1,0 +1,301 @@
+"""The second half of `sepspec import`: the imported entries -> a spec a person would write.
+
+`importer` reads the Keras graph into a flat list of entries (`Entry`: a kind, its arguments, the Keras layers it
+stands for, the Keras tensors it reads). Here that list becomes the YAML: fork-join regions that are residual blocks
+nest as `residual` entries, identical consecutive entries fold into `repeat:`, names are kept where a person chose
+them, an entry that does not read the previous one says `from:`, shared arguments move into `defaults:`, and an
+entry left with its main argument alone is written short.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from ..spec.fields import NAME_RE
+from ..spec.kinds import BLOCKS
+
+MERGES = ("add", "multiply", "concat")
+
+
+@dataclass
+class Entry:
+    kind: str
+    args: dict
+    last: str  # the Keras layer whose output is the entry's output
+    own: str  # the Keras layer whose name the entry carries (its first)
+    srcs: list  # the Keras layers whose outputs it reads
+    parts: list  # (Keras layer, suffix): the layers it compiles to are <spec name><suffix>
+    keras_class: str = ""  # of `own`, to tell Keras's default names from chosen ones
+    body: list = field(default_factory=list)  # a residual's
+    shortcut: list | None = None  # a residual's written shortcut (None: identity)
+
+
+# ------------------------------------------------------------------------------------------ residual blocks
+def residuals(entries: list[Entry]) -> list[Entry]:
+    """Each Add of a block's input and a chain of entries from it (or of two chains from one input, the shorter the
+    shortcut), optionally followed by an Activation only it feeds, as one `residual` entry, innermost first. A chain
+    is consecutive entries, each reading only the one before, whose outputs nothing else reads."""
+    readers: dict[str, int] = {}
+    for e in entries:
+        for s in e.srcs:
+            readers[s] = readers.get(s, 0) + 1
+    out: list[Entry] = []
+    for e in entries:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.kind == "residual" and e.kind == "activation" and e.srcs == [prev.last]
+                and readers.get(prev.last, 0) == 1 and "activation" not in prev.args):
+            prev.args["activation"] = e.args["function"]  # the activation after a residual's add is the residual's
+            prev.parts.append((e.own, f"_{e.args['function']}"))
+            prev.last = e.last
+            continue
+        out.append(e)
+        if e.kind == "add" and len(e.srcs) == 2:
+            made = _residual(out, readers)
+            if made is not None:
+                out[made[0]:] = [made[1]]
+    return out
+
+
+def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
+    """(where the region starts, the residual) for the Add at the end of `out`, or None. Each of the Add's inputs is
+    followed back while only one entry reads it: that is a chain, and where both stop is the fork (an input no chain
+    leaves is the identity shortcut). The two chains must be all that stands between the fork and the Add."""
+    add, j = out[-1], len(out) - 1
+    pos = {e.last: i for i, e in enumerate(out[:-1])}
+
+    def chain(x):
+        idx = []
+        while x in pos and readers.get(x, 0) == 1:
+            e = out[pos[x]]
+            if e.kind in MERGES or len(e.srcs) != 1:
+                return None, None
+            idx.append(pos[x])
+            x = e.srcs[0]
+        return idx[::-1], x
+
+    (a, fork_a), (b, fork_b) = chain(add.srcs[0]), chain(add.srcs[1])
+    if a is None or b is None or fork_a != fork_b or not (a or b):
+        return None
+    taken = sorted(a + b)
+    if taken != list(range(taken[0], j)):
+        return None
+    body, shortcut = (a, b) if len(a) > len(b) else (b, a)
+    # no name a person chose is lost: the add's is `<block>_add` (or Keras's own), the entries' start with `<block>_`
+    name = add.own[:-len("_add")] if add.own.endswith("_add") else ""
+    if not name and _kept(add, "") is not None:
+        return None
+    if any(_kept(out[i], "") is not None and not (name and out[i].own.startswith(name + "_")) for i in a + b):
+        return None
+    return taken[0], Entry("residual", {"name": name} if name else {}, add.last, add.own, [fork_a],
+                           [(add.own, "_add")], "Add", [out[i] for i in body],
+                           [out[i] for i in shortcut] if shortcut else None)
+
+
+# ------------------------------------------------------------------------------------------------- naming
+def _snake(name: str) -> str:
+    """A class name as Keras names its layers by default (Keras's `to_snake_case`): Conv2D -> conv2d, ReLU -> re_lu."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _kept(e: Entry, prefix: str) -> str | None:
+    """The name an entry keeps: a block's is the prefix of its layers' (`se`, `shuffle`, `residual`), a layer's its
+    own; not one that is not a valid spec name, nor the name Keras gives a layer nobody named (`conv2d_3`). Inside a
+    block, the block's prefix comes off (the spec adds it back)."""
+    kept = e.args.get("name") if e.kind in ("se", "shuffle", "residual") else e.own
+    if not kept:
+        return None
+    if prefix:
+        if not kept.startswith(prefix):
+            return None
+        kept = kept[len(prefix):]
+    if not re.match(NAME_RE, kept) or re.fullmatch(rf"{_snake(e.keras_class)}(_\d+)?", kept):
+        return None
+    return kept
+
+
+def _runs(entries: list[Entry], keep: list) -> list[int]:
+    """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
+    identical consecutive entries, each reading the one before, none with a kept name, fold into `repeat:`."""
+    readers: dict[str, int] = {}
+    for e in entries:
+        for src in e.srcs:
+            readers[src] = readers.get(src, 0) + 1
+    out = [1] * len(entries)
+    head = 0
+    for i in range(1, len(entries)):
+        e, h = entries[i], entries[head]
+        # the head's output must have no other reader: a later reference to the run's name means its last copy
+        if (e.kind == h.kind and e.args == h.args and e.kind not in MERGES + ("residual",)
+                and e.srcs == [entries[i - 1].last] and keep[i] is None and keep[head] is None and out[head] < 100
+                and (i - 1 != head or readers.get(h.last, 0) == 1)):
+            out[head] += 1
+            out[i] = 0
+        else:
+            head = i
+    return out
+
+
+class _Writer:
+    def __init__(self, out_of: dict, names: dict):
+        self.out_of, self.names = out_of, names
+        self.name_of: dict[str, str] = {"input": "input"}  # Keras name of an entry's first layer -> its spec name
+
+    def ref(self, keras_name: str) -> str:
+        from .importer import ImportError_
+
+        own = self.out_of.get(keras_name, keras_name)
+        if own not in self.name_of:
+            raise ImportError_(f"{keras_name}: read before any entry writes it")
+        return self.name_of[own]
+
+    def entries(self, entries: list[Entry], prefix: str, prev: str) -> list[dict]:
+        """The spec entries of one list, its layers named `prefix` + name; `prev`: the list's input's spec name."""
+        counts: dict[str, int] = {}
+        out: list[dict] = []
+        keep = [_kept(e, prefix) for e in entries]
+        runs = _runs(entries, keep)
+        copy_of, base = 0, ""
+        for e, kept, run in zip(entries, keep, runs):
+            if run == 0:  # copy r of the run before: named <name>_<r>, as `repeat` names it
+                copy_of += 1
+                self.name_of[e.own] = prev = f"{base}_{copy_of}"
+                self.out_of[e.last] = e.own
+                self.names.update({orig: f"{prefix}{base}_{copy_of}{sfx}" for orig, sfx in e.parts})
+                continue
+            counts[e.kind] = counts.get(e.kind, 0) + 1
+            generated = f"{e.kind}_{counts[e.kind]}"
+            name = kept if kept != generated else None
+            spec_name = name or generated
+            copy_of, base = 1, spec_name
+            refs = [self.ref(s) for s in e.srcs]
+            body = {k: v for k, v in e.args.items() if k != "name"}
+            if e.kind == "residual":
+                body = self._residual(e, prefix + spec_name + "_", refs[0])
+            if e.kind in MERGES:
+                body = {"inputs": refs, "name": name} if name else refs
+            else:
+                if refs != [prev]:
+                    body["from"] = refs[0]
+                if run > 1:
+                    body["repeat"] = run
+                if name:
+                    body["name"] = name
+            self.name_of[e.own] = spec_name
+            self.out_of[e.last] = e.own  # a residual's output is its add's or its activation's
+            self.names.update({orig: prefix + spec_name + sfx for orig, sfx in e.parts})
+            out.append({e.kind: body})
+            prev = spec_name
+        return out
+
+    def _residual(self, e: Entry, prefix: str, fork: str) -> dict:
+        body: dict = {"body": self.entries(e.body, prefix, fork)}
+        if e.shortcut is not None:
+            body["shortcut"] = self.entries(e.shortcut, prefix + "shortcut_", fork)
+        if "activation" in e.args:
+            body["activation"] = e.args["activation"]
+        return body
+
+
+def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, source: str, shape, classes: int) -> str:
+    """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to."""
+    layers = _Writer(out_of, names).entries(residuals(entries), "", "input")
+    defaults = _defaults(layers)
+    layers = [_short(e) for e in layers]
+    doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "imported",
+           "description": f"imported by sepspec from {source or name}",
+           "input": list(shape), "classes": classes, **({"defaults": defaults} if defaults else {})}
+    if not re.match(NAME_RE, doc["name"]):
+        doc["name"] = "imported"
+    head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
+    return f"# imported from {source or name} by sepspec import\n{head}layers:\n{_yaml_list(layers, 2)}"
+
+
+def _flow(v) -> str:
+    text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6)
+    return text.strip().removesuffix("\n...").strip()
+
+
+def _yaml_list(entries: list[dict], indent: int) -> str:
+    """One entry per line; a residual as a mapping over lines with its body and shortcut as nested lists."""
+    pad, out = " " * indent, []
+    for e in entries:
+        kind, value = next(iter(e.items()))
+        if kind != "residual":
+            out.append(f"{pad}- {kind}: {_flow(value)}\n")
+            continue
+        out.append(f"{pad}- residual:\n")
+        for key, v in value.items():
+            if key in ("body", "shortcut") and isinstance(v, list):
+                out.append(f"{pad}    {key}:\n{_yaml_list(v, indent + 6)}")
+            else:
+                out.append(f"{pad}    {key}: {_flow(v)}\n")
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------------ defaults and shorthand
+TAIL_KEYS = ("bias", "dropout", "norm", "bn_momentum", "bn_epsilon", "bn_scale", "bn_center", "activation", "padding")
+
+
+def _default_of(kind: str, key: str):
+    d = BLOCKS[kind].model_fields[key].default
+    return d[0] if isinstance(d, list) and len(set(d)) == 1 else d
+
+
+def _every(entries: list[dict]):
+    """Every entry's (kind, arguments), inside residual bodies and shortcuts too."""
+    for e in entries:
+        kind, args = next(iter(e.items()))
+        yield kind, args
+        if kind == "residual":
+            for key in ("body", "shortcut"):
+                if isinstance(args.get(key), list):
+                    yield from _every(args[key])
+
+
+def _defaults(entries: list[dict]) -> dict:
+    """Arguments most entries of a kind share, moved into `defaults.<kind>` (in place): a value held by at least
+    two thirds of three or more entries of the kind; the others then say their own value, the kind's default
+    included. Arguments equal to the kind's default are dropped first."""
+    by_kind: dict[str, list[dict]] = {}
+    for kind, args in _every(entries):
+        if isinstance(args, dict) and kind != "residual":
+            for k in [k for k, v in args.items() if k in BLOCKS[kind].model_fields and v == _default_of(kind, k)]:
+                del args[k]
+            by_kind.setdefault(kind, []).append(args)
+    out: dict = {}
+    for kind, group in by_kind.items():
+        if len(group) < 3:
+            continue
+        for key in TAIL_KEYS:
+            if key not in BLOCKS[kind].model_fields or key == BLOCKS[kind].main:
+                continue
+            values = [a.get(key, _default_of(kind, key)) for a in group]
+            best = max(set(map(repr, values)), key=lambda r: sum(repr(v) == r for v in values))
+            value = next(v for v in values if repr(v) == best)
+            if value == _default_of(kind, key) or sum(repr(v) == best for v in values) * 3 < 2 * len(group):
+                continue
+            out.setdefault(kind, {})[key] = value
+            for a in group:
+                if a.get(key, _default_of(kind, key)) == value:
+                    a.pop(key, None)
+                else:
+                    a[key] = a.get(key, _default_of(kind, key))
+    return out
+
+
+def _short(e: dict) -> dict:
+    """`kind: value` where only the main argument is left (inside residuals too)."""
+    kind, args = next(iter(e.items()))
+    if kind == "residual":
+        for key in ("body", "shortcut"):
+            if isinstance(args.get(key), list):
+                args[key] = [_short(x) for x in args[key]]
+        return e
+    main = BLOCKS[kind].main
+    if isinstance(args, dict) and main and list(args) == [main]:
+        return {kind: args[main]}
+    return e
