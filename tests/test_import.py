@@ -109,9 +109,13 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     text = from_keras(model, names=names)
     rep = checked(text).report
     assert rep.params == model.count_params() and len(text.splitlines()) < len(model.layers)
-    if name in ("ResNet50", "MobileNetV2"):  # each of its Add layers is a residual block's
+    if name in ("ResNet50", "MobileNetV2"):  # each of its Add layers is a residual block's, the alike ones a block
+        import re                            # of their own with their widths as arguments
+
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
-        assert text.count("- residual:") == adds and "- add:" not in text, text
+        layers = text.split("\nlayers:\n")[1]
+        assert len(re.findall(r"^ *- residual(_[a-z])?:", layers, re.M)) == adds and "- add:" not in layers, text
+        assert "blocks:\n  residual_a:\n" in text and len(text.splitlines()) < 60, text
     compiled = emit.keras_model(rep)
     assert transfer_weights(model, compiled, names) == sum(1 for layer in model.layers if layer.weights)
     x = rng.normal(0, 1, (8, 32, 32, 3)).astype("float32")

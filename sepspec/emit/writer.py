@@ -204,6 +204,7 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
     """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to."""
     layers = _Writer(out_of, names).entries(residuals(entries), "", "input")
     defaults = _defaults(layers)
+    layers, blocks = own_blocks(layers)
     layers = [_short(e) for e in layers]
     doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "imported",
            "description": f"imported by sepspec from {source or name}",
@@ -211,7 +212,132 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
     if not re.match(NAME_RE, doc["name"]):
         doc["name"] = "imported"
     head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
-    return f"# imported from {source or name} by sepspec import\n{head}layers:\n{_yaml_list(layers, 2)}"
+    own = "".join(f"  {kind}:\n    args: {_flow(b['args'])}\n    body:\n{_yaml_list(b['body'], 6)}"
+                  for kind, b in blocks.items())
+    return (f"# imported from {source or name} by sepspec import\n{head}" + (f"blocks:\n{own}" if blocks else "")
+            + f"layers:\n{_yaml_list(layers, 2)}")
+
+
+# ------------------------------------------------------------------------------------------ blocks of your own
+def _skeleton(v):
+    """The entry with every int written as '#': entries of one skeleton differ only in numbers."""
+    if isinstance(v, dict):
+        return {k: _skeleton(x) for k, x in v.items() if k not in ("name", "from", "repeat")}
+    if isinstance(v, list):
+        return [_skeleton(x) for x in v]
+    return "#" if type(v) is int else v
+
+
+def _ints(v, path=()):
+    """(path, value) of every int in an entry (not its name, from or repeat)."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k not in ("name", "from", "repeat"):
+                yield from _ints(x, path + (k,))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            yield from _ints(x, path + (i,))
+    elif type(v) is int:
+        yield path, v
+
+
+def _set(v, path, value):
+    for p in path[:-1]:
+        v = v[p]
+    v[path[-1]] = value
+
+
+def _lines(e: dict) -> int:
+    return _yaml_list([e], 0).count("\n")
+
+
+def _flatten_residual(r: dict) -> list[dict]:
+    """A residual's layers as a block's body, named as the residual names them: the body's entries, the shortcut's
+    (`shortcut_<entry>`, the first reading the block's input), the add, the activation."""
+    import copy
+
+    body = copy.deepcopy(r["body"])
+    counts: dict[str, int] = {}
+
+    def names_of(entries, prefix=""):
+        out = []
+        for e in entries:
+            kind, args = next(iter(e.items()))
+            counts_here[kind] = counts_here.get(kind, 0) + 1
+            own = args.get("name") if isinstance(args, dict) and args.get("name") else f"{kind}_{counts_here[kind]}"
+            out.append(prefix + own)
+        return out
+
+    counts_here = counts
+    last = names_of(body)[-1]
+    out = body
+    short = "input"
+    if isinstance(r.get("shortcut"), list):
+        counts_here = {}
+        shortcut = copy.deepcopy(r["shortcut"])
+        named = names_of(shortcut, "shortcut_")
+        for i, (e, n) in enumerate(zip(shortcut, named)):
+            kind, args = next(iter(e.items()))
+            args = dict(args) if isinstance(args, dict) else {BLOCKS[kind].main: args}
+            args["name"] = n
+            if i == 0:
+                args["from"] = "input"
+            out.append({kind: args})
+        short = named[-1]
+    out.append({"add": {"inputs": [last, short], "name": "add"}})
+    if r.get("activation"):
+        out.append({"activation": {"function": r["activation"], "name": r["activation"]}})
+    return out
+
+
+def own_blocks(layers: list[dict]) -> tuple[list[dict], dict]:
+    """Named residual entries that differ only in numbers (widths, strides), three lines or more saved: one block
+    of your own whose arguments are the numbers that vary (one argument per pattern of values across its uses),
+    each entry a use of it. The layers keep their names: the block's body is the residual's layers, named as the
+    residual names them."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(layers):
+        kind, args = next(iter(e.items()))
+        if kind == "residual" and args.get("name") and isinstance(args.get("body"), list):
+            groups.setdefault(repr(_skeleton(args)), []).append(i)
+    blocks: dict[str, dict] = {}
+    out = list(layers)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        entries = [next(iter(layers[i].values())) for i in members]
+        values: dict[tuple, list] = {}
+        for args in entries:
+            for path, v in _ints(args):
+                values.setdefault(path, []).append(v)
+        varying = {path: vs for path, vs in values.items() if len(set(vs)) > 1 and len(vs) == len(entries)}
+        params: dict[tuple, str] = {}  # a pattern of values across the uses -> its argument
+        arg_of: dict[tuple, str] = {}
+        for path, vs in varying.items():
+            key = tuple(vs)
+            if key not in params:
+                word = next((p for p in reversed(path) if isinstance(p, str)), "value")
+                taken = set(params.values())
+                params[key] = word if word not in taken else next(f"{word}_{n}" for n in range(2, 99)
+                                                                  if f"{word}_{n}" not in taken)
+            arg_of[path] = params[key]
+        import copy
+
+        template = copy.deepcopy(entries[0])
+        for path, arg in arg_of.items():
+            _set(template, path, f"${arg}")
+        body = [_short(e) for e in _flatten_residual(template)]
+        kind = f"residual_{chr(ord('a') + len(blocks))}" if len(blocks) < 26 else f"residual_{len(blocks)}"
+        use_lines = sum(_lines(layers[i]) for i in members)
+        block_lines = 3 + _yaml_list(body, 0).count("\n")
+        if use_lines - len(members) - block_lines < 3:
+            continue
+        blocks[kind] = {"args": {arg: None for arg in params.values()}, "body": body}
+        for i, args in zip(members, entries):
+            use = {arg: vs[members.index(i)] for vs, arg in params.items()}
+            use.update({k: args[k] for k in ("from", "repeat", "name") if k in args})
+            out[i] = {kind: use}
+    return out, blocks
 
 
 def _flow(v) -> str:
@@ -294,6 +420,8 @@ def _short(e: dict) -> dict:
         for key in ("body", "shortcut"):
             if isinstance(args.get(key), list):
                 args[key] = [_short(x) for x in args[key]]
+        return e
+    if kind not in BLOCKS:  # a use of a block of your own
         return e
     main = BLOCKS[kind].main
     if isinstance(args, dict) and main and list(args) == [main]:
