@@ -109,8 +109,9 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     text = from_keras(model, names=names)
     rep = checked(text).report
     assert rep.params == model.count_params() and len(text.splitlines()) < len(model.layers)
-    if name in ("ResNet50", "MobileNetV2"):  # each of its Add layers is a residual block's, the alike ones a block
-        import re                            # of their own with their widths as arguments
+    if name in ("ResNet50", "MobileNetV2"):
+        # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
+        import re
 
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
         layers = text.split("\nlayers:\n")[1]
