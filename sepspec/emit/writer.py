@@ -251,38 +251,32 @@ def _lines(e: dict) -> int:
     return _yaml_list([e], 0).count("\n")
 
 
+def _spec_names(entries: list[dict], prefix: str = "") -> list[str]:
+    """The names a list of entries gives its entries: `name:`, else `<kind>_<n>`."""
+    counts: dict[str, int] = {}
+    out = []
+    for e in entries:
+        kind, args = next(iter(e.items()))
+        counts[kind] = counts.get(kind, 0) + 1
+        own = args.get("name") if isinstance(args, dict) and args.get("name") else f"{kind}_{counts[kind]}"
+        out.append(prefix + own)
+    return out
+
+
 def _flatten_residual(r: dict) -> list[dict]:
     """A residual's layers as a block's body, named as the residual names them: the body's entries, the shortcut's
     (`shortcut_<entry>`, the first reading the block's input), the add, the activation."""
     import copy
 
-    body = copy.deepcopy(r["body"])
-    counts: dict[str, int] = {}
-
-    def names_of(entries, prefix=""):
-        out = []
-        for e in entries:
-            kind, args = next(iter(e.items()))
-            counts_here[kind] = counts_here.get(kind, 0) + 1
-            own = args.get("name") if isinstance(args, dict) and args.get("name") else f"{kind}_{counts_here[kind]}"
-            out.append(prefix + own)
-        return out
-
-    counts_here = counts
-    last = names_of(body)[-1]
-    out = body
-    short = "input"
+    out = copy.deepcopy(r["body"])
+    last, short = _spec_names(out)[-1], "input"
     if isinstance(r.get("shortcut"), list):
-        counts_here = {}
         shortcut = copy.deepcopy(r["shortcut"])
-        named = names_of(shortcut, "shortcut_")
+        named = _spec_names(shortcut, "shortcut_")
         for i, (e, n) in enumerate(zip(shortcut, named)):
             kind, args = next(iter(e.items()))
             args = dict(args) if isinstance(args, dict) else {BLOCKS[kind].main: args}
-            args["name"] = n
-            if i == 0:
-                args["from"] = "input"
-            out.append({kind: args})
+            out.append({kind: {**args, "name": n, **({"from": "input"} if i == 0 else {})}})
         short = named[-1]
     out.append({"add": {"inputs": [last, short], "name": "add"}})
     if r.get("activation"):
