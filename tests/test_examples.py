@@ -71,7 +71,7 @@ def test_an_example_is_kerass_own_network(name):
     randomise(theirs, np.random.default_rng(1))
     assert copy_weights(theirs, ours) > 0
     x = np.random.default_rng(0).uniform(-1, 1, (2, *args["input_shape"])).astype("float32")
-    for a, b in zip(taps(keras, theirs)(x), taps(keras, ours)(x)):  # every weighted layer's input, and the output
+    for a, b in zip(taps(keras, theirs)([x]), taps(keras, ours)([x])):  # every weighted layer's input, and the output
         assert close(np.asarray(a), np.asarray(b))
     keras.backend.clear_session()
 

@@ -11,14 +11,8 @@ exact is an error, never a file. A layer that the format cannot express is refus
 
 from __future__ import annotations
 
-from ..diagnostics import UserError
 from ..spec.fields import ACTIVATIONS
-from .writer import Entry, document
-
-
-class ImportError_(UserError):
-    """A model that cannot be imported exactly, in one line."""
-
+from .writer import Entry, ImportError_, document
 
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
 # Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ..diagnostics import UserError
 from ..spec.fields import NAME_RE
 from ..spec.kinds import BLOCKS
 
 MERGES = ("add", "multiply", "concat")
+
+
+class ImportError_(UserError):
+    """A model that cannot be imported exactly, in one line."""
 
 
 @dataclass
@@ -145,8 +150,6 @@ class _Writer:
         self.name_of: dict[str, str] = {"input": "input"}  # Keras name of an entry's first layer -> its spec name
 
     def ref(self, keras_name: str) -> str:
-        from .importer import ImportError_
-
         own = self.out_of.get(keras_name, keras_name)
         if own not in self.name_of:
             raise ImportError_(f"{keras_name}: read before any entry writes it")
