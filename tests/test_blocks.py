@@ -219,3 +219,18 @@ def test_mixgate_with_its_block_is_the_written_out_network_in_half_the_lines():
     assert all(a == b for a, b in d["totals"].values()) and d["totals"]["layers"][0] == 80
     written_out = len(open(old).read().splitlines()) - 1  # less the fixture's own comment line
     assert written_out == 92 and len(open(new).read().splitlines()) <= written_out // 2
+
+
+def test_set_reaches_a_uses_argument_written_short(tmp_path):
+    """`train --set layers[1].cell.filters=48` on `- cell: 32`: the shorthand's argument is the block's first."""
+    from sepspec.spec.edit import with_value
+    from sepspec.spec.load import resolve
+
+    p = tmp_path / "s.yaml"
+    p.write_text(CELLS.lstrip().replace("  - cell: {skip: c1, repeat: 3}\n", "  - cell: {skip: c1}\n").replace(
+        "  - cell: {filters: 32, skip: stem, name: c1}", "  - cell: 32\n  - sepconv: {filters: 32, name: c1}"))
+    src = resolve(str(p))
+    spec = load_source(with_value(src, ("layers", 1, "cell", "skip"), "stem"))
+    spec = load_source(with_value(spec.source, ("layers", 1, "cell", "filters"), 48))
+    widths = {r.name: r.output[-1] for r in sepspec.analyse(spec).rows}
+    assert widths["cell_1_a"] == 48 and widths["cell_2_a"] == 32

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..diagnostics import Pos, UserError, dotted
+from .blocks import definitions
 from .kinds import BLOCKS, nested_lists, shorthand
 from .load import normalised
 from .source import Source, SpecError, parse
@@ -42,6 +43,7 @@ def with_value(src: Source, path: tuple, value, where: Pos | None = None) -> Sou
     end of a list, a key under a value)."""
     out = src.copy()
     node = out.data
+    own = definitions(out.data)  # the kinds of your own, whose first argument is their main one
     for i, key in enumerate(path[:-1]):
         nxt = path[i + 1]
         if isinstance(key, int):
@@ -56,6 +58,11 @@ def with_value(src: Source, path: tuple, value, where: Pos | None = None) -> Sou
             if key in BLOCKS and not isinstance(child, dict):
                 child = shorthand(key, child)
                 node[key] = child = dict(child) if isinstance(child, dict) else child
+            elif key in own and not isinstance(child, dict) and isinstance(nxt, str):  # a use's shorthand
+                args = own[key].get("args") or {}
+                node[key] = child = {} if child is None else ({next(iter(args)): child} if args else child)
+            elif key in own and isinstance(child, dict) and "body" in child and nxt != "body":
+                node[key] = child = {k: v for k, v in child.items() if k != "body"}  # expanded: expand it again
             if child is None:
                 child = node[key] = [] if isinstance(nxt, int) else {}
         if isinstance(nxt, str) and not isinstance(child, dict):
