@@ -4,7 +4,9 @@ Weights are set to positive constants and ReLU/BN/Dropout are made linear or neu
 inside the receptive field has a non-zero gradient on one output position of the last convolution. Two
 traps: on the spec's own 32x32 input an RF of 34 is clipped by the image, so the same layers are built on a
 larger input and a central output is taken; and max pooling routes the gradient to one element per window,
-so it is swapped for average pooling of the same size and stride.
+so it is swapped for average pooling of the same size and stride. The probed output is then a sum of positive
+terms over the pixels it sees, so lighting a prefix (suffix) of the rows either reaches it or not: a binary search
+finds each edge of the field in a few forward passes of one image.
 """
 import numpy as np
 import pytest
@@ -53,8 +55,9 @@ def measured_span(rep, name=None):
     is unchanged (each layer's input grows by a multiple of its stride), and made linear with positive
     weights and no biases (ReLU and friends linear, max pooling averaged, SE gates constant, a parallel block's
     product a sum, layer norm and shuffles passed through), so the probed
-    output is zero on a zero image and positive as soon as one input pixel it sees is lit. Lighting one input
-    row (column) per image of a batch finds exactly the rows (columns) of its field; forward passes only."""
+    output is zero on a zero image and positive as soon as one input pixel it sees is lit. Lighting the first
+    (last) rows of the image, a binary search finds the first (last) row of its field, and so for columns;
+    forward passes of one image only."""
     from sepspec.emit import model as emit
     from sepspec.lazy import import_keras
 
@@ -77,16 +80,30 @@ def measured_span(rep, name=None):
             value = {"bias": 0.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0, "gamma": 1.0}.get(kind, 0.1)
             wt.assign(np.full(wt.shape, value, dtype="float32"))
     probe = k.Model(model.input, model.get_layer(row.name).output)
-    lit = np.zeros((size[0] + size[1], *size, c), "float32")
-    for r in range(size[0]):
-        lit[r, r, :, :] = 1.0
-    for q in range(size[1]):
-        lit[size[0] + q, :, q, :] = 1.0
-    out = np.asarray(probe(lit, training=False))[:, index[0], index[1], :].sum(-1)  # a concat: every group
-    assert np.all(out >= 0)
-    field = []
-    for seen in (np.flatnonzero(out[:size[0]] > 0), np.flatnonzero(out[size[0]:] > 0)):
-        field.append((int(seen.min()), int(seen.max())))
+
+    def reaches(axis: int, lo: int, hi: int) -> bool:
+        """Does the probed output see any of rows (axis 0) or columns (axis 1) lo..hi? Light them and look."""
+        image = np.zeros((1, *size, c), "float32")
+        image[(slice(None),) + (slice(None),) * axis + (slice(lo, hi + 1),)] = 1.0
+        out = np.asarray(probe(image, training=False))[0, index[0], index[1]]
+        assert np.all(out >= 0)
+        return bool(out.sum() > 0)
+
+    def edges(axis: int) -> tuple[int, int]:
+        """The first and last row (column) the output sees: what it sees of a prefix or a suffix only grows with
+        it, so each edge is a binary search."""
+        n = size[axis]
+        lo, hi = 0, n - 1
+        while lo < hi:  # the smallest r with rows 0..r seen
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if reaches(axis, 0, mid) else (mid + 1, hi)
+        first, lo, hi = lo, 0, n - 1
+        while lo < hi:  # the largest r with rows r..n-1 seen
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if reaches(axis, mid, n - 1) else (lo, mid - 1)
+        return first, lo
+
+    field = [edges(0), edges(1)]
     assert all(lo > 0 and hi < n - 1 for (lo, hi), n in zip(field, size))  # not clipped by the image
     return (tuple(lo - i * j for (lo, _), i, j in zip(field, index, jump)),
             tuple(hi - lo + 1 for lo, hi in field))
