@@ -58,6 +58,7 @@ def counts(model) -> tuple[int, int, int]:
     return model.count_params(), trainable, model.count_params() - trainable
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_an_example_is_kerass_own_network(name):
     keras = import_keras()
@@ -98,6 +99,7 @@ def taps(keras, model):
     return keras.Model(model.inputs, [x.input for x in weighted] + list(model.outputs))
 
 
+@pytest.mark.slow
 def test_nasnet_is_shorter_than_kerass_source_for_it():
     """Keras's NASNetMobile is NASNet() and its four helpers (without docstrings, comments and blank lines)."""
     import ast

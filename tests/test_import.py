@@ -184,6 +184,7 @@ def test_import_and_compile_carry_the_weights(tmp_path):
     assert r.returncode == 2 and "not this spec's weights" in r.stderr and not (tmp_path / "b.keras").exists()
 
 
+@pytest.mark.slow
 def test_a_sequential_notebook_model_imports_with_repeats_and_its_weights():
     """A model as the seed's notebook writes it: Sequential, Keras's own layer names (not kept), three identical
     blocks (one entry with `repeat: 3`, named as repeat names its copies); its weights land on the right copies."""
