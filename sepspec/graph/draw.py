@@ -7,6 +7,7 @@ renders it to SVG or PNG."""
 from __future__ import annotations
 
 from ..layers import axes, dims
+from ..spec.kinds import entry
 from .analysis import INPUT, Report
 from .memory import estimate
 
@@ -48,7 +49,7 @@ def dot(rep: Report, depth: int | None = None) -> str:
     for key, rows in blocks.items():
         indent = "  "
         if key:
-            kind, named = _kind_and_name(rows)
+            kind, named = _kind_and_name(rep, rows)
             out.append(f"  subgraph {_quote('cluster_' + '_'.join(map(str, key)))} {{")
             out.append(f'    label={_label(f"{key[0]}[{key[1]}] {kind}{named}")}; style="rounded,dashed"; '
                        'color="#888888";')
@@ -68,11 +69,11 @@ def dot(rep: Report, depth: int | None = None) -> str:
     return "\n".join(out + ["}"]) + "\n"
 
 
-def _kind_and_name(rows) -> tuple[str, str]:
+def _kind_and_name(rep: Report, rows) -> tuple[str, str]:
     """The kind of the top-level entry these rows come from, and its name (` stage1`, or nothing)."""
     path = rows[0].origin.path
     kind = path[2] if len(path) > 2 else rows[0].origin.kind
-    own = next((r.origin.block for r in rows if len(r.origin.path) == 2), None)
+    own = entry(rep.spec.layers[path[1]])[1] if path[0] == "layers" and len(path) > 1 else None
     return kind, (f" {own.name}" if own is not None and own.name else "")
 
 
@@ -85,7 +86,7 @@ def _by_entry(rep: Report, peak_layer: str | None) -> list[str]:
     out = []
     for key, rows in groups.items():
         name = f"{key[0]}[{key[1]}]"
-        kind, named = _kind_and_name(rows)
+        kind, named = _kind_and_name(rep, rows)
         last = rows[-1]
         params = sum(r.params for r in rows)
         hot = any(r.name == peak_layer for r in rows)
