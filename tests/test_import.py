@@ -214,3 +214,31 @@ def test_a_sequential_notebook_model_imports_with_repeats_and_its_weights():
     unbuilt = keras.Sequential([L.Conv2D(4, 3)])
     with pytest.raises(ImportError_, match="no input shape yet"):
         from_keras(unbuilt)
+
+
+@pytest.mark.slow
+def test_branches_from_one_tensor_into_a_merge_import_as_a_parallel_block():
+    """A concatenation of chains from one tensor (and of the tensor itself: an empty branch), then its activation:
+    one `parallel` entry, the same function with the weights copied under the import's names."""
+    import numpy as np
+
+    from sepspec.emit.importer import transfer_weights
+
+    keras = import_keras()
+    L = keras.layers
+    x = keras.Input((16, 16, 3))
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    b2 = L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(a))
+    c = L.ReLU()(L.Concatenate()([L.Conv2D(4, 1)(a), b2, L.MaxPooling2D(3, 1, padding="same")(a), a]))
+    model = keras.Model(x, L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(c)))
+    names = {}
+    text = from_keras(model, names=names)
+    assert ("  - parallel:\n      branches:\n        - [{pointwise: 4}]\n        - [{conv: {filters: 4, norm: batch}}]\n"
+            "        - [{maxpool: {size: 3, stride: 1, padding: same}}]\n        - []\n      activation: relu\n") in text
+    rng = np.random.default_rng(0)
+    randomise(model, rng)
+    compiled = emit.keras_model(checked(text).report)
+    assert transfer_weights(model, compiled, names) == 5
+    images = rng.normal(0, 1, (4, 16, 16, 3)).astype("float32")
+    want, got = np.asarray(model(images, training=False)), np.asarray(compiled(images, training=False))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

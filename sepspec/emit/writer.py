@@ -36,6 +36,7 @@ class Entry:
     keras_class: str = ""  # of `own`, to tell Keras's default names from chosen ones
     body: list = field(default_factory=list)  # a residual's
     shortcut: list | None = None  # a residual's written shortcut (None: identity)
+    branches: list = field(default_factory=list)  # a parallel block's: lists of entries ([]: the identity)
 
 
 # ------------------------------------------------------------------------------------------ residual blocks
@@ -50,43 +51,76 @@ def residuals(entries: list[Entry]) -> list[Entry]:
     out: list[Entry] = []
     for e in entries:
         prev = out[-1] if out else None
-        if (prev is not None and prev.kind == "residual" and e.kind == "activation" and e.srcs == [prev.last]
-                and readers.get(prev.last, 0) == 1 and "activation" not in prev.args):
-            prev.args["activation"] = e.args["function"]  # the activation after a residual's add is the residual's
+        if (prev is not None and prev.kind in ("residual", "parallel") and e.kind == "activation"
+                and e.srcs == [prev.last] and readers.get(prev.last, 0) == 1 and "activation" not in prev.args):
+            prev.args["activation"] = e.args["function"]  # the activation after a block's merge is the block's
             prev.parts.append((e.own, f"_{e.args['function']}"))
             prev.last = e.last
             continue
         out.append(e)
+        made = None
         if e.kind == "add" and len(e.srcs) == 2:
             made = _residual(out, readers)
-            if made is not None:
-                out[made[0]:] = [made[1]]
+        if made is None and e.kind in MERGES and len(e.srcs) >= 2:
+            made = _parallel(out, readers)
+        if made is not None:
+            out[made[0]:] = [made[1]]
     return out
 
 
-def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
-    """(where the region starts, the residual) for the Add at the end of `out`, or None. Each of the Add's inputs is
-    followed back while only one entry reads it: that is a chain, and where both stop is the fork (an input no chain
-    leaves is the identity shortcut). The two chains must be all that stands between the fork and the Add."""
-    add, j = out[-1], len(out) - 1
+def _chains(out: list[Entry], readers) -> tuple[list, str] | None:
+    """For the merge at the end of `out`: each input followed back while only one entry reads it (a chain of entry
+    indices; none for an input that is the fork itself), and the fork where they all stop; None if they do not
+    all stop at one fork, or if anything else stands between the fork and the merge."""
+    merge, j = out[-1], len(out) - 1
     pos = {e.last: i for i, e in enumerate(out[:-1])}
-
-    def chain(x):
+    chains, forks = [], set()
+    for x in merge.srcs:
         idx = []
         while x in pos and readers.get(x, 0) == 1:
             e = out[pos[x]]
             if e.kind in MERGES or len(e.srcs) != 1:
-                return None, None
+                return None
             idx.append(pos[x])
             x = e.srcs[0]
-        return idx[::-1], x
+        chains.append(idx[::-1])
+        forks.add(x)
+    taken = sorted(i for c in chains for i in c)
+    if len(forks) != 1 or not taken or taken != list(range(taken[0], j)):
+        return None
+    return chains, forks.pop()
 
-    (a, fork_a), (b, fork_b) = chain(add.srcs[0]), chain(add.srcs[1])
-    if a is None or b is None or fork_a != fork_b or not (a or b):
+
+def _parallel(out: list[Entry], readers) -> tuple[int, Entry] | None:
+    """(where the region starts, the parallel block) for a merge whose inputs are chains from one fork (`split:
+    copy`; an input that is the fork itself an empty branch), when no chosen name is lost: the merge is named
+    `<block>_<merge>` (or as Keras names it), branch i's layers `<block>_b<i>_...`."""
+    found = _chains(out, readers)
+    if found is None:
         return None
-    taken = sorted(a + b)
-    if taken != list(range(taken[0], j)):
+    chains, fork = found
+    merge = out[-1]
+    name = merge.own[:-len(f"_{merge.kind}")] if merge.own.endswith(f"_{merge.kind}") else ""
+    if not name and _kept(merge, "") is not None:
         return None
+    for b, chain in enumerate(chains, 1):
+        if any(_kept(out[i], "") is not None and not (name and out[i].own.startswith(f"{name}_b{b}_"))
+               for i in chain):
+            return None
+    start = min(i for c in chains for i in c)
+    return start, Entry("parallel", {"merge": merge.kind, **({"name": name} if name else {})}, merge.last, merge.own,
+                        [fork], [(merge.own, f"_{merge.kind}")], merge.keras_class,
+                        branches=[[out[i] for i in c] for c in chains])
+
+
+def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
+    """(where the region starts, the residual) for the Add at the end of `out`, or None: its two inputs are chains
+    from one fork (`_chains`; an input that is the fork itself is the identity shortcut, the shorter chain else)."""
+    found = _chains(out, readers)
+    if found is None:
+        return None
+    (a, b), fork = found
+    add = out[-1]
     body, shortcut = (a, b) if len(a) > len(b) else (b, a)
     # no name a person chose is lost: the add's is `<block>_add` (or Keras's own), the entries' start with `<block>_`
     name = add.own[:-len("_add")] if add.own.endswith("_add") else ""
@@ -94,9 +128,9 @@ def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
         return None
     if any(_kept(out[i], "") is not None and not (name and out[i].own.startswith(name + "_")) for i in a + b):
         return None
-    return taken[0], Entry("residual", {"name": name} if name else {}, add.last, add.own, [fork_a],
-                           [(add.own, "_add")], "Add", [out[i] for i in body],
-                           [out[i] for i in shortcut] if shortcut else None)
+    return min(a + b), Entry("residual", {"name": name} if name else {}, add.last, add.own, [fork],
+                             [(add.own, "_add")], "Add", [out[i] for i in body],
+                             [out[i] for i in shortcut] if shortcut else None)
 
 
 # ------------------------------------------------------------------------------------------------- naming
@@ -110,7 +144,7 @@ def _kept(e: Entry, prefix: str) -> str | None:
     """The name an entry keeps: a block's is the prefix of its layers' (`se`, `shuffle`, `residual`), a layer's its
     own; not one that is not a valid spec name, nor the name Keras gives a layer nobody named (`conv2d_3`). Inside a
     block, the block's prefix comes off (the spec adds it back)."""
-    kept = e.args.get("name") if e.kind in ("se", "shuffle", "residual") else e.own
+    kept = e.args.get("name") if e.kind in ("se", "shuffle", "residual", "parallel") else e.own
     if not kept:
         return None
     if prefix:
@@ -134,7 +168,7 @@ def _runs(entries: list[Entry], keep: list) -> list[int]:
     for i in range(1, len(entries)):
         e, h = entries[i], entries[head]
         # the head's output must have no other reader: a later reference to the run's name means its last copy
-        if (e.kind == h.kind and e.args == h.args and e.kind not in MERGES + ("residual",)
+        if (e.kind == h.kind and e.args == h.args and e.kind not in MERGES + ("residual", "parallel")
                 and e.srcs == [entries[i - 1].last] and keep[i] is None and keep[head] is None and out[head] < 100
                 and (i - 1 != head or readers.get(h.last, 0) == 1)):
             out[head] += 1
@@ -178,6 +212,13 @@ class _Writer:
             body = {k: v for k, v in e.args.items() if k != "name"}
             if e.kind == "residual":
                 body = self._residual(e, prefix + spec_name + "_", refs[0])
+            elif e.kind == "parallel":
+                body = {"branches": [self.entries(b, f"{prefix}{spec_name}_b{i}_", refs[0])
+                                     for i, b in enumerate(e.branches, 1)]}
+                if e.args["merge"] != "concat":
+                    body["merge"] = e.args["merge"]
+                if "activation" in e.args:
+                    body["activation"] = e.args["activation"]
             if e.kind in MERGES:
                 body = {"inputs": refs, "name": name} if name else refs
             else:
@@ -347,13 +388,15 @@ def _yaml_list(entries: list[dict], indent: int) -> str:
     pad, out = " " * indent, []
     for e in entries:
         kind, value = next(iter(e.items()))
-        if kind != "residual":
+        if kind not in ("residual", "parallel"):
             out.append(f"{pad}- {kind}: {_flow(value)}\n")
             continue
-        out.append(f"{pad}- residual:\n")
+        out.append(f"{pad}- {kind}:\n")
         for key, v in value.items():
             if key in ("body", "shortcut") and isinstance(v, list):
                 out.append(f"{pad}    {key}:\n{_yaml_list(v, indent + 6)}")
+            elif key == "branches":  # a branch a line, an empty one the identity
+                out.append(f"{pad}    branches:\n" + "".join(f"{pad}      - {_flow(b)}\n" for b in v))
             else:
                 out.append(f"{pad}    {key}: {_flow(v)}\n")
     return "".join(out)
@@ -377,6 +420,9 @@ def _every(entries: list[dict]):
             for key in ("body", "shortcut"):
                 if isinstance(args.get(key), list):
                     yield from _every(args[key])
+        elif kind == "parallel":
+            for branch in args["branches"]:
+                yield from _every(branch)
 
 
 def _defaults(entries: list[dict]) -> dict:
@@ -385,7 +431,7 @@ def _defaults(entries: list[dict]) -> dict:
     included. Arguments equal to the kind's default are dropped first."""
     by_kind: dict[str, list[dict]] = {}
     for kind, args in _every(entries):
-        if isinstance(args, dict) and kind != "residual":
+        if isinstance(args, dict) and kind not in ("residual", "parallel"):
             for k in [k for k, v in args.items() if k in BLOCKS[kind].model_fields and v == _default_of(kind, k)]:
                 del args[k]
             by_kind.setdefault(kind, []).append(args)
@@ -417,6 +463,9 @@ def _short(e: dict) -> dict:
         for key in ("body", "shortcut"):
             if isinstance(args.get(key), list):
                 args[key] = [_short(x) for x in args[key]]
+        return e
+    if kind == "parallel":
+        args["branches"] = [[_short(x) for x in b] for b in args["branches"]]
         return e
     if kind not in BLOCKS:  # a use of a block of your own
         return e
