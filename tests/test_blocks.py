@@ -100,6 +100,9 @@ layers:
     assert by["cell_1_b"].inputs == ("stem_relu",)  # skip from defaults.cell
     assert "cell_1_a_relu" in by  # defaults.sepconv reaches into the body
     assert by["cell_2_b"].inputs == ("cell_1_add_1",) and by["cell_2_b"].output == (32, 32, 8)
+    bad = check(tmp_path, child.replace("cell: {skip: stem}", "cell: {skip: nosuch}"), "bad.yaml")
+    d = [x for x in bad.diagnostics if x.code == "SEP220"]
+    assert d and d[0].line == 3 and "the argument 'skip' at line 9 of block 'cell'" in d[0].message  # at the default
 
 
 def test_blocks_use_blocks_and_a_use_takes_from(tmp_path):

@@ -120,10 +120,8 @@ class Expander:
         for k, v in (fill.items() if isinstance(fill, dict) else ()):
             if k not in given and k in params:
                 given[k] = v
-                for table in (src.values, src.keys):
-                    for p, pos in list(table.items()):
-                        if p[:3] == ("defaults", kind, k):
-                            table[here + p[2:]] = pos
+                for is_key, p, pos in self._under(("defaults", kind, k)):
+                    (src.keys if is_key else src.values)[here + (k,) + p] = pos
         ok = True
         for k in given:
             if k not in params and k not in CONTROL:
