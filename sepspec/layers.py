@@ -468,7 +468,7 @@ class Rescaling(Layer):
     def lower(self, q, r, x):
         c = len(self.scale) if isinstance(self.scale, tuple) else 1
         y = q.op(f"{self.name}/scale", "MUL", self.name, x, r.output, c)
-        if self.offset == 0 or self.offset == (0.0,) * len(self.offset if isinstance(self.offset, tuple) else ()):
+        if not any(self.offset if isinstance(self.offset, tuple) else (self.offset,)):  # no offset: no ADD
             return y
         c = len(self.offset) if isinstance(self.offset, tuple) else 1
         return q.op(self.name, "ADD", self.name, (y,), r.output, c)

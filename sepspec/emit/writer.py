@@ -9,6 +9,7 @@ entry left with its main argument alone is written short.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import yaml
 from ..diagnostics import UserError
 from ..spec.fields import NAME_RE
 from ..spec.kinds import BLOCKS
+from ..spec.source import nodes
 
 MERGES = ("add", "multiply", "concat")
 
@@ -44,10 +46,7 @@ def residuals(entries: list[Entry]) -> list[Entry]:
     """Each Add of a block's input and a chain of entries from it (or of two chains from one input, the shorter the
     shortcut), optionally followed by an Activation only it feeds, as one `residual` entry, innermost first. A chain
     is consecutive entries, each reading only the one before, whose outputs nothing else reads."""
-    readers: dict[str, int] = {}
-    for e in entries:
-        for s in e.srcs:
-            readers[s] = readers.get(s, 0) + 1
+    readers = _readers(entries)
     out: list[Entry] = []
     for e in entries:
         prev = out[-1] if out else None
@@ -66,6 +65,30 @@ def residuals(entries: list[Entry]) -> list[Entry]:
         if made is not None:
             out[made[0]:] = [made[1]]
     return out
+
+
+def _readers(entries: list[Entry]) -> dict[str, int]:
+    """How many entries read each Keras layer's output."""
+    out: dict[str, int] = {}
+    for e in entries:
+        for s in e.srcs:
+            out[s] = out.get(s, 0) + 1
+    return out
+
+
+def _block_name(out: list[Entry], chains: list, inner) -> str | None:
+    """The name of the block that the merge at the end of `out` closes: `<block>` where the merge is named
+    `<block>_<merge>`, "" where Keras named it; None where a name a person chose would be lost: the merge's, or a
+    chain entry's that does not start with `inner(block, i)` (chain i's prefix in the block, from 1)."""
+    merge = out[-1]
+    suffix = f"_{merge.kind}"
+    name = merge.own[:-len(suffix)] if merge.own.endswith(suffix) else ""
+    if not name and _kept(merge, "") is not None:
+        return None
+    for i, chain in enumerate(chains, 1):
+        if any(_kept(out[k], "") is not None and not (name and out[k].own.startswith(inner(name, i))) for k in chain):
+            return None
+    return name
 
 
 def _chains(out: list[Entry], readers) -> tuple[list, str] | None:
@@ -100,13 +123,9 @@ def _parallel(out: list[Entry], readers) -> tuple[int, Entry] | None:
         return None
     chains, fork = found
     merge = out[-1]
-    name = merge.own[:-len(f"_{merge.kind}")] if merge.own.endswith(f"_{merge.kind}") else ""
-    if not name and _kept(merge, "") is not None:
+    name = _block_name(out, chains, lambda block, i: f"{block}_b{i}_")
+    if name is None:
         return None
-    for b, chain in enumerate(chains, 1):
-        if any(_kept(out[i], "") is not None and not (name and out[i].own.startswith(f"{name}_b{b}_"))
-               for i in chain):
-            return None
     start = min(i for c in chains for i in c)
     return start, Entry("parallel", {"merge": merge.kind, **({"name": name} if name else {})}, merge.last, merge.own,
                         [fork], [(merge.own, f"_{merge.kind}")], merge.keras_class,
@@ -122,11 +141,8 @@ def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
     (a, b), fork = found
     add = out[-1]
     body, shortcut = (a, b) if len(a) > len(b) else (b, a)
-    # no name a person chose is lost: the add's is `<block>_add` (or Keras's own), the entries' start with `<block>_`
-    name = add.own[:-len("_add")] if add.own.endswith("_add") else ""
-    if not name and _kept(add, "") is not None:
-        return None
-    if any(_kept(out[i], "") is not None and not (name and out[i].own.startswith(name + "_")) for i in a + b):
+    name = _block_name(out, [a, b], lambda block, i: f"{block}_")
+    if name is None:
         return None
     return min(a + b), Entry("residual", {"name": name} if name else {}, add.last, add.own, [fork],
                              [(add.own, "_add")], "Add", [out[i] for i in body],
@@ -159,10 +175,7 @@ def _kept(e: Entry, prefix: str) -> str | None:
 def _runs(entries: list[Entry], keep: list) -> list[int]:
     """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
     identical consecutive entries, each reading the one before, none with a kept name, fold into `repeat:`."""
-    readers: dict[str, int] = {}
-    for e in entries:
-        for src in e.srcs:
-            readers[src] = readers.get(src, 0) + 1
+    readers = _readers(entries)
     out = [1] * len(entries)
     head = 0
     for i in range(1, len(entries)):
@@ -272,17 +285,9 @@ def _skeleton(v):
     return "#" if type(v) is int else v
 
 
-def _ints(v, path=()):
+def _ints(v):
     """(path, value) of every int in an entry (not its name, from or repeat)."""
-    if isinstance(v, dict):
-        for k, x in v.items():
-            if k not in ("name", "from", "repeat"):
-                yield from _ints(x, path + (k,))
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            yield from _ints(x, path + (i,))
-    elif type(v) is int:
-        yield path, v
+    return [(p, x) for p, x in nodes(v) if type(x) is int and not {"name", "from", "repeat"} & set(p)]
 
 
 def _set(v, path, value):
@@ -310,8 +315,6 @@ def _spec_names(entries: list[dict], prefix: str = "") -> list[str]:
 def _flatten_residual(r: dict) -> list[dict]:
     """A residual's layers as a block's body, named as the residual names them: the body's entries, the shortcut's
     (`shortcut_<entry>`, the first reading the block's input), the add, the activation."""
-    import copy
-
     out = copy.deepcopy(r["body"])
     last, short = _spec_names(out)[-1], "input"
     if isinstance(r.get("shortcut"), list):
@@ -359,8 +362,6 @@ def own_blocks(layers: list[dict]) -> tuple[list[dict], dict]:
                 params[key] = word if word not in taken else next(f"{word}_{n}" for n in range(2, 99)
                                                                   if f"{word}_{n}" not in taken)
             arg_of[path] = params[key]
-        import copy
-
         template = copy.deepcopy(entries[0])
         for path, arg in arg_of.items():
             _set(template, path, f"${arg}")
@@ -371,8 +372,8 @@ def own_blocks(layers: list[dict]) -> tuple[list[dict], dict]:
         if use_lines - len(members) - block_lines < 3:
             continue
         blocks[kind] = {"args": {arg: None for arg in params.values()}, "body": body}
-        for i, args in zip(members, entries):
-            use = {arg: vs[members.index(i)] for vs, arg in params.items()}
+        for n, (i, args) in enumerate(zip(members, entries)):
+            use = {arg: vs[n] for vs, arg in params.items()}
             use.update({k: args[k] for k in ("from", "repeat", "name") if k in args})
             out[i] = {kind: use}
     return out, blocks

@@ -17,7 +17,7 @@ import re
 
 from ..diagnostics import Diagnostic, Pos, dotted
 from .kinds import BLOCKS
-from .source import Source
+from .source import Source, nodes
 
 ARG = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 CONTROL = ("name", "repeat", "from")  # what every use takes, as a built-in kind's entry does
@@ -37,14 +37,7 @@ def definitions(data) -> dict[str, dict]:
 
 def _scalars(data, path=()):
     """(path, value) of every scalar in nested lists and mappings."""
-    if isinstance(data, dict):
-        for k, v in data.items():
-            yield from _scalars(v, path + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from _scalars(v, path + (i,))
-    else:
-        yield path, data
+    return [(p, v) for p, v in nodes(data, path) if not isinstance(v, (dict, list))]
 
 
 def _where(pos: Pos | None) -> str:
@@ -139,7 +132,7 @@ class Expander:
         values = {**params, **{k: v for k, v in given.items() if k in params}}
         use_pos = src.pos(here, key=True)
         body = copy.deepcopy(d["body"])
-        self.entries += sum(1 for _ in _scalars(body))
+        self.entries += len(_scalars(body))
         if self.entries > MAX_ENTRIES:
             self._error(here, "SEP110", f"{dotted(here)}: the spec's blocks expand to more than {MAX_ENTRIES:,} "
                         "values", key=True)
@@ -164,7 +157,7 @@ class Expander:
         for is_key, p, pos in self._body_positions[kind]:
             (src.keys if is_key else src.values)[to + p] = _noted(pos, note)
         args: dict[str, list] = {}
-        for p, v in list(_scalars(body)):
+        for p, v in _scalars(body):
             m = isinstance(v, str) and ARG.match(v)
             if not m:
                 continue

@@ -27,7 +27,7 @@ from ..targets import TARGETS
 from .blocks import Expander, definitions
 from .fields import STRICT, InputShape, Name, PosInt
 from .kinds import BLOCKS, USER_KINDS, Defaults, LayerEntry, is_entry, nested_lists, shorthand
-from .source import Source, SpecError, read
+from .source import Source, SpecError, nodes, read
 from .trainconf import SGD, Adam, AdamW, Augment, Constant, Cosine, InverseTime, OneCycle, ReduceOnPlateau, Step, Train
 
 
@@ -77,8 +77,8 @@ class Spec(BaseModel):
     @classmethod
     def _with_user_kinds(cls, data, handler):
         """Entries of a kind defined under `blocks:` validate as uses (`kinds.Use`) while this spec validates."""
-        kinds = frozenset(data["blocks"]) if isinstance(data, dict) and isinstance(data.get("blocks"), dict) else ()
-        token = USER_KINDS.set(frozenset(kinds))
+        blocks = data.get("blocks") if isinstance(data, dict) else None
+        token = USER_KINDS.set(frozenset(blocks) if isinstance(blocks, dict) else frozenset())
         try:
             return handler(data)
         finally:
@@ -91,16 +91,6 @@ class Spec(BaseModel):
 
 
 # ------------------------------------------------------------------------------------- loading
-def _all_paths(data, prefix=()):
-    yield prefix
-    if isinstance(data, dict):
-        for k, v in data.items():
-            yield from _all_paths(v, prefix + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from _all_paths(v, prefix + (i,))
-
-
 def _deep_merge(parent, child):
     if isinstance(parent, dict) and isinstance(child, dict):
         out = dict(parent)
@@ -150,7 +140,7 @@ def resolve(path: str, display: str | None = None, _stack: tuple = ()) -> Source
                                        f"cannot read parent spec {parent_ref!r}: {e.strerror or e}")]) from None
     merged = _deep_merge(parent.data, data)
     out = Source(merged)
-    for p in _all_paths(merged):
+    for p, _ in nodes(merged):
         mine = _has(data, p)
         table_v, table_k = (src.values, src.keys) if mine else (parent.values, parent.keys)
         if p in table_v:

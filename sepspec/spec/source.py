@@ -278,6 +278,17 @@ def _build(events, file: str) -> Source:
     return src
 
 
+def nodes(data, path: Path = ()):
+    """(path, value) of `data` and of everything inside it, depth first: the paths the position tables use."""
+    yield path, data
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from nodes(v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from nodes(v, path + (i,))
+
+
 def _pos_tuple(p: Pos) -> tuple[int, int]:
     return p.line, p.column
 
