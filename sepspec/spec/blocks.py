@@ -15,7 +15,7 @@ import copy
 import difflib
 import re
 
-from ..diagnostics import Diagnostic, Pos, dotted
+from ..diagnostics import CODES, Diagnostic, Pos, dotted
 from .kinds import BLOCKS
 from .source import Source, nodes
 
@@ -84,8 +84,21 @@ class Expander:
                                 f"{kind!r} (its arguments: {', '.join(args) or 'none'})",
                                 hint=f"did you mean ${close[0]}?" if close else f"add it to blocks.{kind}.args")
 
+    def take_defaults(self) -> None:
+        """Check `defaults.<kind>` of the kinds of your own and take them out of the data (the `Defaults` model
+        knows only the built-in kinds); the uses have been given them."""
+        for kind, d in self.defs.items():
+            fill = self.defaults.pop(kind, None)
+            params = d.get("args") or {}
+            for k in fill if isinstance(fill, dict) else ():
+                if k not in params:
+                    close = difflib.get_close_matches(str(k), list(params), n=1)
+                    self._error(("defaults", kind, k), "SEP101", f"defaults.{kind}: block {kind!r} has no argument "
+                                f"{k!r}", key=True, hint=f"did you mean {close[0]!r}?" if close else None)
+
     def _error(self, path, code, message, key=False, hint=None, pos=None):
-        self.errors.append(Diagnostic.at(pos or self.src.pos(path, key=key), code, "blocks", message, hint=hint))
+        rule = CODES[code][0]  # schema for SEP10x, blocks for SEP109 and SEP110
+        self.errors.append(Diagnostic.at(pos or self.src.pos(path, key=key), code, rule, message, hint=hint))
 
     def expand(self, kind: str, value, here: tuple, stack: tuple) -> dict | None:
         """The arguments of the use at `here` (`(..., i, kind)`) with its body written in; None after an error."""

@@ -175,15 +175,7 @@ def _normalise(src: Source) -> Expander:
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     expander = Expander(src, defaults)
     _normalise_list(src, data.get("layers"), ("layers",), defaults, expander, ())
-    for kind in expander.defs:
-        for k in (defaults.get(kind) or {}) if isinstance(defaults.get(kind), dict) else ():
-            if k not in (expander.defs[kind].get("args") or {}):
-                close = difflib.get_close_matches(str(k), list(expander.defs[kind].get("args") or {}), n=1)
-                expander.errors.append(Diagnostic.at(
-                    src.pos(("defaults", kind, k), key=True), "SEP101", "schema",
-                    f"defaults.{kind}: block {kind!r} has no argument {k!r}",
-                    hint=f"did you mean {close[0]!r}?" if close else None))
-        defaults.pop(kind, None)
+    expander.take_defaults()
     return expander
 
 
