@@ -17,6 +17,10 @@ settings.register_profile("thorough", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Every JAX run of the session (the workers' subprocesses too) shares one compilation cache in the clone, not the
+# user's ~/.cache: most JAX tests train the same few networks, and half a small run's start-up is compiling them.
+os.environ.setdefault("SEPSPEC_JAX_CACHE", os.path.join(ROOT, ".pytest_cache", "jax"))
+
 
 def pytest_collection_modifyitems(config, items):
     """The long tests first (those marked slow: trainings, conversions, subprocesses), so that the workers of

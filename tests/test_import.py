@@ -40,6 +40,54 @@ def test_the_seeds_network_imports_back_to_base_yaml_row_for_row(tmp_path):
     assert ours[1:] == theirs[1:]  # every row, name, shape, parameter, receptive field and MAC; and the totals
 
 
+def test_a_compiled_mbconv_network_imports_as_its_mbconv_entries():
+    """specs/mbconv.yaml's compiled model: each inverted residual (expand, depthwise, squeeze-excite, project, add)
+    comes back as one `mbconv` entry with its arguments (expansion, kernel, stride, SE ratio, skip, momentum), the
+    shared ones in `defaults:`, the two identical blocks as `repeat: 2`; every layer keeps its name, and with the
+    weights carried over the model computes the same outputs."""
+    import numpy as np
+
+    from sepspec.emit.importer import transfer_weights
+
+    c = sepspec.check(os.path.join(ROOT, "specs", "mbconv.yaml"))
+    model = emit.keras_model(c.report)
+    randomise(model, np.random.default_rng(0))
+    names = {}
+    text = from_keras(model, names=names)
+    assert "defaults:\n  mbconv: {bn_momentum: 0.9, expand: 3, se: 0.25}\n" in text, text
+    assert "  - mbconv: {filters: 24, expand: 2, se: 0.0}\n" in text and "  - mbconv: {filters: 32, repeat: 2}\n" \
+        in text and "  - mbconv: {filters: 48, expand: 2, kernel: 5}\n" in text, text
+    assert text.count("- mbconv:") == 6 and "residual" not in text and "depthwise" not in text
+    rep = checked(text).report
+    table = [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows]
+    assert table == [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in c.report.rows]
+    assert set(names) == {layer.name for layer in model.layers[1:]} and all(k == v for k, v in names.items())
+    again = emit.keras_model(rep)
+    assert transfer_weights(model, again, names) == sum(1 for layer in model.layers if layer.weights)
+    x = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype("float32")
+    a, b = np.asarray(model(x, training=False)), np.asarray(again(x, training=False))
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+
+
+def test_an_inverted_residual_named_otherwise_or_changed_stays_layers():
+    """Only the layers an `mbconv` compiles to, under its names, become one: MobileNetV2's blocks keep their names
+    as residual blocks of their layers, and a compiled mbconv whose depthwise padding was changed is not one."""
+    keras = import_keras()
+    x = keras.Input((16, 16, 8))
+    y = keras.layers.Conv2D(48, 1, use_bias=False, name="b_expand")(x)
+    y = keras.layers.BatchNormalization(name="b_expand_bn")(y)
+    y = keras.layers.Activation("relu6", name="b_expand_relu6")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="valid", use_bias=False, name="b_dw")(y)  # mbconv pads: "same"
+    y = keras.layers.BatchNormalization(name="b_dw_bn")(y)
+    y = keras.layers.Activation("relu6", name="b_dw_relu6")(y)
+    y = keras.layers.Conv2D(8, 1, use_bias=False, name="b_project")(y)
+    y = keras.layers.BatchNormalization(name="b_project_bn")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="g")(y)
+    text, _ = imported(keras.Model(x, keras.layers.Dense(10, activation="softmax", name="out")(y)))
+    assert "mbconv" not in text and "- depthwise: {padding: valid, bias: false, norm: batch, " \
+        "activation: relu6, name: b_dw}" in text, text
+
+
 def test_what_the_format_cannot_say_is_refused_by_name(tmp_path):
     keras = import_keras()
     x = keras.Input((8, 8, 3))

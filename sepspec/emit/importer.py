@@ -235,13 +235,17 @@ def from_keras(model, source: str = "", names: dict | None = None) -> str:
             continue
         srcs = inputs[layer.name]
         shape_in = shapes.get(srcs[0], ()) if srcs else ()
-        block = _squeeze_excite(layer, followers, inputs) or _shuffle(layer, followers, inputs)
+        block = (_mbconv(layer, followers, inputs) or _squeeze_excite(layer, followers, inputs)
+                 or _shuffle(layer, followers, inputs))
         if block is not None:
             kind, args, taken = block
             members.update(t.name for t in taken)
             for t in taken:
                 shapes[t.name] = tuple(int(v) for v in t.output.shape[1:])
-            suffixes = (["_pool", "_squeeze", "_excite", "_scale"] if kind == "se" else ["_groups", "_transpose", ""])
+            if kind == "mbconv":  # its layers are named <name><suffix>
+                suffixes = [t.name[len(args.get("name", "")):] for t in taken]
+            else:
+                suffixes = ["_pool", "_squeeze", "_excite", "_scale"] if kind == "se" else ["_groups", "_transpose", ""]
             entries.append((kind, args, taken[-1].name, layer.name, srcs,
                             [(t.name, sfx) for t, sfx in zip(taken, suffixes)]))
             out_of[taken[-1].name] = layer.name
@@ -326,6 +330,127 @@ def _squeeze_excite(layer, followers, inputs):
     if layer.name.endswith("_pool"):
         args["name"] = layer.name[:-len("_pool")]
     return "se", args, [layer, squeeze, excite, scale]
+
+
+def _mbconv(layer, followers, inputs):
+    """The layers an `mbconv` entry compiles to, under the names it gives them (a spec's compiled model): <n>_expand,
+    _expand_bn, _expand_<act> (none for expand 1), <n>_dw, _dw_bn, _dw_<act>, an `se` (<n>_se_pool ...),
+    <n>_project, _project_bn and <n>_add where the block adds its input: one `mbconv` entry named <n>. Only under
+    those names: an inverted residual named otherwise (Keras's MobileNetV2: `block_1_depthwise`) would lose them,
+    so it stays a `residual` of its layers."""
+    kind = type(layer).__name__
+    if kind == "Conv2D" and layer.name.endswith("_expand"):
+        n = layer.name[:-len("_expand")]
+    elif kind == "DepthwiseConv2D" and layer.name.endswith("_dw"):
+        n = layer.name[:-len("_dw")]
+    else:
+        return None
+    if len(inputs[layer.name]) != 1:
+        return None
+    x, cin = inputs[layer.name][0], int(layer.input.shape[-1])
+    taken, moments, gammas = [layer], [], []
+
+    def follow(suffix, classes):
+        nxt = _next(taken[-1], followers, inputs)
+        if nxt is None or nxt.name != n + suffix or type(nxt).__name__ not in classes:
+            return None
+        taken.append(nxt)
+        return nxt
+
+    def plain_bn(bn):
+        c = bn.get_config()
+        if not _last_axis(bn) or abs(float(c["epsilon"]) - 0.001) > 1e-12 or not c.get("scale", True) \
+                or not c.get("center", True):
+            return False
+        moments.append(float(c["momentum"]))
+        g = c.get("gamma_initializer")
+        gammas.append(str(g.get("class_name", "") if isinstance(g, dict) else g).lower())
+        return True
+
+    def one_by_one(conv):
+        c = conv.get_config()
+        return (tuple(c["kernel_size"]) == (1, 1) and _pair(c["strides"]) == 1 and _pair(c["dilation_rate"]) == 1
+                and not c["use_bias"] and int(c.get("groups", 1)) == 1 and _inner_activation(conv) == "linear"
+                and c.get("data_format", "channels_last") == "channels_last")
+
+    act = None
+    if kind == "Conv2D":
+        if not one_by_one(layer):
+            return None
+        bn = follow("_expand_bn", ("BatchNormalization",))
+        a = bn is not None and plain_bn(bn) and _next(bn, followers, inputs)
+        act = _activation(a) if a else None
+        if act is None or follow(f"_expand_{act}", ("Activation", "ReLU")) is None:
+            return None
+        dw = follow("_dw", ("DepthwiseConv2D",))
+    else:
+        dw = layer
+    if dw is None:
+        return None
+    c = dw.get_config()
+    if (c["padding"] != "same" or c["use_bias"] or int(c.get("depth_multiplier", 1)) != 1
+            or _pair(c["dilation_rate"]) != 1 or _inner_activation(dw) != "linear"):
+        return None
+    bn = follow("_dw_bn", ("BatchNormalization",))
+    a = bn is not None and plain_bn(bn) and _next(bn, followers, inputs)
+    dw_act = _activation(a) if a else None
+    if dw_act is None or (act is not None and dw_act != act) or follow(f"_dw_{dw_act}", ("Activation", "ReLU")) is None:
+        return None
+    act, mid = dw_act, taken[-1]
+    se = None
+    pool = followers.get(mid.name, [])
+    pool = next((f for f in pool if f.name == f"{n}_se_pool"), None)
+    if pool is not None:
+        found = _squeeze_excite(pool, followers, inputs)
+        if found is None or found[1].get("name") != f"{n}_se":
+            return None
+        se = found[1]
+        taken.extend(found[2])
+    proj = follow("_project", ("Conv2D",))
+    if proj is None or not one_by_one(proj):
+        return None
+    bn = follow("_project_bn", ("BatchNormalization",))
+    if bn is None or not plain_bn(bn) or len(set(moments)) != 1 or gammas[-1] not in ("ones", "zeros") \
+            or set(gammas[:-1]) != {"ones"}:
+        return None
+    filters, stride = int(proj.get_config()["filters"]), _pair(dw.get_config()["strides"])
+    add = followers.get(bn.name, [])
+    skippable = stride == 1 and cin == filters
+    if len(add) == 1 and type(add[0]).__name__ == "Add" and add[0].name == f"{n}_add" \
+            and sorted(inputs[add[0].name]) == sorted([bn.name, x]) and skippable:
+        taken.append(add[0])
+    args: dict = {"filters": filters}
+    if kind == "Conv2D":
+        width = int(layer.get_config()["filters"])
+        if width % cin == 0 and width // cin != 1:
+            args["expand"] = width // cin
+        else:
+            args["expand_filters"] = width
+    else:
+        args["expand"] = 1
+    if args.get("expand") == 6:
+        del args["expand"]
+    if _pair(c["kernel_size"]) != 3:
+        args["kernel"] = _pair(c["kernel_size"])
+    if stride != 1:
+        args["stride"] = stride
+    if se is not None:
+        width, ratio = se["filters"], se["filters"] / cin
+        if se.get("activation", "relu") == act and "gate" not in se and max(1, int(cin * ratio)) == width:
+            args["se"] = round(ratio, 6) if max(1, int(cin * round(ratio, 6))) == width else ratio
+        else:
+            args["se"] = {"filters": width, "activation": se.get("activation", "relu"),
+                          **({"gate": se["gate"]} if "gate" in se else {})}
+    if act != "relu6":
+        args["activation"] = act
+    if skippable and taken[-1] is bn:
+        args["skip"] = False
+    if abs(moments[0] - 0.99) > 1e-12:
+        args["bn_momentum"] = moments[0]
+    if gammas[-1] == "zeros":
+        args["project_gamma"] = "zeros"
+    args["name"] = n
+    return "mbconv", args, taken
 
 
 def _shuffle(layer, followers, inputs):

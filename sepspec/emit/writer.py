@@ -160,7 +160,7 @@ def _kept(e: Entry, prefix: str) -> str | None:
     """The name an entry keeps: a block's is the prefix of its layers' (`se`, `shuffle`, `residual`), a layer's its
     own; not one that is not a valid spec name, nor the name Keras gives a layer nobody named (`conv2d_3`). Inside a
     block, the block's prefix comes off (the spec adds it back)."""
-    kept = e.args.get("name") if e.kind in ("se", "shuffle", "residual", "parallel") else e.own
+    kept = e.args.get("name") if e.kind in ("se", "shuffle", "mbconv", "residual", "parallel") else e.own
     if not kept:
         return None
     if prefix:
@@ -174,20 +174,25 @@ def _kept(e: Entry, prefix: str) -> str | None:
 
 def _runs(entries: list[Entry], keep: list) -> list[int]:
     """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
-    identical consecutive entries, each reading the one before, none with a kept name, fold into `repeat:`."""
+    identical consecutive entries, each reading the one before, fold into `repeat:` where no kept name is lost: a
+    copy has none, or the one `repeat` gives it (`<head>_<r>`, a spec's compiled `repeat`)."""
     readers = _readers(entries)
     out = [1] * len(entries)
-    head = 0
-    for i in range(1, len(entries)):
-        e, h = entries[i], entries[head]
+    counts: dict[str, int] = {}
+    head, head_name = 0, None
+    for i, e in enumerate(entries):
+        h = entries[head]
         # the head's output must have no other reader: a later reference to the run's name means its last copy
-        if (e.kind == h.kind and e.args == h.args and e.kind not in MERGES + ("residual", "parallel")
-                and e.srcs == [entries[i - 1].last] and keep[i] is None and keep[head] is None and out[head] < 100
+        if (i > 0 and e.kind == h.kind and {**e.args, "name": 0} == {**h.args, "name": 0}
+                and e.kind not in MERGES + ("residual", "parallel") and e.srcs == [entries[i - 1].last]
+                and keep[i] in (None, f"{head_name}_{out[head] + 1}") and out[head] < 100
                 and (i - 1 != head or readers.get(h.last, 0) == 1)):
             out[head] += 1
             out[i] = 0
         else:
             head = i
+            counts[e.kind] = counts.get(e.kind, 0) + 1
+            head_name = keep[i] or f"{e.kind}_{counts[e.kind]}"
     return out
 
 
@@ -427,7 +432,8 @@ def _every(entries: list[dict]):
 
 
 def _defaults(entries: list[dict]) -> dict:
-    """Arguments most entries of a kind share, moved into `defaults.<kind>` (in place): a value held by at least
+    """Arguments most entries of a kind share (any but its main one, the tail's first), moved into
+    `defaults.<kind>` (in place): a value held by at least
     two thirds of three or more entries of the kind; the others then say their own value, the kind's default
     included. Arguments equal to the kind's default are dropped first."""
     by_kind: dict[str, list[dict]] = {}
@@ -440,8 +446,9 @@ def _defaults(entries: list[dict]) -> dict:
     for kind, group in by_kind.items():
         if len(group) < 3:
             continue
-        for key in TAIL_KEYS:
-            if key not in BLOCKS[kind].model_fields or key == BLOCKS[kind].main:
+        block = BLOCKS[kind]
+        for key in [*TAIL_KEYS, *(k for k in block.model_fields if k not in TAIL_KEYS)]:
+            if key not in block.model_fields or key in (block.main, "source", *block.not_defaults):
                 continue
             values = [a.get(key, _default_of(kind, key)) for a in group]
             best = max(set(map(repr, values)), key=lambda r: sum(repr(v) == r for v in values))
