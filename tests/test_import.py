@@ -140,6 +140,8 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
     ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}),  # residual blocks, with written shortcuts
     # Rescaling and Normalization with its statistics, squeeze-excite, swish, dropout
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
+    # hard_swish, and a hard sigmoid written on tensors (ReLU(6)(x + 3) * (1 / 6)) as the squeeze-excite's gate
+    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
 ])
 def test_keras_applications_import_exactly_and_compute_the_same_function(name, args):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
@@ -173,11 +175,15 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     # layer by layer: every layer the import named, against the layer it became (a random network's last layers
     # can be constant over images, so the final output alone would prove little)
     def output_of(o, n):  # a layer's own activation (Dense(activation=softmax)) is its own layer in the spec
-        act = getattr(getattr(model.get_layer(o), "activation", None), "__name__", "linear")
-        return f"{n}_{act}" if act != "linear" and hasattr(model.get_layer(o), "kernel") else n
+        act = getattr(getattr(ops[o], "activation", None), "__name__", "linear")
+        return f"{n}_{act}" if act != "linear" and hasattr(ops[o], "kernel") else n
 
-    pairs = [(o, output_of(o, n)) for o, n in names.items() if o != model.layers[0].name]
-    theirs = keras.Model(model.input, [model.get_layer(o).output for o, _ in pairs])
+    # a model layer and the activation after it can be one spec layer (MobileNetV3's squeeze-excite, its gate an
+    # operation on tensors): that layer computes what the last of them does
+    ops = {op.name: op for op in model.operations}
+    last = {n: o for o in ops if o in names for n in [names[o]]}
+    pairs = [(o, output_of(o, n)) for n, o in last.items() if o != model.layers[0].name]
+    theirs = keras.Model(model.input, [ops[o].output for o, _ in pairs])
     ours = keras.Model(compiled.input, [compiled.get_layer(n).output for _, n in pairs])
     # inference (the moving statistics) and training mode (each batch norm on the batch's own statistics, which
     # keeps a random network's activations alive to its last layer)

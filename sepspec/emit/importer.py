@@ -186,27 +186,84 @@ def _functional(model):
                            f"before importing") from None
 
 
+class Activation:
+    """A hard sigmoid written on tensors, `ReLU(6)(x + 3) * (1 / 6)` (MobileNetV3's), standing in the graph as the
+    Activation layer it computes: named as its last operation, reading what its first reads."""
+
+    keras_class = "Multiply"  # its name is an operation's default name (`multiply_3`), never a chosen one
+
+    def __init__(self, first, last):
+        self.name = last.name
+        self.input = first._inbound_nodes[0].input_tensors[0]
+        self.output = last._inbound_nodes[0].output_tensors[0]
+        self._inbound_nodes = first._inbound_nodes
+        from ..lazy import import_keras
+
+        self.activation = import_keras().activations.hard_sigmoid
+
+
+def _constant(op, kind: str):
+    """The number an operation written on one tensor combines it with (`x + 3.0`), where `op` is the numpy
+    operation `kind`; else None."""
+    if type(op).__name__ != kind or type(op).__module__ != "keras.src.ops.numpy" or len(op._inbound_nodes) != 1:
+        return None
+    node = op._inbound_nodes[0]
+    args = node.arguments.args
+    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    return float(numbers[0]) if len(args) == 2 and len(numbers) == 1 and len(node.input_tensors) == 1 else None
+
+
+def _hard_sigmoids(model, readers) -> dict:
+    """{the name of each operation of a hard sigmoid written on tensors: its stand-in `Activation`}."""
+    out = {}
+    for op in model.operations:
+        if _constant(op, "Add") != 3.0 or len(readers.get(op.name, [])) != 1:
+            continue
+        relu = readers[op.name][0]
+        if type(relu).__name__ != "ReLU" or _activation(relu) != "relu6" or len(readers.get(relu.name, [])) != 1:
+            continue
+        last = readers[relu.name][0]
+        scale, divide = _constant(last, "Multiply"), _constant(last, "TrueDivide") or _constant(last, "Divide")
+        if (scale is None or abs(scale - 1 / 6) > 1e-7) and divide != 6.0:
+            continue
+        stand_in = Activation(op, last)
+        out.update({op.name: stand_in, relu.name: stand_in, last.name: stand_in})
+    return out
+
+
 def _graph(model):
-    """(layers in order, {layer name: [input layer names]}) of a one-input functional model."""
+    """(layers in order, {layer name: [input layer names]}) of a one-input functional model; a hard sigmoid
+    written on tensors stands in it as one Activation layer."""
     keras_inputs = getattr(model, "inputs", None) or []
     if len(keras_inputs) != 1 or len(model.outputs) != 1:
         raise ImportError_(f"{model.name}: {len(keras_inputs)} inputs and {len(model.outputs)} outputs; sepspec "
                            f"imports a model of one image input and one output")
+    readers: dict[str, list] = {}
+    for op in model.operations:
+        for n in op._inbound_nodes:
+            for t in n.input_tensors:
+                readers.setdefault(t._keras_history.operation.name, []).append(op)
+    fused = _hard_sigmoids(model, readers)
     inputs: dict[str, list[str]] = {}
-    known = {layer.name for layer in model.layers}
+    known = {layer.name for layer in model.layers} | set(fused)
     ops = sorted({f"{t._keras_history.operation.name} ({type(t._keras_history.operation).__name__})"
                   for layer in model.layers for n in layer._inbound_nodes for t in n.input_tensors
                   if t._keras_history.operation.name not in known})
     if ops:
         raise ImportError_(f"{model.name}: no spec entry for the operations written on tensors (not Keras layers): "
                            f"{', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''}")
+    layers = []
     for layer in model.layers:
+        if layer.name in fused:  # the ReLU of a hard sigmoid: the stand-in takes its place
+            layer = fused[layer.name]
         nodes = layer._inbound_nodes
         if len(nodes) > 1:
             raise ImportError_(f"{layer.name} ({type(layer).__name__}): used {len(nodes)} times (shared weights); a "
                                f"spec's layers are used once each")
-        inputs[layer.name] = [t._keras_history.operation.name for t in (nodes[0].input_tensors if nodes else [])]
-    return list(model.layers), inputs
+        srcs = [t._keras_history.operation.name for t in (nodes[0].input_tensors if nodes else [])]
+        inputs[layer.name] = [fused[n].name if n in fused else n for n in srcs]
+        layers.append(layer)
+    return layers, inputs
 
 
 def from_keras(model, source: str = "", names: dict | None = None) -> str:
@@ -244,8 +301,12 @@ def from_keras(model, source: str = "", names: dict | None = None) -> str:
                 shapes[t.name] = tuple(int(v) for v in t.output.shape[1:])
             if kind == "mbconv":  # its layers are named <name><suffix>
                 suffixes = [t.name[len(args.get("name", "")):] for t in taken]
+            elif kind == "se":  # an activation layer after a convolution is that convolution in the spec's model
+                convs = [t for t in taken if type(t).__name__ == "Conv2D"]
+                suffixes = ["_pool" if t is taken[0] else "_scale" if t is taken[-1] else
+                            "_squeeze" if taken.index(t) < taken.index(convs[1]) else "_excite" for t in taken]
             else:
-                suffixes = ["_pool", "_squeeze", "_excite", "_scale"] if kind == "se" else ["_groups", "_transpose", ""]
+                suffixes = ["_groups", "_transpose", ""]
             entries.append((kind, args, taken[-1].name, layer.name, srcs,
                             [(t.name, sfx) for t, sfx in zip(taken, suffixes)]))
             out_of[taken[-1].name] = layer.name
@@ -272,7 +333,8 @@ def from_keras(model, source: str = "", names: dict | None = None) -> str:
         raise ImportError_(f"{model.name}: no spec entry for {', '.join(refused)}")
     if entries[-1][2] != model.outputs[0]._keras_history.operation.name:
         raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
-    listed = [Entry(kind, args, last, own, list(srcs), list(parts), type(model.get_layer(own)).__name__)
+    classes = {layer.name: getattr(layer, "keras_class", type(layer).__name__) for layer in layers}
+    listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own])
               for kind, args, last, own, srcs, parts in entries]
     doc = document(listed, out_of, names if names is not None else {}, name=model.name, source=source, shape=shape,
                    classes=int(model.outputs[0].shape[-1]))
@@ -299,29 +361,39 @@ def _chain(first, followers, inputs, n):
 
 def _squeeze_excite(layer, followers, inputs):
     """GlobalAveragePooling2D(keepdims) -> 1x1 Conv2D (its activation) -> 1x1 Conv2D (a sigmoid gate) -> Multiply
-    with the pooled tensor: the `se` entry (squeeze_excite's own form)."""
+    with the pooled tensor: the `se` entry (squeeze_excite's own form). The activation and the gate may be layers
+    of their own after the convolutions (MobileNetV3's ReLU and hard sigmoid): the entry's convolution computes
+    both, so the activation's output is the convolution's in the spec's model."""
     if type(layer).__name__ != "GlobalAveragePooling2D" or not layer.get_config().get("keepdims"):
         return None
-    chain = _chain(layer, followers, inputs, 1)
-    if chain is None or len(followers.get(chain[-1].name, [])) != 1:
-        return None
-    _, squeeze = chain
-    excite = followers[squeeze.name][0]
-    scale = followers.get(excite.name, [None])[0]
     x = inputs[layer.name][0]
-    if scale is None or (type(squeeze).__name__, type(excite).__name__, type(scale).__name__) != \
-            ("Conv2D", "Conv2D", "Multiply") or inputs[excite.name] != [squeeze.name] or \
-            sorted(inputs[scale.name]) != sorted([x, excite.name]) or len(followers[excite.name]) != 1:
-        return None
-    for conv in (squeeze, excite):
-        c = conv.get_config()
+    taken, convs, functions = [layer], [], []
+    for _ in range(2):  # the squeeze, then the excitation
+        nxt = _next(taken[-1], followers, inputs)
+        if nxt is None or type(nxt).__name__ != "Conv2D":
+            return None
+        c = nxt.get_config()
         if tuple(c["kernel_size"]) != (1, 1) or tuple(c["strides"]) != (1, 1) or not c["use_bias"] \
                 or int(c.get("groups", 1)) != 1:
             return None
-    act, gate = _inner_activation(squeeze), _inner_activation(excite)
+        taken.append(nxt)
+        convs.append(nxt)
+        fn = _inner_activation(nxt)
+        after = _next(nxt, followers, inputs) if fn == "linear" else None
+        if after is not None and type(after).__name__ in ("Activation", "ReLU") and _activation(after):
+            fn = _activation(after)
+            taken.append(after)
+        functions.append(fn)
+    scale = followers.get(taken[-1].name, [])
+    act, gate = functions
+    if len(scale) != 1 or type(scale[0]).__name__ != "Multiply" or \
+            sorted(inputs[scale[0].name]) != sorted([x, taken[-1].name]):
+        return None
+    squeeze, excite = convs
     if act not in ACTIVATIONS or gate not in ("sigmoid", "hard_sigmoid") or \
             int(excite.get_config()["filters"]) != int(layer.input.shape[-1]):
         return None
+    taken.append(scale[0])
     args = {"filters": int(squeeze.get_config()["filters"])}
     if act != "relu":
         args["activation"] = act
@@ -329,7 +401,7 @@ def _squeeze_excite(layer, followers, inputs):
         args["gate"] = gate
     if layer.name.endswith("_pool"):
         args["name"] = layer.name[:-len("_pool")]
-    return "se", args, [layer, squeeze, excite, scale]
+    return "se", args, taken
 
 
 def _mbconv(layer, followers, inputs):

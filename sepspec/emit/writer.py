@@ -457,7 +457,9 @@ def _defaults(entries: list[dict]) -> dict:
                 continue
             out.setdefault(kind, {})[key] = value
             for a in group:
-                if a.get(key, _default_of(kind, key)) == value:
+                unnormed = key.startswith("bn_") and "norm" in block.model_fields and \
+                    a.get("norm", out[kind].get("norm", _default_of(kind, "norm"))) == "none"
+                if a.get(key, _default_of(kind, key)) == value or unnormed:  # a norm it has not: no need to say
                     a.pop(key, None)
                 else:
                     a[key] = a.get(key, _default_of(kind, key))
