@@ -1,9 +1,11 @@
 """`sepspec import`: a Keras model -> a spec that compiles back to the same network; refusals by name; the seed's
 network back to `specs/base.yaml`; real `keras.applications` networks; a Hypothesis round trip."""
 import os
+import re
 
 import pytest
 from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 import sepspec
 from sepspec.emit import model as emit
@@ -20,8 +22,8 @@ def rows(rep):
     return sorted((r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows)
 
 
-def imported(model):
-    text = from_keras(model)
+def imported(model, keep_names=True):
+    text = from_keras(model, keep_names=keep_names)
     c = checked(text)
     assert c.ok, [d.text() for d in c.diagnostics]
     return text, c.report
@@ -113,17 +115,17 @@ def test_what_the_format_cannot_say_is_refused_by_name(tmp_path):
 
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None)
-@given(valid_specs())
-def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
-    """A drawn spec (every kind, blocks, named tensors, padding) compiled and imported again: the same layers,
-    shapes and parameters, and never longer than one entry per layer."""
+@given(valid_specs(), st.booleans())
+def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep):
+    """A drawn spec (every kind, blocks, named tensors, padding) compiled and imported again, its names kept or
+    not (`--no-names`): the same layers, shapes and parameters, and never longer than one entry per layer."""
     p = tmp_path_factory.mktemp("spec") / "s.yaml"
     p.write_text(dump(spec))
     c = sepspec.check(str(p))
     assert c.ok
     model = emit.keras_model(c.report)
     try:
-        text, rep = imported(model)
+        text, rep = imported(model, keep)
     except ImportError_ as e:  # the one known gap, refused by name (docs/import.md)
         assert "a channel group: `parallel` blocks with `split: channels` are not imported yet" in str(e), str(e)
         event("refused: a channel split")
@@ -134,16 +136,19 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, args", [
-    ("MobileNetV2", {"input_shape": (32, 32, 3), "alpha": 0.35, "classes": 10}),  # ReLU(6), ZeroPadding2D, Add
-    ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}),  # 429 layers, concatenations over names
-    ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}),  # residual blocks, with written shortcuts
+@pytest.mark.parametrize("name, args, keep", [
+    ("MobileNetV2", {"input_shape": (32, 32, 3), "alpha": 0.35, "classes": 10}, True),  # ReLU(6), ZeroPadding2D, Add
+    ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}, True),  # 429 layers, concatenations over names
+    ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}, True),  # residual blocks, with written shortcuts
     # Rescaling and Normalization with its statistics, squeeze-excite, swish, dropout
-    ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, True),
     # hard_swish, and a hard sigmoid written on tensors (ReLU(6)(x + 3) * (1 / 6)) as the squeeze-excite's gate
-    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}, True),
+    # --no-names: every dense layer a parallel block, every run of them one entry with repeat:; residuals likewise
+    ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}, False),
+    ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}, False),
 ])
-def test_keras_applications_import_exactly_and_compute_the_same_function(name, args):
+def test_keras_applications_import_exactly_and_compute_the_same_function(name, args, keep):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
     Keras has layers, and with the model's weights copied in under the names the import gives computes the same
     thing layer by layer on random images (every weight and statistic drawn, so that every layer matters)."""
@@ -156,13 +161,16 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     rng = np.random.default_rng(0)
     randomise(model, rng)  # every weight and statistic at unit scale, so that every layer matters
     names = {}
-    text = from_keras(model, names=names)
+    text = from_keras(model, names=names, keep_names=keep)
     rep = checked(text).report
     assert rep.params == model.count_params() and len(text.splitlines()) < len(model.layers)
-    if name in ("ResNet50", "MobileNetV2"):
+    if not keep:
+        assert not any(o in text for o in names if "_block" in o), text  # conv2_block1_1_conv: none kept
+        runs = ([6, 12, 24, 16], "parallel") if name == "DenseNet121" else ([2, 3, 5, 2], "residual")
+        assert [int(n) for n in re.findall(r"^      repeat: (\d+)$", text, re.M)] == runs[0], text
+        assert text.count(f"- {runs[1]}:") == 4 * (runs[1] == "residual") + 4 and len(text.splitlines()) <= 75, text
+    elif name in ("ResNet50", "MobileNetV2"):
         # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
-        import re
-
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
         layers = text.split("\nlayers:\n")[1]
         assert len(re.findall(r"^ *- residual(_[a-z])?:", layers, re.M)) == adds and "- add:" not in layers, text

@@ -66,6 +66,8 @@ def add_commands(sub) -> None:
     s.add_argument("-o", "--output", metavar="FILE", help="the spec (default: standard output)")
     s.add_argument("--weights", metavar="FILE.weights.h5", help="also write the model's weights under the spec's "
                    "layer names (`sepspec compile SPEC --weights FILE` puts them back)")
+    s.add_argument("--no-names", action="store_true", help="name the layers as the spec would, not as the model "
+                   "does: every residual and parallel block is recognised and alike ones fold into repeat:")
     s.set_defaults(fn=cmd_import)
 
 
@@ -300,7 +302,7 @@ def cmd_import(a) -> int:
     if a.weights and not (a.output and a.weights.endswith(".weights.h5")):
         raise UserError("--weights FILE.weights.h5 goes with -o SPEC (the weights are named by the spec's layers)")
     model, names = load_keras(a.source, args), {}
-    text = from_keras(model, a.source, names)
+    text = from_keras(model, a.source, names, keep_names=not a.no_names)
     if not a.output:
         sys.stdout.write(text)
         return OK

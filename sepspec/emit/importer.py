@@ -266,9 +266,11 @@ def _graph(model):
     return layers, inputs
 
 
-def from_keras(model, source: str = "", names: dict | None = None) -> str:
+def from_keras(model, source: str = "", names: dict | None = None, keep_names: bool = True) -> str:
     """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact. `names`, if given,
-    is filled with each model layer's name -> the name of the layer the spec compiles it to (`transfer_weights`)."""
+    is filled with each model layer's name -> the name of the layer the spec compiles it to (`transfer_weights`).
+    `keep_names=False`: the spec names its layers itself, so that every block is recognised (a chosen name is
+    never in the way) and alike blocks fold into `repeat:`."""
     model = _functional(model)
     layers, inputs = _graph(model)
     followers: dict[str, list] = {}  # layer name -> the layers that read it
@@ -334,7 +336,7 @@ def from_keras(model, source: str = "", names: dict | None = None) -> str:
     if entries[-1][2] != model.outputs[0]._keras_history.operation.name:
         raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
     classes = {layer.name: getattr(layer, "keras_class", type(layer).__name__) for layer in layers}
-    listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own])
+    listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own], named=keep_names)
               for kind, args, last, own, srcs, parts in entries]
     doc = document(listed, out_of, names if names is not None else {}, name=model.name, source=source, shape=shape,
                    classes=int(model.outputs[0].shape[-1]))

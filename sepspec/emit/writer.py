@@ -39,6 +39,7 @@ class Entry:
     body: list = field(default_factory=list)  # a residual's
     shortcut: list | None = None  # a residual's written shortcut (None: identity)
     branches: list = field(default_factory=list)  # a parallel block's: lists of entries ([]: the identity)
+    named: bool = True  # False: its Keras name is not kept (`import --no-names`)
 
 
 # ------------------------------------------------------------------------------------------ residual blocks
@@ -82,7 +83,7 @@ def _block_name(out: list[Entry], chains: list, inner) -> str | None:
     chain entry's that does not start with `inner(block, i)` (chain i's prefix in the block, from 1)."""
     merge = out[-1]
     suffix = f"_{merge.kind}"
-    name = merge.own[:-len(suffix)] if merge.own.endswith(suffix) else ""
+    name = merge.own[:-len(suffix)] if merge.named and merge.own.endswith(suffix) else ""
     if not name and _kept(merge, "") is not None:
         return None
     for i, chain in enumerate(chains, 1):
@@ -161,7 +162,7 @@ def _kept(e: Entry, prefix: str) -> str | None:
     own; not one that is not a valid spec name, nor the name Keras gives a layer nobody named (`conv2d_3`). Inside a
     block, the block's prefix comes off (the spec adds it back)."""
     kept = e.args.get("name") if e.kind in ("se", "shuffle", "mbconv", "residual", "parallel") else e.own
-    if not kept:
+    if not kept or not e.named:
         return None
     if prefix:
         if not kept.startswith(prefix):
@@ -172,10 +173,23 @@ def _kept(e: Entry, prefix: str) -> str | None:
     return kept
 
 
+def _form(e: Entry):
+    """What the copies of a run share: the kind, the arguments but the name, and the same of every nested entry."""
+    return (e.kind, repr({k: v for k, v in e.args.items() if k != "name"}), [_form(x) for x in e.body],
+            None if e.shortcut is None else [_form(x) for x in e.shortcut], [[_form(x) for x in b] for b in e.branches])
+
+
+def _nested(e: Entry):
+    for x in [*e.body, *(e.shortcut or []), *(x for b in e.branches for x in b)]:
+        yield x
+        yield from _nested(x)
+
+
 def _runs(entries: list[Entry], keep: list) -> list[int]:
     """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
-    identical consecutive entries, each reading the one before, fold into `repeat:` where no kept name is lost: a
-    copy has none, or the one `repeat` gives it (`<head>_<r>`, a spec's compiled `repeat`)."""
+    identical consecutive entries (blocks with identical insides, none of them with a kept name), each reading the
+    one before, fold into `repeat:` where no kept name is lost: a copy has none, or the one `repeat` gives it
+    (`<head>_<r>`, a spec's compiled `repeat`)."""
     readers = _readers(entries)
     out = [1] * len(entries)
     counts: dict[str, int] = {}
@@ -183,8 +197,8 @@ def _runs(entries: list[Entry], keep: list) -> list[int]:
     for i, e in enumerate(entries):
         h = entries[head]
         # the head's output must have no other reader: a later reference to the run's name means its last copy
-        if (i > 0 and e.kind == h.kind and {**e.args, "name": 0} == {**h.args, "name": 0}
-                and e.kind not in MERGES + ("residual", "parallel") and e.srcs == [entries[i - 1].last]
+        if (i > 0 and _form(e) == _form(h) and not any(_kept(x, "") for x in (*_nested(e), *_nested(h)))
+                and e.kind not in MERGES and e.srcs == [entries[i - 1].last]
                 and keep[i] in (None, f"{head_name}_{out[head] + 1}") and out[head] < 100
                 and (i - 1 != head or readers.get(h.last, 0) == 1)):
             out[head] += 1
@@ -217,6 +231,11 @@ class _Writer:
         for e, kept, run in zip(entries, keep, runs):
             if run == 0:  # copy r of the run before: named <name>_<r>, as `repeat` names it
                 copy_of += 1
+                inner = f"{prefix}{base}_{copy_of}_"  # a block's layers: as the copy names them
+                if e.kind == "residual":
+                    self._residual(e, inner, prev)
+                for i, branch in enumerate(e.branches, 1):
+                    self.entries(branch, f"{inner}b{i}_", prev)
                 self.name_of[e.own] = prev = f"{base}_{copy_of}"
                 self.out_of[e.last] = e.own
                 self.names.update({orig: f"{prefix}{base}_{copy_of}{sfx}" for orig, sfx in e.parts})
