@@ -71,6 +71,56 @@ def test_a_compiled_mbconv_network_imports_as_its_mbconv_entries():
     assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
 
 
+SPLIT = """
+name: split
+input: [16, 16, 12]
+classes: 4
+layers:
+  - pointwise: 12
+  - parallel:
+      split: channels
+      branches:
+        - [{sepconv: 4}]
+        - []
+        - [{conv: {filters: 4, kernel: 3}}, {depthwise: {}}]
+  - parallel: {split: channels, sizes: [4, 8], branches: [[{sepconv: 6}], [{sepconv: 6}]], repeat: 2}
+  - parallel: {split: channels, merge: add, activation: relu, branches: [[{sepconv: 6}], [{sepconv: 6}]]}
+  - gap: {}
+  - dense: {units: 4, activation: softmax}
+"""
+
+
+def test_a_channel_split_comes_back_as_its_parallel_block_and_a_stray_group_is_refused(write):
+    """A `parallel` block's `split: channels` (its groups are Cropping2D layers told the tensor is channels-first):
+    the same block, its sizes where unequal, an empty branch its group itself; with the weights carried over the
+    same outputs. A channel group that no merge of groups closes has no entry: refused by name."""
+    import numpy as np
+
+    from sepspec.emit.importer import transfer_weights
+
+    c = sepspec.check(write("split.yaml", SPLIT))
+    model = emit.keras_model(c.report)
+    randomise(model, np.random.default_rng(0))
+    names = {}
+    text = from_keras(model, names=names)
+    assert text.count("split: channels") == 4 and text.count("sizes: [4, 8]") == 2 and "- []" in text, text
+    assert "- [{conv: 4}, {depthwise: {}}]" in text and "from:" not in text, text
+    rep = checked(text).report
+    table = [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows]
+    assert table == [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in c.report.rows]
+    again = emit.keras_model(rep)
+    transfer_weights(model, again, names)
+    x = np.random.default_rng(1).normal(size=(4, 16, 16, 12)).astype("float32")
+    a, b = np.asarray(model(x, training=False)), np.asarray(again(x, training=False))
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+    keras = import_keras()
+    i = keras.Input((8, 8, 6))
+    half = keras.layers.Cropping2D(((0, 0), (0, 3)), data_format="channels_first", name="half")(i)
+    y = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(half))
+    with pytest.raises(ImportError_, match=r"half \(Cropping2D of the channels\): a channel group that is not one"):
+        from_keras(keras.Model(i, y))
+
+
 def test_an_inverted_residual_named_otherwise_or_changed_stays_layers():
     """Only the layers an `mbconv` compiles to, under its names, become one: MobileNetV2's blocks keep their names
     as residual blocks of their layers, and a compiled mbconv whose depthwise padding was changed is not one."""
@@ -124,12 +174,9 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
     c = sepspec.check(str(p))
     assert c.ok
     model = emit.keras_model(c.report)
-    try:
-        text, rep = imported(model, keep)
-    except ImportError_ as e:  # the one known gap, refused by name (docs/import.md)
-        assert "a channel group: `parallel` blocks with `split: channels` are not imported yet" in str(e), str(e)
-        event("refused: a channel split")
-        return
+    text, rep = imported(model, keep)
+    if "split: channels" in text:
+        event("a parallel block's split: channels")
     assert rows(rep) == rows(c.report)
     assert len([line for line in text.splitlines() if line.startswith("  - ")]) <= len(c.report.rows)
     import_keras().backend.clear_session()

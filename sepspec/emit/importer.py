@@ -148,9 +148,11 @@ def _entry(layer, shape_in) -> tuple[str, dict] | None:
         (t, b), (left, right) = c["padding"]
         return "zeropad", {"padding": [[t, b], [left, right]]}
     if kind == "Cropping2D":
-        if c.get("data_format", "channels_last") != "channels_last":  # a channel group (`split: channels`)
-            return None
         (t, b), (left, right) = c["cropping"]
+        if c.get("data_format", "channels_last") != "channels_last":  # channels [left, c - right): a channel group
+            if (t, b) != (0, 0) or len(shape_in) != 3:  # of a `parallel` block's `split: channels` (the writer's)
+                return None
+            return "channels", {"start": int(left), "stop": int(shape_in[-1] - right)}
         return "crop", {"cropping": [[t, b], [left, right]]}
     if kind == "Rescaling":
         scale, offset = _floats(c["scale"]), _floats(c["offset"])
@@ -315,9 +317,7 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
             continue
         made = _entry(layer, shape_in)
         if made is None:
-            why = (", a channel group: `parallel` blocks with `split: channels` are not imported yet"
-                   if type(layer).__name__ == "Cropping2D" else "")
-            refused.append(f"{layer.name} ({type(layer).__name__}{why})")
+            refused.append(f"{layer.name} ({type(layer).__name__})")
             continue
         kind, args = made
         inner = _inner_activation(layer) if type(layer).__name__ in TAILED else "linear"

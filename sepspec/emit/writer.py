@@ -40,6 +40,7 @@ class Entry:
     shortcut: list | None = None  # a residual's written shortcut (None: identity)
     branches: list = field(default_factory=list)  # a parallel block's: lists of entries ([]: the identity)
     named: bool = True  # False: its Keras name is not kept (`import --no-names`)
+    groups: list = field(default_factory=list)  # a `split: channels` parallel block's channel groups (entries)
 
 
 # ------------------------------------------------------------------------------------------ residual blocks
@@ -117,20 +118,32 @@ def _chains(out: list[Entry], readers) -> tuple[list, str] | None:
 
 def _parallel(out: list[Entry], readers) -> tuple[int, Entry] | None:
     """(where the region starts, the parallel block) for a merge whose inputs are chains from one fork (`split:
-    copy`; an input that is the fork itself an empty branch), when no chosen name is lost: the merge is named
-    `<block>_<merge>` (or as Keras names it), branch i's layers `<block>_b<i>_...`."""
+    copy`; an input that is the fork itself an empty branch), or chains that each start with a channel group of
+    the fork, in order and covering its channels (`split: channels`), when no chosen name is lost: the merge is
+    named `<block>_<merge>` (or as Keras names it), branch i's layers `<block>_b<i>_...`, its group
+    `<block>_split_<i>`."""
     found = _chains(out, readers)
     if found is None:
         return None
     chains, fork = found
     merge = out[-1]
-    name = _block_name(out, chains, lambda block, i: f"{block}_b{i}_")
-    if name is None:
+    groups = [out[c[0]] for c in chains if c and out[c[0]].kind == "channels"]
+    if groups and (len(groups) != len(chains) or [g.args["start"] for g in groups] !=
+                   [0, *(g.args["stop"] for g in groups[:-1])]):
         return None
-    start = min(i for c in chains for i in c)
-    return start, Entry("parallel", {"merge": merge.kind, **({"name": name} if name else {})}, merge.last, merge.own,
-                        [fork], [(merge.own, f"_{merge.kind}")], merge.keras_class,
-                        branches=[[out[i] for i in c] for c in chains])
+    if groups:
+        chains = [c[1:] for c in chains]
+    name = _block_name(out, chains, lambda block, i: f"{block}_b{i}_")
+    if name is None or any(_kept(g, "") not in (None, f"{name}_split_{i}") for i, g in enumerate(groups, 1)):
+        return None
+    start = min(i for c in found[0] for i in c)
+    args = {"merge": merge.kind, **({"name": name} if name else {})}
+    if groups:
+        sizes = [g.args["stop"] - g.args["start"] for g in groups]
+        args.update({"split": "channels", **({"sizes": sizes} if len(set(sizes)) > 1 else {})})
+    return start, Entry("parallel", args, merge.last, merge.own, [fork],
+                        [(merge.own, f"_{merge.kind}"), *((g.own, f"_split_{i}") for i, g in enumerate(groups, 1))],
+                        merge.keras_class, branches=[[out[i] for i in c] for c in chains], groups=groups)
 
 
 def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
@@ -140,6 +153,8 @@ def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
     if found is None:
         return None
     (a, b), fork = found
+    if any(out[i].kind == "channels" for i in a + b):  # channel groups: a parallel block's
+        return None
     add = out[-1]
     body, shortcut = (a, b) if len(a) > len(b) else (b, a)
     name = _block_name(out, [a, b], lambda block, i: f"{block}_")
@@ -234,6 +249,8 @@ class _Writer:
                 inner = f"{prefix}{base}_{copy_of}_"  # a block's layers: as the copy names them
                 if e.kind == "residual":
                     self._residual(e, inner, prev)
+                for g in e.groups:
+                    self.name_of[g.own], self.out_of[g.last] = prev, g.own
                 for i, branch in enumerate(e.branches, 1):
                     self.entries(branch, f"{inner}b{i}_", prev)
                 self.name_of[e.own] = prev = f"{base}_{copy_of}"
@@ -249,9 +266,17 @@ class _Writer:
             body = {k: v for k, v in e.args.items() if k != "name"}
             if e.kind == "residual":
                 body = self._residual(e, prefix + spec_name + "_", refs[0])
+            elif e.kind == "channels":
+                raise ImportError_(f"{e.own} (Cropping2D of the channels): a channel group that is not one of a "
+                                   f"`parallel` block's `split: channels`")
             elif e.kind == "parallel":
+                for g in e.groups:  # a branch reads its group as its input
+                    self.name_of[g.own], self.out_of[g.last] = refs[0], g.own
                 body = {"branches": [self.entries(b, f"{prefix}{spec_name}_b{i}_", refs[0])
                                      for i, b in enumerate(e.branches, 1)]}
+                for key in ("split", "sizes"):
+                    if key in e.args:
+                        body[key] = e.args[key]
                 if e.args["merge"] != "concat":
                     body["merge"] = e.args["merge"]
                 if "activation" in e.args:
