@@ -7,172 +7,24 @@ output says `from:`; Add, Multiply and Concatenate become merges over names. Nam
 spec names and not what the spec would generate anyway. The spec is then checked, and its parameters (total,
 trainable, non-trainable) and every layer's output shape compared with the model's: an import that would not be
 exact is an error, never a file. A layer that the format cannot express is refused by name and class.
+
+Here: reading the graph, and the checks; which entry a layer or a group of layers is: `layerread`; the YAML: `writer`.
 """
 
 from __future__ import annotations
 
 from ..spec.fields import ACTIVATIONS
+from .layerread import (
+    TAILED,
+    entry,
+    fold_tail,
+    hard_sigmoids,
+    inner_activation,
+    mbconv,
+    shuffle,
+    squeeze_excite,
+)
 from .writer import Entry, ImportError_, document
-
-TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
-# Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")
-RELU = {None: "relu", 6.0: "relu6"}
-
-
-def _pair(v):
-    v = tuple(int(a) for a in v)
-    return v[0] if len(set(v)) == 1 else list(v)
-
-
-def _activation(layer) -> str | None:
-    """The activation a layer applies (by name), or None if it is not one sepspec writes."""
-    kind = type(layer).__name__
-    if kind == "Activation":
-        fn = layer.activation
-        name = getattr(fn, "__name__", str(fn))
-        return name if name in ACTIVATIONS else None
-    if kind == "ReLU":
-        cfg = layer.get_config()
-        if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
-            return None
-        mv = cfg.get("max_value")
-        return RELU.get(None if mv is None else float(mv))
-    if kind == "Softmax" and layer.get_config().get("axis", -1) in (-1, [-1]):
-        return "softmax"
-    return None
-
-
-def _inner_activation(layer) -> str:
-    fn = getattr(layer, "activation", None)
-    return getattr(fn, "__name__", "linear") if fn is not None else "linear"
-
-
-def _conv_args(layer, kind: str) -> dict:
-    c = layer.get_config()
-    args = {}
-    if kind in ("conv", "sepconv"):
-        args["filters"] = int(c["filters"])
-    args["kernel"] = _pair(c["kernel_size"])
-    if _pair(c["strides"]) != 1:
-        args["stride"] = _pair(c["strides"])
-    args["padding"] = c["padding"]
-    if _pair(c["dilation_rate"]) != 1:
-        args["dilation"] = _pair(c["dilation_rate"])
-    if kind in ("sepconv", "depthwise") and int(c.get("depth_multiplier", 1)) != 1:
-        args["depth_multiplier"] = int(c["depth_multiplier"])
-    if kind == "conv" and int(c.get("groups", 1)) != 1:
-        args["groups"] = int(c["groups"])
-    if not c["use_bias"]:
-        args["bias"] = False
-    return args
-
-
-def _last_axis(layer) -> bool:
-    """A normalisation over the channels (the last axis), as the spec's batch and layer norms are."""
-    axis, rank = layer.get_config().get("axis", -1), len(layer.input.shape)
-    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    return axis in (-1, rank - 1)
-
-
-def _bn_args(layer, prefix: str = "") -> dict:
-    c = layer.get_config()
-    out = {}
-    if abs(float(c["momentum"]) - 0.99) > 1e-12:
-        out[prefix + "momentum"] = float(c["momentum"])
-    if abs(float(c["epsilon"]) - 0.001) > 1e-12:
-        out[prefix + "epsilon"] = float(c["epsilon"])
-    if not c.get("scale", True):
-        out[prefix + "scale"] = False
-    if not c.get("center", True):
-        out[prefix + "center"] = False
-    return out
-
-
-def _floats(v):
-    """A Rescaling's or Normalization's constant as a spec writes it: a number, or one per channel; None for a shape
-    the format does not take (a constant over other axes)."""
-    import numpy as np
-
-    a = np.asarray(v, dtype="float64")
-    if a.size == 1:
-        return float(a.reshape(()))
-    if a.ndim >= 1 and a.size == a.shape[-1]:
-        return [float(x) for x in a.reshape(-1)]
-    return None
-
-
-def _entry(layer, shape_in) -> tuple[str, dict] | None:
-    """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none."""
-    kind, c = type(layer).__name__, layer.get_config()
-    if kind == "Conv2D":
-        if c.get("data_format", "channels_last") != "channels_last":
-            return None
-        k = tuple(c["kernel_size"])
-        args = _conv_args(layer, "conv")
-        if k == (1, 1) and "stride" not in args and "dilation" not in args and args["padding"] in ("same", "valid"):
-            out = {"filters": args["filters"], **({"groups": args["groups"]} if "groups" in args else {}),
-                   **({"bias": False} if "bias" in args else {})}
-            return "pointwise", out
-        return "conv", args
-    if kind == "SeparableConv2D":
-        return "sepconv", _conv_args(layer, "sepconv")
-    if kind == "DepthwiseConv2D":
-        return "depthwise", _conv_args(layer, "depthwise")
-    if kind == "Dense":
-        if len(shape_in) != 1:
-            return None
-        return "dense", {"units": int(c["units"]), **({"bias": False} if not c["use_bias"] else {})}
-    if kind in ("MaxPooling2D", "AveragePooling2D"):
-        args = {"size": _pair(c["pool_size"])}
-        if c["strides"] is not None and _pair(c["strides"]) != args["size"]:
-            args["stride"] = _pair(c["strides"])
-        if c["padding"] != "valid":
-            args["padding"] = c["padding"]
-        return ("maxpool" if kind == "MaxPooling2D" else "avgpool"), args
-    if kind == "GlobalAveragePooling2D":
-        return "gap", ({"keepdims": True} if c.get("keepdims") else {})
-    if kind == "Flatten":
-        return "flatten", {}
-    if kind == "Dropout":
-        return "dropout", {"rate": float(c["rate"])}
-    if kind == "BatchNormalization":
-        return ("batchnorm", _bn_args(layer)) if _last_axis(layer) else None
-    if kind == "LayerNormalization":
-        if not _last_axis(layer) or not c.get("scale", True) or not c.get("center", True):
-            return None
-        return "layernorm", ({"epsilon": float(c["epsilon"])} if abs(c["epsilon"] - 0.001) > 1e-12 else {})
-    if kind in ("Activation", "ReLU", "Softmax"):
-        fn = _activation(layer)
-        return ("activation", {"function": fn}) if fn else None
-    if kind == "ZeroPadding2D":
-        (t, b), (left, right) = c["padding"]
-        return "zeropad", {"padding": [[t, b], [left, right]]}
-    if kind == "Cropping2D":
-        (t, b), (left, right) = c["cropping"]
-        if c.get("data_format", "channels_last") != "channels_last":  # channels [left, c - right): a channel group
-            if (t, b) != (0, 0) or len(shape_in) != 3:  # of a `parallel` block's `split: channels` (the writer's)
-                return None
-            return "channels", {"start": int(left), "stop": int(shape_in[-1] - right)}
-        return "crop", {"cropping": [[t, b], [left, right]]}
-    if kind == "Rescaling":
-        scale, offset = _floats(c["scale"]), _floats(c["offset"])
-        return None if scale is None or offset is None else ("rescale", {"scale": scale, **(
-            {"offset": offset} if offset != 0 else {})})
-    if kind == "Normalization":
-        axis = c.get("axis")
-        if list(axis if isinstance(axis, (list, tuple)) else [axis]) not in ([-1], [len(shape_in)]) or c.get("invert"):
-            return None  # over the channels only, and not the inverse
-        if c.get("mean") is None:  # its statistics are weights (they come with --weights)
-            return "normalize", {}
-        mean, variance = _floats(c["mean"]), _floats(c["variance"])
-        return None if mean is None or variance is None else ("normalize", {"mean": mean, "variance": variance})
-    if kind == "Reshape":
-        return "reshape", {"target": [int(v) for v in c["target_shape"]]}
-    if kind in ("Add", "Multiply"):
-        return kind.lower(), {}
-    if kind == "Concatenate":
-        return ("concat", {}) if c.get("axis", -1) in (-1, len(shape_in)) else None
-    return None
 
 
 def _functional(model):
@@ -188,51 +40,6 @@ def _functional(model):
                            f"before importing") from None
 
 
-class Activation:
-    """A hard sigmoid written on tensors, `ReLU(6)(x + 3) * (1 / 6)` (MobileNetV3's), standing in the graph as the
-    Activation layer it computes: named as its last operation, reading what its first reads."""
-
-    keras_class = "Multiply"  # its name is an operation's default name (`multiply_3`), never a chosen one
-
-    def __init__(self, first, last):
-        self.name = last.name
-        self.input = first._inbound_nodes[0].input_tensors[0]
-        self.output = last._inbound_nodes[0].output_tensors[0]
-        self._inbound_nodes = first._inbound_nodes
-        from ..lazy import import_keras
-
-        self.activation = import_keras().activations.hard_sigmoid
-
-
-def _constant(op, kind: str):
-    """The number an operation written on one tensor combines it with (`x + 3.0`), where `op` is the numpy
-    operation `kind`; else None."""
-    if type(op).__name__ != kind or type(op).__module__ != "keras.src.ops.numpy" or len(op._inbound_nodes) != 1:
-        return None
-    node = op._inbound_nodes[0]
-    args = node.arguments.args
-    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    return float(numbers[0]) if len(args) == 2 and len(numbers) == 1 and len(node.input_tensors) == 1 else None
-
-
-def _hard_sigmoids(model, readers) -> dict:
-    """{the name of each operation of a hard sigmoid written on tensors: its stand-in `Activation`}."""
-    out = {}
-    for op in model.operations:
-        if _constant(op, "Add") != 3.0 or len(readers.get(op.name, [])) != 1:
-            continue
-        relu = readers[op.name][0]
-        if type(relu).__name__ != "ReLU" or _activation(relu) != "relu6" or len(readers.get(relu.name, [])) != 1:
-            continue
-        last = readers[relu.name][0]
-        scale, divide = _constant(last, "Multiply"), _constant(last, "TrueDivide") or _constant(last, "Divide")
-        if (scale is None or abs(scale - 1 / 6) > 1e-7) and divide != 6.0:
-            continue
-        stand_in = Activation(op, last)
-        out.update({op.name: stand_in, relu.name: stand_in, last.name: stand_in})
-    return out
-
-
 def _graph(model):
     """(layers in order, {layer name: [input layer names]}) of a one-input functional model; a hard sigmoid
     written on tensors stands in it as one Activation layer."""
@@ -245,7 +52,7 @@ def _graph(model):
         for n in op._inbound_nodes:
             for t in n.input_tensors:
                 readers.setdefault(t._keras_history.operation.name, []).append(op)
-    fused = _hard_sigmoids(model, readers)
+    fused = hard_sigmoids(model, readers)
     inputs: dict[str, list[str]] = {}
     known = {layer.name for layer in model.layers} | set(fused)
     ops = sorted({f"{t._keras_history.operation.name} ({type(t._keras_history.operation).__name__})"
@@ -296,8 +103,8 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
             continue
         srcs = inputs[layer.name]
         shape_in = shapes.get(srcs[0], ()) if srcs else ()
-        block = (_mbconv(layer, followers, inputs) or _squeeze_excite(layer, followers, inputs)
-                 or _shuffle(layer, followers, inputs))
+        block = (mbconv(layer, followers, inputs) or squeeze_excite(layer, followers, inputs)
+                 or shuffle(layer, followers, inputs))
         if block is not None:
             kind, args, taken = block
             members.update(t.name for t in taken)
@@ -315,12 +122,12 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
                             [(t.name, sfx) for t, sfx in zip(taken, suffixes)]))
             out_of[taken[-1].name] = layer.name
             continue
-        made = _entry(layer, shape_in)
+        made = entry(layer, shape_in)
         if made is None:
             refused.append(f"{layer.name} ({type(layer).__name__})")
             continue
         kind, args = made
-        inner = _inner_activation(layer) if type(layer).__name__ in TAILED else "linear"
+        inner = inner_activation(layer) if type(layer).__name__ in TAILED else "linear"
         if inner != "linear":
             if inner not in ACTIVATIONS:
                 refused.append(f"{layer.name} ({type(layer).__name__} with activation {inner})")
@@ -328,7 +135,7 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
             args["activation"] = inner
         last, parts = layer.name, [(layer.name, "")]
         if type(layer).__name__ in TAILED and inner == "linear":
-            last = _fold_tail(layer, followers, inputs, args, members, parts)
+            last = fold_tail(layer, followers, inputs, args, members, parts)
         entries.append((kind, args, last, layer.name, srcs, parts))
         out_of[last] = layer.name
     if refused:
@@ -342,235 +149,6 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
                    classes=int(model.outputs[0].shape[-1]))
     _check_exact(model, doc)
     return doc
-
-
-def _next(layer, followers, inputs):
-    """The one layer that reads `layer`, when it reads nothing else; else None."""
-    f = followers.get(layer.name, [])
-    return f[0] if len(f) == 1 and inputs[f[0].name] == [layer.name] else None
-
-
-def _chain(first, followers, inputs, n):
-    """`first` and the n layers after it, each the only reader of the one before and reading nothing else."""
-    out = [first]
-    while len(out) <= n:
-        nxt = _next(out[-1], followers, inputs)
-        if nxt is None:
-            return None
-        out.append(nxt)
-    return out
-
-
-def _squeeze_excite(layer, followers, inputs):
-    """GlobalAveragePooling2D(keepdims) -> 1x1 Conv2D (its activation) -> 1x1 Conv2D (a sigmoid gate) -> Multiply
-    with the pooled tensor: the `se` entry (squeeze_excite's own form). The activation and the gate may be layers
-    of their own after the convolutions (MobileNetV3's ReLU and hard sigmoid): the entry's convolution computes
-    both, so the activation's output is the convolution's in the spec's model."""
-    if type(layer).__name__ != "GlobalAveragePooling2D" or not layer.get_config().get("keepdims"):
-        return None
-    x = inputs[layer.name][0]
-    taken, convs, functions = [layer], [], []
-    for _ in range(2):  # the squeeze, then the excitation
-        nxt = _next(taken[-1], followers, inputs)
-        if nxt is None or type(nxt).__name__ != "Conv2D":
-            return None
-        c = nxt.get_config()
-        if tuple(c["kernel_size"]) != (1, 1) or tuple(c["strides"]) != (1, 1) or not c["use_bias"] \
-                or int(c.get("groups", 1)) != 1:
-            return None
-        taken.append(nxt)
-        convs.append(nxt)
-        fn = _inner_activation(nxt)
-        after = _next(nxt, followers, inputs) if fn == "linear" else None
-        if after is not None and type(after).__name__ in ("Activation", "ReLU") and _activation(after):
-            fn = _activation(after)
-            taken.append(after)
-        functions.append(fn)
-    scale = followers.get(taken[-1].name, [])
-    act, gate = functions
-    if len(scale) != 1 or type(scale[0]).__name__ != "Multiply" or \
-            sorted(inputs[scale[0].name]) != sorted([x, taken[-1].name]):
-        return None
-    squeeze, excite = convs
-    if act not in ACTIVATIONS or gate not in ("sigmoid", "hard_sigmoid") or \
-            int(excite.get_config()["filters"]) != int(layer.input.shape[-1]):
-        return None
-    taken.append(scale[0])
-    args = {"filters": int(squeeze.get_config()["filters"])}
-    if act != "relu":
-        args["activation"] = act
-    if gate != "sigmoid":
-        args["gate"] = gate
-    if layer.name.endswith("_pool"):
-        args["name"] = layer.name[:-len("_pool")]
-    return "se", args, taken
-
-
-def _mbconv(layer, followers, inputs):
-    """The layers an `mbconv` entry compiles to, under the names it gives them (a spec's compiled model): <n>_expand,
-    _expand_bn, _expand_<act> (none for expand 1), <n>_dw, _dw_bn, _dw_<act>, an `se` (<n>_se_pool ...),
-    <n>_project, _project_bn and <n>_add where the block adds its input: one `mbconv` entry named <n>. Only under
-    those names: an inverted residual named otherwise (Keras's MobileNetV2: `block_1_depthwise`) would lose them,
-    so it stays a `residual` of its layers."""
-    kind = type(layer).__name__
-    if kind == "Conv2D" and layer.name.endswith("_expand"):
-        n = layer.name[:-len("_expand")]
-    elif kind == "DepthwiseConv2D" and layer.name.endswith("_dw"):
-        n = layer.name[:-len("_dw")]
-    else:
-        return None
-    if len(inputs[layer.name]) != 1:
-        return None
-    x, cin = inputs[layer.name][0], int(layer.input.shape[-1])
-    taken, moments, gammas = [layer], [], []
-
-    def follow(suffix, classes):
-        nxt = _next(taken[-1], followers, inputs)
-        if nxt is None or nxt.name != n + suffix or type(nxt).__name__ not in classes:
-            return None
-        taken.append(nxt)
-        return nxt
-
-    def plain_bn(bn):
-        c = bn.get_config()
-        if not _last_axis(bn) or abs(float(c["epsilon"]) - 0.001) > 1e-12 or not c.get("scale", True) \
-                or not c.get("center", True):
-            return False
-        moments.append(float(c["momentum"]))
-        g = c.get("gamma_initializer")
-        gammas.append(str(g.get("class_name", "") if isinstance(g, dict) else g).lower())
-        return True
-
-    def one_by_one(conv):
-        c = conv.get_config()
-        return (tuple(c["kernel_size"]) == (1, 1) and _pair(c["strides"]) == 1 and _pair(c["dilation_rate"]) == 1
-                and not c["use_bias"] and int(c.get("groups", 1)) == 1 and _inner_activation(conv) == "linear"
-                and c.get("data_format", "channels_last") == "channels_last")
-
-    act = None
-    if kind == "Conv2D":
-        if not one_by_one(layer):
-            return None
-        bn = follow("_expand_bn", ("BatchNormalization",))
-        a = bn is not None and plain_bn(bn) and _next(bn, followers, inputs)
-        act = _activation(a) if a else None
-        if act is None or follow(f"_expand_{act}", ("Activation", "ReLU")) is None:
-            return None
-        dw = follow("_dw", ("DepthwiseConv2D",))
-    else:
-        dw = layer
-    if dw is None:
-        return None
-    c = dw.get_config()
-    if (c["padding"] != "same" or c["use_bias"] or int(c.get("depth_multiplier", 1)) != 1
-            or _pair(c["dilation_rate"]) != 1 or _inner_activation(dw) != "linear"):
-        return None
-    bn = follow("_dw_bn", ("BatchNormalization",))
-    a = bn is not None and plain_bn(bn) and _next(bn, followers, inputs)
-    dw_act = _activation(a) if a else None
-    if dw_act is None or (act is not None and dw_act != act) or follow(f"_dw_{dw_act}", ("Activation", "ReLU")) is None:
-        return None
-    act, mid = dw_act, taken[-1]
-    se = None
-    pool = followers.get(mid.name, [])
-    pool = next((f for f in pool if f.name == f"{n}_se_pool"), None)
-    if pool is not None:
-        found = _squeeze_excite(pool, followers, inputs)
-        if found is None or found[1].get("name") != f"{n}_se":
-            return None
-        se = found[1]
-        taken.extend(found[2])
-    proj = follow("_project", ("Conv2D",))
-    if proj is None or not one_by_one(proj):
-        return None
-    bn = follow("_project_bn", ("BatchNormalization",))
-    if bn is None or not plain_bn(bn) or len(set(moments)) != 1 or gammas[-1] not in ("ones", "zeros") \
-            or set(gammas[:-1]) != {"ones"}:
-        return None
-    filters, stride = int(proj.get_config()["filters"]), _pair(dw.get_config()["strides"])
-    add = followers.get(bn.name, [])
-    skippable = stride == 1 and cin == filters
-    if len(add) == 1 and type(add[0]).__name__ == "Add" and add[0].name == f"{n}_add" \
-            and sorted(inputs[add[0].name]) == sorted([bn.name, x]) and skippable:
-        taken.append(add[0])
-    args: dict = {"filters": filters}
-    if kind == "Conv2D":
-        width = int(layer.get_config()["filters"])
-        if width % cin == 0 and width // cin != 1:
-            args["expand"] = width // cin
-        else:
-            args["expand_filters"] = width
-    else:
-        args["expand"] = 1
-    if args.get("expand") == 6:
-        del args["expand"]
-    if _pair(c["kernel_size"]) != 3:
-        args["kernel"] = _pair(c["kernel_size"])
-    if stride != 1:
-        args["stride"] = stride
-    if se is not None:
-        width, ratio = se["filters"], se["filters"] / cin
-        if se.get("activation", "relu") == act and "gate" not in se and max(1, int(cin * ratio)) == width:
-            args["se"] = round(ratio, 6) if max(1, int(cin * round(ratio, 6))) == width else ratio
-        else:
-            args["se"] = {"filters": width, "activation": se.get("activation", "relu"),
-                          **({"gate": se["gate"]} if "gate" in se else {})}
-    if act != "relu6":
-        args["activation"] = act
-    if skippable and taken[-1] is bn:
-        args["skip"] = False
-    if abs(moments[0] - 0.99) > 1e-12:
-        args["bn_momentum"] = moments[0]
-    if gammas[-1] == "zeros":
-        args["project_gamma"] = "zeros"
-    args["name"] = n
-    return "mbconv", args, taken
-
-
-def _shuffle(layer, followers, inputs):
-    """Reshape to (h, w, g, c/g) -> Permute((1, 2, 4, 3)) -> Reshape back: a `shuffle` of g groups."""
-    if type(layer).__name__ != "Reshape":
-        return None
-    chain = _chain(layer, followers, inputs, 2)
-    if chain is None:
-        return None
-    _, permute, back = chain
-    shape_in = tuple(int(v) for v in layer.input.shape[1:])
-    target = tuple(layer.get_config()["target_shape"])
-    if type(permute).__name__ != "Permute" or type(back).__name__ != "Reshape" or len(shape_in) != 3 or \
-            len(target) != 4 or target[:2] != shape_in[:2] or target[2] * target[3] != shape_in[2] or \
-            tuple(permute.get_config()["dims"]) != (1, 2, 4, 3) or tuple(back.get_config()["target_shape"]) != shape_in:
-        return None
-    args = {"groups": int(target[2])}
-    if layer.name == f"{back.name}_groups":
-        args["name"] = back.name
-    return "shuffle", args, chain
-
-
-def _fold_tail(layer, followers, inputs, args, members, parts) -> str:
-    """Dropout, BatchNormalization, Activation after a weighted layer, in that order, each read only by the next:
-    into `args` (the entry's tail); the Keras name of the last one taken."""
-    last, stage, at = layer.name, 0, layer
-    while True:
-        nxt = _next(at, followers, inputs)
-        if nxt is None:
-            break
-        kind = type(nxt).__name__
-        if kind == "Dropout" and stage < 1 and float(nxt.get_config()["rate"]) > 0:  # a tail of rate 0 has none
-            args["dropout"], stage = float(nxt.get_config()["rate"]), 1
-        elif kind == "BatchNormalization" and stage < 2 and _last_axis(nxt):
-            args["norm"], stage = "batch", 2
-            args.update(_bn_args(nxt, "bn_"))
-        elif kind in ("Activation", "ReLU", "Softmax") and _activation(nxt) and _activation(nxt) != "linear":
-            args["activation"], stage = _activation(nxt), 3
-        else:
-            break
-        members.add(nxt.name)
-        parts.append((nxt.name, {1: "_dropout", 2: "_bn"}.get(stage, f"_{args.get('activation')}")))
-        last, at = nxt.name, nxt
-        if stage == 3:
-            break
-    return last
 
 
 def checked(text: str, name: str = "<imported>"):

@@ -64,7 +64,11 @@ def residuals(entries: list[Entry]) -> list[Entry]:
             made = _residual(out, readers)
         if made is None and e.kind in MERGES and len(e.srcs) >= 2:
             made = _parallel(out, readers)
-        if made is not None:
+        if made is not None:  # the region's reads become the block's one read of its input
+            for gone in out[made[0]:]:
+                for src in gone.srcs:
+                    readers[src] -= 1
+            readers[made[1].srcs[0]] = readers.get(made[1].srcs[0], 0) + 1
             out[made[0]:] = [made[1]]
     return out
 
@@ -96,7 +100,8 @@ def _block_name(out: list[Entry], chains: list, inner) -> str | None:
 def _chains(out: list[Entry], readers) -> tuple[list, str] | None:
     """For the merge at the end of `out`: each input followed back while only one entry reads it (a chain of entry
     indices; none for an input that is the fork itself), and the fork where they all stop; None if they do not
-    all stop at one fork, or if anything else stands between the fork and the merge."""
+    all stop at one fork. Entries that stand between the chains' first and the merge without reading any of them
+    (Keras lists the layers of parallel branches interleaved) are moved in front of them, in `out`."""
     merge, j = out[-1], len(out) - 1
     pos = {e.last: i for i, e in enumerate(out[:-1])}
     chains, forks = [], set()
@@ -111,8 +116,15 @@ def _chains(out: list[Entry], readers) -> tuple[list, str] | None:
         chains.append(idx[::-1])
         forks.add(x)
     taken = sorted(i for c in chains for i in c)
-    if len(forks) != 1 or not taken or taken != list(range(taken[0], j)):
+    if len(forks) != 1:
         return None
+    if taken != list(range(taken[0] if taken else j, j)):
+        region = {out[i].last for i in taken}
+        others = [i for i in range(taken[0], j) if i not in taken]
+        if any(set(out[i].srcs) & region for i in others):
+            return None
+        out[taken[0]:j] = [out[i] for i in others] + [out[i] for i in taken]
+        return _chains(out, readers)
     return chains, forks.pop()
 
 
@@ -136,7 +148,7 @@ def _parallel(out: list[Entry], readers) -> tuple[int, Entry] | None:
     name = _block_name(out, chains, lambda block, i: f"{block}_b{i}_")
     if name is None or any(_kept(g, "") not in (None, f"{name}_split_{i}") for i, g in enumerate(groups, 1)):
         return None
-    start = min(i for c in found[0] for i in c)
+    start = min((i for c in found[0] for i in c), default=len(out) - 1)  # all empty: the merge alone
     args = {"merge": merge.kind, **({"name": name} if name else {})}
     if groups:
         sizes = [g.args["stop"] - g.args["start"] for g in groups]
@@ -157,6 +169,8 @@ def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
         return None
     add = out[-1]
     body, shortcut = (a, b) if len(a) > len(b) else (b, a)
+    if not body:  # the input added to itself: a parallel block of two empty branches
+        return None
     name = _block_name(out, [a, b], lambda block, i: f"{block}_")
     if name is None:
         return None
