@@ -168,11 +168,17 @@ def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
     if any(out[i].kind == "channels" for i in a + b):  # channel groups: a parallel block's
         return None
     add = out[-1]
-    body, shortcut = (a, b) if len(a) > len(b) else (b, a)
-    if not body:  # the input added to itself: a parallel block of two empty branches
-        return None
     name = _block_name(out, [a, b], lambda block, i: f"{block}_")
     if name is None:
+        return None
+
+    def written_shortcut(chain):  # named as a residual names its shortcut's layers
+        return bool(name) and any(out[i].named and out[i].own.startswith(f"{name}_shortcut_") for i in chain)
+
+    body, shortcut = (a, b) if len(a) >= len(b) else (b, a)  # the body the longer: Keras adds it first
+    if written_shortcut(body) != written_shortcut(shortcut):
+        body, shortcut = (shortcut, body) if written_shortcut(body) else (body, shortcut)
+    if not body:  # the input added to itself: a parallel block of two empty branches
         return None
     return min(a + b), Entry("residual", {"name": name} if name else {}, add.last, add.own, [fork],
                              [(add.own, "_add")], "Add", [out[i] for i in body],
@@ -324,7 +330,8 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
     """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to."""
     layers = _Writer(out_of, names).entries(residuals(entries), "", "input")
     defaults = _defaults(layers)
-    layers, blocks = own_blocks(layers)
+    layers, blocks, renamed = own_blocks(layers)
+    names.update({k: rename(v, renamed) for k, v in names.items()})
     layers = [_short(e) for e in layers]
     doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "imported",
            "description": f"imported by sepspec from {source or name}",
@@ -339,12 +346,13 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
 
 
 # ------------------------------------------------------------------------------------------ blocks of your own
-def _skeleton(v):
-    """The entry with every int written as '#': entries of one skeleton differ only in numbers."""
+def _skeleton(v, top: bool = True):
+    """The entry with every int written as '#' (and without its own name, `from` and `repeat`): entries of one
+    skeleton differ only in numbers; the names inside are part of it."""
     if isinstance(v, dict):
-        return {k: _skeleton(x) for k, x in v.items() if k not in ("name", "from", "repeat")}
+        return {k: _skeleton(x, False) for k, x in v.items() if not (top and k in ("name", "from", "repeat"))}
     if isinstance(v, list):
-        return [_skeleton(x) for x in v]
+        return [_skeleton(x, False) for x in v]
     return "#" if type(v) is int else v
 
 
@@ -394,15 +402,16 @@ def _flatten_residual(r: dict) -> list[dict]:
     return out
 
 
-def own_blocks(layers: list[dict]) -> tuple[list[dict], dict]:
-    """Named residual entries that differ only in numbers (widths, strides), three lines or more saved: one block
-    of your own whose arguments are the numbers that vary (one argument per pattern of values across its uses),
-    each entry a use of it. The layers keep their names: the block's body is the residual's layers, named as the
-    residual names them."""
+def own_blocks(layers: list[dict]) -> tuple[list[dict], dict, dict]:
+    """Residual entries that differ only in numbers (widths, strides), three lines or more saved: one block of
+    your own whose arguments are the numbers that vary (one argument per pattern of values across its uses), each
+    entry a use of it; and {old name: new name} of the entries whose generated names this changes (a use is named
+    `<block>_<n>`, and the residuals left count anew). A named residual's layers keep their names: the block's
+    body is the residual's layers, named as the residual names them."""
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(layers):
         kind, args = next(iter(e.items()))
-        if kind == "residual" and args.get("name") and isinstance(args.get("body"), list):
+        if kind == "residual" and isinstance(args.get("body"), list):
             groups.setdefault(repr(_skeleton(args)), []).append(i)
     blocks: dict[str, dict] = {}
     out = list(layers)
@@ -439,7 +448,32 @@ def own_blocks(layers: list[dict]) -> tuple[list[dict], dict]:
             use = {arg: vs[n] for vs, arg in params.items()}
             use.update({k: args[k] for k in ("from", "repeat", "name") if k in args})
             out[i] = {kind: use}
-    return out, blocks
+    renamed = {a: b for a, b in zip(_spec_names(layers), _spec_names(out)) if a != b}
+    return _renamed_refs(out, renamed), blocks, renamed
+
+
+def _owner(name: str, renamed: dict) -> str | None:
+    """The renamed entry a spec name belongs to: itself, a `repeat` copy of it or one of its layers."""
+    return next((old for old in sorted(renamed, key=len, reverse=True) if name == old or name.startswith(f"{old}_")),
+                None)
+
+
+def rename(name: str, renamed: dict) -> str:
+    old = _owner(name, renamed)
+    return name if old is None else renamed[old] + name[len(old):]
+
+
+def _renamed_refs(v, renamed: dict):
+    """The entries with every reference (`from:`, a merge's inputs) to a renamed entry renamed."""
+    if not renamed:
+        return v
+    if isinstance(v, dict):
+        return {k: (rename(x, renamed) if k == "from" and isinstance(x, str) else
+                    [rename(n, renamed) if isinstance(n, str) else n for n in x] if k == "inputs" or
+                    (k in MERGES and isinstance(x, list)) else _renamed_refs(x, renamed)) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_renamed_refs(x, renamed) for x in v]
+    return v
 
 
 def _flow(v) -> str:
