@@ -294,6 +294,15 @@ def test_import_and_compile_carry_the_weights(tmp_path):
     r = run_cli("compile", os.path.join(ROOT, "specs", "base.yaml"), "-o", str(tmp_path / "b.keras"), "--weights",
                 str(weights))
     assert r.returncode == 2 and "not this spec's weights" in r.stderr and not (tmp_path / "b.keras").exists()
+    # --no-names: the join of the stem and its side branch is a residual block; the weights follow the new names
+    spec2, weights2 = tmp_path / "n.yaml", tmp_path / "n.weights.h5"
+    r = run_cli("import", str(tmp_path / "m.keras"), "-o", str(spec2), "--weights", str(weights2), "--no-names")
+    assert r.returncode == 0, r.stderr
+    text = spec2.read_text()
+    assert "- residual:" in text and not any(n in text for n in ("stem", "side", "join", "sq")), text
+    unnamed = emit.keras_model(checked(text).report)
+    unnamed.load_weights(str(weights2))
+    assert np.abs(np.asarray(unnamed(images, training=False)) - want).max() <= 1e-6
 
 
 @pytest.mark.slow
