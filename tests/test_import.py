@@ -92,8 +92,8 @@ layers:
 
 def test_a_channel_split_comes_back_as_its_parallel_block_and_a_stray_group_is_refused(write):
     """A `parallel` block's `split: channels` (its groups are Cropping2D layers told the tensor is channels-first):
-    the same block, its sizes where unequal, an empty branch its group itself; with the weights carried over the
-    same outputs. A channel group that no merge of groups closes has no entry: refused by name."""
+    the same block, its sizes where unequal, an empty branch its group itself, a repeated one `repeat:` again; with
+    the weights carried over the same outputs. A channel group that no merge of groups closes has no entry: refused by name."""
     import numpy as np
 
     from sepspec.emit.importer import transfer_weights
@@ -103,7 +103,8 @@ def test_a_channel_split_comes_back_as_its_parallel_block_and_a_stray_group_is_r
     randomise(model, np.random.default_rng(0))
     names = {}
     text = from_keras(model, names=names)
-    assert text.count("split: channels") == 4 and text.count("sizes: [4, 8]") == 2 and "- []" in text, text
+    assert text.count("split: channels") == 3 and text.count("sizes: [4, 8]") == 1 and "- []" in text, text
+    assert "      repeat: 2\n" in text and "name:" not in text.split("layers:")[1], text  # the copy's layers named as repeat names them
     assert "- [{conv: 4}, {depthwise: {}}]" in text and "from:" not in text, text
     rep = checked(text).report
     table = [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows]

@@ -220,6 +220,16 @@ def _nested(e: Entry):
         yield from _nested(x)
 
 
+def _copied_names(head: Entry, e: Entry, head_name: str, copy: str) -> bool:
+    """Do the layers inside block `e` keep their names as a `repeat` copy named `copy` of `head`: none kept, or
+    each the head's with the copy's name for the head's (a spec's compiled `repeat`)?"""
+    for a, b in zip((_kept(x, "") for x in _nested(head)), (_kept(x, "") for x in _nested(e))):
+        if (a is None) != (b is None) or (a is not None and not (
+                a.startswith(f"{head_name}_") and b == copy + a[len(head_name):])):
+            return False
+    return True
+
+
 def _runs(entries: list[Entry], keep: list) -> list[int]:
     """For each entry, how many copies of it the run it starts holds (0: a later copy, folded into the run before):
     identical consecutive entries (blocks with identical insides, none of them with a kept name), each reading the
@@ -232,9 +242,10 @@ def _runs(entries: list[Entry], keep: list) -> list[int]:
     for i, e in enumerate(entries):
         h = entries[head]
         # the head's output must have no other reader: a later reference to the run's name means its last copy
-        if (i > 0 and _form(e) == _form(h) and not any(_kept(x, "") for x in (*_nested(e), *_nested(h)))
+        copy = f"{head_name}_{out[head] + 1}"  # the name `repeat` gives this copy
+        if (i > 0 and _form(e) == _form(h) and _copied_names(h, e, head_name, copy)
                 and e.kind not in MERGES and e.srcs == [entries[i - 1].last]
-                and keep[i] in (None, f"{head_name}_{out[head] + 1}") and out[head] < 100
+                and keep[i] in (None, copy) and out[head] < 100
                 and (i - 1 != head or readers.get(h.last, 0) == 1)):
             out[head] += 1
             out[i] = 0
