@@ -31,11 +31,12 @@ def build_model(spec: Spec | Report):
     return keras_model(report)
 
 
-def from_keras(model) -> str:
-    """The spec (YAML text) of a Keras model, exact or refused (`sepspec import`; imports Keras)."""
+def from_keras(model, keep_names: bool = True) -> str:
+    """The spec (YAML text) of a Keras model, exact or refused (`sepspec import`; imports Keras). `keep_names=False`:
+    the spec names its layers itself (`import --no-names`), so every block is recognised."""
     from .emit.importer import from_keras as decompile
 
-    return decompile(model)
+    return decompile(model, keep_names=keep_names)
 
 
 def fit(spec: str | Spec, **options):

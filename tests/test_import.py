@@ -60,6 +60,7 @@ def test_a_compiled_mbconv_network_imports_as_its_mbconv_entries():
     assert "  - mbconv: {filters: 24, expand: 2, se: 0.0}\n" in text and "  - mbconv: {filters: 32, repeat: 2}\n" \
         in text and "  - mbconv: {filters: 48, expand: 2, kernel: 5}\n" in text, text
     assert text.count("- mbconv:") == 6 and "residual" not in text and "depthwise" not in text
+    assert sepspec.from_keras(model) == text and sepspec.from_keras(model, keep_names=False) == text  # the API
     rep = checked(text).report
     table = [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows]
     assert table == [(r.name, r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in c.report.rows]
