@@ -221,6 +221,8 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
         else:  # each stage a block of its own with a shortcut, then one of the identity blocks repeated
             assert [int(n) for n in re.findall(r"- residual_a: \{.*repeat: (\d+)\}", text)] == [2, 3, 5, 2], text
             assert text.count("- residual_b: ") == 3 and len(text.splitlines()) <= 48, text
+    elif name == "EfficientNetB0":  # each block's squeeze-excite (pooling, reshape, two convs, multiply): an `se`
+        assert text.count("- se: {filters: ") == 16 and "reshape" not in text, text
     elif name in ("ResNet50", "MobileNetV2"):
         # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
@@ -235,12 +237,14 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     # layer by layer: every layer the import named, against the layer it became (a random network's last layers
     # can be constant over images, so the final output alone would prove little)
     def output_of(o, n):  # a layer's own activation (Dense(activation=softmax)) is its own layer in the spec
-        act = getattr(getattr(ops[o], "activation", None), "__name__", "linear")
-        return f"{n}_{act}" if act != "linear" and hasattr(ops[o], "kernel") else n
+        act = getattr(getattr(ops[o], "activation", None), "__name__", "linear")  # (not inside an `se` entry)
+        split = act != "linear" and hasattr(ops[o], "kernel") and f"{n}_{act}" in compiled_names
+        return f"{n}_{act}" if split else n
 
     # a model layer and the activation after it can be one spec layer (MobileNetV3's squeeze-excite, its gate an
     # operation on tensors): that layer computes what the last of them does
     ops = {op.name: op for op in model.operations}
+    compiled_names = {layer.name for layer in compiled.layers}
     last = {n: o for o in ops if o in names for n in [names[o]]}
     pairs = [(o, output_of(o, n)) for n, o in last.items() if o != model.layers[0].name]
     theirs = keras.Model(model.input, [ops[o].output for o, _ in pairs])

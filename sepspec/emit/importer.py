@@ -114,7 +114,8 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
                 suffixes = [t.name[len(args.get("name", "")):] for t in taken]
             elif kind == "se":  # an activation layer after a convolution is that convolution in the spec's model
                 convs = [t for t in taken if type(t).__name__ == "Conv2D"]
-                suffixes = ["_pool" if t is taken[0] else "_scale" if t is taken[-1] else
+                suffixes = ["_pool" if type(t).__name__ in ("GlobalAveragePooling2D", "Reshape") else
+                            "_scale" if t is taken[-1] else
                             "_squeeze" if taken.index(t) < taken.index(convs[1]) else "_excite" for t in taken]
             else:
                 suffixes = ["_groups", "_transpose", ""]

@@ -234,11 +234,19 @@ def squeeze_excite(layer, followers, inputs):
     """GlobalAveragePooling2D(keepdims) -> 1x1 Conv2D (its activation) -> 1x1 Conv2D (a sigmoid gate) -> Multiply
     with the pooled tensor: the `se` entry (squeeze_excite's own form). The activation and the gate may be layers
     of their own after the convolutions (MobileNetV3's ReLU and hard sigmoid): the entry's convolution computes
-    both, so the activation's output is the convolution's in the spec's model."""
-    if type(layer).__name__ != "GlobalAveragePooling2D" or not layer.get_config().get("keepdims"):
+    both, so the activation's output is the convolution's in the spec's model; so may the pooling be one without
+    keepdims and a Reshape to (1, 1, channels) (EfficientNet's)."""
+    if type(layer).__name__ != "GlobalAveragePooling2D":
         return None
     x = inputs[layer.name][0]
     taken, convs, functions = [layer], [], []
+    if not layer.get_config().get("keepdims"):
+        reshape = _next(layer, followers, inputs)
+        channels = int(layer.input.shape[-1])
+        if reshape is None or type(reshape).__name__ != "Reshape" or \
+                tuple(reshape.get_config()["target_shape"]) != (1, 1, channels):
+            return None
+        taken.append(reshape)
     for _ in range(2):  # the squeeze, then the excitation
         nxt = _next(taken[-1], followers, inputs)
         if nxt is None or type(nxt).__name__ != "Conv2D":
