@@ -192,10 +192,11 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
     # Rescaling and Normalization with its statistics, squeeze-excite, swish, dropout
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, True),
     # hard_swish, and a hard sigmoid written on tensors (ReLU(6)(x + 3) * (1 / 6)) as the squeeze-excite's gate
-    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}, True),
+    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}, False),
     # --no-names: every dense layer a parallel block, every run of them one entry with repeat:; residuals likewise
     ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}, False),
     ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}, False),
+    ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, False),  # its squeeze-excites as `se` entries
 ])
 def test_keras_applications_import_exactly_and_compute_the_same_function(name, args, keep):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
@@ -215,14 +216,17 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     assert rep.params == model.count_params() and len(text.splitlines()) < len(model.layers)
     if not keep:
         assert not any(o in text for o in names if "_block" in o), text  # conv2_block1_1_conv: none kept
-        if name == "DenseNet121":  # four dense blocks, each one parallel block repeated
+        if name in ("EfficientNetB0", "MobileNetV3Small"):  # each squeeze-excite (EfficientNet's pooling and
+            # reshape, MobileNetV3's ReLU and hard sigmoid as layers of their own) one `se` entry
+            assert "- se: {filters: " in text and "reshape" not in text and "multiply" not in text, text
+        elif name == "DenseNet121":  # four dense blocks, each one parallel block repeated
             assert [int(n) for n in re.findall(r"^      repeat: (\d+)$", text, re.M)] == [6, 12, 24, 16], text
             assert text.count("- parallel:") == 4 and len(text.splitlines()) <= 50, text
         else:  # each stage a block of its own with a shortcut, then one of the identity blocks repeated
             assert [int(n) for n in re.findall(r"- residual_a: \{.*repeat: (\d+)\}", text)] == [2, 3, 5, 2], text
             assert text.count("- residual_b: ") == 3 and len(text.splitlines()) <= 48, text
-    elif name == "EfficientNetB0":  # each block's squeeze-excite (pooling, reshape, two convs, multiply): an `se`
-        assert text.count("- se: {filters: ") == 16 and "reshape" not in text, text
+    elif name == "EfficientNetB0":  # its squeeze-excites' layers keep their names: not `se` entries
+        assert "- se:" not in text and "name: block2a_se_reduce}" in text, text
     elif name in ("ResNet50", "MobileNetV2"):
         # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))

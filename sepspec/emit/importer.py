@@ -103,7 +103,7 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
             continue
         srcs = inputs[layer.name]
         shape_in = shapes.get(srcs[0], ()) if srcs else ()
-        block = (mbconv(layer, followers, inputs) or squeeze_excite(layer, followers, inputs)
+        block = (mbconv(layer, followers, inputs) or squeeze_excite(layer, followers, inputs, keep_names)
                  or shuffle(layer, followers, inputs))
         if block is not None:
             kind, args, taken = block

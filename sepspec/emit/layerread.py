@@ -5,6 +5,8 @@ under its own names, and the hard sigmoid MobileNetV3 writes on tensors. `import
 
 from __future__ import annotations
 
+import re
+
 from ..spec.fields import ACTIVATIONS
 
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
@@ -230,7 +232,29 @@ def _chain(first, followers, inputs, n):
     return out
 
 
-def squeeze_excite(layer, followers, inputs):
+def keras_default_name(name: str, keras_class: str) -> bool:
+    """Is `name` the one Keras gives a layer of that class nobody named (`conv2d_3`, `re_lu`)? Keras's
+    `to_snake_case` of the class name, then an optional number."""
+    snake = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", keras_class))
+    snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", snake).lower()
+    return re.fullmatch(rf"{snake}(_\d+)?", name) is not None
+
+
+def _se_names_kept(taken, name: str | None) -> bool:
+    """Would the `se` entry keep every chosen name of these layers? Each is what the entry calls its layer
+    (`<name>_pool`, `_squeeze`, `_excite`, `_scale`) or the name Keras gives a layer nobody named."""
+    own = {"GlobalAveragePooling2D": "_pool", "Multiply": "_scale"}
+    convs = 0
+    for t in taken:
+        cls = getattr(t, "keras_class", type(t).__name__)
+        convs += cls == "Conv2D"
+        part = own.get(cls, ("_squeeze", "_excite")[max(convs - 1, 0)] if cls == "Conv2D" else None)
+        if not (keras_default_name(t.name, cls) or (name and part and t.name == name + part)):
+            return False
+    return True
+
+
+def squeeze_excite(layer, followers, inputs, keep_names: bool = True):
     """GlobalAveragePooling2D(keepdims) -> 1x1 Conv2D (its activation) -> 1x1 Conv2D (a sigmoid gate) -> Multiply
     with the pooled tensor: the `se` entry (squeeze_excite's own form). The activation and the gate may be layers
     of their own after the convolutions (MobileNetV3's ReLU and hard sigmoid): the entry's convolution computes
@@ -280,6 +304,8 @@ def squeeze_excite(layer, followers, inputs):
         args["gate"] = gate
     if layer.name.endswith("_pool"):
         args["name"] = layer.name[:-len("_pool")]
+    if keep_names and not _se_names_kept(taken, args.get("name")):  # they stay layers, under their names
+        return None
     return "se", args, taken
 
 

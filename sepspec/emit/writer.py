@@ -19,6 +19,7 @@ from ..diagnostics import UserError
 from ..spec.fields import NAME_RE
 from ..spec.kinds import BLOCKS
 from ..spec.source import nodes
+from .layerread import keras_default_name
 
 MERGES = ("add", "multiply", "concat")
 
@@ -186,12 +187,6 @@ def _residual(out: list[Entry], readers) -> tuple[int, Entry] | None:
 
 
 # ------------------------------------------------------------------------------------------------- naming
-def _snake(name: str) -> str:
-    """A class name as Keras names its layers by default (Keras's `to_snake_case`): Conv2D -> conv2d, ReLU -> re_lu."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _kept(e: Entry, prefix: str) -> str | None:
     """The name an entry keeps: a block's is the prefix of its layers' (`se`, `shuffle`, `residual`), a layer's its
     own; not one that is not a valid spec name, nor the name Keras gives a layer nobody named (`conv2d_3`). Inside a
@@ -203,7 +198,7 @@ def _kept(e: Entry, prefix: str) -> str | None:
         if not kept.startswith(prefix):
             return None
         kept = kept[len(prefix):]
-    if not re.match(NAME_RE, kept) or re.fullmatch(rf"{_snake(e.keras_class)}(_\d+)?", kept):
+    if not re.match(NAME_RE, kept) or keras_default_name(kept, e.keras_class):
         return None
     return kept
 
