@@ -105,23 +105,14 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
         shape_in = shapes.get(srcs[0], ()) if srcs else ()
         block = (mbconv(layer, followers, inputs) or squeeze_excite(layer, followers, inputs, keep_names)
                  or shuffle(layer, followers, inputs))
-        if block is not None:
-            kind, args, taken = block
-            members.update(t.name for t in taken)
-            for t in taken:
+        if block is not None:  # (layer, suffix): the block's layer <name><suffix> computes what that layer does
+            kind, args, parts = block
+            for t, _ in parts:
+                members.add(t.name)
                 shapes[t.name] = tuple(int(v) for v in t.output.shape[1:])
-            if kind == "mbconv":  # its layers are named <name><suffix>
-                suffixes = [t.name[len(args.get("name", "")):] for t in taken]
-            elif kind == "se":  # an activation layer after a convolution is that convolution in the spec's model
-                convs = [t for t in taken if type(t).__name__ == "Conv2D"]
-                suffixes = ["_pool" if type(t).__name__ in ("GlobalAveragePooling2D", "Reshape") else
-                            "_scale" if t is taken[-1] else
-                            "_squeeze" if taken.index(t) < taken.index(convs[1]) else "_excite" for t in taken]
-            else:
-                suffixes = ["_groups", "_transpose", ""]
-            entries.append((kind, args, taken[-1].name, layer.name, srcs,
-                            [(t.name, sfx) for t, sfx in zip(taken, suffixes)]))
-            out_of[taken[-1].name] = layer.name
+            last = parts[-1][0].name
+            entries.append((kind, args, last, layer.name, srcs, [(t.name, sfx) for t, sfx in parts]))
+            out_of[last] = layer.name
             continue
         made = entry(layer, shape_in)
         if made is None:

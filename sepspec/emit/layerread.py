@@ -240,63 +240,57 @@ def keras_default_name(name: str, keras_class: str) -> bool:
     return re.fullmatch(rf"{snake}(_\d+)?", name) is not None
 
 
-def _se_names_kept(taken, name: str | None) -> bool:
-    """Would the `se` entry keep every chosen name of these layers? Each is what the entry calls its layer
-    (`<name>_pool`, `_squeeze`, `_excite`, `_scale`) or the name Keras gives a layer nobody named."""
-    own = {"GlobalAveragePooling2D": "_pool", "Multiply": "_scale"}
-    convs = 0
-    for t in taken:
-        cls = getattr(t, "keras_class", type(t).__name__)
-        convs += cls == "Conv2D"
-        part = own.get(cls, ("_squeeze", "_excite")[max(convs - 1, 0)] if cls == "Conv2D" else None)
-        if not (keras_default_name(t.name, cls) or (name and part and t.name == name + part)):
-            return False
-    return True
+def _names_kept(parts, name: str | None) -> bool:
+    """Would a block entry named `name` keep every chosen name of these (layer, suffix) parts? Each is the layer the
+    entry compiles it to (`<name><suffix>`) or has the name Keras gives a layer nobody named."""
+    return all(keras_default_name(t.name, getattr(t, "keras_class", type(t).__name__))
+               or (name and t.name == name + sfx) for t, sfx in parts)
 
 
 def squeeze_excite(layer, followers, inputs, keep_names: bool = True):
     """GlobalAveragePooling2D(keepdims) -> 1x1 Conv2D (its activation) -> 1x1 Conv2D (a sigmoid gate) -> Multiply
-    with the pooled tensor: the `se` entry (squeeze_excite's own form). The activation and the gate may be layers
-    of their own after the convolutions (MobileNetV3's ReLU and hard sigmoid): the entry's convolution computes
-    both, so the activation's output is the convolution's in the spec's model; so may the pooling be one without
-    keepdims and a Reshape to (1, 1, channels) (EfficientNet's)."""
+    with the pooled tensor: the `se` entry (squeeze_excite's own form), with its (layer, suffix) parts. The
+    activation and the gate may be layers of their own after the convolutions (MobileNetV3's ReLU and hard
+    sigmoid): the entry's convolution computes both, so the activation is that convolution's part; so may the
+    pooling be one without keepdims and a Reshape to (1, 1, channels) (EfficientNet's), both the pooling's part."""
     if type(layer).__name__ != "GlobalAveragePooling2D":
         return None
     x = inputs[layer.name][0]
-    taken, convs, functions = [layer], [], []
+    parts, convs, functions = [(layer, "_pool")], [], []
     if not layer.get_config().get("keepdims"):
         reshape = _next(layer, followers, inputs)
         channels = int(layer.input.shape[-1])
         if reshape is None or type(reshape).__name__ != "Reshape" or \
                 tuple(reshape.get_config()["target_shape"]) != (1, 1, channels):
             return None
-        taken.append(reshape)
-    for _ in range(2):  # the squeeze, then the excitation
-        nxt = _next(taken[-1], followers, inputs)
+        parts.append((reshape, "_pool"))
+    for suffix in ("_squeeze", "_excite"):
+        nxt = _next(parts[-1][0], followers, inputs)
         if nxt is None or type(nxt).__name__ != "Conv2D":
             return None
         c = nxt.get_config()
         if tuple(c["kernel_size"]) != (1, 1) or tuple(c["strides"]) != (1, 1) or not c["use_bias"] \
                 or int(c.get("groups", 1)) != 1:
             return None
-        taken.append(nxt)
+        parts.append((nxt, suffix))
         convs.append(nxt)
         fn = inner_activation(nxt)
         after = _next(nxt, followers, inputs) if fn == "linear" else None
         if after is not None and type(after).__name__ in ("Activation", "ReLU") and activation(after):
             fn = activation(after)
-            taken.append(after)
+            parts.append((after, suffix))
         functions.append(fn)
-    scale = followers.get(taken[-1].name, [])
+    last = parts[-1][0]
+    scale = followers.get(last.name, [])
     act, gate = functions
     if len(scale) != 1 or type(scale[0]).__name__ != "Multiply" or \
-            sorted(inputs[scale[0].name]) != sorted([x, taken[-1].name]):
+            sorted(inputs[scale[0].name]) != sorted([x, last.name]):
         return None
     squeeze, excite = convs
     if act not in ACTIVATIONS or gate not in ("sigmoid", "hard_sigmoid") or \
             int(excite.get_config()["filters"]) != int(layer.input.shape[-1]):
         return None
-    taken.append(scale[0])
+    parts.append((scale[0], "_scale"))
     args = {"filters": int(squeeze.get_config()["filters"])}
     if act != "relu":
         args["activation"] = act
@@ -304,9 +298,9 @@ def squeeze_excite(layer, followers, inputs, keep_names: bool = True):
         args["gate"] = gate
     if layer.name.endswith("_pool"):
         args["name"] = layer.name[:-len("_pool")]
-    if keep_names and not _se_names_kept(taken, args.get("name")):  # they stay layers, under their names
+    if keep_names and not _names_kept(parts, args.get("name")):  # they stay layers, under their names
         return None
-    return "se", args, taken
+    return "se", args, parts
 
 
 def mbconv(layer, followers, inputs):
@@ -314,7 +308,7 @@ def mbconv(layer, followers, inputs):
     _expand_bn, _expand_<act> (none for expand 1), <n>_dw, _dw_bn, _dw_<act>, an `se` (<n>_se_pool ...),
     <n>_project, _project_bn and <n>_add where the block adds its input: one `mbconv` entry named <n>. Only under
     those names: an inverted residual named otherwise (Keras's MobileNetV2: `block_1_depthwise`) would lose them,
-    so it stays a `residual` of its layers."""
+    so it stays a `residual` of its layers. Its (layer, suffix) parts: each layer's name after <n>."""
     kind = type(layer).__name__
     if kind == "Conv2D" and layer.name.endswith("_expand"):
         n = layer.name[:-len("_expand")]
@@ -382,7 +376,7 @@ def mbconv(layer, followers, inputs):
         if found is None or found[1].get("name") != f"{n}_se":
             return None
         se = found[1]
-        taken.extend(found[2])
+        taken.extend(t for t, _ in found[2])
     proj = follow("_project", ("Conv2D",))
     if proj is None or not one_by_one(proj):
         return None
@@ -412,13 +406,11 @@ def mbconv(layer, followers, inputs):
     if stride != 1:
         args["stride"] = stride
     if se is not None:
-        width, ratio = se["filters"], se["filters"] / cin
-        if se.get("activation", "relu") == act and "gate" not in se and ratio <= 1 \
-                and max(1, int(cin * ratio)) == width:
+        width, ratio, se_act = se["filters"], se["filters"] / cin, se.get("activation", "relu")
+        if se_act == act and "gate" not in se and ratio <= 1 and max(1, int(cin * ratio)) == width:
             args["se"] = round(ratio, 6) if max(1, int(cin * round(ratio, 6))) == width else ratio
         else:  # written out: its width, and its activation where it is not the block's
-            args["se"] = {"filters": width, **({"activation": se.get("activation", "relu")}
-                                               if se.get("activation", "relu") != act else {}),
+            args["se"] = {"filters": width, **({"activation": se_act} if se_act != act else {}),
                           **({"gate": se["gate"]} if "gate" in se else {})}
     if act != "relu6":
         args["activation"] = act
@@ -429,7 +421,7 @@ def mbconv(layer, followers, inputs):
     if gammas[-1] == "zeros":
         args["project_gamma"] = "zeros"
     args["name"] = n
-    return "mbconv", args, taken
+    return "mbconv", args, [(t, t.name[len(n):]) for t in taken]
 
 
 def shuffle(layer, followers, inputs):
@@ -449,7 +441,7 @@ def shuffle(layer, followers, inputs):
     args = {"groups": int(target[2])}
     if layer.name == f"{back.name}_groups":
         args["name"] = back.name
-    return "shuffle", args, chain
+    return "shuffle", args, list(zip(chain, ["_groups", "_transpose", ""]))
 
 
 def fold_tail(layer, followers, inputs, args, members, parts) -> str:

@@ -275,8 +275,7 @@ class _Writer:
                 inner = f"{prefix}{base}_{copy_of}_"  # a block's layers: as the copy names them
                 if e.kind == "residual":
                     self._residual(e, inner, prev)
-                for g in e.groups:
-                    self.name_of[g.own], self.out_of[g.last] = prev, g.own
+                self._groups_read_as(e, prev)
                 for i, branch in enumerate(e.branches, 1):
                     self.entries(branch, f"{inner}b{i}_", prev)
                 self.name_of[e.own] = prev = f"{base}_{copy_of}"
@@ -296,8 +295,7 @@ class _Writer:
                 raise ImportError_(f"{e.own} (Cropping2D of the channels): a channel group that is not one of a "
                                    f"`parallel` block's `split: channels`")
             elif e.kind == "parallel":
-                for g in e.groups:  # a branch reads its group as its input
-                    self.name_of[g.own], self.out_of[g.last] = refs[0], g.own
+                self._groups_read_as(e, refs[0])
                 body = {"branches": [self.entries(b, f"{prefix}{spec_name}_b{i}_", refs[0])
                                      for i, b in enumerate(e.branches, 1)]}
                 for key in ("split", "sizes"):
@@ -322,6 +320,11 @@ class _Writer:
             out.append({e.kind: body})
             prev = spec_name
         return out
+
+    def _groups_read_as(self, e: Entry, fork: str) -> None:
+        """A `split: channels` block's branch reads its channel group as its input: the group's name is the fork's."""
+        for g in e.groups:
+            self.name_of[g.own], self.out_of[g.last] = fork, g.own
 
     def _residual(self, e: Entry, prefix: str, fork: str) -> dict:
         body: dict = {"body": self.entries(e.body, prefix, fork)}
