@@ -32,7 +32,7 @@ from ..version import __version__
 from . import rundir
 from .average import weight_average
 from .board import Board
-from .compiled import compile_model, jit, spare_from_decay
+from .compiled import build_state, compile_model, jit, spare_from_decay
 from .devices import (
     backend,
     check_shares,
@@ -222,6 +222,7 @@ class Training:
             if state:
                 self.model = rundir.load_model(os.path.join(run, state["checkpoint"]), optimizer=True)
                 spare_from_decay(self.model, t)
+                build_state(keras, self.model)
             else:
                 self.model = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts),
                                            steps=self.steps)
