@@ -57,6 +57,20 @@ def test_commit_names_the_epoch_and_settling_keeps_one_of_each(tmp_path, model):
     assert sorted(f for f in os.listdir(run) if f.endswith(".keras")) == ["best.keras", "checkpoint-0003.keras"]
 
 
+def test_the_curves_are_redrawn_at_most_every_few_seconds_while_running_and_always_at_the_end(tmp_path, model):
+    run, rows = str(tmp_path), [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}]
+    commit(run, 1, model, {"epoch": 0}, False)
+    path = tmp_path / rundir.CURVES
+    first = path.stat().st_mtime_ns
+    commit(run, 2, model, {"epoch": 0}, False)  # a running run, within CURVES_EVERY of the drawing: not redrawn
+    assert path.stat().st_mtime_ns == first
+    assert not rundir.curves(run, rows, "t", final=False)
+    old = first / 1e9 - rundir.CURVES_EVERY - 1
+    os.utime(path, (old, old))  # drawn longer ago: redrawn
+    assert rundir.curves(run, rows, "t", final=False) and path.stat().st_mtime_ns > first
+    assert rundir.curves(run, rows, "t")  # at the end of a run (final, the default): whatever its age
+
+
 def test_a_damaged_commit_point_is_one_line(tmp_path, model):
     run = str(tmp_path)
     for text, says in (("{", "damaged"), ('{"epoch": 0, "checkpoint": "c.keras"}', "wrong type"),

@@ -237,7 +237,7 @@ def commit(run: str, epoch: int, model, *, rows: list[dict], metrics: dict, titl
         atomic_write(os.path.join(run, ema), average.to_bytes())
     write_history(os.path.join(run, HISTORY), rows)
     write_metrics(run, metrics)
-    plot_curves(os.path.join(run, CURVES), rows, title)
+    curves(run, rows, title, final=metrics.get("status") != "running")
     crash_point("before-commit", epoch)
     # the commit point, written last: everything above is either named by it or rebuilt from it
     state = {"epoch": epoch, "checkpoint": ckpt, "plateau": plateau or {}, "best": best, "ema": ema, "rng": rng}
@@ -245,6 +245,16 @@ def commit(run: str, epoch: int, model, *, rows: list[dict], metrics: dict, titl
     crash_point("after-commit", epoch)
     settle(run, state)
     return state
+
+
+CURVES_EVERY = 10.0  # seconds: during a run curves.png is redrawn at most this often (and at its end)
+
+
+def curves(run: str, rows: list[dict], title: str, *, final: bool = True) -> bool:
+    """The run's curves.png from its history rows: at the end of a run, and while it runs when the drawing is
+    older than `CURVES_EVERY` (on a CPU every epoch; on a GPU, where an epoch can take a second, not each).
+    Whether drawn."""
+    return plot_curves(os.path.join(run, CURVES), rows, title, unless_newer_than=0.0 if final else CURVES_EVERY)
 
 
 def best_file(epoch: int) -> str:

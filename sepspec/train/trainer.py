@@ -374,10 +374,14 @@ class Training:
             self.best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "file": rundir.best_file(epoch)}
         status = "running" if epoch < self.t.epochs else "finished"
         rundir.commit(self.run, epoch, self.model, rows=self.rows,
-                      metrics=self.metrics(status), title=f"{self.spec.name} ({self.run})", average=self.average,
+                      metrics=self.metrics(status), title=self._title, average=self.average,
                       plateau=self.plateau, best=self.best, rng=_rng_state(self.model))
         if self.board is not None:
             self.board.log(self.rows)
+
+    @property
+    def _title(self) -> str:
+        return f"{self.spec.name} ({self.run})"
 
     # -- at the end
     def finish(self, status: str) -> None:
@@ -385,6 +389,8 @@ class Training:
         sees it: the average if any, flips if `tta`) and `best.keras`, on the test split."""
         test = self.test_figures() if status == "finished" else None
         rundir.write_metrics(self.run, self.metrics(status, test))
+        if status != "finished" and self.rows:  # stopped early: the last commit may have left the drawing older
+            rundir.curves(self.run, self.rows, self._title)
         if self.board is not None:
             if test:
                 self.board.test(test)
