@@ -35,8 +35,9 @@ def test_invalid_spec_writes_nothing_and_keeps_old_file(tmp_path, write):
 def test_compile_usage_errors(tmp_path):
     assert run_cli("compile", BASE).returncode == 2
     assert run_cli("compile", BASE, "-o", str(tmp_path / "m.h5")).returncode == 2
-    r = run_cli("compile", BASE, "-o", str(tmp_path / "no" / "dir" / "m.keras"))
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    for to in ((), ("--to", "python")):
+        r = run_cli("compile", BASE, *to, "-o", str(tmp_path / "no" / "dir" / "m.keras"))
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "no/dir does not exist" in r.stderr, r.stderr
 
 
 def test_python_source_is_a_runnable_script_and_deterministic(tmp_path):

@@ -52,6 +52,16 @@ def spec(tmp_path):
 ENV = OFFLINE
 
 
+def trained(spec, data, run, **options) -> str:
+    """A run made in this process (`sepspec.fit`, the trainer `sepspec train` runs), for a test whose subject is
+    what a command does with it afterwards: the command runs in a subprocess, the set-up saves one's start-up."""
+    import sepspec
+
+    result = sepspec.fit(spec, data=data, out=run, **options)
+    assert result.status == "finished", result
+    return result.run
+
+
 def history(run):
     with open(os.path.join(run, "history.csv")) as f:
         return list(csv.DictReader(f))
@@ -213,10 +223,7 @@ def test_sigkill_mid_epoch_then_resume_has_every_epoch_once(tmp_path, spec, data
 
 
 def test_resume_cannot_change_the_length_of_a_cosine_run(tmp_path, spec, data):
-    run = str(tmp_path / "run")
-    r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "32",
-                "--set", "train.schedule={name: cosine}", env=ENV)
-    assert r.returncode == 0, r.stderr
+    run = trained(spec, data, str(tmp_path / "run"), epochs=1, train_limit=32, overrides=["train.schedule={name: cosine}"])
     spec_before = open(os.path.join(run, "spec.yaml")).read()
     r = run_cli("train", "--resume", run, "--epochs", "2", env=ENV)
     assert r.returncode == 2 and "cosine schedule" in r.stderr and "Traceback" not in r.stderr
@@ -454,9 +461,7 @@ def test_a_kill_at_the_commit_point_loses_no_epoch(tmp_path, spec, data, where):
 
 
 def test_damaged_runs_and_models_are_one_line_errors(tmp_path, spec, data):
-    run = str(tmp_path / "run")
-    assert run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "32",
-                   env=ENV).returncode == 0
+    run = trained(spec, data, str(tmp_path / "run"), epochs=1, train_limit=32)
     state = open(os.path.join(run, "state.json")).read()
     ckpt = json.loads(state)["checkpoint"]
 
@@ -495,10 +500,8 @@ def test_flip_tta_in_validation_and_evaluate(tmp_path, spec, data):
     """With `tta` and `ema` on, the validation figure is the average's with flips; the history also keeps the
     same epoch's figure without flips, without the average and without either, and each is what `evaluate`
     gives for the matching model file and --tta."""
-    run = str(tmp_path / "run")
-    r = run_cli("train", spec, "--data", data, "--out", run, "--epochs", "1", "--train-limit", "64",
-                "--set", "train.tta=flip", "--set", "train.ema=0.9", "--set", "train.validation=test", env=ENV)
-    assert r.returncode == 0, r.stderr
+    run = trained(spec, data, str(tmp_path / "run"), epochs=1, train_limit=64,
+                  overrides=["train.tta=flip", "train.ema=0.9", "train.validation=test"])
     recorded = json.load(open(os.path.join(run, "metrics.json")))["best_val_accuracy"]
     (row,) = history(run)
     assert float(row["val_accuracy"]) == recorded

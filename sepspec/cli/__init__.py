@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """`python -m sepspec`: the command line as a process."""
+    from .. import lazy
+
+    lazy.OWN_PROCESS = True
     sys.exit(main())
 
 

@@ -22,4 +22,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from .. import lazy
+
+    lazy.OWN_PROCESS = True
     sys.exit(main(sys.argv[1:]))

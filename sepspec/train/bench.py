@@ -70,10 +70,6 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
           repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1) -> Bench:
     from ..lazy import import_keras
 
-    keras = import_keras()
-    tf = tensorflow(keras)  # None on JAX/PyTorch
-    compilation_cache(keras)
-
     report = training_report(Options(spec=spec_path, batch_size=batch_size))
     spec = report.spec
     t = spec.train
@@ -102,6 +98,9 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         if streamed is not None:
             streamed = streamed[np.resize(np.arange(len(x)), n)]
         x, y = np.resize(x, (n, *x.shape[1:])), np.resize(y, n)
+    keras = import_keras()  # after the spec and the data are read: a mistake in either is told at once
+    tf = tensorflow(keras)  # None on JAX/PyTorch
+    compilation_cache(keras)
     mean, std = channel_stats(x)
     policy = set_precision(keras, precision)  # "auto": the precision the trainer uses by default
     opts = Options(spec=spec_path, precision=precision)

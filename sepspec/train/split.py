@@ -16,19 +16,15 @@ def split(data, train, opts: Options):
     """(x, y, x_val, y_val): the training images and the validation images. `validation: test` validates on the
     test split; a fraction or a count holds that many training images out, chosen by a seeded permutation
     (`SPLIT_SEED`), in their original order, so that every run on the same data validates on the same images."""
-    x, y = data.x_train, data.y_train
     if train.validation == "test":
-        xv, yv = data.x_test, data.y_test
-    else:
-        k = held_out(train.validation, len(x))
-        held = np.zeros(len(x), bool)
-        held[np.random.default_rng(SPLIT_SEED).permutation(len(x))[:k]] = True
-        x, y, xv, yv = x[~held], y[~held], x[held], y[held]
-    if opts.train_limit:
-        x, y = x[:opts.train_limit], y[:opts.train_limit]
-    if opts.val_limit:
-        xv, yv = xv[:opts.val_limit], yv[:opts.val_limit]
-    return x, y, xv, yv
+        return (data.x_train[:opts.train_limit], data.y_train[:opts.train_limit], data.x_test[:opts.val_limit],
+                data.y_test[:opts.val_limit])
+    k = held_out(train.validation, len(data.x_train))
+    held = np.zeros(len(data.x_train), bool)
+    held[np.random.default_rng(SPLIT_SEED).permutation(len(held))[:k]] = True
+    # the limits cut the lists of indices, not copies of every image (copying CIFAR-10's 45,000 took 0.9 s)
+    kept, out = np.flatnonzero(~held)[:opts.train_limit], np.flatnonzero(held)[:opts.val_limit]
+    return data.x_train[kept], data.y_train[kept], data.x_train[out], data.y_train[out]
 
 
 def held_out(validation: float | int, images: int) -> int:

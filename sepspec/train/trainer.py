@@ -40,6 +40,7 @@ from .devices import (
     compilation_cache,
     device_name,
     make_strategy,
+    parse_tf_config,
     set_precision,
     split_cpu,
     tensorflow,
@@ -93,6 +94,8 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
         print(note, file=sys.stderr, flush=True)
     if spec.train.validation != "test":  # the same: a split that leaves nothing is refused here
         held_out(spec.train.validation, len(data.x_train))
+    if opts.strategy == "multiworker":  # its settings are told before TensorFlow starts
+        parse_tf_config(os.environ.get("TF_CONFIG"))
     keras = import_keras()
     check_strategy(keras, opts.strategy, spec.train.batch_size)
     if opts.strategy == "data":
