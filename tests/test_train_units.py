@@ -1,4 +1,5 @@
 """The trainer's pure parts: data loading (safely), schedules, augmentation, TF_CONFIG handling."""
+import importlib.util
 import os
 import pickle
 
@@ -520,3 +521,22 @@ def test_a_per_step_rate_reaches_every_step_on_jax(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
     got, want = map(float, out.stdout.split())
     assert got == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (the dev extra has it)")
+def test_a_sepspec_process_on_tensorflow_keeps_jax_out_of_tensorflows_import_and_a_library_caller_does_not():
+    """TensorFlow's LiteRT helpers import JAX where it is installed (0.4 s of every start); the command line's
+    processes keep it out, and `import jax` still works after; a library caller's process is left alone."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, sepspec.lazy as l; l.OWN_PROCESS = {own}; l.import_keras(); print('jax' in sys.modules); "
+             "import jax; print(jax.numpy.add(1, 2))")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    for own, imported in ((True, "False"), (False, "True")):
+        r = subprocess.run([sys.executable, "-c", probe.format(own=own)], capture_output=True, text=True, env=env)
+        assert r.returncode == 0 and r.stdout.split() == [imported, "3"], r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", "import sepspec.cli, sepspec.cli.convert, sepspec.lazy as l; "
+                        "print(l.OWN_PROCESS)"], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == "False"  # importing the command line sets nothing: its entry points do
