@@ -47,8 +47,10 @@ def main() -> int:
     p.add_argument("spec")
     p.add_argument("--data", required=True)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("extra", nargs="*", help="after --: options for sepspec train")
-    a = p.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a = p.parse_args(argv[:cut])
+    a.extra = argv[cut + 1:]  # after --: options for sepspec train
     spec, data = os.path.abspath(a.spec), os.path.abspath(a.data)
     got = {True: [], False: []}
     for r in range(a.rounds):
