@@ -23,6 +23,19 @@ def _commit(tmp: str, path: str) -> None:
             os.unlink(tmp)
 
 
+def writable_folder(path: str) -> str:
+    """The folder a file `path` goes into; a one-line UserError, before any work is done, when it is missing or
+    cannot be written in."""
+    from .diagnostics import UserError
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UserError(f"{path}: its folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{path}: cannot write in {parent}")
+    return parent
+
+
 def write(path: str, data: bytes | str) -> None:
     tmp = _temp(path)
     try:

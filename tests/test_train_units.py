@@ -314,6 +314,16 @@ def test_tf_config_checks():
             parse_tf_config(bad)
 
 
+def test_tf_config_is_read_for_multiworker_only(monkeypatch):
+    from sepspec.train.devices import check_tf_config
+
+    monkeypatch.setenv("TF_CONFIG", "{")
+    for name in ("default", "mirrored", "data"):
+        check_tf_config(name)  # not theirs to read
+    with pytest.raises(DeviceError, match="not valid JSON"):
+        check_tf_config("multiworker")
+
+
 def test_options_refuse_unknown_choices_before_anything_runs():
     from sepspec.train.options import Options
 

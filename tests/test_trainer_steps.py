@@ -114,7 +114,7 @@ def test_the_training_and_validation_steps_are_traced_once_fresh_and_resumed(tmp
     t = Training(run, plain, Options(seed=1), None, Data())
     for e in range(2):
         t.commit(*t.epoch(e))
-    assert traced == ["train_step", "test_step"]  # two epochs of 5 steps and a shorter last one, validated twice
+    assert traced == ["train_step", "test_step"]  # two epochs of 5 steps (80 images, batch 16), validated twice
     traced.clear()
     t = Training(run, plain, Options(seed=1), rundir.read_state(run), Data())  # resumed from its checkpoint
     t.commit(*t.epoch(2))

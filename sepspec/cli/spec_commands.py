@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 
-from ..atomic import write
+from ..atomic import writable_folder, write
 from ..checked import check
 from ..diagnostics import Diagnostic, UserError, render
 from ..status import INVALID, OK, USAGE
@@ -248,8 +247,8 @@ def cmd_compile(a) -> int:
     c, status = valid_or_status(a.file)
     if c is None:
         return status
-    if a.output and not os.path.isdir(os.path.dirname(os.path.abspath(a.output))):  # told before Keras is imported
-        raise UserError(f"{a.output}: its folder {os.path.dirname(os.path.abspath(a.output))} does not exist")
+    if a.output:  # told before Keras is imported
+        writable_folder(a.output)
     if a.to == "python":
         from ..emit.script import python_source
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from ..atomic import writable_folder
 from ..diagnostics import UserError
 from ..layers import NOT_INT8
 from ..train import rundir
@@ -82,11 +83,7 @@ def export(source: str, fmt: str, out: str, *, normalization: str | None = None,
     """Convert in a subprocess, then move the result to `out` (a file; a folder for saved_model and tflm)."""
     job = job_of(source, fmt, normalization=normalization, calibration=calibration, data=data, seed=seed)
     folder_out = fmt in ("saved_model", "tflm")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UserError(f"{out}: its folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{out}: cannot write in {parent}")
+    parent = writable_folder(out)
     suffix = {"litert": ".tflite", "litert-int8": ".tflite", "onnx": ".onnx"}.get(fmt)
     if suffix and not out.endswith(suffix):
         raise UserError(f"{out}: a {fmt} file must end in {suffix}")

@@ -125,6 +125,12 @@ class _DataParallel:
         return self.distribution.scope()
 
 
+def check_tf_config(name: str) -> None:
+    """`--strategy multiworker`'s TF_CONFIG, read before TensorFlow starts (a new run's and a resumed one's)."""
+    if name == "multiworker":
+        parse_tf_config(os.environ.get("TF_CONFIG"))
+
+
 def check_strategy(keras, name: str, batch_size: int | None = None) -> None:
     """Refuse a strategy this backend does not have, before anything is written."""
     b = backend(keras)
@@ -174,8 +180,7 @@ def make_strategy(keras, name: str):
         devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
                   [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
-    parse_tf_config(os.environ.get("TF_CONFIG"))  # "multiworker": Options allows nothing else
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()  # "multiworker" (TF_CONFIG read: `check_tf_config`)
 
 
 def gpus(keras) -> list[str]:

@@ -37,10 +37,10 @@ from .devices import (
     backend,
     check_shares,
     check_strategy,
+    check_tf_config,
     compilation_cache,
     device_name,
     make_strategy,
-    parse_tf_config,
     set_precision,
     split_cpu,
     tensorflow,
@@ -94,8 +94,7 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
         print(note, file=sys.stderr, flush=True)
     if spec.train.validation != "test":  # the same: a split that leaves nothing is refused here
         held_out(spec.train.validation, len(data.x_train))
-    if opts.strategy == "multiworker":  # its settings are told before TensorFlow starts
-        parse_tf_config(os.environ.get("TF_CONFIG"))
+    check_tf_config(opts.strategy)
     keras = import_keras()
     check_strategy(keras, opts.strategy, spec.train.batch_size)
     if opts.strategy == "data":
@@ -170,6 +169,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
             raise TrainError(f"{dataset.source} is not the data set {run} was trained on: {diff}")
     if data is not None and opts.data != os.path.abspath(data):
         opts.data, changed = os.path.abspath(data), True
+    check_tf_config(opts.strategy)
     # Keras last: every refusal above costs no TensorFlow start-up
     trained_on, here = recorded.get("backend", "tensorflow"), backend(import_keras())
     if trained_on != here:
