@@ -105,7 +105,7 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
-    monkeypatch.setattr(scoring, "TEST_CHUNK", 25)  # three chunks of the 60 test images
+    monkeypatch.setattr(scoring, "CHUNK", 25)  # three chunks of the 60 test images
     norm = ([0.5] * 3, [0.25] * 3)
     assert np.allclose(predictions_on_test_split(model, s, norm, "flip"), predictions_on_test_split(model, m, norm, "flip"))
     monkeypatch.setattr(imagefolder, "STREAM_SHARE", 1e-9)  # auto: a folder larger than its share of memory streams

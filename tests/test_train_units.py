@@ -406,11 +406,40 @@ def test_every_dataset_the_trainer_makes_has_tf_data_autotuning_off():
         assert ds.options().autotune.enabled is False and ds.options().deterministic is True
         assert [len(b[0]) for b in ds] == [4, 4, 2]
     xf = x.astype("float32") / 255
-    assert _batches(xf, 4).options().autotune.enabled is False
+    assert _batches(xf, 4)[0].options().autotune.enabled is False
     keras = import_keras()
     inp = keras.Input((8, 8, 3))
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
     assert np.allclose(probabilities(model, xf, batch_size=4), model(tf.constant(xf)).numpy(), atol=1e-6)
+
+
+def test_predict_runs_one_batch_shape_and_scores_each_image_as_alone():
+    """Validation and the test split are scored in batches of exactly the batch size, the last one padded and its
+    padding dropped: one traced predict function for any number of images (a shorter last batch would be a
+    second), each image scored as the model scores it alone (batch norm in inference), nothing for no images.
+    The loss `scores` gives is Keras's own, label smoothing included."""
+    from sepspec.lazy import import_keras
+    from sepspec.train.predict import predict, scores
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4, 4, 2))
+    h = keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 3, padding="same")(inp))
+    model = keras.Model(inp, keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(h)))
+    model.layers[2].moving_variance.assign(np.full(3, 4.0, np.float32))  # statistics that are not the identity
+    x = np.random.default_rng(0).normal(size=(10, 4, 4, 2)).astype("float32")
+    for n in (10, 3, 8):
+        out = predict(model, x[:n], 4)
+        assert out.shape == (n, 5) and out.dtype == np.float64
+        assert np.allclose(out, np.asarray(model(x[:n], training=False)), atol=1e-5)
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    assert predict(model, x[:0], 4).shape == (0, 5)
+    p = np.asarray(keras.ops.softmax(model(x, training=False)), np.float64)
+    y = np.arange(10) % 5
+    for s in (0.0, 0.1):
+        want = keras.losses.CategoricalCrossentropy(label_smoothing=s)(np.eye(5)[y], p)
+        assert scores(p, y, s)["loss"] == pytest.approx(float(want), rel=1e-5)
+    assert scores(p, y, 0.1)["loss"] != pytest.approx(scores(p, y)["loss"], rel=1e-4)  # smoothing counts
 
 
 def test_flip_shift_tta_is_the_mean_over_six_views():

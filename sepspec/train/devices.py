@@ -152,8 +152,9 @@ def check_strategy(keras, name: str, batch_size: int | None = None) -> None:
 
 def check_shares(keras, parts: dict[str, tuple[int, int]]) -> None:
     """`--strategy data` splits every batch over the devices, and Keras's JAX sharding needs each batch, the last
-    partial one too, to divide evenly: `parts` maps what is batched (the training images, the validation images,
-    the test split) to (images, batch size); one that does not share is refused before anything is written."""
+    partial one too, to divide evenly: `parts` maps what is batched (the training images; validation and the
+    test split are scored in padded batches of the batch size) to (images, batch size); one that does not share
+    is refused before anything is written."""
     n = len(keras.distribution.list_devices())
     for what, (images, batch) in parts.items():
         rest = images % batch

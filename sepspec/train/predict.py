@@ -35,11 +35,11 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> dict[str, np.ndarray]:
+def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = PREDICT_BATCH) -> dict[str, np.ndarray]:
     """Probabilities without test-time augmentation ("none") and with each level up to `tta` ("flip",
     "flip_shift"): the cheaper figures come free with the dearer one."""
     def once(images):
-        out = np.asarray(model.predict(_batches(images, batch_size), verbose=0), np.float64)
+        out = predict(model, images, batch_size)
         if gives_probabilities(model):
             return out
         out = np.exp(out - out.max(axis=-1, keepdims=True))
@@ -55,21 +55,42 @@ def by_view(model, x: np.ndarray, tta: str = "none", batch_size: int = 500) -> d
     return p
 
 
-def _batches(x: np.ndarray, batch_size: int):
-    """On TensorFlow a tf.data dataset without autotuning (`pipeline.fixed`: `predict` on an array makes
-    one with it, and its end can wait seconds for the autotuning thread); elsewhere the array as it is."""
+def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's float64 outputs for `x`, in batches of exactly `batch_size` images: the last one is padded
+    with zeros and the padding's rows dropped. So every call of a run (validation, its views, the test split)
+    runs one compiled shape, where a shorter last batch costs a compilation of its own on JAX and a retrace on
+    TensorFlow. Inference scores each image on its own (batch norm uses its moving statistics), so the padding
+    changes no image's scores."""
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, *model.output_shape[1:]), np.float64)
+    pad = -n % batch_size
+    if pad:
+        x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    return np.asarray(model.predict(*_batches(x, batch_size), verbose=0), np.float64)[:n]
+
+
+def _batches(x: np.ndarray, batch_size: int) -> tuple:
+    """`predict`'s arguments. On TensorFlow a tf.data dataset without autotuning (`pipeline.fixed`: `predict` on
+    an array makes one with it, and its end can wait seconds for the autotuning thread); elsewhere the array,
+    with the batch size said (Keras's default is 32)."""
     from ..lazy import import_keras
 
     if import_keras().backend.backend() != "tensorflow":
-        return x
+        return (x, batch_size)
     import tensorflow as tf
 
     from .pipeline import fixed
 
-    return fixed(tf, tf.data.Dataset.from_tensor_slices(x).batch(batch_size))
+    return (fixed(tf, tf.data.Dataset.from_tensor_slices(x).batch(batch_size)),)
 
 
-def scores(p: np.ndarray, y: np.ndarray) -> dict:
-    """Accuracy and cross-entropy (without label smoothing) of probabilities `p` for labels `y`."""
-    return {"accuracy": float((p.argmax(axis=-1) == y).mean()),
-            "loss": float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())}
+def scores(p: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0) -> dict:
+    """Accuracy and cross-entropy of probabilities `p` for labels `y`, with label smoothing as Keras's loss
+    defines it (the target: 1 - s on the label plus s / classes on every class), so that a validation loss
+    is the loss the recipe trains on."""
+    logp = np.log(np.clip(p, 1e-12, 1.0))
+    s = label_smoothing
+    loss = -(1 - s) * logp[np.arange(len(y)), y] - (s / p.shape[-1]) * logp.sum(axis=-1) if s else \
+        -logp[np.arange(len(y)), y]
+    return {"accuracy": float((p.argmax(axis=-1) == y).mean()), "loss": float(loss.mean())}

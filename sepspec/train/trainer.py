@@ -50,9 +50,9 @@ from .fastpath import fast_training
 from .lock import hold
 from .options import Options, Result, TrainError
 from .pipeline import channel_stats, dataset, normalize
-from .predict import PREDICT_BATCH, by_view, scores
+from .predict import scores
 from .schedule import BY_LENGTH, in_step, lr_at, per_step, plateau_update
-from .scoring import accuracy_on_test_split, predictions_on_test_split
+from .scoring import accuracy_on_test_split, predictions_on_test_split, views
 from .split import check_fits, held_out, split, split_words
 from .terminal import Progress, lagging_statistics, stop_signals
 
@@ -111,9 +111,8 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
 
 
 def _check_shares(keras, t, opts: Options, data) -> None:
-    x, _, xv, _ = split(data, t, opts)
-    check_shares(keras, {"training images": (len(x), t.batch_size), "validation images": (len(xv), t.batch_size),
-                         "test split": (len(data.x_test), PREDICT_BATCH)})
+    x, _, _, _ = split(data, t, opts)  # validation and test are scored in padded batches of the batch size
+    check_shares(keras, {"training images": (len(x), t.batch_size)})
 
 
 def resume(run: str, epochs: int | None = None, *, data: str | None = None,
@@ -245,10 +244,8 @@ class Training:
             if not state and tf is not None:
                 self.board.graph(self.model)
             self.board.log(self.rows)  # an epoch committed but not yet logged when the run stopped
-        needs_arrays = t.tta != "none" or self.average is not None  # scored through predict, normalised once
-        self.xv_normal = normalize(self.xv, self.mean, self.std) if needs_arrays else None
-        self.val_ds = dataset(self.xv, self.yv, batch=t.batch_size, classes=self.spec.classes, mean=self.mean,
-                              std=self.std, seed=opts.seed, epoch=0, training=False)
+        # normalised once, unless streamed (then decoded and normalised a chunk at a time each epoch)
+        self.xv_normal = normalize(self.xv, self.mean, self.std) if isinstance(self.xv, np.ndarray) else None
         print(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
               f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
               f"{self.info['device']}, run {run}", flush=True)
@@ -332,12 +329,12 @@ class Training:
         t_train = time.perf_counter() - t0
         progress.clear()
         with self.average.swapped_in() if self.average else contextlib.nullcontext():  # validate the average
-            val, extra = self.validate(self.val_ds, self.xv_normal, self.yv, "_no_tta")
+            val, extra = self.validate("_no_tta")
             improved = val["accuracy"] > self.best["val_accuracy"]  # False for NaN
             if improved:
                 rundir.save_model(self.model, os.path.join(self.run, rundir.best_file(e + 1)))
         if self.average is not None:  # the live weights' figures, for the ablation in the history
-            live, live_extra = self.validate(self.val_ds, self.xv_normal, self.yv, "_plain")
+            live, live_extra = self.validate("_plain")
             extra.update({"_no_ema": live["accuracy"], **live_extra})
         row = {"epoch": e + 1, "loss": float(h.history["loss"][-1]) if h.history.get("loss") else float("nan"),
                "accuracy": float(h.history["accuracy"][-1]) if h.history.get("accuracy") else float("nan"),
@@ -355,17 +352,17 @@ class Training:
               f"({rundir.split_name(t.validation)}) - lr: {lr:.6g}", flush=True)
         return row, improved
 
-    def validate(self, ds, x_normal, y, untta: str) -> tuple[dict, dict]:
-        """The loss and accuracy as the recipe defines them (its `tta` views), and, where TTA is on, the
-        accuracy without it under the history suffix `untta`. Through `predict` whenever the recipe has TTA or
-        an average (the loss is then plain cross-entropy, without label smoothing), else Keras's `evaluate`."""
-        if x_normal is None:
-            return self.model.evaluate(ds, verbose=0, return_dict=True), {}
-        p = by_view(self.model, x_normal, self.t.tta, self.t.batch_size)
-        extra = {untta: scores(p["none"], y)["accuracy"]} if self.t.tta != "none" else {}
-        if self.t.tta == "flip_shift" and untta == "_no_tta":  # the mirror alone, for the ablation
+    def validate(self, untta: str) -> tuple[dict, dict]:
+        """The loss (the recipe's, label smoothing included) and accuracy of the validation images as the recipe
+        scores them (its `tta` views), and, where TTA is on, the accuracy without it under the history suffix
+        `untta`. Through `predict` in batches of one shape, shared with the test split's scores at the end."""
+        t, y = self.t, self.yv
+        norm = None if self.xv_normal is not None else (self.mean, self.std)
+        p = views(self.model, self.xv if norm else self.xv_normal, norm, t.tta, t.batch_size)
+        extra = {untta: scores(p["none"], y)["accuracy"]} if t.tta != "none" else {}
+        if t.tta == "flip_shift" and untta == "_no_tta":  # the mirror alone, for the ablation
             extra["_flip_only"] = scores(p["flip"], y)["accuracy"]
-        return scores(p[self.t.tta], y), extra
+        return scores(p[t.tta], y, t.label_smoothing), extra
 
     def commit(self, row: dict, improved: bool) -> None:
         """The epoch's row into the history, the schedule's state and the best model forward, the run folder
@@ -409,12 +406,12 @@ class Training:
 
     def test_figures(self) -> dict:
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
-            p = predictions_on_test_split(self.model, self.data, (self.mean, self.std), self.t.tta)
+            p = predictions_on_test_split(self.model, self.data, (self.mean, self.std), self.t.tta, self.t.batch_size)
         final = scores(p, self.data.y_test)
         last = self.rows[-1]["epoch"]
         # best.keras holds the very weights scored above when the final epoch was the best one
         best = (final["accuracy"] if self.best["epoch"] == last else
-                accuracy_on_test_split(self.run, rundir.BEST, self.t.tta, self.data))
+                accuracy_on_test_split(self.run, rundir.BEST, self.t.tta, self.data, self.t.batch_size))
         return {"images": int(len(self.data.y_test)), "tta": self.t.tta, "final_accuracy": final["accuracy"],
                 "final_epoch": last, "best_accuracy": best, "best_epoch": self.best["epoch"]}
 
