@@ -52,7 +52,7 @@ from .options import Options, Result, TrainError
 from .pipeline import channel_stats, dataset, normalize
 from .predict import scores
 from .schedule import BY_LENGTH, in_step, lr_at, per_step, plateau_update
-from .scoring import accuracy_on_test_split, predictions_on_test_split, views
+from .scoring import CHUNK, accuracy_on_test_split, predictions_on_test_split, views
 from .split import check_fits, held_out, split, split_words
 from .terminal import Progress, lagging_statistics, stop_signals
 
@@ -244,8 +244,10 @@ class Training:
             if not state and tf is not None:
                 self.board.graph(self.model)
             self.board.log(self.rows)  # an epoch committed but not yet logged when the run stopped
-        # normalised once, unless streamed (then decoded and normalised a chunk at a time each epoch)
-        self.xv_normal = normalize(self.xv, self.mean, self.std) if isinstance(self.xv, np.ndarray) else None
+        # normalised once when in memory and at most a chunk (else decoded and normalised a chunk at a time each
+        # epoch: no float copy of a large validation split held through the run)
+        small = isinstance(self.xv, np.ndarray) and len(self.xv) <= CHUNK
+        self.xv_normal = normalize(self.xv, self.mean, self.std) if small else None
         print(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
               f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
               f"{self.info['device']}, run {run}", flush=True)
