@@ -5,7 +5,8 @@ Two parts, each one call of the device tool (at most 10 minutes, 64 MiB carried)
 - `measure`: `sepspec bench` (the trainer's step against a plain `fit`) of `frontier.yaml`, `base.yaml` and
   `residual.yaml` on JAX and PyTorch at float32, bfloat16 and float16; the start-up of a run with and without
   JAX's persistent compilation cache; one seed against three at once (`sepspec train --seeds`); and a bfloat16
-  run of `residual.yaml` under `JAX_DEBUG_NANS`, which names the operation that first makes a NaN. On a subset.
+  run of `residual.yaml` under `JAX_DEBUG_NANS` and `JAX_DEBUG_INFS`, which name the operation that first makes a
+  NaN or an infinity; PyTorch's step with `torch.compile` (`--jit-compile`). On a subset.
 - `accuracy`: `frontier.yaml`'s 50-epoch recipe (the 91.23% one) and its 10-epoch recipe on the whole of
   CIFAR-10, three seeds at once each, with their wall times: time to accuracy.
 
@@ -33,6 +34,9 @@ import time
 DATA = ".gpu/cifar10-subset.tar.gz"
 CACHE = os.path.join(tempfile.gettempdir(), "sepspec-jax-cache")  # JAX's compilation cache, shared by the runs
 F32, BF16, F16 = "float32", "mixed_bfloat16", "mixed_float16"
+# the nan-check: JAX re-runs a step whose result holds a NaN or an infinity op by op and names the first operation
+# that made one (the H200's residual.yaml stop made no NaN: most likely an infinity)
+DEBUG = {"JAX_DEBUG_NANS": "True", "JAX_DEBUG_INFS": "True"}
 FRONTIER, BASE, RESIDUAL = "specs/frontier.yaml", "specs/base.yaml", "specs/residual.yaml"
 TINY = "benchmarks/dry-run.yaml"  # the dry run's bench and seeds: its plumbing, at the least compile time
 # the 50-epoch recipe behind the README's 91.23% (results/frontier50-crop4-cutout8-adamw02-seed*)
@@ -40,10 +44,12 @@ RECIPE50 = ["--epochs", "50", "--set", "train.augment.crop=4", "--set", "train.a
             "train.optimizer={name: adamw, learning_rate: 0.01, weight_decay: 0.02, no_decay: [depthwise, norm, bias]}"]
 
 
-def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, data):
-    return {"kind": "bench", "backend": backend, "spec": spec, "precision": precision, "batch": batch, "args": [
+def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, data, jit=False):
+    return {"kind": "bench", "backend": backend, "spec": spec, "precision": precision, "batch": batch,
+            **({"what": "bench --jit-compile"} if jit else {}), "args": [
         "bench", spec, "--data", data, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
-        "--steps-per-execution", str(spe), "--repeats", str(repeats), "--format", "json"]}
+        "--steps-per-execution", str(spe), "--repeats", str(repeats), "--format", "json",
+        *(["--jit-compile"] if jit else [])]}
 
 
 def _train(backend, spec, precision, extra, data, seeds=None, env=None, what="train"):
@@ -59,8 +65,8 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
     if cpu:  # every kind of run, tiny limits
         tiny = ["--train-limit", "64", "--val-limit", "64", "--batch-size", "32", "--epochs", "1"]
         if part == "measure":
-            return [_bench("jax", TINY, F32, 32, 2, 1, data=data),
-                    _train("jax", RESIDUAL, BF16, tiny, data, env={"JAX_DEBUG_NANS": "True"}, what="nan-check"),
+            return [_bench("jax", TINY, F32, 32, 2, 1, data=data, jit=True),  # the flag's plumbing (JAX: always)
+                    _train("jax", RESIDUAL, BF16, tiny, data, env=DEBUG, what="nan-check"),
                     _train("jax", TINY, F32, tiny, data, seeds=[0, 1], what="seeds")]
         # frontier.yaml holds out 1,000 validation images: more than a tiny set has
         return [_train("jax", FRONTIER, F32, [*RECIPE50[2:], *tiny, "--set", "train.validation=0.2"], data,
@@ -75,8 +81,9 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
                        env={"SEPSPEC_JAX_CACHE": CACHE}),
                 _bench("torch", FRONTIER, BF16, steps=30, data=data),
                 _train("jax", RESIDUAL, BF16, ["--train-limit", "5120", "--val-limit", "512", "--epochs", "1"], data,
-                       env={"JAX_DEBUG_NANS": "True"}, what="nan-check"),
+                       env=DEBUG, what="nan-check"),
                 _bench("torch", FRONTIER, F16, steps=30, data=data),
+                _bench("torch", FRONTIER, F32, steps=30, data=data, jit=True),  # 0.80x eager on CPU (docs/gpu.md)
                 *(_bench("jax", spec, p, data=data) for spec in (BASE, RESIDUAL) for p in (F32, BF16)),
                 _bench("torch", BASE, F32, steps=30, data=data)]
     cache = {"SEPSPEC_JAX_CACHE": CACHE}
@@ -113,7 +120,7 @@ def run(r: dict, out: str, i: int, timeout: float) -> dict:
     with open(log, "w") as f:
         f.write(" ".join(args) + "\n" + text)
     r["rc"] = rc
-    if r["kind"] == "train" and r.get("what") == "nan-check":  # the first NaN's operation, if JAX named one
+    if r["kind"] == "train" and r.get("what") == "nan-check":  # the first NaN's or infinity's operation, if named
         named = [line.strip() for line in text.splitlines() if "FloatingPointError" in line or "nan" in line.lower()
                  and "invalid value" in line.lower()]
         r["nan"] = named[-1][:200] if named else None
@@ -146,8 +153,8 @@ def table(runs: list[dict]) -> str:
         head = (f"| {r.get('what', r['kind'])} | {r['backend']} | {os.path.basename(r['spec'])} | {r['precision']} "
                 f"| {r.get('batch') or 'spec'} |")
         if r.get("nan") is not None or r.get("what") == "nan-check" and r["rc"] == 0:
-            lines.append(f"{head} first NaN: {r.get('nan') or 'none (the run stayed finite)'} | | {r['wall']:.0f} "
-                         "| | |")
+            lines.append(f"{head} first NaN or infinity: {r.get('nan') or 'none (the run stayed finite)'} | | "
+                         f"{r['wall']:.0f} | | |")
         elif r.get("error"):
             lines.append(f"{head} failed ({r['rc']}): {r['error']} | | {r['wall']:.0f} | | |")
         elif r["kind"] == "bench":

@@ -29,6 +29,7 @@ def _check(part, data, out):
 def test_the_device_checks_dry_run_measures_every_kind_of_run(data, tmp_path):
     rows, table = _check("measure", data, tmp_path / "m")
     assert len(rows) == 3 and not any("failed" in line for line in rows), table
+    assert rows[0].startswith("| bench --jit-compile | jax |")  # `sepspec bench` takes the flag (else: failed)
     bench = rows[0].split("|")[6].split("/")
     assert all(int(v.replace(",", "")) > 0 for v in bench)  # trainer, its step, plain fit: images/s
     assert "nan-check" in rows[1] and "residual.yaml" in rows[1] and "mixed_bfloat16" in rows[1]

@@ -37,8 +37,8 @@ def add_commands(sub) -> None:
     s.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): float32 on CPU; on a GPU the measured best for the Keras backend "
                    "(docs/gpu.md)")
-    s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (slow for depthwise "
-                   "convolutions on CPU)")
+    s.add_argument("--jit-compile", action="store_true", help="compile the step: XLA on TensorFlow (slow for "
+                   "depthwise convolutions on CPU; always on with JAX), torch.compile on PyTorch")
     s.add_argument("--keras-layers", action="store_true", help="train batch norm and dropout with Keras's own ops "
                    "(not TensorFlow's fused batch norm and integer dropout masks; slower)")
     s.add_argument("--stream", choices=STREAMS, help="an image folder read from disk batch by batch: auto (the "
@@ -86,6 +86,8 @@ def add_commands(sub) -> None:
     s.add_argument("--repeats", type=_positive, default=3, help="interleaved timed repeats of each (default 3)")
     s.add_argument("--steps-per-execution", type=_positive, default=1, metavar="N",
                    help="training steps per compiled call (Keras's steps_per_execution; default 1)")
+    s.add_argument("--jit-compile", action="store_true", help="as for train: XLA on TensorFlow (always on with JAX), "
+                   "torch.compile on PyTorch")
     s.add_argument("--format", choices=("text", "json"), default="text", help="json: every timed run, the medians "
                    "and the ratio as one JSON object (for scripts: benchmarks/gpu_check.py)")
     s.set_defaults(fn=cmd_bench)
@@ -230,7 +232,7 @@ def cmd_bench(a) -> int:
     from ..train.bench import bench
 
     b = bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data, repeats=a.repeats,
-              precision=a.precision, steps_per_execution=a.steps_per_execution)
+              precision=a.precision, steps_per_execution=a.steps_per_execution, jit_compile=a.jit_compile)
     med = b.medians
     if a.format == "json":
         print(json.dumps({**asdict(b), "medians": med, "ratio": b.ratio}))
@@ -238,7 +240,8 @@ def cmd_bench(a) -> int:
     for note in b.notes:
         print(f"note: {note}")
     print(f"{b.spec}: batch {b.batch}, {b.steps} steps x {b.repeats} interleaved repeats, {b.device}, backend "
-          f"{b.backend}, precision {b.precision}, {b.steps_per_execution} step(s) per call, data: {b.data}, "
+          f"{b.backend}, precision {b.precision}, {b.steps_per_execution} step(s) per call, compiled: "
+          f"{'yes' if b.jit_compile else 'no'}, data: {b.data}, "
           f"augmentation: {b.augmentation}, fused batch norms: {b.fused.get('batch_norm', 0)}, dropouts with integer "
           f"masks: {b.fused.get('dropout', 0)}")
     for key in ("trainer", "streamed", "step", "plain", "tuned"):

@@ -51,6 +51,7 @@ class Bench:
     plain_feed: str  # the plain fit's input
     runs: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    jit_compile: bool = False  # the steps compiled (XLA on TensorFlow and JAX, torch.compile on PyTorch)
 
     @property
     def medians(self) -> dict[str, float]:
@@ -67,7 +68,7 @@ class Bench:
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
-          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1) -> Bench:
+          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1, jit_compile: bool = False) -> Bench:
     from ..lazy import import_keras
 
     report = training_report(Options(spec=spec_path, batch_size=batch_size))
@@ -103,7 +104,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     compilation_cache(keras)
     mean, std = channel_stats(x)
     policy = set_precision(keras, precision)  # "auto": the precision the trainer uses by default
-    opts = Options(spec=spec_path, precision=precision)
+    opts = Options(spec=spec_path, precision=precision, jit_compile=jit_compile)
 
     def compiled(fused: bool):
         m = compile_model(keras, report, t, mixed=policy != "float32", jit_compile=jit(keras, opts), steps=steps,
@@ -158,4 +159,5 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
             runs["tuned"].append(ready(plain_model, tuned))
     aug = ", ".join(f"{k}={v}" for k, v in t.augment.model_dump().items() if v) or "none"
     return Bench(spec.name, b, steps, repeats, device_name(keras), backend(keras), policy, steps_per_execution, source,
-                 aug, fused, "tf.data" if tf is not None else "PyDataset", plain_feed, runs, notes)
+                 aug, fused, "tf.data" if tf is not None else "PyDataset", plain_feed, runs, notes,
+                 jit_compile=jit(keras, opts))
