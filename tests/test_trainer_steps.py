@@ -99,23 +99,22 @@ def test_tensorboard_logs_each_committed_epoch_and_is_off_with_one_key(tmp_path,
 
 def test_the_training_and_validation_steps_are_traced_once_fresh_and_resumed(tmp_path, report, monkeypatch):
     """Keras's TensorFlow trainer, without a strategy, makes the metrics' variables in the first trace of the step,
-    and TensorFlow then traces it again (`compiled.build_state` builds them first). A trace calls the Python step;
-    the compiled one does not."""
+    and TensorFlow then traces it again (`compiled.build_state` builds them first); validation, every view of it,
+    runs one predict step. A trace calls the Python step; the compiled one does not."""
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
     traced = []
-    for step in ("train_step", "test_step"):
+    for step in ("train_step", "test_step", "predict_step"):
         original = getattr(TensorFlowTrainer, step)
         monkeypatch.setattr(TensorFlowTrainer, step,
                             lambda self, data, _f=original, _s=step: traced.append(_s) or _f(self, data))
-    plain = check_spec(load_source(with_overrides(report.spec.source, ["train.tta=none", "train.epochs=3"])),
-                       "t").report  # validated by `evaluate` (its test step), not by predict
+    spec = check_spec(load_source(with_overrides(report.spec.source, ["train.epochs=3"])), "t").report
     run = str(tmp_path)
-    t = Training(run, plain, Options(seed=1), None, Data())
+    t = Training(run, spec, Options(seed=1), None, Data())
     for e in range(2):
         t.commit(*t.epoch(e))
-    assert traced == ["train_step", "test_step"]  # two epochs of 5 steps (80 images, batch 16), validated twice
+    assert traced == ["train_step", "predict_step"]  # two epochs of 5 steps (80 images, batch 16), validated twice
     traced.clear()
-    t = Training(run, plain, Options(seed=1), rundir.read_state(run), Data())  # resumed from its checkpoint
+    t = Training(run, spec, Options(seed=1), rundir.read_state(run), Data())  # resumed from its checkpoint
     t.commit(*t.epoch(2))
-    assert traced == ["train_step", "test_step"]
+    assert traced == ["train_step", "predict_step"]
