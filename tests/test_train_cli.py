@@ -660,8 +660,8 @@ def test_data_parallel_on_two_devices_has_the_losses_of_one_and_resumes_exactly(
     two = {**JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     spec = tmp_path / "s.yaml"
     spec.write_text(SMALL.lstrip())
-    args = [str(spec), "--data", data, "--epochs", "2", "--train-limit", "96", "--val-limit", "63",
-            "--set", "train.batch_size=16"]  # 63 validation images: scored in padded batches, shared all the same
+    args = [str(spec), "--data", data, "--epochs", "2", "--train-limit", "96", "--val-limit", "7",
+            "--set", "train.batch_size=16"]  # 7 validation images: one batch of 7 alone, padded to 16 shared by 2
     one, dp, cut = (str(tmp_path / n) for n in ("one", "dp", "cut"))
     r = run_cli("train", *args, "--out", one, env=two)
     assert r.returncode == 0, r.stderr

@@ -60,14 +60,23 @@ def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     with zeros and the padding's rows dropped. So every call of a run (validation, its views, the test split)
     runs one compiled shape, where a shorter last batch costs a compilation of its own on JAX and a retrace on
     TensorFlow. Inference scores each image on its own (batch norm uses its moving statistics), so the padding
-    changes no image's scores."""
+    changes no image's scores. A split smaller than a batch is one batch of its own size (padding it would
+    score more blanks than images), except under a distribution, whose devices share every batch."""
     n = len(x)
     if n == 0:
         return np.zeros((0, *model.output_shape[1:]), np.float64)
-    pad = -n % batch_size
+    batch = batch_size if _distributed() else min(batch_size, n)
+    pad = -n % batch
     if pad:
         x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    return np.asarray(model.predict(*_batches(x, batch_size), verbose=0), np.float64)[:n]
+    return np.asarray(model.predict(*_batches(x, batch), verbose=0), np.float64)[:n]
+
+
+def _distributed() -> bool:
+    """Is a `keras.distribution` set (`--strategy data`: each batch split over the devices)?"""
+    from ..lazy import import_keras
+
+    return import_keras().distribution.distribution() is not None
 
 
 def _batches(x: np.ndarray, batch_size: int) -> tuple:
