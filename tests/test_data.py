@@ -80,14 +80,14 @@ def test_a_streamed_folder_gives_the_arrays_stats_fingerprint_and_batches_of_the
     assert isinstance(part, imagefolder.FolderImages) and np.array_equal(np.asarray(part), m.x_train[~held][:100])
     assert channel_stats(part) == channel_stats(m.x_train[~held][:100])  # to the last bit
     aug = Augment(flip="alternate", crop=3)
-    kw = dict(batch=32, classes=10, mean=[0.5] * 3, std=[0.25] * 3, seed=4, epoch=1, training=True, aug=aug)
+    kw = dict(batch=32, classes=10, mean=[0.5] * 3, std=[0.25] * 3, seed=4, epoch=1, aug=aug)
     for a, b in zip(_tf_dataset(part, m.y_train[~held][:100], **kw), _tf_dataset(m.x_train[~held][:100],
                                                                                      m.y_train[~held][:100], **kw)):
         assert np.array_equal(a[0].numpy(), b[0].numpy()) and np.array_equal(a[1].numpy(), b[1].numpy())
 
     def host(images):  # the host batches' batch 1 (PyTorch's path; on this TensorFlow backend without a device copy)
         return host_batches(images, m.y_train, batch=32, classes=10, mean=[0.5] * 3, std=[0.25] * 3, seed=4, epoch=1,
-                            training=True, aug=Augment(flip=True, crop=3))[1]
+                            aug=Augment(flip=True, crop=3))[1]
 
     assert all(np.array_equal(a, b) for a, b in zip(host(s.x_train), host(m.x_train)))
     if importlib.util.find_spec("jax") is not None:  # JAX: the batch made on the device from a copy, or sent decoded

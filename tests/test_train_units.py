@@ -213,7 +213,7 @@ def test_alternate_flips_mirror_each_image_every_other_epoch_in_every_pipeline()
     x = np.random.default_rng(0).integers(0, 256, (64, 6, 6, 3), dtype=np.uint8)
     y = np.arange(64) % 4
     aug = Augment(flip="alternate")
-    kw = dict(batch=16, classes=4, mean=[0.5] * 3, std=[0.25] * 3, seed=3, training=True, aug=aug)
+    kw = dict(batch=16, classes=4, mean=[0.5] * 3, std=[0.25] * 3, seed=3, aug=aug)
     for epoch in (0, 1):
         order = np.random.default_rng([3, epoch]).permutation(64)
         plain = (x[order].astype(np.float32) / 255 - 0.5) / 0.25
@@ -283,8 +283,8 @@ def test_mixup_blends_each_image_and_label_with_its_partner_in_every_pipeline():
     kw = dict(batch=16, classes=4, mean=[0.5] * 3, std=[0.25] * 3, seed=3, epoch=1, aug=aug)
     order = np.random.default_rng([3, 1]).permutation(64)
     plain = (images[order].astype(np.float32) / 255 - 0.5) / 0.25
-    host = host_batches(images, labels, training=True, **kw)  # PyTorch's path (no device copy on this backend)
-    tf_batches = [(a.numpy(), b.numpy()) for a, b in _tf_dataset(images, labels, training=True, **kw)]
+    host = host_batches(images, labels, **kw)  # PyTorch's path (no device copy on this backend)
+    tf_batches = [(a.numpy(), b.numpy()) for a, b in _tf_dataset(images, labels, **kw)]
     for name, batches in [("tf.data", tf_batches), ("host", [host[i] for i in range(len(host))])]:
         bx, by = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
         assert np.allclose(by.sum(1), 1) and (np.count_nonzero(by, axis=1) <= 2).all(), name
@@ -297,10 +297,8 @@ def test_mixup_blends_each_image_and_label_with_its_partner_in_every_pipeline():
                 assert np.allclose(bx[i], own[i] * plain[i] + (1 - own[i]) * plain[j], atol=1e-5), (name, i)
                 mixed += 1
         assert mixed > 40
-    again = [b[1].numpy() for b in _tf_dataset(images, labels, training=True, **kw)]  # the same draws each time
+    again = [b[1].numpy() for b in _tf_dataset(images, labels, **kw)]  # the same draws each time
     assert np.array_equal(np.concatenate(again), np.concatenate([b[1] for b in tf_batches]))
-    val = np.concatenate([b[1].numpy() for b in _tf_dataset(images, labels, training=False, **kw)])
-    assert np.array_equal(val, np.eye(4)[labels])  # validation sees the images and labels as they are
 
 
 def test_tf_config_checks():
@@ -390,7 +388,7 @@ def test_flip_tta_is_the_mean_over_each_image_and_its_mirror():
 
 def test_every_dataset_the_trainer_makes_has_tf_data_autotuning_off():
     """tf.data's autotuning thread can hold the end of an epoch until its current sleep ends (10.23 s for 6.3 s of
-    steps, docs/experiments.md): the trainer's datasets, training and validation, and predict's turn it off."""
+    steps, docs/experiments.md): the trainer's training datasets and predict's turn it off."""
     import tensorflow as tf
 
     from sepspec.lazy import import_keras
@@ -400,11 +398,9 @@ def test_every_dataset_the_trainer_makes_has_tf_data_autotuning_off():
 
     x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     y = np.arange(10) % 3
-    for training in (True, False):
-        ds = dataset(x, y, batch=4, classes=3, mean=[0.0] * 3, std=[1.0] * 3, seed=0, epoch=0, training=training,
-                     aug=Augment(flip=True))
-        assert ds.options().autotune.enabled is False and ds.options().deterministic is True
-        assert [len(b[0]) for b in ds] == [4, 4, 2]
+    ds = dataset(x, y, batch=4, classes=3, mean=[0.0] * 3, std=[1.0] * 3, seed=0, epoch=0, aug=Augment(flip=True))
+    assert ds.options().autotune.enabled is False and ds.options().deterministic is True
+    assert [len(b[0]) for b in ds] == [4, 4, 2]
     xf = x.astype("float32") / 255
     assert _batches(xf, 4)[0].options().autotune.enabled is False
     keras = import_keras()

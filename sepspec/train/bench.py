@@ -132,8 +132,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         return n / (time.perf_counter() - t0)
 
     def trainer(epoch, images=x):  # the trainer's model and input: its pipeline with normalisation and augmentation
-        ds = dataset(images, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=0, epoch=epoch,
-                     training=True, aug=t.augment)
+        ds = dataset(images, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=0, epoch=epoch, aug=t.augment)
         return timed(lambda: ours_model.fit(ds, epochs=1, verbose=0, shuffle=False))
 
     def ready(model, feed=None):  # a model on ready tensors: the trainer's step alone, or the emitted model

@@ -149,36 +149,37 @@ def alternate_flips(n: int, seed: int, epoch: int) -> np.ndarray:
     return first ^ bool(epoch % 2)
 
 
-def _epoch_flips(n: int, seed: int, epoch: int, training: bool, aug: Augment | None) -> np.ndarray | None:
+def _epoch_flips(n: int, seed: int, epoch: int, aug: Augment | None) -> np.ndarray | None:
     """The epoch's alternating flips where the recipe asks for them (they replace the batch's random ones)."""
-    return alternate_flips(n, seed, epoch) if _augments(training, aug) and aug.flip == "alternate" else None
+    return alternate_flips(n, seed, epoch) if _augments(aug) and aug.flip == "alternate" else None
 
 
-def _augments(training: bool, aug: Augment | None) -> bool:
-    return bool(training and aug is not None and (aug.flip or aug.crop or aug.cutout or aug.mixup))
+def _augments(aug: Augment | None) -> bool:
+    return bool(aug is not None and (aug.flip or aug.crop or aug.cutout or aug.mixup))
 
 
 def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mean, std, seed: int, epoch: int,
-            training: bool, aug: Augment | None = None):
-    """The batches of (normalised float32 images, one-hot labels) for `fit`/`evaluate` on the current backend."""
+            aug: Augment | None = None):
+    """An epoch's training batches of (normalised float32 images, one-hot labels) for `fit` on the current
+    backend: the images in the epoch's seeded order, augmented as `aug` says. (Validation and test images are
+    scored through `predict`, `scoring.views`.)"""
     from ..lazy import import_keras
 
     if import_keras().backend.backend() != "tensorflow":
         return host_batches(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch,
-                           training=training, aug=aug)
-    return _tf_dataset(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch,
-                       training=training, aug=aug)
+                            aug=aug)
+    return _tf_dataset(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch, aug=aug)
 
 
-def _order(n, seed, epoch, training):
-    return np.random.default_rng([seed, epoch]).permutation(n) if training else np.arange(n)
+def _order(n, seed, epoch):
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training, aug):
+def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, aug):
     import tensorflow as tf
 
     ops = ArrayOps.tensorflow()
-    order = _order(len(x_uint8), seed, epoch, training)
+    order = _order(len(x_uint8), seed, epoch)
     h, w, c = x_uint8.shape[1:]
     if isinstance(x_uint8, FolderImages):  # streamed: each batch's files decoded as the batch is made
         def fetch(idx):
@@ -193,13 +194,13 @@ def _tf_dataset(x_uint8, y, *, batch, classes, mean, std, seed, epoch, training,
     m = tf.constant(np.asarray(mean, np.float32))
     s = tf.constant(np.asarray(std, np.float32))
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch).enumerate()
-    flips = _epoch_flips(len(x_uint8), seed, epoch, training, aug)
+    flips = _epoch_flips(len(x_uint8), seed, epoch, aug)
     flips = None if flips is None else tf.constant(flips)
 
     def load(i, idx):
         x = normalize(tf.cast(fetch(idx), tf.float32), m, s)
         y = tf.one_hot(tf.gather(labels, idx), classes)
-        if _augments(training, aug):
+        if _augments(aug):
             draws = tf_draws(tf, tf.shape(x)[0], h, w, tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), i]), aug)
             if flips is not None:
                 draws["flip"] = tf.reshape(tf.gather(flips, idx), [-1, 1, 1, 1])
@@ -249,15 +250,15 @@ def host_batches(*args, **kwargs):
 class _HostBatchesMixin:
     """Batch i is a pure function of (seed, epoch, i), so worker threads may make batches in any order."""
 
-    def __init__(self, x_uint8, y, *, batch, classes, mean, std, seed, epoch, training, aug, workers=1):
+    def __init__(self, x_uint8, y, *, batch, classes, mean, std, seed, epoch, aug, workers=1):
         # one worker thread: it overlaps making batches with the step, and with two or more the training was
         # measured not to be reproducible (Keras 3.15 on JAX: the same checkpoint and batches gave other weights)
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.x, self.y, self.batch, self.classes = x_uint8, y, batch, classes
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        self.seed, self.epoch, self.training, self.aug = seed, epoch, training, aug
-        self.order = _order(len(x_uint8), seed, epoch, training)
-        self.flips = _epoch_flips(len(x_uint8), seed, epoch, training, aug)
+        self.seed, self.epoch, self.aug = seed, epoch, aug
+        self.order = _order(len(x_uint8), seed, epoch)
+        self.flips = _epoch_flips(len(x_uint8), seed, epoch, aug)
         from ..lazy import import_keras
 
         # JAX keeps an in-memory data set on the device; a streamed folder's batches are decoded here and sent
@@ -271,7 +272,7 @@ class _HostBatchesMixin:
         idx = self.order[i * self.batch:(i + 1) * self.batch]
         h, w = self.x.shape[1], self.x.shape[2]
         draws = {}
-        if _augments(self.training, self.aug):
+        if _augments(self.aug):
             draws = numpy_draws(np.random.default_rng([self.seed, self.epoch, i]), len(idx), h, w, self.aug)
             if self.flips is not None:
                 draws["flip"] = self.flips[idx].reshape(-1, 1, 1, 1)
@@ -331,7 +332,7 @@ def _jax_batches(x_uint8, y, classes, mean, std, aug):
     make = _jax_make(classes, mean, std, aug)
     if isinstance(x_uint8, FolderImages):  # streamed: each batch's images are decoded on the host, then sent
         return None, None, make
-    if len(_ON_DEVICE) >= 4:  # training and validation sets of one run; older ones are dropped
+    if len(_ON_DEVICE) >= 4:  # the training sets of the last runs in this process; older ones are dropped
         _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
     # the host arrays are kept with their device copies: while an entry lives its ids cannot be reused by other
     # arrays (a sweep trains many trials in one process), and the identity check above holds

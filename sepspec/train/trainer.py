@@ -322,7 +322,7 @@ class Training:
                                                         .learning_rate.assign(lr_at(t, e, None, b, self.steps)))]
                         if per_step(t) else [])
         ds = dataset(self.x, self.y, batch=t.batch_size, classes=self.spec.classes, mean=self.mean, std=self.std,
-                     seed=self.opts.seed, epoch=e, training=True, aug=t.augment)
+                     seed=self.opts.seed, epoch=e, aug=t.augment)
         progress = Progress(keras, e + 1, t.epochs, self.steps)
         t0 = time.perf_counter()
         h = self.model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
