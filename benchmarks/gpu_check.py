@@ -77,6 +77,9 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
                 _bench("jax", FRONTIER, BF16, data=data),
                 _train("jax", FRONTIER, F32, sub, data, what="cold cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
                 _train("jax", FRONTIER, F32, sub, data, what="warm cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
+                # what XLA's convolution autotuning costs of a cold start, and whether its kernels are slower
+                _train("jax", FRONTIER, F32, sub, data, what="no cache, no autotuning",
+                       env={"SEPSPEC_JAX_CACHE": "off", "XLA_FLAGS": "--xla_gpu_autotune_level=0"}),
                 _train("jax", FRONTIER, F32, sub, data, seeds=[0, 1, 2], what="3 seeds at once",
                        env={"SEPSPEC_JAX_CACHE": CACHE}),
                 _bench("torch", FRONTIER, BF16, steps=30, data=data),
