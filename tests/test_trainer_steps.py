@@ -118,3 +118,25 @@ def test_the_training_and_validation_steps_are_traced_once_fresh_and_resumed(tmp
     t = Training(run, spec, Options(seed=1), rundir.read_state(run), Data())  # resumed from its checkpoint
     t.commit(*t.epoch(2))
     assert traced == ["train_step", "predict_step"]
+
+
+def test_the_epochs_callbacks_let_keras_dispatch_them_asynchronously_unless_a_weight_average_needs_each_step(
+        tmp_path, report, monkeypatch):
+    """On JAX and PyTorch Keras runs batch-end callbacks in a thread of their own (the next step dispatched while
+    the last one computes) only when every callback allows it; else it waits for each step's loss. Keras's own rule
+    (its `CallbackList`, with the thread-safe backend's flag) decides here, on a terminal's progress line too."""
+    from keras.src import backend as keras_backend
+
+    from sepspec.lazy import import_keras
+    from sepspec.train import terminal
+
+    keras = import_keras()
+    monkeypatch.setattr(keras_backend, "IS_THREAD_SAFE", True)  # JAX's and PyTorch's value; TensorFlow's is False
+    monkeypatch.setattr(terminal.sys.stdout, "isatty", lambda: True)
+    t = Training(str(tmp_path / "plain"), report, Options(seed=1), None, Data())
+    progress = terminal.Progress(keras, 1, 2, t.steps)
+    assert progress.cb is not None
+    assert keras.callbacks.CallbackList(t.callbacks([], progress), model=t.model)._async_train
+    averaged = check_spec(load_source(with_overrides(report.spec.source, ["train.ema=0.9"])), "t").report
+    t = Training(str(tmp_path / "ema"), averaged, Options(seed=1), None, Data())
+    assert not keras.callbacks.CallbackList(t.callbacks([], progress), model=t.model)._async_train

@@ -35,8 +35,11 @@ class Progress:
     """A one-line progress bar on a terminal; nothing when output goes to a file (no carriage returns)."""
 
     def __init__(self, keras, epoch, epochs, steps):
-        self.cb = keras.callbacks.LambdaCallback(on_train_batch_end=self._step)
         self.tty = sys.stdout.isatty()
+        self.cb = None  # its callback: only on a terminal, and marked safe to run in Keras's callback thread
+        if self.tty:
+            self.cb = keras.callbacks.LambdaCallback(on_train_batch_end=self._step)
+            self.cb.async_safe = True
         self.epoch, self.epochs, self.steps = epoch, epochs, steps
         self.t0 = time.perf_counter()
 

@@ -326,8 +326,7 @@ class Training:
         progress = Progress(keras, e + 1, t.epochs, self.steps)
         t0 = time.perf_counter()
         h = self.model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
-                           callbacks=stepwise + [progress.cb, keras.callbacks.TerminateOnNaN()]
-                           + ([self.average.callback(keras)] if self.average else []))
+                           callbacks=self.callbacks(stepwise, progress))
         t_train = time.perf_counter() - t0
         progress.clear()
         with self.average.swapped_in() if self.average else contextlib.nullcontext():  # validate the average
@@ -353,6 +352,16 @@ class Training:
               f"{row['accuracy']:.4f} - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} "
               f"({rundir.split_name(t.validation)}) - lr: {lr:.6g}", flush=True)
         return row, improved
+
+    def callbacks(self, stepwise: list, progress: Progress) -> list:
+        """The epoch's callbacks. On JAX and PyTorch Keras runs batch-end callbacks in a thread of their own, so
+        that the next step is dispatched while the last one computes, only when each is marked `async_safe` or has
+        no batch-end hook: otherwise it waits for every step's loss. The progress line and the NaN stop only read
+        the loss; the weight average needs each step's weights, so a run with one stays synchronous."""
+        stop = self.keras.callbacks.TerminateOnNaN()
+        stop.async_safe = True  # reads the loss and sets stop_training: at worst it stops a step later
+        return (stepwise + ([progress.cb] if progress.cb else []) + [stop]
+                + ([self.average.callback(self.keras)] if self.average else []))
 
     def validate(self, untta: str) -> tuple[dict, dict]:
         """The loss (the recipe's, label smoothing included) and accuracy of the validation images as the recipe
