@@ -312,19 +312,16 @@ def test_jit_compile_is_explicit_and_warned_on_cpu(tmp_path, spec, data):
     assert r.returncode == 0, r.stderr
     assert "warning: --jit-compile on CPU" in r.stderr
     assert json.load(open(os.path.join(run, "metrics.json")))["jit_compile"] is True
-    r = run_cli("bench", spec, "--steps", "1", "--repeats", "1", "--data", data, "--jit-compile", "--format", "json",
-                env=ENV)  # the device check's PyTorch bench asks for torch.compile the same way
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1])["jit_compile"] is True
 
 
 def test_bench_prints_the_four_figures_and_ratios(spec, data):
     import re
 
-    r = run_cli("bench", spec, "--steps", "3", "--repeats", "2", "--data", data, env=ENV)
+    # compiled as asked (XLA here; the device check's PyTorch bench asks for torch.compile the same way)
+    r = run_cli("bench", spec, "--steps", "3", "--repeats", "2", "--data", data, "--jit-compile", env=ENV)
     assert r.returncode == 0, r.stderr
     assert f"data: CIFAR-10 {data}" in r.stdout  # the data asked for, not a substitute
-    assert "fused batch norms: 2, dropouts with integer masks: 0" in r.stdout and "compiled: no," in r.stdout
+    assert "fused batch norms: 2, dropouts with integer masks: 0" in r.stdout and "compiled: yes," in r.stdout
     figures = {}
     for key, pattern in (("trainer", r"trainer \(tf\.data.*"), ("step", r"trainer's step alone.*"),
                          ("plain", r"plain model\.fit of the emitted model on a cached tf\.data dataset.*"),
