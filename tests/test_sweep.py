@@ -282,3 +282,40 @@ def test_a_mostly_infeasible_space_stops_with_a_message(tmp_path, data):
     trials = study_trials(str(p), out)
     assert len(trials) == 5 and all(t.user_attrs["rule"] == "SEP203" for t in trials)
     assert os.listdir(os.path.join(out, "trials")) == []
+
+
+def test_a_worker_that_loses_the_race_to_create_the_schema_opens_it_again(tmp_path, monkeypatch):
+    """Two workers starting at once on a new database: the loser's CREATE fails with an IntegrityError or, on
+    PostgreSQL, a ProgrammingError "relation ... already exists" (seen in the two-worker test); it opens the storage
+    again once the winner has made the tables. Any other error is told at once, in one line."""
+    from sepspec.search import sweep as sw
+    from sepspec.search.sweepfile import load_sweep
+
+    class ProgrammingError(Exception):  # SQLAlchemy's class name, as the storage raises it
+        pass
+
+    calls = []
+
+    class Racing(optuna.storages.RDBStorage):  # Optuna checks isinstance(storage, RDBStorage)
+        def __init__(self, url, *a, **k):
+            calls.append(url)
+            if len(calls) == 1:
+                raise ProgrammingError('(psycopg.errors.DuplicateTable) relation "alembic_version" already exists')
+            super().__init__(url, *a, **k)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
+    monkeypatch.setattr(sw.time, "sleep", lambda s: None)
+    sweep, out = make(tmp_path)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study, _ = sw.open_study(sweep, out, url, load_sweep(sweep).sweep)
+    assert len(calls) == 2 and study.study_name == "sw"
+    calls.clear()
+
+    def broken(url, *a, **k):
+        calls.append(url)
+        raise ProgrammingError('relation "trials" does not exist')
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    with pytest.raises(sw.SweepError, match="cannot open it \\(ProgrammingError: relation"):
+        sw.open_study(sweep, out, url, load_sweep(sweep).sweep)
+    assert len(calls) == 1

@@ -63,8 +63,7 @@ def open_study(sweep_path: str, out: str, storage: str | None, sweep: Sweep, wor
                 store = optuna.storages.RDBStorage(storage)
                 break
             except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-                # workers starting together race to create the schema: the loser sees an IntegrityError
-                if type(e).__name__ == "IntegrityError" and attempt < 5:
+                if _lost_schema_race(e) and attempt < 5:
                     time.sleep(0.5 + random.random())
                     continue
                 first = (str(e).strip().splitlines() or [""])[0]
@@ -89,6 +88,14 @@ def open_study(sweep_path: str, out: str, storage: str | None, sweep: Sweep, wor
                              f"sepspec sweep {sweep_path} first") from None
     return optuna.create_study(study_name=name, storage=store, direction="maximize", load_if_exists=True,
                                sampler=sampler, pruner=pruner), store
+
+
+def _lost_schema_race(e: Exception) -> bool:
+    """Workers starting together on a new database race to create Optuna's tables: the loser sees an
+    IntegrityError (a row) or, on PostgreSQL, a ProgrammingError "relation ... already exists" (a table); once
+    the winner has committed, opening the storage again finds them made."""
+    kind = type(e).__name__
+    return kind == "IntegrityError" or (kind == "ProgrammingError" and "already exists" in str(e))
 
 
 def sample(trial, space: dict) -> dict:
