@@ -150,18 +150,16 @@ def check_strategy(keras, name: str, batch_size: int | None = None) -> None:
                           f"KERAS_BACKEND=tensorflow")
 
 
-def check_shares(keras, parts: dict[str, tuple[int, int]]) -> None:
+def check_shares(keras, images: int, batch: int) -> None:
     """`--strategy data` splits every batch over the devices, and Keras's JAX sharding needs each batch, the last
-    partial one too, to divide evenly: `parts` maps what is batched (the training images; validation and the
-    test split are scored in padded batches of the batch size) to (images, batch size); one that does not share
-    is refused before anything is written."""
+    partial one too, to divide evenly: the training images' last batch must share, or the run is refused before
+    anything is written. (Validation and the test split are scored in padded batches of the batch size.)"""
     n = len(keras.distribution.list_devices())
-    for what, (images, batch) in parts.items():
-        rest = images % batch
-        if rest % n:
-            raise DeviceError(f"--strategy data splits each batch over {n} devices: the {what} ({images:,} images "
-                              f"in batches of {batch}) end in a batch of {rest}, which {n} devices cannot share; "
-                              f"change the count (--train-limit, --val-limit, train.validation) by a few images")
+    rest = images % batch
+    if rest % n:
+        raise DeviceError(f"--strategy data splits each batch over {n} devices: the training images ({images:,} "
+                          f"images in batches of {batch}) end in a batch of {rest}, which {n} devices cannot share; "
+                          f"change the count (--train-limit, --val-limit, train.validation) by a few images")
 
 
 def make_strategy(keras, name: str):

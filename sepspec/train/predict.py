@@ -100,6 +100,5 @@ def scores(p: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0) -> dict:
     is the loss the recipe trains on."""
     logp = np.log(np.clip(p, 1e-12, 1.0))
     s = label_smoothing
-    loss = -(1 - s) * logp[np.arange(len(y)), y] - (s / p.shape[-1]) * logp.sum(axis=-1) if s else \
-        -logp[np.arange(len(y)), y]
+    loss = -(1 - s) * logp[np.arange(len(y)), y] - (s / p.shape[-1]) * logp.sum(axis=-1)  # s = 0: plain, exactly
     return {"accuracy": float((p.argmax(axis=-1) == y).mean()), "loss": float(loss.mean())}

@@ -44,8 +44,6 @@ class Progress:
         self.t0 = time.perf_counter()
 
     def _step(self, batch, logs):
-        if not self.tty:
-            return
         done = batch + 1
         bar = "#" * int(30 * done / self.steps)
         sys.stdout.write(f"\rEpoch {self.epoch}/{self.epochs} [{bar:<30}] {done}/{self.steps} "

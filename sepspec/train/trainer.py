@@ -111,8 +111,7 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
 
 
 def _check_shares(keras, t, opts: Options, data) -> None:
-    x, _, _, _ = split(data, t, opts)  # validation and test are scored in padded batches of the batch size
-    check_shares(keras, {"training images": (len(x), t.batch_size)})
+    check_shares(keras, len(split(data, t, opts)[0]), t.batch_size)
 
 
 def resume(run: str, epochs: int | None = None, *, data: str | None = None,
@@ -244,10 +243,11 @@ class Training:
             if not state and tf is not None:
                 self.board.graph(self.model)
             self.board.log(self.rows)  # an epoch committed but not yet logged when the run stopped
-        # normalised once when in memory and at most a chunk (else decoded and normalised a chunk at a time each
-        # epoch: no float copy of a large validation split held through the run)
+        # what `views` scores each epoch: (images, normalisation still to apply). Normalised here once when in
+        # memory and at most a chunk; else decoded and normalised a chunk at a time each epoch (no float copy of a
+        # large validation split held through the run)
         small = isinstance(self.xv, np.ndarray) and len(self.xv) <= CHUNK
-        self.xv_normal = normalize(self.xv, self.mean, self.std) if small else None
+        self.val = (normalize(self.xv, self.mean, self.std), None) if small else (self.xv, (self.mean, self.std))
         print(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
               f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
               f"{self.info['device']}, run {run}", flush=True)
@@ -368,8 +368,7 @@ class Training:
         scores them (its `tta` views), and, where TTA is on, the accuracy without it under the history suffix
         `untta`. Through `predict` in batches of one shape, shared with the test split's scores at the end."""
         t, y = self.t, self.yv
-        norm = None if self.xv_normal is not None else (self.mean, self.std)
-        p = views(self.model, self.xv if norm else self.xv_normal, norm, t.tta, t.batch_size)
+        p = views(self.model, *self.val, t.tta, t.batch_size)
         extra = {untta: scores(p["none"], y)["accuracy"]} if t.tta != "none" else {}
         if t.tta == "flip_shift" and untta == "_no_tta":  # the mirror alone, for the ablation
             extra["_flip_only"] = scores(p["flip"], y)["accuracy"]
