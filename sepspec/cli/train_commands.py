@@ -27,6 +27,8 @@ def add_commands(sub) -> None:
                    "train.seed, else 0)")
     s.add_argument("--seeds", metavar="K,K,...", help="train several seeds at once, one process each on the same "
                    "device (runs OUT/seedK; on a GPU the small networks leave room for several)")
+    s.add_argument("--stacked", action="store_true", help="with --seeds: one process, every seed's network side by "
+                   "side in one model and one compiled step (each still its own run, data order and augmentation)")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run with its recorded settings (with "
                    "--epochs N: train it to N epochs; with --data PATH: the same data set, moved)")
     s.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE",
@@ -106,13 +108,13 @@ def _positive(text: str) -> int:
 
 
 def cmd_train(a) -> int:
-    from ..train.options import Options
     from ..train.trainer import resume, train, training_report
 
     if a.resume:
         fixed = [flag for flag, v in (("--set", a.set), ("--batch-size", a.batch_size), ("--out", a.out),
                                       ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
-                                      ("--seed", a.seed), ("--seeds", a.seeds), ("--strategy", a.strategy),
+                                      ("--seed", a.seed), ("--seeds", a.seeds), ("--stacked", a.stacked),
+                                      ("--strategy", a.strategy),
                                       ("--precision", a.precision),
                                       ("--jit-compile", a.jit_compile), ("--keras-layers", a.keras_layers),
                                       ("--stream", a.stream))
@@ -122,18 +124,32 @@ def cmd_train(a) -> int:
                   "it recorded (only --epochs N, to change its length, and --data PATH, where its data set is now)",
                   file=sys.stderr)
             return USAGE
+        from ..train.seeds import is_group
+
+        if is_group(a.resume):
+            return _resume_seeds(a)
         return of_training(resume(a.resume, a.epochs, data=a.data, spec_path=a.spec).status)
     if not a.spec:
         print("sepspec train: give a SPEC (or --resume DIR)", file=sys.stderr)
         return USAGE
     if a.seeds is not None:
         return _train_seeds(a)
+    if a.stacked:
+        print("sepspec train: --stacked goes with --seeds K,K,...", file=sys.stderr)
+        return USAGE
+    opts = _options(a)
+    return of_training(train(training_report(opts), opts).status)
+
+
+def _options(a, **fixed):
+    """The training options the command line gave (`fixed` overrides some)."""
+    from ..train.options import Options
+
     given = {k: v for k, v in (("strategy", a.strategy), ("precision", a.precision), ("stream", a.stream))
              if v is not None}
-    opts = Options(spec=a.spec, epochs=a.epochs, batch_size=a.batch_size, data=a.data, out=a.out,
-                   train_limit=a.train_limit, val_limit=a.val_limit, seed=a.seed, overrides=a.set,
-                   jit_compile=a.jit_compile, fast_layers=not a.keras_layers, **given)
-    return of_training(train(training_report(opts), opts).status)
+    return Options(**{"spec": a.spec, "epochs": a.epochs, "batch_size": a.batch_size, "data": a.data, "out": a.out,
+                      "train_limit": a.train_limit, "val_limit": a.val_limit, "seed": a.seed, "overrides": a.set,
+                      "jit_compile": a.jit_compile, "fast_layers": not a.keras_layers, **given, **fixed})
 
 
 def _train_seeds(a) -> int:
@@ -144,17 +160,52 @@ def _train_seeds(a) -> int:
         print("sepspec train: give --seed K or --seeds K,K,..., not both", file=sys.stderr)
         return USAGE
     seeds = parse_seeds(a.seeds)
+    out = a.out or default_out(load(a.spec).name)
+    if a.stacked:
+        return _stacked(a, seeds, out)
     args = [a.spec, *[x for flag, v in (("--epochs", a.epochs), ("--batch-size", a.batch_size), ("--data", a.data),
                                         ("--train-limit", a.train_limit), ("--val-limit", a.val_limit),
                                         ("--strategy", a.strategy), ("--precision", a.precision),
                                         ("--stream", a.stream)) if v is not None for x in (flag, str(v))],
             *[x for s in a.set for x in ("--set", s)], *(["--jit-compile"] if a.jit_compile else []),
             *(["--keras-layers"] if a.keras_layers else [])]
-    out = a.out or default_out(load(a.spec).name)
-    statuses = train_seeds(args, seeds, out)
+    return _told(train_seeds(args, seeds, out), out)
+
+
+def _told(statuses: dict[int, int], out: str) -> int:
+    """Each seed's end, one line each; the exit status: the first seed's that is not OK, else OK."""
     for k, rc in statuses.items():
         print(f"seed {k}: {'finished' if rc == OK else f'exit status {rc}'}; run {out}/seed{k}")
-    return max(statuses.values(), key=lambda rc: rc != OK)
+    return max(statuses.values(), key=lambda rc: rc != OK, default=OK)
+
+
+def _stacked(a, seeds: list[int], out: str) -> int:
+    from ..train.stacked import train_stacked
+    from ..train.trainer import training_report
+
+    opts = _options(a, out=None)
+    return _told(_by_seed(train_stacked(training_report(opts), opts, seeds, out)), out)
+
+
+def _by_seed(results) -> dict[int, int]:
+    import os
+
+    return {int(os.path.basename(r.run)[len("seed"):]): of_training(r.status) for r in results}
+
+
+def _resume_seeds(a) -> int:
+    """`--resume OUT` of seeds trained together: as they were started (`OUT/seeds.json`)."""
+    from ..train.seeds import read_group, resume_seeds
+    from ..train.stacked import resume_stacked
+
+    if a.spec:
+        print(f"sepspec train --resume {a.resume}: give no SPEC (the seeds' runs recorded theirs)", file=sys.stderr)
+        return USAGE
+    _, together = read_group(a.resume)
+    if together:
+        return _told(_by_seed(resume_stacked(a.resume, a.epochs, data=a.data)), a.resume)
+    args = [x for flag, v in (("--epochs", a.epochs), ("--data", a.data)) if v is not None for x in (flag, str(v))]
+    return _told(resume_seeds(a.resume, args), a.resume)
 
 
 def cmd_evaluate(a) -> int:

@@ -7,7 +7,13 @@ from .predict import gives_probabilities
 from .schedule import in_step
 
 
-def _optimizer(keras, train, steps):
+def recipe_loss(keras, model, train):
+    """The recipe's loss for `model`'s class scores (from logits, or from probabilities after a softmax)."""
+    return keras.losses.CategoricalCrossentropy(from_logits=not gives_probabilities(model),
+                                                label_smoothing=train.label_smoothing)
+
+
+def optimizer(keras, train, steps):
     o = train.optimizer
     # a per-step rate inside the compiled step where the backend cannot take one assigned between steps
     rate = o.learning_rate
@@ -30,12 +36,11 @@ def compile_model(keras, report, train, *, mixed: bool, jit_compile: bool, steps
     from ..emit.model import keras_model
 
     model = keras_model(report)
-    from_logits = not gives_probabilities(model)
+    loss = recipe_loss(keras, model, train)
     if mixed:  # class scores in float32 whatever the compute dtype
         out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
         model = keras.Model(model.input, out, name=model.name)
-    loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=train.label_smoothing)
-    model.compile(optimizer=_optimizer(keras, train, steps), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
+    model.compile(optimizer=optimizer(keras, train, steps), loss=loss, metrics=["accuracy"], jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     spare_from_decay(model, train)
     build_state(keras, model)
@@ -58,12 +63,22 @@ def build_state(keras, model) -> None:
 
 
 def spare_from_decay(model, train) -> int:
-    """Exclude the weights `optimizer.no_decay` names from the optimizer's weight decay; how many. Called when the
-    model is compiled and again when a checkpoint is loaded (a .keras file does not keep the exclusions)."""
+    """Exclude the weights `optimizer.no_decay` names from the model's optimizer's weight decay; how many. Called
+    when the model is compiled and again when a checkpoint is loaded (a .keras file does not keep the
+    exclusions)."""
+    spared = spared_from_decay(model, train)
+    if spared:
+        model.optimizer.exclude_from_weight_decay(var_list=spared)
+    return len(spared)
+
+
+def spared_from_decay(model, train) -> list:
+    """The weights of `model` that `optimizer.no_decay` names. (Keras's `exclude_from_weight_decay` replaces the
+    exclusions it had: an optimizer of several models takes all their lists at once.)"""
     keep = set(train.optimizer.no_decay)
-    if not keep:
-        return 0
     spared = []
+    if not keep:
+        return spared
     for layer in model.layers:
         kind = type(layer).__name__
         if "norm" in keep and kind in ("BatchNormalization", "LayerNormalization"):
@@ -74,8 +89,7 @@ def spare_from_decay(model, train) -> int:
                                    layer.kernel if kind == "DepthwiseConv2D" else None) if w is not None]
         if "bias" in keep and getattr(layer, "bias", None) is not None:
             spared.append(layer.bias)
-    model.optimizer.exclude_from_weight_decay(var_list=spared)
-    return len(spared)
+    return spared
 
 
 def jit(keras, opts) -> bool:

@@ -171,6 +171,20 @@ def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mea
     return _tf_dataset(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch, aug=aug)
 
 
+def stacked(datasets: list, names: list[str]):
+    """Several runs' batches of one epoch (`dataset`'s, all of one length and batch size) as one:
+    ((x_1, ..., x_n), {name_1: y_1, ...}), what the seeds' stacked model (`train/stacked.py`) fits on. Each run's
+    batches are made exactly as alone."""
+    if isinstance(datasets[0], _HostBatchesMixin):
+        return _py_dataset(_StackedBatchesMixin, datasets, names)
+    import tensorflow as tf
+
+    def joined(*parts):
+        return tuple(x for x, _ in parts), {n: y for n, (_, y) in zip(names, parts)}
+
+    return fixed(tf, tf.data.Dataset.zip(tuple(datasets)).map(joined))
+
+
 def _order(n, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
@@ -233,18 +247,38 @@ def fixed(tf, ds):
     return ds.prefetch(PREFETCH).with_options(fixed_options(tf))
 
 
-_HOST_BATCHES = None
+_PY_DATASETS: dict = {}
+
+
+def _py_dataset(mixin, *args, **kwargs):
+    """An instance of `mixin` as a `keras.utils.PyDataset` (the class is made on first use, so that importing this
+    module does not import Keras)."""
+    if mixin not in _PY_DATASETS:
+        from ..lazy import import_keras
+
+        _PY_DATASETS[mixin] = type(mixin.__name__.strip("_").replace("Mixin", ""),
+                                   (mixin, import_keras().utils.PyDataset), {})
+    return _PY_DATASETS[mixin](*args, **kwargs)
 
 
 def host_batches(*args, **kwargs):
-    """NumPy batches as a `keras.utils.PyDataset` (the class is made on first use, so that importing this
-    module does not import Keras)."""
-    global _HOST_BATCHES
-    if _HOST_BATCHES is None:
-        from ..lazy import import_keras
+    """NumPy batches as a `keras.utils.PyDataset`."""
+    return _py_dataset(_HostBatchesMixin, *args, **kwargs)
 
-        _HOST_BATCHES = type("HostBatches", (_HostBatchesMixin, import_keras().utils.PyDataset), {})
-    return _HOST_BATCHES(*args, **kwargs)
+
+class _StackedBatchesMixin:
+    """`stacked` on JAX and PyTorch: batch i of every run, made one after another in one worker thread."""
+
+    def __init__(self, parts, names):
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=8)
+        self.parts, self.names = parts, names
+
+    def __len__(self):
+        return len(self.parts[0])
+
+    def __getitem__(self, i):
+        made = [p[i] for p in self.parts]
+        return tuple(x for x, _ in made), {n: y for n, (_, y) in zip(self.names, made)}
 
 
 class _HostBatchesMixin:
@@ -332,7 +366,7 @@ def _jax_batches(x_uint8, y, classes, mean, std, aug):
     make = _jax_make(classes, mean, std, aug)
     if isinstance(x_uint8, FolderImages):  # streamed: each batch's images are decoded on the host, then sent
         return None, None, make
-    if len(_ON_DEVICE) >= 4:  # the training sets of the last runs in this process; older ones are dropped
+    if len(_ON_DEVICE) >= 4:  # the training sets of the last runs in this process (stacked seeds share one)
         _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
     # the host arrays are kept with their device copies: while an entry lives its ids cannot be reused by other
     # arrays (a sweep trains many trials in one process), and the identity check above holds

@@ -1,7 +1,9 @@
 """`sepspec train SPEC --seeds 0,1,2`: several seeds of one recipe trained at once, one process per seed on the
-same device. An 80k-parameter network leaves most of a GPU idle; each seed's process fills some of the rest.
-Every seed is an ordinary run (its own run folder `OUT/seedK`, data order, augmentation, checkpoints), so each
-resumes on its own (`sepspec train --resume OUT/seedK`). Each process's lines are printed prefixed with its seed.
+same device (`--stacked`: in one process and one compiled step, `stacked.py`). An 80k-parameter network leaves
+most of a GPU idle; each seed's process fills some of the rest. Every seed is an ordinary run (its own run folder
+`OUT/seedK`, data order, augmentation, checkpoints), so each resumes on its own (`sepspec train --resume
+OUT/seedK`), and `--resume OUT` resumes them all as they were started (`OUT/seeds.json`). Each process's lines are
+printed prefixed with its seed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,27 @@ import sys
 import threading
 import time
 
+from . import rundir
 from .options import TrainError
+
+GROUP = "seeds.json"  # in OUT: the seeds and how they were trained, what `--resume OUT` reads
+
+
+def is_group(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, GROUP)) and not rundir.is_run(path)
+
+
+def write_group(out: str, seeds: list[int], stacked: bool) -> None:
+    os.makedirs(out, exist_ok=True)
+    rundir.write_json(os.path.join(out, GROUP), {"seeds": seeds, "stacked": stacked})
+
+
+def read_group(out: str) -> tuple[list[int], bool]:
+    try:
+        group = rundir.read_json(os.path.join(out, GROUP))
+        return [int(k) for k in group["seeds"]], bool(group["stacked"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TrainError(f"{os.path.join(out, GROUP)}: damaged, cannot resume ({type(e).__name__}: {e})") from None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -33,14 +55,40 @@ def _env(n: int) -> dict:
     return env
 
 
-def train_seeds(args: list[str], seeds: list[int], out: str) -> dict[int, int]:
-    """Run `sepspec train ARGS --seed K --out OUT/seedK` for every K at once; {seed: exit status}."""
+def check_out(out: str) -> None:
     if os.path.exists(out) and os.listdir(out):
         raise TrainError(f"--out {out}: not empty (the seeds' runs go into {out}/seedK)")
-    env = _env(len(seeds))
-    procs = {k: subprocess.Popen([sys.executable, "-m", "sepspec", "train", *args, "--seed", str(k), "--out",
-                                  os.path.join(out, f"seed{k}")], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, bufsize=1, env=env) for k in seeds}
+
+
+def train_seeds(args: list[str], seeds: list[int], out: str) -> dict[int, int]:
+    """Run `sepspec train ARGS --seed K --out OUT/seedK` for every K at once; {seed: exit status}."""
+    check_out(out)
+    write_group(out, seeds, stacked=False)
+    return _run({k: [*args, "--seed", str(k), "--out", os.path.join(out, f"seed{k}")] for k in seeds})
+
+
+def resume_seeds(out: str, args: list[str]) -> dict[int, int]:
+    """Run `sepspec train --resume OUT/seedK ARGS` for every seed of OUT at once (those not yet finished)."""
+    seeds, _ = read_group(out)
+    todo = {}
+    for k in seeds:
+        run = os.path.join(out, f"seed{k}")
+        state = rundir.read_state(run) if rundir.is_run(run) else None
+        metrics = rundir.read_json(os.path.join(run, rundir.METRICS)) if state and os.path.isfile(
+            os.path.join(run, rundir.METRICS)) else {}
+        if metrics.get("status") == "finished" and not args:
+            print(f"[seed {k}] already finished; run {run}", flush=True)
+            continue
+        todo[k] = ["--resume", run, *args]
+    return _run(todo)
+
+
+def _run(commands: dict[int, list[str]]) -> dict[int, int]:
+    """`sepspec train` with each seed's arguments, all at once; {seed: exit status}."""
+    env = _env(len(commands))
+    procs = {k: subprocess.Popen([sys.executable, "-m", "sepspec", "train", *args], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
+             for k, args in commands.items()}
     lock = threading.Lock()
 
     def relay(k, p):

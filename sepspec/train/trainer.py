@@ -84,6 +84,16 @@ def _data_record(data, fingerprint_now: dict | None = None) -> dict:
 def train(report: Report, opts: Options, on_epoch=None) -> Result:
     """Start a run of a checked spec (`training_report`). `on_epoch(epoch, row)` is called after each committed
     epoch (a sweep reports to its pruner there); when it returns True the run stops, with status "pruned"."""
+    data = prepare(report, opts)
+    run = rundir.new_run_dir(opts.out, report.spec.name)
+    with hold(run):
+        start_record(run, report.spec, opts, data)
+        return Result(_loop(run, report, opts, None, data, on_epoch), run)
+
+
+def prepare(report: Report, opts: Options):
+    """Every check of a new run that needs no run folder, and its data set: a refused run leaves nothing behind.
+    Settles `opts.seed` and makes its paths absolute (the record keeps them relative to the run folder)."""
     spec = report.spec
     if opts.seed is None:
         opts.seed = spec.train.seed if spec.train.seed is not None else 0
@@ -102,12 +112,14 @@ def train(report: Report, opts: Options, on_epoch=None) -> Result:
     # absolute while it runs; the record keeps them relative to the run folder (rundir.write_record)
     opts.spec = os.path.abspath(opts.spec) if opts.spec else None
     opts.data = os.path.abspath(opts.data) if opts.data else None
-    run = rundir.new_run_dir(opts.out, spec.name)
-    with hold(run):
-        rundir.write_spec(run, spec)
-        rundir.write_record(run, {"options": asdict(opts), "sepspec": __version__, "backend": backend(keras),
-                                  "started": time.strftime("%Y-%m-%d %H:%M:%S"), "data": _data_record(data)})
-        return Result(_loop(run, report, opts, None, data, on_epoch), run)
+    return data
+
+
+def start_record(run: str, spec: Spec, opts: Options, data, **more) -> None:
+    """A new run folder's spec and record (run.json; `more` adds to it)."""
+    rundir.write_spec(run, spec)
+    rundir.write_record(run, {"options": asdict(opts), "sepspec": __version__, "backend": backend(import_keras()),
+                              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "data": _data_record(data), **more})
 
 
 def _check_shares(keras, t, opts: Options, data) -> None:
@@ -130,6 +142,14 @@ def resume(run: str, epochs: int | None = None, *, data: str | None = None,
 
 
 def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | None) -> Result:
+    report, opts, state, dataset = reopen(run, epochs, data, spec_path)
+    return Result(_loop(run, report, opts, state, dataset), run)
+
+
+def reopen(run: str, epochs: int | None, data: str | None, spec_path: str | None, loaded=None):
+    """Every check of a resumed run (held by the caller), settled into (report, options, state, data set).
+    `loaded`: the data set already loaded for another run on the same data (it is still checked against this
+    run's fingerprint)."""
     recorded = rundir.read_record(run)
     try:
         # a run recorded before the fast layers existed goes on as it started (its dropout masks)
@@ -156,7 +176,7 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
     if done >= spec.train.epochs:
         raise TrainError(f"{run}: already finished ({done} of {spec.train.epochs} epochs; "
                          f"--resume {run} --epochs N trains it further)")
-    dataset = rundir.run_data(run, data, opts.stream)
+    dataset = loaded if loaded is not None else rundir.run_data(run, data, opts.stream)
     before, now = (recorded.get("data") or {}).get("fingerprint"), fingerprint(dataset)
     if before is None:
         print(f"warning: {run} was recorded without a fingerprint of its data set (before sepspec 0.2); "
@@ -178,19 +198,26 @@ def _resume(run: str, epochs: int | None, data: str | None, spec_path: str | Non
         rundir.write_spec(run, spec)
         rundir.write_record(run, {**recorded, "options": asdict(opts), "data": _data_record(dataset, now)})
     report = check_spec(spec, os.path.join(run, rundir.SPEC)).raise_errors().report
-    return Result(_loop(run, report, opts, state, dataset), run)
+    return report, opts, state, dataset
 
 
 def _loop(run: str, report: Report, opts: Options, state: dict | None, data, on_epoch=None) -> str:
     """Train from `state` to the end (or a stop); the status. Keras's global dtype policy and distribution are left
     as they were."""
-    keras = import_keras()
-    policy, distribution = keras.mixed_precision.global_policy(), keras.distribution.distribution()
-    try:
+    with keras_globals_kept():
         training = Training(run, report, opts, state, data)
         status = training.epochs(on_epoch)
         training.finish(status)
         return status
+
+
+@contextlib.contextmanager
+def keras_globals_kept():
+    """Keras's global dtype policy and distribution as they were after the block (a training sets both)."""
+    keras = import_keras()
+    policy, distribution = keras.mixed_precision.global_policy(), keras.distribution.distribution()
+    try:
+        yield
     finally:
         keras.mixed_precision.set_global_policy(policy)
         keras.distribution.set_distribution(distribution)
@@ -198,10 +225,13 @@ def _loop(run: str, report: Report, opts: Options, state: dict | None, data, on_
 
 # ------------------------------------------------------------------------------------- the steps
 class Training:
-    """One process's training of one run: what set-up made, and the steps of an epoch."""
+    """One run's training: what set-up made, and the steps of an epoch. `scope` (several seeds stepped together,
+    `stacked.Stacked`): the Keras name scope of the model's variables, which keeps them apart from the other
+    seeds', and the prefix of every line the run prints."""
 
-    def __init__(self, run: str, report: Report, opts: Options, state: dict | None, data):
+    def __init__(self, run: str, report: Report, opts: Options, state: dict | None, data, scope: str = ""):
         self.run, self.report, self.opts, self.data = run, report, opts, data
+        self.scope, self.prefix = scope, f"[{scope}] " if scope else ""
         self.spec, self.t = report.spec, report.spec.train
         self.keras = keras = import_keras()
         tf = tensorflow(keras)  # None on the JAX and PyTorch backends
@@ -219,7 +249,7 @@ class Training:
         self.steps = math.ceil(len(self.x) / t.batch_size)
         self._warn_jit(tf)
         strategy = make_strategy(keras, opts.strategy)
-        with strategy.scope():
+        with strategy.scope(), keras.name_scope(scope) if scope else contextlib.nullcontext():
             if state:
                 self.model = rundir.load_model(os.path.join(run, state["checkpoint"]), optimizer=True)
                 spare_from_decay(self.model, t)
@@ -248,11 +278,14 @@ class Training:
         # large validation split held through the run)
         small = isinstance(self.xv, np.ndarray) and len(self.xv) <= CHUNK
         self.val = (normalize(self.xv, self.mean, self.std), None) if small else (self.xv, (self.mean, self.std))
-        print(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
-              f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
-              f"{self.info['device']}, run {run}", flush=True)
+        self.say(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
+                 f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
+                 f"{self.info['device']}, run {run}")
         if self.done:
-            print(f"resuming after epoch {self.done}", flush=True)
+            self.say(f"resuming after epoch {self.done}")
+
+    def say(self, line: str, err: bool = False) -> None:
+        print(self.prefix + line, file=sys.stderr if err else sys.stdout, flush=True)
 
     def _info(self, strategy, policy) -> dict:
         """What metrics.json says about the run besides its figures."""
@@ -291,12 +324,13 @@ class Training:
         return average
 
     # -- per epoch
-    def epochs(self, on_epoch=None) -> str:
-        """Every epoch after the last committed one to the end, each committed; the status at the end. SIGTERM
-        and SIGINT stop between two instants of the commit protocol like Ctrl-C: the run stays resumable."""
+    def epochs(self, on_epoch=None, until: int | None = None) -> str:
+        """Every epoch after the last committed one to the end (or to epoch `until`), each committed; the status
+        at the end ("running" at `until` before the end). SIGTERM and SIGINT stop between two instants of the
+        commit protocol like Ctrl-C: the run stays resumable."""
         with stop_signals():
             try:
-                for e in range(self.done, self.t.epochs):
+                for e in range(self.done, min(self.t.epochs, until or self.t.epochs)):
                     trained = self.epoch(e)
                     if trained is None:
                         return "nan"
@@ -304,31 +338,49 @@ class Training:
                     self.commit(row, improved)
                     if on_epoch is not None and on_epoch(e + 1, row) and e + 1 < self.t.epochs:
                         return "pruned"
-                return "finished"
+                return "finished" if self.done >= self.t.epochs else "running"
             except KeyboardInterrupt:
-                print(f"\ninterrupted; the run is saved up to epoch {self.rows[-1]['epoch'] if self.rows else 0}. "
-                      f"Resume with:\n  sepspec train --resume {self.run}", file=sys.stderr, flush=True)
+                self.interrupted(self.run)
                 return "interrupted"
+
+    def interrupted(self, resume: str) -> None:
+        print(f"\n{self.prefix}interrupted; the run is saved up to epoch {self.done}. Resume with:\n"
+              f"  sepspec train --resume {resume}", file=sys.stderr, flush=True)
 
     def epoch(self, e: int) -> tuple[dict, bool] | None:
         """Fit one pass (epoch index e, from 0) and validate: (the history row, whether it is a new best), or None
         when the loss is not finite. A new best model is saved (`rundir.best_file`) for the commit to name."""
-        t, keras = self.t, self.keras
-        lr = lr_at(t, e, self.plateau, 0, self.steps)  # per step: the rate of the epoch's first step
-        stepwise = []
-        if not in_step(keras, t):  # else the compiled step computes it (steprate.StepRate)
-            self.model.optimizer.learning_rate.assign(lr)
-            stepwise = ([keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: self.model.optimizer
-                                                        .learning_rate.assign(lr_at(t, e, None, b, self.steps)))]
-                        if per_step(t) else [])
-        ds = dataset(self.x, self.y, batch=t.batch_size, classes=self.spec.classes, mean=self.mean, std=self.std,
-                     seed=self.opts.seed, epoch=e, aug=t.augment)
-        progress = Progress(keras, e + 1, t.epochs, self.steps)
+        lr, stepwise = self.rate(e, self.model.optimizer)
+        ds = self.batches(e)
+        progress = Progress(self.keras, e + 1, self.t.epochs, self.steps)
         t0 = time.perf_counter()
         h = self.model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
                            callbacks=self.callbacks(stepwise, progress))
         t_train = time.perf_counter() - t0
         progress.clear()
+        return self.scored(e, lr, last(h, "loss"), last(h, "accuracy"), t_train)
+
+    def rate(self, e: int, optimizer) -> tuple[float, list]:
+        """Epoch e's learning rate (per step: its first step's) set on `optimizer`, and the callbacks that set it
+        per step, unless the compiled step computes it (`steprate.StepRate`)."""
+        t, keras = self.t, self.keras
+        lr = lr_at(t, e, self.plateau, 0, self.steps)
+        if in_step(keras, t):
+            return lr, []
+        optimizer.learning_rate.assign(lr)
+        return lr, ([keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: optimizer.learning_rate
+                                                    .assign(lr_at(t, e, None, b, self.steps)))] if per_step(t) else [])
+
+    def batches(self, e: int):
+        """Epoch e's training batches, in this run's seeded order and augmentation."""
+        t = self.t
+        return dataset(self.x, self.y, batch=t.batch_size, classes=self.spec.classes, mean=self.mean, std=self.std,
+                       seed=self.opts.seed, epoch=e, aug=t.augment)
+
+    def scored(self, e: int, lr: float, loss: float, accuracy: float, t_train: float) -> tuple[dict, bool] | None:
+        """Epoch e after its pass (`t_train` seconds; its training loss and accuracy): validated, as `epoch`
+        returns it."""
+        t, t0 = self.t, time.perf_counter()
         with self.average.swapped_in() if self.average else contextlib.nullcontext():  # validate the average
             val, extra = self.validate("_no_tta")
             improved = val["accuracy"] > self.best["val_accuracy"]  # False for NaN
@@ -337,20 +389,18 @@ class Training:
         if self.average is not None:  # the live weights' figures, for the ablation in the history
             live, live_extra = self.validate("_plain")
             extra.update({"_no_ema": live["accuracy"], **live_extra})
-        row = {"epoch": e + 1, "loss": float(h.history["loss"][-1]) if h.history.get("loss") else float("nan"),
-               "accuracy": float(h.history["accuracy"][-1]) if h.history.get("accuracy") else float("nan"),
+        row = {"epoch": e + 1, "loss": loss, "accuracy": accuracy,
                "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]), "lr": float(lr),
-               "seconds": round(time.perf_counter() - t0, 2), "train_seconds": round(t_train, 2),
+               "seconds": round(t_train + time.perf_counter() - t0, 2), "train_seconds": round(t_train, 2),
                **{f"val_accuracy{k}": v for k, v in extra.items()}}
         if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")):
             where = (f"The best model so far is kept in {os.path.join(self.run, rundir.BEST)}" if self.best["epoch"]
                      else "no epoch finished well enough to keep a model. Try a lower learning rate.")
-            print(f"Epoch {e + 1}/{t.epochs}: the loss became NaN/inf; stopping (lr {lr:.6g}); {where}",
-                  file=sys.stderr, flush=True)
+            self.say(f"Epoch {e + 1}/{t.epochs}: the loss became NaN/inf; stopping (lr {lr:.6g}); {where}", err=True)
             return None
-        print(f"Epoch {e + 1}/{t.epochs} - {row['seconds']:.0f}s - loss: {row['loss']:.4f} - accuracy: "
-              f"{row['accuracy']:.4f} - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} "
-              f"({rundir.split_name(t.validation)}) - lr: {lr:.6g}", flush=True)
+        self.say(f"Epoch {e + 1}/{t.epochs} - {row['seconds']:.0f}s - loss: {row['loss']:.4f} - accuracy: "
+                 f"{row['accuracy']:.4f} - val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f} "
+                 f"({rundir.split_name(t.validation)}) - lr: {lr:.6g}")
         return row, improved
 
     def callbacks(self, stepwise: list, progress: Progress) -> list:
@@ -407,12 +457,12 @@ class Training:
             self.board.close()
         if status == "finished":
             b = self.best
-            print(f"best val_accuracy {b['val_accuracy']:.4f} at epoch {b['epoch']} ({self.split}); test accuracy "
+            self.say(f"best val_accuracy {b['val_accuracy']:.4f} at epoch {b['epoch']} ({self.split}); test accuracy "
                   f"(the test split, {test['images']:,} images): final epoch {test['final_accuracy']:.4f}, "
-                  f"best.keras {test['best_accuracy']:.4f}; run saved in {self.run}", flush=True)
+                     f"best.keras {test['best_accuracy']:.4f}; run saved in {self.run}")
         note = lagging_statistics(self.report, self.rows, self.steps)
         if note:
-            print(f"note: {note}", flush=True)
+            self.say(f"note: {note}")
 
     def test_figures(self) -> dict:
         with self.average.swapped_in() if self.average else contextlib.nullcontext():
@@ -442,6 +492,12 @@ class Training:
 
 
 # -------------------------------------------------------------------------------------- helpers
+def last(history, key: str) -> float:
+    """The last epoch's figure `key` of a `fit` history (NaN when fit stopped before logging it)."""
+    values = history.history.get(key)
+    return float(values[-1]) if values else float("nan")
+
+
 def _rng_state(model) -> dict:
     """The state of every layer's random-number generator (dropout): a .keras file does not keep it."""
     return {layer.name: [int(v) for v in np.asarray(layer.seed_generator.state.numpy()).ravel()]
