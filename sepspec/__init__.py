@@ -16,7 +16,7 @@ from .spec.source import Source, SpecError
 from .version import __version__
 
 __all__ = ["__version__", "Checked", "Diagnostic", "Report", "Source", "Spec", "SpecError", "analyse", "from_keras",
-           "build_model", "check", "check_spec", "fit", "load"]
+           "build_model", "check", "check_spec", "fit", "fit_seeds", "load"]
 
 
 def build_model(spec: Spec | Report):
@@ -53,3 +53,15 @@ def fit(spec: str | Spec, **options):
     opts = Options(spec=spec if isinstance(spec, str) else None, **options)
     result = train(training_report(opts, None if isinstance(spec, str) else spec), opts)
     return result
+
+
+def fit_seeds(spec: str | Spec, seeds: list[int], out: str, **options):
+    """Train several seeds of a spec together in one process and one compiled step, as `sepspec train SPEC --seeds
+    K,K --stacked` does: each seed is an ordinary run `OUT/seedK`. `options` as for `fit` (no seed, no out).
+    Returns each seed's `Result`, in the order of `seeds`."""
+    from .train.options import Options
+    from .train.stacked import train_stacked
+    from .train.trainer import training_report
+
+    opts = Options(spec=spec if isinstance(spec, str) else None, **options)
+    return train_stacked(training_report(opts, None if isinstance(spec, str) else spec), opts, list(seeds), out)

@@ -689,7 +689,8 @@ def test_data_parallel_on_two_devices_has_the_losses_of_one_and_resumes_exactly(
 @pytest.mark.slow
 def test_several_seeds_train_at_once_each_an_ordinary_run(tmp_path, spec, data):
     """`--seeds 0,1`: one process per seed at once, each its own run folder OUT/seedK with its seed recorded,
-    every line prefixed with its seed; each run resumes on its own. Contradictory or malformed seeds, and an
+    every line prefixed with its seed; each run resumes on its own, and `--resume OUT` resumes those not finished
+    (`OUT/seeds.json`), in processes again. Contradictory or malformed seeds, and an
     --out that already holds something, are one-line refusals before anything runs."""
     out = tmp_path / "seeds"
     r = run_cli("train", spec, "--data", data, "--epochs", "1", "--train-limit", "64", "--val-limit", "32",
@@ -707,6 +708,14 @@ def test_several_seeds_train_at_once_each_an_ordinary_run(tmp_path, spec, data):
     assert a[0]["loss"] != b[0]["loss"]  # other weights, order and augmentation
     r = run_cli("train", "--resume", str(out / "seed1"), env=ENV)  # an ordinary run: finished, says so
     assert r.returncode == 2 and "already finished" in r.stderr
+    assert json.load(open(out / "seeds.json")) == {"seeds": [0, 1], "stacked": False}
+    (out / "seed1" / "state.json").unlink()  # as if killed before its first commit: --resume OUT restarts it alone
+    r = run_cli("train", "--resume", str(out), env=ENV)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "[seed 0] already finished" in r.stdout and "[seed 1] Epoch 1/1" in r.stdout
+    assert [x["loss"] for x in history(str(out / "seed1"))] == [b[0]["loss"]]  # the same run again
+    r = run_cli("train", "--resume", str(out), env=ENV)
+    assert r.returncode == 2 and "every seed has finished" in r.stderr
     for args, message in ((["--seeds", "0,1", "--seed", "3"], "not both"), (["--seeds", "0,x"], "expected"),
                           (["--seeds", "1,1"], "distinct"), (["--seeds", "0,1", "--out", str(out)], "not empty")):
         r = run_cli("train", spec, "--data", data, *args, env=ENV)

@@ -80,6 +80,8 @@ def resume_seeds(out: str, args: list[str]) -> dict[int, int]:
             print(f"[seed {k}] already finished; run {run}", flush=True)
             continue
         todo[k] = ["--resume", run, *args]
+    if not todo:
+        raise TrainError(f"{out}: every seed has finished (--resume {out} --epochs N trains them further)")
     return _run(todo)
 
 

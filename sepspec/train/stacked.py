@@ -155,21 +155,23 @@ class Stacked:
         keras, lead = self.keras, self.live[0]
         if self.model is None:
             self.model = self._compile()
-        lr, stepwise = lead.rate(e, self.model.optimizer)
+        model = self.model
+        lr, stepwise = lead.rate(e, model.optimizer)
         names = [tr.scope for tr in self.live]
         ds = stacked([tr.batches(e) for tr in self.live], names)
         progress = Progress(keras, e + 1, lead.t.epochs, lead.steps)
         t0 = time.perf_counter()
-        h = self.model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
+        h = model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
                            callbacks=stepwise + ([progress.cb] if progress.cb else []) + self._averaging())
         t_train = time.perf_counter() - t0
         progress.clear()
         for tr in list(self.live):
-            got = tr.scored(e, lr, last(h, f"{tr.scope}_{LOSS}"), last(h, f"{tr.scope}_accuracy"), t_train)
+            key = f"{tr.scope}_" if len(names) > 1 else ""  # Keras names one output's figures without it
+            got = tr.scored(e, lr, last(h, f"{key}{LOSS}"), last(h, f"{key}accuracy"), t_train)
             if got is None:
                 self._drop(tr, "nan")
                 continue
-            share(tr.model.optimizer, self.model.optimizer, into_seed=True)  # into the seed's checkpoint
+            share(tr.model.optimizer, model.optimizer, into_seed=True)  # into the seed's checkpoint
             tr.commit(*got)
 
     def _averaging(self) -> list:
