@@ -4,11 +4,12 @@ Two parts, each one call of the device tool (at most 10 minutes, 64 MiB carried)
 
 - `measure`: `sepspec bench` (the trainer's step against a plain `fit`) of `frontier.yaml`, `base.yaml` and
   `residual.yaml` on JAX and PyTorch at float32, bfloat16 and float16; the start-up of a run with and without
-  JAX's persistent compilation cache; one seed against three at once (`sepspec train --seeds`); and a bfloat16
+  JAX's persistent compilation cache; one seed against three at once (`sepspec train --seeds`, a process each,
+  and `--stacked`, one compiled step for all); and a bfloat16
   run of `residual.yaml` under `JAX_DEBUG_NANS` and `JAX_DEBUG_INFS`, which name the operation that first makes a
   NaN or an infinity; PyTorch's step with `torch.compile` (`--jit-compile`). On a subset.
 - `accuracy`: `frontier.yaml`'s 50-epoch recipe (the 91.23% one) and its 10-epoch recipe on the whole of
-  CIFAR-10, three seeds at once each, with their wall times: time to accuracy.
+  CIFAR-10, three seeds at once each (the 10-epoch recipe also stacked), with their wall times: time to accuracy.
 
 Each figure comes from sepspec's own commands in subprocesses (`python -m sepspec bench|train`), so what is
 measured is what users run; a bench is read from its `--format json` record and a training from its run folder's
@@ -52,10 +53,10 @@ def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, d
         *(["--jit-compile"] if jit else [])]}
 
 
-def _train(backend, spec, precision, extra, data, seeds=None, env=None, what="train"):
+def _train(backend, spec, precision, extra, data, seeds=None, env=None, what="train", stacked=False):
     args = ["train", spec, "--data", data, "--precision", precision, *extra]
     if seeds:
-        args += ["--seeds", ",".join(map(str, seeds))]
+        args += ["--seeds", ",".join(map(str, seeds)), *(["--stacked"] if stacked else [])]
     return {"kind": "train", "what": what, "backend": backend, "spec": spec, "precision": precision,
             "seeds": seeds, "args": args, "env": env or {}}
 
@@ -67,7 +68,8 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
         if part == "measure":
             return [_bench("jax", TINY, F32, 32, 2, 1, data=data, jit=True),  # the flag's plumbing (JAX: always)
                     _train("jax", RESIDUAL, BF16, tiny, data, env=DEBUG, what="nan-check"),
-                    _train("jax", TINY, F32, tiny, data, seeds=[0, 1], what="seeds")]
+                    # stacked: the one kind of several seeds whose plumbing differs (`--seeds` alone: the CLI tests)
+                    _train("jax", TINY, F32, tiny, data, seeds=[0, 1], what="seeds stacked", stacked=True)]
         # frontier.yaml holds out 1,000 validation images: more than a tiny set has
         return [_train("jax", FRONTIER, F32, [*RECIPE50[2:], *tiny, "--set", "train.validation=0.2"], data,
                        seeds=[0], what="recipe50")]
@@ -82,6 +84,9 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
                        env={"SEPSPEC_JAX_CACHE": "off", "XLA_FLAGS": "--xla_gpu_autotune_level=0"}),
                 _train("jax", FRONTIER, F32, sub, data, seeds=[0, 1, 2], what="3 seeds at once",
                        env={"SEPSPEC_JAX_CACHE": CACHE}),
+                # the same three seeds in one process and one compiled step: which pays (docs/gpu.md)
+                _train("jax", FRONTIER, F32, sub, data, seeds=[0, 1, 2], what="3 seeds stacked",
+                       env={"SEPSPEC_JAX_CACHE": CACHE}, stacked=True),
                 _bench("torch", FRONTIER, BF16, steps=30, data=data),
                 _train("jax", RESIDUAL, BF16, ["--train-limit", "5120", "--val-limit", "512", "--epochs", "1"], data,
                        env=DEBUG, what="nan-check"),
@@ -91,7 +96,8 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
                 _bench("torch", BASE, F32, steps=30, data=data)]
     cache = {"SEPSPEC_JAX_CACHE": CACHE}
     return [_train("jax", FRONTIER, F32, RECIPE50, data, seeds=[0, 1, 2], what="recipe50", env=cache),
-            _train("jax", FRONTIER, F32, [], data, seeds=[0, 1, 2], what="recipe10", env=cache)]
+            _train("jax", FRONTIER, F32, [], data, seeds=[0, 1, 2], what="recipe10", env=cache),
+            _train("jax", FRONTIER, F32, [], data, seeds=[0, 1, 2], what="recipe10 stacked", env=cache, stacked=True)]
 
 
 def _records(folder: str) -> dict:
