@@ -720,3 +720,8 @@ def test_several_seeds_train_at_once_each_an_ordinary_run(tmp_path, spec, data):
                           (["--seeds", "1,1"], "distinct"), (["--seeds", "0,1", "--out", str(out)], "not empty")):
         r = run_cli("train", spec, "--data", data, *args, env=ENV)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    refused = tmp_path / "refused"  # every seed's process refuses the spec: no folder is left behind
+    r = run_cli("train", spec, "--data", data, "--seeds", "0,1", "--out", str(refused), "--set",
+                "train.validation=100000", env=ENV)
+    assert r.returncode == 2 and "[seed 1]" in r.stdout and "leaves no training" in r.stdout, r.stdout
+    assert not refused.exists()

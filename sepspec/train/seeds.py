@@ -8,6 +8,7 @@ printed prefixed with its seed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -64,7 +65,12 @@ def train_seeds(args: list[str], seeds: list[int], out: str) -> dict[int, int]:
     """Run `sepspec train ARGS --seed K --out OUT/seedK` for every K at once; {seed: exit status}."""
     check_out(out)
     write_group(out, seeds, stacked=False)
-    return _run({k: [*args, "--seed", str(k), "--out", os.path.join(out, f"seed{k}")] for k in seeds})
+    statuses = _run({k: [*args, "--seed", str(k), "--out", os.path.join(out, f"seed{k}")] for k in seeds})
+    if not any(rundir.is_run(os.path.join(out, f"seed{k}")) for k in seeds):  # every seed refused: nothing left
+        os.unlink(os.path.join(out, GROUP))
+        with contextlib.suppress(OSError):
+            os.rmdir(out)
+    return statuses
 
 
 def resume_seeds(out: str, args: list[str]) -> dict[int, int]:
