@@ -1,8 +1,7 @@
 """`sepspec train SPEC --seeds K,K --stacked` (`sepspec.fit_seeds`): several seeds in one process and one compiled
 step, each an ordinary run that is exactly the run the seed makes alone, and that resumes alone or with the
-others. Real TensorFlow and JAX training on the small CIFAR-format archive the tests write."""
+others. Real TensorFlow training (JAX: `test_train_cli.py`, the JAX backend's test) on the small CIFAR-format archive the tests write."""
 import csv
-import importlib.util
 import json
 import os
 
@@ -115,23 +114,6 @@ def test_stacked_seeds_are_each_seeds_own_run_and_resume_alone_or_together(tmp_p
         assert same(final_state(a), final_state(b)), k
     r = run_cli("train", "--resume", cut, env=OFFLINE)
     assert r.returncode == 2 and "every seed has finished" in r.stderr and "Traceback" not in r.stderr
-
-
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (the dev extra has it)")
-def test_stacked_seeds_on_jax_are_the_runs_alone(tmp_path, rich, data):
-    """On JAX, whose compiled step gives up the buffers it is passed, as on TensorFlow: each stacked seed's
-    figures, weights and optimizer state are those of the seed trained alone."""
-    env = {**OFFLINE, "KERAS_BACKEND": "jax"}
-    together, alone = str(tmp_path / "together"), str(tmp_path / "alone")
-    r = run_cli("train", rich, "--data", data, "--seeds", "0,1", "--stacked", "--out", together, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "seed 0: finished" in r.stdout and "seed 1: finished" in r.stdout
-    r = run_cli("train", rich, "--data", data, "--seed", "1", "--out", alone, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    a = os.path.join(together, "seed1")
-    assert figures(a) == figures(alone)
-    assert json.load(open(os.path.join(a, "metrics.json")))["backend"] == "jax"
-    assert same(final_state(a)[:2], final_state(alone)[:2])  # weights and optimizer state
 
 
 def test_a_seed_whose_loss_is_not_finite_stops_and_the_others_go_on(tmp_path, rich, data, monkeypatch):

@@ -598,7 +598,8 @@ def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     """KERAS_BACKEND=jax, with the same run directory and guarantees: killed (as by SIGKILL) before the commit
     point of epoch 2 and resumed, a run (with mixup, made on the device, and a per-step rate) has every epoch once and ends with exactly
     the weights, dropout state and weight average of an uninterrupted run; evaluate reads it; the TensorFlow
-    backend may not resume it; and tf.distribute strategies are refused in one line."""
+    backend may not resume it; two seeds stacked in one step (`--stacked`) give seed 0's run to the bit; and
+    tf.distribute strategies are refused in one line."""
     import keras
 
     spec = tmp_path / "drop.yaml"
@@ -635,6 +636,17 @@ def test_the_jax_backend_trains_resumes_exactly_and_evaluates(tmp_path, data):
     r = run_cli("evaluate", cut, env=JAX)
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout
+    # stacked seeds, whose compiled step gives up the buffers it is passed: seed 0 is the run alone, to the bit
+    stacked = str(tmp_path / "stacked")
+    r = run_cli("train", *args, "--seeds", "0,1", "--stacked", "--out", stacked, env=JAX)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s0 = os.path.join(stacked, "seed0")
+    assert [{k: v for k, v in x.items() if "seconds" not in k} for x in history(s0)] == \
+        [{k: v for k, v in x.items() if "seconds" not in k} for x in a]
+    s = json.load(open(os.path.join(s0, "state.json")))
+    assert s["rng"] == sa["rng"]
+    w0 = keras.saving.load_model(os.path.join(s0, s["checkpoint"]), compile=False).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, w0))
     r = run_cli("train", *args, "--out", str(tmp_path / "m"), "--strategy", "mirrored", env=JAX)
     assert r.returncode == 2 and "tf.distribute" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(tmp_path / "m")
