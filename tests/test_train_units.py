@@ -576,3 +576,30 @@ def test_a_sepspec_process_on_tensorflow_keeps_jax_out_of_tensorflows_import_and
     r = subprocess.run([sys.executable, "-c", "import sepspec.cli, sepspec.cli.convert, sepspec.lazy as l; "
                         "print(l.OWN_PROCESS)"], capture_output=True, text=True, env=env)
     assert r.stdout.strip() == "False"  # importing the command line sets nothing: its entry points do
+
+
+def test_the_progress_line_shows_stacked_seeds_mean_loss_and_accuracy(monkeypatch, capsys):
+    """On a terminal the progress line shows the loss and accuracy Keras logs; for stacked seeds, which log each
+    seed's own, their mean (not NaN, and not the stacked model's summed loss)."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    from sepspec.train.terminal import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    keras = SimpleNamespace(callbacks=SimpleNamespace(LambdaCallback=lambda on_train_batch_end: SimpleNamespace(
+        hook=on_train_batch_end)))
+    out = Terminal()
+    monkeypatch.setattr(sys, "stdout", out)
+    alone = Progress(keras, 1, 2, 4)
+    alone.cb.hook(0, {"loss": 2.0, "accuracy": 0.25})
+    stacked = Progress(keras, 1, 2, 4, keys=(["seed0_epoch_loss", "seed1_epoch_loss"],
+                                             ["seed0_accuracy", "seed1_accuracy"]))
+    stacked.cb.hook(1, {"loss": 5.0, "seed0_epoch_loss": 2.0, "seed1_epoch_loss": 3.0, "seed0_accuracy": 0.5,
+                        "seed1_accuracy": 0.7})
+    first, second = out.getvalue().split("\r")[1:]
+    assert "1/4 loss 2.0000 acc 0.2500" in first and "2/4 loss 2.5000 acc 0.6000" in second

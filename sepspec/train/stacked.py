@@ -158,15 +158,16 @@ class Stacked:
         model = self.model
         lr, stepwise = lead.rate(e, model.optimizer)
         names = [tr.scope for tr in self.live]
+        keys = [f"{n}_" if len(names) > 1 else "" for n in names]  # Keras names one output's figures without it
         ds = stacked([tr.batches(e) for tr in self.live], names)
-        progress = Progress(keras, e + 1, lead.t.epochs, lead.steps)
+        progress = Progress(keras, e + 1, lead.t.epochs, lead.steps,
+                            keys=([f"{k}{LOSS}" for k in keys], [f"{k}accuracy" for k in keys]))
         t0 = time.perf_counter()
         h = model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
                            callbacks=stepwise + ([progress.cb] if progress.cb else []) + self._averaging())
         t_train = time.perf_counter() - t0
         progress.clear()
-        for tr in list(self.live):
-            key = f"{tr.scope}_" if len(names) > 1 else ""  # Keras names one output's figures without it
+        for tr, key in zip(list(self.live), keys):
             got = tr.scored(e, lr, last(h, f"{key}{LOSS}"), last(h, f"{key}accuracy"), t_train)
             if got is None:
                 self._drop(tr, "nan")

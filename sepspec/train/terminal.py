@@ -32,23 +32,24 @@ def lagging_statistics(report: Report, rows: list[dict], steps_per_epoch: int) -
 
 
 class Progress:
-    """A one-line progress bar on a terminal; nothing when output goes to a file (no carriage returns)."""
+    """A one-line progress bar on a terminal; nothing when output goes to a file (no carriage returns). `keys`:
+    the logs' names of the loss and the accuracy (stacked seeds: each seed's, shown as their mean)."""
 
-    def __init__(self, keras, epoch, epochs, steps):
+    def __init__(self, keras, epoch, epochs, steps, keys=(("loss",), ("accuracy",))):
         self.tty = sys.stdout.isatty()
         self.cb = None  # its callback: only on a terminal, and marked safe to run in Keras's callback thread
         if self.tty:
             self.cb = keras.callbacks.LambdaCallback(on_train_batch_end=self._step)
             self.cb.async_safe = True
-        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.epoch, self.epochs, self.steps, self.keys = epoch, epochs, steps, keys
         self.t0 = time.perf_counter()
 
     def _step(self, batch, logs):
         done = batch + 1
         bar = "#" * int(30 * done / self.steps)
+        loss, acc = (sum(float(logs.get(k, float("nan"))) for k in keys) / len(keys) for keys in self.keys)
         sys.stdout.write(f"\rEpoch {self.epoch}/{self.epochs} [{bar:<30}] {done}/{self.steps} "
-                         f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', float('nan')):.4f} "
-                         f"{time.perf_counter() - self.t0:.0f}s")
+                         f"loss {loss:.4f} acc {acc:.4f} {time.perf_counter() - self.t0:.0f}s")
         sys.stdout.flush()
 
     def clear(self):
