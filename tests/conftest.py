@@ -73,6 +73,29 @@ layers:
 """
 
 
+# the network the command-line training tests train: small, separable, batch norm, augmented
+SMALL = """
+# yaml-language-server: $schema=sepspec.schema.json
+name: small
+input: [32, 32, 3]
+classes: 10
+defaults:
+  sepconv: {bias: false, norm: batch, activation: relu}
+layers:
+  - sepconv: 8
+  - maxpool: 2
+  - sepconv: 12
+  - maxpool: 2
+  - sepconv: {filters: 10, norm: none, activation: none}
+  - gap: {}
+  - activation: softmax
+train:
+  epochs: 3
+  batch_size: 32
+  augment: {flip: true, crop: 2, cutout: 4}
+"""
+
+
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

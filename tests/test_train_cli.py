@@ -15,30 +15,10 @@ import pytest
 from sepspec import analyse, load
 from sepspec.data.read import write_batches
 
-from conftest import OFFLINE, ROOT, run_cli
+from conftest import OFFLINE, ROOT, SMALL, run_cli
 
 pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
 
-SMALL = """
-# yaml-language-server: $schema=sepspec.schema.json
-name: small
-input: [32, 32, 3]
-classes: 10
-defaults:
-  sepconv: {bias: false, norm: batch, activation: relu}
-layers:
-  - sepconv: 8
-  - maxpool: 2
-  - sepconv: 12
-  - maxpool: 2
-  - sepconv: {filters: 10, norm: none, activation: none}
-  - gap: {}
-  - activation: softmax
-train:
-  epochs: 3
-  batch_size: 32
-  augment: {flip: true, crop: 2, cutout: 4}
-"""
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar-10-python.tar.gz")
 
 
