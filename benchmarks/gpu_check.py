@@ -45,12 +45,13 @@ RECIPE50 = ["--epochs", "50", "--set", "train.augment.crop=4", "--set", "train.a
             "train.optimizer={name: adamw, learning_rate: 0.01, weight_decay: 0.02, no_decay: [depthwise, norm, bias]}"]
 
 
-def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, data, jit=False):
+def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, data, jit=False, stacked=0):
+    what = "bench" + (" --jit-compile" if jit else "") + (f" --stacked {stacked}" if stacked else "")
     return {"kind": "bench", "backend": backend, "spec": spec, "precision": precision, "batch": batch,
-            **({"what": "bench --jit-compile"} if jit else {}), "args": [
+            **({"what": what} if what != "bench" else {}), "args": [
         "bench", spec, "--data", data, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
         "--steps-per-execution", str(spe), "--repeats", str(repeats), "--format", "json",
-        *(["--jit-compile"] if jit else [])]}
+        *(["--jit-compile"] if jit else []), *(["--stacked", str(stacked)] if stacked else [])]}
 
 
 def _train(backend, spec, precision, extra, data, seeds=None, env=None, what="train", stacked=False):
@@ -66,7 +67,7 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
     if cpu:  # every kind of run, tiny limits
         tiny = ["--train-limit", "64", "--val-limit", "64", "--batch-size", "32", "--epochs", "1"]
         if part == "measure":
-            return [_bench("jax", TINY, F32, 32, 2, 1, data=data, jit=True),  # the flag's plumbing (JAX: always)
+            return [_bench("jax", TINY, F32, 32, 2, 1, data=data, jit=True, stacked=2),  # the flags' plumbing
                     _train("jax", RESIDUAL, BF16, tiny, data, env=DEBUG, what="nan-check"),
                     # stacked: the one kind of several seeds whose plumbing differs (`--seeds` alone: the CLI tests)
                     _train("jax", TINY, F32, tiny, data, seeds=[0, 1], what="seeds stacked", stacked=True)]
@@ -75,7 +76,9 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
                        seeds=[0], what="recipe50")]
     if part == "measure":
         sub = ["--train-limit", "20000", "--val-limit", "1000", "--epochs", "3"]
-        return [_bench("jax", FRONTIER, F32, data=data), _bench("torch", FRONTIER, F32, steps=30, data=data),
+        # the trainer's step against a plain fit, and three seeds stacked in one step against one (which pays)
+        return [_bench("jax", FRONTIER, F32, data=data, stacked=3),
+                _bench("torch", FRONTIER, F32, steps=30, data=data, stacked=3),
                 _bench("jax", FRONTIER, BF16, data=data),
                 _train("jax", FRONTIER, F32, sub, data, what="cold cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
                 _train("jax", FRONTIER, F32, sub, data, what="warm cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
@@ -140,6 +143,8 @@ def run(r: dict, out: str, i: int, timeout: float) -> dict:
         record = json.loads(p.stdout.strip().splitlines()[-1])  # `sepspec bench --format json`
         r["trainer"], r["plain"] = round(record["medians"]["trainer"]), round(record["medians"]["plain"])
         r["step"] = round(record["medians"]["step"])
+        if "stacked" in record["medians"]:  # all the stacked seeds' images per second
+            r["stacked"] = round(record["medians"]["stacked"])
         r["device"] = record["device"]
     elif r.get("seeds"):
         r["per_seed"] = {k: _records(os.path.join(folder, f"seed{k}")) for k in r["seeds"]}
@@ -167,7 +172,9 @@ def table(runs: list[dict]) -> str:
         elif r.get("error"):
             lines.append(f"{head} failed ({r['rc']}): {r['error']} | | {r['wall']:.0f} | | |")
         elif r["kind"] == "bench":
-            lines.append(f"{head} {r['trainer']:,} / {r['step']:,} / {r['plain']:,} | | {r['wall']:.0f} | | |")
+            stacked = (f"; {r['what'].split()[-1]} seeds stacked: {r['stacked']:,} ({r['stacked'] / r['trainer']:.2f}x)"
+                       if r.get("stacked") else "")
+            lines.append(f"{head} {r['trainer']:,} / {r['step']:,} / {r['plain']:,}{stacked} | | {r['wall']:.0f} | | |")
         elif r.get("seeds"):
             s = r["per_seed"]
             total = sum(v["train_images"] * v["epochs"] for v in s.values())

@@ -29,9 +29,10 @@ def _check(part, data, out):
 def test_the_device_checks_dry_run_measures_every_kind_of_run(data, tmp_path):
     rows, table = _check("measure", data, tmp_path / "m")
     assert len(rows) == 3 and not any("failed" in line for line in rows), table
-    assert rows[0].startswith("| bench --jit-compile | jax |")  # `sepspec bench` takes the flag (else: failed)
-    bench = rows[0].split("|")[6].split("/")
-    assert all(int(v.replace(",", "")) > 0 for v in bench)  # trainer, its step, plain fit: images/s
+    assert rows[0].startswith("| bench --jit-compile --stacked 2 | jax |")  # `sepspec bench` takes the flags
+    figures, stacked = rows[0].split("|")[6].split("; 2 seeds stacked: ")
+    assert all(int(v.replace(",", "")) > 0 for v in figures.split("/"))  # trainer, its step, plain fit: images/s
+    assert int(stacked.split()[0].replace(",", "")) > 0 and stacked.strip().endswith("x)")
     assert "nan-check" in rows[1] and "residual.yaml" in rows[1] and "mixed_bfloat16" in rows[1]
     assert "first NaN" in rows[1]  # under JAX_DEBUG_NANS: the operation named, or none
     assert "seeds" in rows[2] and "(sum of 2;" in rows[2] and rows[2].count("%") == 4  # two seeds' val and test

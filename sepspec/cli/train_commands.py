@@ -90,6 +90,8 @@ def add_commands(sub) -> None:
                    help="training steps per compiled call (Keras's steps_per_execution; default 1)")
     s.add_argument("--jit-compile", action="store_true", help="as for train: XLA on TensorFlow (always on with JAX), "
                    "torch.compile on PyTorch")
+    s.add_argument("--stacked", type=_positive, default=0, metavar="N", help="also time N seeds stacked in one step "
+                   "(train --seeds ... --stacked): their images per second together, beside the trainer's one seed")
     s.add_argument("--format", choices=("text", "json"), default="text", help="json: every timed run, the medians "
                    "and the ratio as one JSON object (for scripts: benchmarks/gpu_check.py)")
     s.set_defaults(fn=cmd_bench)
@@ -283,7 +285,8 @@ def cmd_bench(a) -> int:
     from ..train.bench import bench
 
     b = bench(a.spec, steps=a.steps, batch_size=a.batch_size, data=a.data, repeats=a.repeats,
-              precision=a.precision, steps_per_execution=a.steps_per_execution, jit_compile=a.jit_compile)
+              precision=a.precision, steps_per_execution=a.steps_per_execution, jit_compile=a.jit_compile,
+              stacked=a.stacked)
     med = b.medians
     if a.format == "json":
         print(json.dumps({**asdict(b), "medians": med, "ratio": b.ratio}))
@@ -295,13 +298,16 @@ def cmd_bench(a) -> int:
           f"{'yes' if b.jit_compile else 'no'}, data: {b.data}, "
           f"augmentation: {b.augmentation}, fused batch norms: {b.fused.get('batch_norm', 0)}, dropouts with integer "
           f"masks: {b.fused.get('dropout', 0)}")
-    for key in ("trainer", "streamed", "step", "plain", "tuned"):
+    for key in ("trainer", "streamed", "stacked", "step", "plain", "tuned"):
         if key in b.runs:
             v = b.runs[key]
             print(f"{b.label(key):<58} median {med[key]:>7,.0f} images/s  [{min(v):,.0f}-{max(v):,.0f}]  "
                   f"runs {[round(u) for u in v]}")
         if key == "streamed" and key in b.runs:
             print(f"ratio streaming / in memory: {med['streamed'] / med['trainer']:.2f}")
+        if key == "stacked" and key in b.runs:
+            print(f"ratio {b.stacked} seeds stacked / one seed: {med['stacked'] / med['trainer']:.2f} (images per "
+                  f"second of all seeds; {b.stacked} would mean {b.stacked} seeds in the time of one)")
     best = {k: max(v) for k, v in b.runs.items()}
     print(f"ratio trainer / plain fit: {b.ratio:.2f} (target >= 1.5); step alone / plain: "
           f"{med['step'] / med['plain']:.2f}; best runs: {best['trainer'] / best['plain']:.2f} and "

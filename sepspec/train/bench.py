@@ -29,7 +29,8 @@ LABELS = {"trainer": "trainer ({feed} + normalise + augment{fast})",
           "streamed": "trainer streaming the folder's files (decoded per batch)",
           "step": "trainer's step alone (ready tensors)",
           "plain": "plain model.fit of the emitted model on {plain_feed}",
-          "tuned": "the same plain fit, its dataset autotuned (prefetch(AUTOTUNE))"}
+          "tuned": "the same plain fit, its dataset autotuned (prefetch(AUTOTUNE))",
+          "stacked": "{stacked} seeds stacked in one step (their images together)"}
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Bench:
     runs: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     jit_compile: bool = False  # the steps compiled (XLA on TensorFlow and JAX, torch.compile on PyTorch)
+    stacked: int = 0  # seeds stacked in one step (`train --seeds --stacked`), timed beside the trainer; 0: none
 
     @property
     def medians(self) -> dict[str, float]:
@@ -64,11 +66,14 @@ class Bench:
 
     def label(self, key: str) -> str:
         fast = ", fast layers" if any(self.fused.values()) else ""
-        return LABELS[key].format(feed=self.feed, fast=fast, plain_feed=self.plain_feed)
+        return LABELS[key].format(feed=self.feed, fast=fast, plain_feed=self.plain_feed, stacked=self.stacked)
 
 
 def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, data: str | None = None,
-          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1, jit_compile: bool = False) -> Bench:
+          repeats: int = 3, precision: str = "auto", steps_per_execution: int = 1, jit_compile: bool = False,
+          stacked: int = 0) -> Bench:
+    """`stacked` > 0 also times that many seeds' models stacked in one step, each fed as the trainer feeds one
+    (its own order and augmentation): their images per second together, against the trainer's one seed."""
     from ..lazy import import_keras
 
     report = training_report(Options(spec=spec_path, batch_size=batch_size))
@@ -140,6 +145,9 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         return timed(lambda: model.fit(feed, epochs=1, verbose=0, shuffle=False) if feed is not None else
                      model.fit(xf, yf, batch_size=b, epochs=1, shuffle=False, verbose=0))
 
+    together = _stacked(keras, report, stacked, compiled, jit(keras, opts), steps, steps_per_execution, timed,
+                        lambda k, epoch: dataset(x, y, batch=b, classes=spec.classes, mean=mean, std=std, seed=k,
+                                                 epoch=epoch, aug=t.augment)) if stacked else None
     trainer(repeats), ready(ours_model), ready(plain_model)  # warm-up: tracing, the cache, the first allocations
     runs = {"trainer": [], "step": [], "plain": []}
     if tuned is not None:
@@ -148,6 +156,9 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     if streamed is not None:
         trainer(repeats, streamed)
         runs["streamed"] = []
+    if together is not None:
+        together(repeats)
+        runs["stacked"] = []
     for r in range(repeats):  # interleaved: a machine that changes speed slows them all alike
         runs["trainer"].append(trainer(r))
         if streamed is not None:
@@ -156,7 +167,30 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
         runs["plain"].append(ready(plain_model))
         if tuned is not None:
             runs["tuned"].append(ready(plain_model, tuned))
+        if together is not None:
+            runs["stacked"].append(together(r))
     aug = ", ".join(f"{k}={v}" for k, v in t.augment.model_dump().items() if v) or "none"
     return Bench(spec.name, b, steps, repeats, device_name(keras), backend(keras), policy, steps_per_execution, source,
                  aug, fused, "tf.data" if tf is not None else "PyDataset", plain_feed, runs, notes,
-                 jit_compile=jit(keras, opts))
+                 jit_compile=jit(keras, opts), stacked=stacked)
+
+
+def _stacked(keras, report, seeds: int, compiled, jit_compile: bool, steps: int, steps_per_execution: int, timed,
+             batches):
+    """The timing of `seeds` models of the spec stacked in one step (`stacked.stack_models`), each fed
+    `batches(k, epoch)`: a function of the epoch giving all their images per second."""
+    from .pipeline import stacked_batches
+    from .stacked import stack_models
+
+    names = [f"seed{k}" for k in range(seeds)]
+    models = []
+    for name in names:
+        with keras.name_scope(name):
+            models.append(compiled(True)[0])
+    model = stack_models(keras, models, names, report.spec.train, steps, jit_compile, steps_per_execution)
+
+    def together(epoch) -> float:
+        ds = stacked_batches([batches(k, epoch) for k in range(seeds)], names)
+        return seeds * timed(lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False))
+
+    return together

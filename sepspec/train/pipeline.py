@@ -171,7 +171,7 @@ def dataset(x_uint8: np.ndarray, y: np.ndarray, *, batch: int, classes: int, mea
     return _tf_dataset(x_uint8, y, batch=batch, classes=classes, mean=mean, std=std, seed=seed, epoch=epoch, aug=aug)
 
 
-def stacked(datasets: list, names: list[str]):
+def stacked_batches(datasets: list, names: list[str]):
     """Several runs' batches of one epoch (`dataset`'s, all of one length and batch size) as one:
     ((x_1, ..., x_n), {name_1: y_1, ...}), what the seeds' stacked model (`train/stacked.py`) fits on. Each run's
     batches are made exactly as alone."""

@@ -30,7 +30,7 @@ from . import rundir
 from .compiled import jit, optimizer, recipe_loss, spared_from_decay
 from .lock import hold
 from .options import Options, Result, TrainError
-from .pipeline import stacked
+from .pipeline import stacked_batches
 from .seeds import check_out, read_group, write_group
 from .terminal import Progress, stop_signals
 from .trainer import Training, keras_globals_kept, last, prepare, reopen, start_record
@@ -159,7 +159,7 @@ class Stacked:
         lr, stepwise = lead.rate(e, model.optimizer)
         names = [tr.scope for tr in self.live]
         keys = [f"{n}_" if len(names) > 1 else "" for n in names]  # Keras names one output's figures without it
-        ds = stacked([tr.batches(e) for tr in self.live], names)
+        ds = stacked_batches([tr.batches(e) for tr in self.live], names)
         progress = Progress(keras, e + 1, lead.t.epochs, lead.steps,
                             keys=([f"{k}{LOSS}" for k in keys], [f"{k}accuracy" for k in keys]))
         t0 = time.perf_counter()
@@ -192,24 +192,32 @@ class Stacked:
         return [self.keras.callbacks.LambdaCallback(on_train_batch_end=update)]
 
     def _compile(self):
-        """The live seeds' models side by side as one model, compiled with the recipe's optimizer over all their
-        weights (its state taken from the seeds' own optimizers: zeros when new, the checkpoints' when resumed)."""
-        keras, lead = self.keras, self.live[0]
-        t = lead.t
-        model = _stack_class(keras)([tr.model for tr in self.live], [tr.scope for tr in self.live])
-        model.compile(optimizer=optimizer(keras, t, lead.steps),
-                      loss={tr.scope: recipe_loss(keras, tr.model, t) for tr in self.live},
-                      metrics={tr.scope: ["accuracy", _loss_metric(keras, tr.model, t)] for tr in self.live},
-                      jit_compile=jit(keras, lead.opts))
-        spared = [w for tr in self.live for w in spared_from_decay(tr.model, t)]
-        if spared:
-            model.optimizer.exclude_from_weight_decay(var_list=spared)
-        model.optimizer.build(model.trainable_variables)
+        """The live seeds' models as one (`stack_models`), its optimizer's state taken from the seeds' own
+        optimizers: zeros when new, the checkpoints' when resumed."""
+        lead = self.live[0]
+        model = stack_models(self.keras, [tr.model for tr in self.live], [tr.scope for tr in self.live], lead.t,
+                             lead.steps, jit(self.keras, lead.opts))
         for tr in self.live:
             if not tr.model.optimizer.built:
                 tr.model.optimizer.build(tr.model.trainable_variables)
             share(tr.model.optimizer, model.optimizer, into_seed=False)
         return model
+
+
+def stack_models(keras, models: list, names: list[str], t, steps: int, jit_compile: bool, steps_per_execution: int = 1):
+    """Models of one spec, each built in the name scope `names[k]`, side by side as one model (input k to model k,
+    output `names[k]`), compiled with the recipe's optimizer over all their weights, its loss per seed (summed)
+    and per seed the accuracy and the epoch's loss as a run alone logs them; the optimizer built."""
+    model = _stack_class(keras)(models, names)
+    seeds = list(zip(names, models))
+    model.compile(optimizer=optimizer(keras, t, steps), loss={n: recipe_loss(keras, m, t) for n, m in seeds},
+                  metrics={n: ["accuracy", _loss_metric(keras, m, t)] for n, m in seeds}, jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+    spared = [w for m in models for w in spared_from_decay(m, t)]
+    if spared:
+        model.optimizer.exclude_from_weight_decay(var_list=spared)
+    model.optimizer.build(model.trainable_variables)
+    return model
 
 
 def _loss_metric(keras, model, t):
