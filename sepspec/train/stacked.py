@@ -35,6 +35,8 @@ from .seeds import check_out, read_group, write_group
 from .terminal import Progress, stop_signals
 from .trainer import Training, keras_globals_kept, last, prepare, reopen, start_record
 
+LOSS = "epoch_loss"  # each seed's training loss as its run alone logs it (`_loss_metric`)
+
 
 def check_stackable(report, opts: Options) -> None:
     """Refuse, before anything is written, a recipe whose seeds could not be stepped independently together."""
@@ -124,7 +126,7 @@ class Stacked:
             except KeyboardInterrupt:
                 for tr in self.live:
                     self.status[tr.run] = "interrupted"
-                done = min(tr.done for tr in self.live)
+                done = min((tr.done for tr in self.live), default=0)
                 print(f"\ninterrupted; the seeds' runs are saved up to epoch {done}. Resume them with:\n"
                       f"  sepspec train --resume {self.out}", file=sys.stderr, flush=True)
         for tr in self.live:
@@ -164,7 +166,7 @@ class Stacked:
                             keys=([f"{k}{LOSS}" for k in keys], [f"{k}accuracy" for k in keys]))
         t0 = time.perf_counter()
         h = model.fit(ds, epochs=e + 1, initial_epoch=e, verbose=0, shuffle=False,
-                           callbacks=stepwise + ([progress.cb] if progress.cb else []) + self._averaging())
+                      callbacks=stepwise + ([progress.cb] if progress.cb else []) + self._averaging())
         t_train = time.perf_counter() - t0
         progress.clear()
         for tr, key in zip(list(self.live), keys):
@@ -227,9 +229,6 @@ def _loss_metric(keras, model, t):
     loss = recipe_loss(keras, model, t)
     return keras.metrics.MeanMetricWrapper(keras.losses.categorical_crossentropy, name=LOSS,
                                            from_logits=loss.from_logits, label_smoothing=loss.label_smoothing)
-
-
-LOSS = "epoch_loss"
 
 
 def share(seed, stack, *, into_seed: bool) -> None:
