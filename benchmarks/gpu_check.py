@@ -46,7 +46,8 @@ RECIPE50 = ["--epochs", "50", "--set", "train.augment.crop=4", "--set", "train.a
 
 
 def _bench(backend, spec, precision, batch=256, steps=60, repeats=3, spe=1, *, data, jit=False, stacked=0):
-    what = "bench" + (" --jit-compile" if jit else "") + (f" --stacked {stacked}" if stacked else "")
+    what = ("bench" + (" --jit-compile" if jit else "") + (f" --stacked {stacked}" if stacked else "")
+            + (f" --steps-per-execution {spe}" if spe != 1 else ""))
     return {"kind": "bench", "backend": backend, "spec": spec, "precision": precision, "batch": batch,
             **({"what": what} if what != "bench" else {}), "args": [
         "bench", spec, "--data", data, "--precision", precision, "--batch-size", str(batch), "--steps", str(steps),
@@ -80,6 +81,8 @@ def plan(part: str, cpu: bool, data: str) -> list[dict]:
         return [_bench("jax", FRONTIER, F32, data=data, stacked=3),
                 _bench("torch", FRONTIER, F32, steps=30, data=data, stacked=3),
                 _bench("jax", FRONTIER, BF16, data=data),
+                # several steps per compiled call: what the host's share of a step is (the trainer runs one per call)
+                _bench("jax", FRONTIER, F32, steps=64, spe=8, data=data),
                 _train("jax", FRONTIER, F32, sub, data, what="cold cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
                 _train("jax", FRONTIER, F32, sub, data, what="warm cache", env={"SEPSPEC_JAX_CACHE": CACHE}),
                 # what XLA's convolution autotuning costs of a cold start, and whether its kernels are slower
