@@ -179,10 +179,12 @@ def stacked_batches(datasets: list, names: list[str]):
         return _py_dataset(_StackedBatchesMixin, datasets, names)
     import tensorflow as tf
 
-    def joined(*parts):
-        return tuple(x for x, _ in parts), {n: y for n, (_, y) in zip(names, parts)}
+    return fixed(tf, tf.data.Dataset.zip(tuple(datasets)).map(lambda *parts: _joined(names, parts)))
 
-    return fixed(tf, tf.data.Dataset.zip(tuple(datasets)).map(joined))
+
+def _joined(names: list[str], parts) -> tuple:
+    """One batch (x, y) of each run as the stacked model's: ((x_1, ...), {name_1: y_1, ...})."""
+    return tuple(x for x, _ in parts), {n: y for n, (_, y) in zip(names, parts)}
 
 
 def _order(n, seed, epoch):
@@ -267,7 +269,7 @@ def host_batches(*args, **kwargs):
 
 
 class _StackedBatchesMixin:
-    """`stacked` on JAX and PyTorch: batch i of every run, made one after another in one worker thread."""
+    """`stacked_batches` on JAX and PyTorch: batch i of every run, made one after another in one worker thread."""
 
     def __init__(self, parts, names):
         super().__init__(workers=1, use_multiprocessing=False, max_queue_size=8)
@@ -277,8 +279,7 @@ class _StackedBatchesMixin:
         return len(self.parts[0])
 
     def __getitem__(self, i):
-        made = [p[i] for p in self.parts]
-        return tuple(x for x, _ in made), {n: y for n, (_, y) in zip(self.names, made)}
+        return _joined(self.names, [p[i] for p in self.parts])
 
 
 class _HostBatchesMixin:

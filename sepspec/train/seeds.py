@@ -38,6 +38,12 @@ def read_group(out: str) -> tuple[list[int], bool]:
         raise TrainError(f"{os.path.join(out, GROUP)}: damaged, cannot resume ({type(e).__name__}: {e})") from None
 
 
+def finished(run: str, epochs: int | None = None) -> bool:
+    """Has a seed's run trained all its epochs (or `epochs`)? From its commit point and spec, as `--resume` tells."""
+    state = rundir.read_state(run) if rundir.is_run(run) else None
+    return bool(state) and state["epoch"] >= (epochs or rundir.read_spec(run).train.epochs)
+
+
 def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -79,10 +85,7 @@ def resume_seeds(out: str, args: list[str]) -> dict[int, int]:
     todo = {}
     for k in seeds:
         run = os.path.join(out, f"seed{k}")
-        state = rundir.read_state(run) if rundir.is_run(run) else None
-        metrics = rundir.read_json(os.path.join(run, rundir.METRICS)) if state and os.path.isfile(
-            os.path.join(run, rundir.METRICS)) else {}
-        if metrics.get("status") == "finished" and not args:
+        if not args and finished(run):
             print(f"[seed {k}] already finished; run {run}", flush=True)
             continue
         todo[k] = ["--resume", run, *args]

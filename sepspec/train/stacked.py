@@ -31,7 +31,7 @@ from .compiled import jit, optimizer, recipe_loss, spared_from_decay
 from .lock import hold
 from .options import Options, Result, TrainError
 from .pipeline import stacked_batches
-from .seeds import check_out, read_group, write_group
+from .seeds import check_out, finished, read_group, write_group
 from .terminal import Progress, stop_signals
 from .trainer import Training, keras_globals_kept, last, prepare, reopen, start_record
 
@@ -81,11 +81,9 @@ def resume_stacked(out: str, epochs: int | None = None, *, data: str | None = No
         members, loaded = [], None
         for run in runs:
             held.enter_context(hold(run))
-            state = rundir.read_state(run)
-            done = state["epoch"] if state else 0
-            spec = rundir.read_spec(run)
-            if done >= (epochs or spec.train.epochs):
-                print(f"[{os.path.basename(run)}] already finished ({done} epochs)", flush=True)
+            if finished(run, epochs):
+                print(f"[{os.path.basename(run)}] already finished ({rundir.read_state(run)['epoch']} epochs)",
+                      flush=True)
                 continue
             report, opts, state, loaded = reopen(run, epochs, data, None, loaded)
             check_stackable(report, opts)
@@ -97,7 +95,9 @@ def resume_stacked(out: str, epochs: int | None = None, *, data: str | None = No
 
 def _together(members: list[tuple], out: str) -> list[Result]:
     with keras_globals_kept():
-        trainings = [Training(*m, scope=os.path.basename(m[0])) for m in members]
+        trainings = []
+        for m in members:  # every seed set up as alone, on the first one's copy of the data
+            trainings.append(Training(*m, scope=os.path.basename(m[0]), like=trainings[0] if trainings else None))
         statuses = Stacked(trainings, out).run()
         return [Result(statuses[tr.run], tr.run) for tr in trainings]
 
@@ -108,9 +108,6 @@ class Stacked:
     def __init__(self, trainings: list[Training], out: str):
         self.keras, self.out = trainings[0].keras, out
         self.status: dict[str, str] = {}
-        lead = trainings[0]
-        for tr in trainings[1:]:  # the same split of the same data: one copy of the images (on JAX, on the device)
-            tr.x, tr.y, tr.xv, tr.yv, tr.val = lead.x, lead.y, lead.xv, lead.yv, lead.val
         self.live = trainings
         self.model = None
 

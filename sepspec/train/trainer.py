@@ -225,11 +225,13 @@ def keras_globals_kept():
 
 # ------------------------------------------------------------------------------------- the steps
 class Training:
-    """One run's training: what set-up made, and the steps of an epoch. `scope` (several seeds stepped together,
-    `stacked.Stacked`): the Keras name scope of the model's variables, which keeps them apart from the other
-    seeds', and the prefix of every line the run prints."""
+    """One run's training: what set-up made, and the steps of an epoch. For several seeds stepped together
+    (`stacked.Stacked`): `scope`, the Keras name scope of the model's variables, which keeps them apart from the
+    other seeds', and the prefix of every line the run prints; `like`, a seed already set up on the same data,
+    whose split, normalisation and validation images this one takes instead of making its own copies."""
 
-    def __init__(self, run: str, report: Report, opts: Options, state: dict | None, data, scope: str = ""):
+    def __init__(self, run: str, report: Report, opts: Options, state: dict | None, data, scope: str = "",
+                 like: Training | None = None):
         self.run, self.report, self.opts, self.data = run, report, opts, data
         self.scope, self.prefix = scope, f"[{scope}] " if scope else ""
         self.spec, self.t = report.spec, report.spec.train
@@ -242,9 +244,13 @@ class Training:
         keras.utils.set_random_seed(opts.seed)
         self.cache = compilation_cache(keras)
         t = self.t
-        self.x, self.y, self.xv, self.yv = split(data, t, opts)
-        self.mean, self.std = (channel_stats(self.x) if t.normalize == "per_channel"
-                               else ([0.0] * data.x_train.shape[-1], [1.0] * data.x_train.shape[-1]))
+        if like is not None:  # one copy of the images for all seeds (on JAX, one on the device)
+            self.x, self.y, self.xv, self.yv, self.mean, self.std = (like.x, like.y, like.xv, like.yv, like.mean,
+                                                                     like.std)
+        else:
+            self.x, self.y, self.xv, self.yv = split(data, t, opts)
+            self.mean, self.std = (channel_stats(self.x) if t.normalize == "per_channel"
+                                   else ([0.0] * data.x_train.shape[-1], [1.0] * data.x_train.shape[-1]))
         policy = set_precision(keras, opts.precision)
         self.steps = math.ceil(len(self.x) / t.batch_size)
         self._warn_jit(tf)
@@ -276,8 +282,12 @@ class Training:
         # what `views` scores each epoch: (images, normalisation still to apply). Normalised here once when in
         # memory and at most a chunk; else decoded and normalised a chunk at a time each epoch (no float copy of a
         # large validation split held through the run)
-        small = isinstance(self.xv, np.ndarray) and len(self.xv) <= CHUNK
-        self.val = (normalize(self.xv, self.mean, self.std), None) if small else (self.xv, (self.mean, self.std))
+        if like is not None:
+            self.val = like.val
+        elif isinstance(self.xv, np.ndarray) and len(self.xv) <= CHUNK:
+            self.val = (normalize(self.xv, self.mean, self.std), None)
+        else:
+            self.val = (self.xv, (self.mean, self.std))
         self.say(f"{self.spec.name}: {report.params:,} params, {len(self.x):,} training images, validation on "
                  f"{self.split}, batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
                  f"{self.info['device']}, run {run}")
@@ -340,12 +350,9 @@ class Training:
                         return "pruned"
                 return "finished" if self.done >= self.t.epochs else "running"
             except KeyboardInterrupt:
-                self.interrupted(self.run)
+                print(f"\n{self.prefix}interrupted; the run is saved up to epoch {self.done}. Resume with:\n"
+                      f"  sepspec train --resume {self.run}", file=sys.stderr, flush=True)
                 return "interrupted"
-
-    def interrupted(self, resume: str) -> None:
-        print(f"\n{self.prefix}interrupted; the run is saved up to epoch {self.done}. Resume with:\n"
-              f"  sepspec train --resume {resume}", file=sys.stderr, flush=True)
 
     def epoch(self, e: int) -> tuple[dict, bool] | None:
         """Fit one pass (epoch index e, from 0) and validate: (the history row, whether it is a new best), or None
