@@ -42,6 +42,9 @@ def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
         elif isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:  # its statistics
             c = layer.adapt_mean.shape[-1]
             layer.set_weights([rng.normal(0, 0.2, c), rng.uniform(0.5, 2.0, c), np.array(100)])
+        elif isinstance(layer, keras.layers.DepthwiseConv2D) and tuple(layer.kernel_size) == (1, 1) and \
+                not layer.use_bias:  # a `scale`: its kernel starts at one constant, a trained one's varies
+            layer.kernel.assign(rng.uniform(0.5, 1.5, layer.kernel.shape))
         elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
             layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape))
     model.save(out)

@@ -95,6 +95,13 @@ class Lowering:
         """`layer` applies `function`, which has no int8 kernel."""
         raise NotImplementedError
 
+    def unscale(self, tensor: str) -> str:
+        """A FULLY_CONNECTED reads `tensor`: when a layer norm's scale and shift (MUL and ADD of per-channel
+        constants) write it and nothing else reads it, the converter folds them into its weights and bias
+        (measured: a layer norm on the pooled vector before the classifier), and the MUL's input is what it
+        reads. Else `tensor`."""
+        raise NotImplementedError
+
     def unpad(self, tensor: str, k_eff: Pair, strides: Pair) -> str:
         """A convolution with `valid` padding reads `tensor`: when a PAD that nothing else reads writes it, adding
         exactly what `same` padding would add to its input, the converter folds the two into one `same`
@@ -334,6 +341,20 @@ class DepthwiseConv2D(_Windowed):
                                   r.output,
                                   self.kernel[0] * self.kernel[1] * c, dilated or not self.use_bias, r.macs)
         return q.op(self.name, "ADD", self.name, (y,), r.output, c) if late_bias else y
+
+
+@dataclass(frozen=True)
+class ChannelScale(DepthwiseConv2D):
+    """A learned scale per channel, x * gamma (ConvNeXt's LayerScale): a 1x1 DepthwiseConv2D without bias whose
+    kernel starts at `init`, so that the model stays plain Keras (a .keras file any Keras loads)."""
+
+    kernel: Pair = (1, 1)
+    use_bias: bool = False
+    init: float = 1.0
+
+    def keras_kwargs(self):
+        return {**super().keras_kwargs(),
+                "depthwise_initializer": {"class_name": "Constant", "config": {"value": self.init}}}
 
 
 @dataclass(frozen=True)
@@ -724,9 +745,13 @@ class Dense(Layer):
     def keras_kwargs(self):
         return {"units": self.units, "use_bias": self.use_bias}
 
-    def lower(self, q, r, x):
-        return q.op(self.name, "FULLY_CONNECTED", self.name, x, r.output, r.input[-1] * self.units,
-                    BIAS * self.units, not self.use_bias, macs=r.macs)
+    def lower(self, q, r, x):  # on an image: the exporter writes it as the 1x1 convolution it is
+        if len(r.input) == 3:
+            return q.op(self.name, "CONV_2D", self.name, x, r.output, r.input[-1] * self.units, BIAS * self.units,
+                        not self.use_bias, macs=r.macs)
+        read = q.unscale(x[0])
+        return q.op(self.name, "FULLY_CONNECTED", self.name, (read,), r.output, r.input[-1] * self.units,
+                    BIAS * self.units, not self.use_bias and read == x[0], macs=r.macs)
 
 
 

@@ -209,7 +209,7 @@ def _gap_classifier(rep: Report) -> tuple[Row | None, list[Row]]:
     between: list[Row] = []
     row = rep.row(pool.inputs[0])
     while row is not None and len(row.inputs) == 1:
-        if row.layer.weighted:
+        if row.layer.weighted and not isinstance(row.layer, L.ChannelScale):  # a scale keeps the width before it
             return row, between
         between.insert(0, row)
         row = rep.row(row.inputs[0])

@@ -89,6 +89,13 @@ def _plain(draw, kind, state, repeat, same_only=False):
             size = new
             state["jump"] = [j * s for j, s in zip(state["jump"], ss)]
             state["c"] = args["filters"] if kind != "depthwise" else state["c"] * args["depth_multiplier"]
+    elif kind == "scale":  # a learned scale per channel; its initial value
+        args["init"] = draw(st.sampled_from([1.0, 0.5, 1e-6]))
+    elif kind == "dense":  # on an image: each pixel's channels (ConvNeXt's pointwise layers)
+        args["units"] = draw(st.integers(1, 24))
+        args["bias"] = draw(st.booleans())
+        _tail(draw, args)
+        state["c"] = args["units"]
     elif kind == "pointwise":
         args["filters"] = draw(st.integers(1, 24))
         if draw(st.integers(0, 2)) == 0:
@@ -148,7 +155,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
 
 
 PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation",
-         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize"]
+         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize", "scale", "dense"]
 
 
 def _groups(draw, cin):
@@ -262,7 +269,7 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
     for _ in range(draw(st.integers(min_size, 4 if depth == 0 else 2))):
         kind = draw(st.sampled_from(kinds))
         repeat = draw(st.sampled_from([1, 1, 1, 2, 3]))
-        if keep_shape and kind in ("sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "mbconv",
+        if keep_shape and kind in ("sepconv", "conv", "depthwise", "pointwise", "dense", "maxpool", "avgpool", "mbconv",
                                    "residual", "parallel", "zeropad", "crop"):
             kind = "batchnorm"  # an identity shortcut needs a body that keeps the shape
         if same_only and kind in ("zeropad", "crop"):

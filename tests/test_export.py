@@ -214,7 +214,35 @@ layers:
   - gap:
 """
 
-INLINE = {"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED, "acts": ACTS, "pre": PRE}
+# ConvNeXt's block: a 7x7 convolution of one group per channel, layer norm, Dense on the image (written as the 1x1
+# convolution it is), a learned per-channel `scale` (a 1x1 DEPTHWISE_CONV_2D); a merge over names; a layer norm on
+# the pooled vector, whose scale and shift fold into the classifier's FULLY_CONNECTED (hard_silu: the TFLM runtime
+# here has no GELU kernel)
+NEXT = """
+name: next
+input: [32, 32, 3]
+classes: 10
+layers:
+  - conv: {filters: 16, kernel: 4, stride: 4, padding: valid}
+  - layernorm: {epsilon: 0.000001}
+  - residual:
+      body:
+        - conv: {filters: 16, kernel: 7, groups: 16}
+        - layernorm: {epsilon: 0.000001}
+        - dense: {units: 64, activation: hard_silu}
+        - dense: 16
+        - scale: 0.000001
+  - conv: {filters: 24, kernel: 2, stride: 2, padding: valid, name: down}
+  - dense: {units: 24, name: mix}
+  - scale: {init: 0.5, name: gain}
+  - add: [down, gain]
+  - gap: {}
+  - layernorm: {}
+  - dense: {units: 10, activation: softmax}
+"""
+
+INLINE = {"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED, "acts": ACTS, "pre": PRE,
+          "next": NEXT}
 
 
 @pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + sorted(INLINE))

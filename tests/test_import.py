@@ -197,6 +197,8 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
     ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}, False),
     ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}, False),
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, False),  # its squeeze-excites as `se` entries
+    # models used as layers (its stem and downsampling: Sequential), LayerScale, Dense on images, `inputs + x`
+    ("ConvNeXtTiny", {"input_shape": (32, 32, 3), "classes": 10}, True),
 ])
 def test_keras_applications_import_exactly_and_compute_the_same_function(name, args, keep):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
@@ -227,6 +229,9 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
             assert text.count("- residual_b: ") == 3 and len(text.splitlines()) <= 48, text
     elif name == "EfficientNetB0":  # its squeeze-excites' layers keep their names: not `se` entries
         assert "- se:" not in text and "name: block2a_se_reduce}" in text, text
+    elif name == "ConvNeXtTiny":  # each block `inputs + x` a use of one block of its own, its stem flattened
+        assert text.count("- residual_a: {filters: ") == 18 and "- add:" not in text.split("\nlayers:\n")[1], text
+        assert "- scale: {init: 1.0e-06, name: layer_scale}" in text and "name: convnext_tiny_stem_conv}" in text
     elif name in ("ResNet50", "MobileNetV2"):
         # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
@@ -234,7 +239,11 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
         assert len(re.findall(r"^ *- residual(_[a-z])?:", layers, re.M)) == adds and "- add:" not in layers, text
         assert "blocks:\n  residual_a:\n" in text and len(text.splitlines()) < 60, text
     compiled = emit.keras_model(rep)
-    assert transfer_weights(model, compiled, names) == sum(1 for layer in model.layers if layer.weights)
+
+    def weighted(m):  # layers with weights, those of a model used as a layer (ConvNeXt's stem) each counted
+        return sum(weighted(layer) if isinstance(layer, keras.Model) else 1 for layer in m.layers if layer.weights)
+
+    assert transfer_weights(model, compiled, names) == weighted(model)
     x = rng.normal(0, 1, (8, 32, 32, 3)).astype("float32")
     if isinstance(model.layers[1], keras.layers.Rescaling):  # a model that takes raw pixels
         x = rng.uniform(0, 255, x.shape).astype("float32")
@@ -250,7 +259,8 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     ops = {op.name: op for op in model.operations}
     compiled_names = {layer.name for layer in compiled.layers}
     last = {n: o for o in ops if o in names for n in [names[o]]}
-    pairs = [(o, output_of(o, n)) for n, o in last.items() if o != model.layers[0].name]
+    # (the layers inside a model used as a layer are not the outer graph's: what they compute reaches the next)
+    pairs = [(o, output_of(o, n)) for n, o in last.items() if o != model.layers[0].name and o in ops]
     theirs = keras.Model(model.input, [ops[o].output for o, _ in pairs])
     ours = keras.Model(compiled.input, [compiled.get_layer(n).output for _, n in pairs])
     # inference (the moving statistics) and training mode (each batch norm on the batch's own statistics, which

@@ -222,6 +222,25 @@ def _int8_layer_norms(keras, model):
                      if type(layer) is keras.layers.LayerNormalization else None)
 
 
+def _pixelwise_dense(keras, model):
+    """The model with each Dense on an image (h, w, c) computed as the 1x1 convolution it is: the same values.
+    Keras's Dense on a rank-4 tensor converts to LiteRT as a FULLY_CONNECTED between reshapes computed from the
+    tensor's shape at run time, which TensorFlow Lite Micro cannot plan; a 1x1 convolution is one CONV_2D."""
+    ops = keras.ops
+
+    class PixelwiseDense(keras.layers.Dense):
+        def call(self, x):
+            if len(x.shape) != 4:
+                return super().call(x)
+            y = ops.conv(x, ops.reshape(self.kernel, (1, 1, *self.kernel.shape)), padding="valid")
+            if self.use_bias:
+                y = ops.add(y, self.bias)
+            return self.activation(y) if self.activation is not None else y
+
+    return _replaced(keras, model, lambda layer: PixelwiseDense
+                     if type(layer) is keras.layers.Dense and len(layer.input.shape) == 4 else None)
+
+
 def _split_grouped_convs(keras, model):
     """The model with each grouped Conv2D computed group by group (split, one convolution per group, concatenate):
     the same values. Keras runs a grouped convolution on TensorFlow's CPU through an XLA-compiled function, which
@@ -271,6 +290,8 @@ def convert(job: dict, target: str) -> dict:
         raise UserError(f"{job['model']}: {', '.join(sorted(acts & NOT_INT8))} has no int8 kernel; export --format "
                         "litert (float) or onnx, or train with relu, relu6, silu, gelu, sigmoid, tanh, leaky_relu")
     model = _float32(keras, model)
+    if fmt.startswith("litert"):
+        model = _pixelwise_dense(keras, model)
     if fmt == "litert-int8":
         model = _int8_layer_norms(keras, model)
     if fmt == "onnx":

@@ -16,13 +16,14 @@ from __future__ import annotations
 from ..spec.fields import ACTIVATIONS
 from .layerread import (
     TAILED,
+    Merge,
     entry,
     fold_tail,
-    hard_sigmoids,
     inner_activation,
     mbconv,
     shuffle,
     squeeze_excite,
+    stand_ins,
 )
 from .writer import Entry, ImportError_, document
 
@@ -40,39 +41,87 @@ def _functional(model):
                            f"before importing") from None
 
 
+def _nested(op) -> bool:
+    """Is `op` a functional or Sequential model used as a layer (ConvNeXt's stem)? Its layers are imported in its
+    place."""
+    return any(c.__name__ in ("Functional", "Sequential") for c in type(op).__mro__)
+
+
+def _flat(model) -> tuple[list, dict]:
+    """(the operations of a functional model in the graph's order, each model used in it as a layer replaced by its
+    own operations; {name: the name it stands for}: a nested model's input layer for what the model reads, the
+    model for the operation that writes its output)."""
+    ops, alias, seen = [], {}, set()
+
+    def walk(m, feed: str | None) -> None:
+        for op in _functional(m).operations:
+            if feed is not None and type(op).__name__ == "InputLayer":
+                alias[op.name] = feed
+                continue
+            if op.name in seen:
+                raise ImportError_(f"{model.name}: two layers named {op.name} (one inside a model used as a layer); "
+                                   f"a spec's names are unique")
+            seen.add(op.name)
+            if not _nested(op):
+                ops.append(op)
+                continue
+            nodes = op._inbound_nodes
+            if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or len(op.outputs) != 1:
+                raise ImportError_(f"{op.name} ({type(op).__name__}): a model used as a layer is imported where it is "
+                                   f"used once, on one input, with one output")
+            walk(op, nodes[0].input_tensors[0]._keras_history.operation.name)
+            alias[op.name] = op.outputs[0]._keras_history.operation.name
+
+    walk(model, None)
+    return ops, alias
+
+
 def _graph(model):
-    """(layers in order, {layer name: [input layer names]}) of a one-input functional model; a hard sigmoid
-    written on tensors stands in it as one Activation layer."""
+    """(layers in order, {layer name: [input layer names]}) of a one-input functional model: a model used in it
+    as a layer stands as its layers; a hard sigmoid written on tensors as one Activation layer, a sum or product
+    of two tensors as an Add or Multiply layer."""
     keras_inputs = getattr(model, "inputs", None) or []
     if len(keras_inputs) != 1 or len(model.outputs) != 1:
         raise ImportError_(f"{model.name}: {len(keras_inputs)} inputs and {len(model.outputs)} outputs; sepspec "
                            f"imports a model of one image input and one output")
+    ops, alias = _flat(model)
+
+    def source(t) -> str:
+        name = t._keras_history.operation.name
+        while name in alias:
+            name = alias[name]
+        return name
+
     readers: dict[str, list] = {}
-    for op in model.operations:
+    for op in ops:
         for n in op._inbound_nodes:
             for t in n.input_tensors:
-                readers.setdefault(t._keras_history.operation.name, []).append(op)
-    fused = hard_sigmoids(model, readers)
-    inputs: dict[str, list[str]] = {}
-    known = {layer.name for layer in model.layers} | set(fused)
-    ops = sorted({f"{t._keras_history.operation.name} ({type(t._keras_history.operation).__name__})"
-                  for layer in model.layers for n in layer._inbound_nodes for t in n.input_tensors
-                  if t._keras_history.operation.name not in known})
-    if ops:
+                readers.setdefault(source(t), []).append(op)
+    fused = stand_ins(ops, readers)
+    from ..lazy import import_keras
+
+    names = {op.name for op in ops if isinstance(op, import_keras().layers.Layer)}
+    other = [f"{op.name} ({type(op).__name__})" for op in ops if op.name not in names | set(fused)]
+    if other:
         raise ImportError_(f"{model.name}: no spec entry for the operations written on tensors (not Keras layers): "
-                           f"{', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''}")
-    layers = []
-    for layer in model.layers:
-        if layer.name in fused:  # the ReLU of a hard sigmoid: the stand-in takes its place
+                           f"{', '.join(other[:8])}{' ...' if len(other) > 8 else ''}")
+    layers, inputs = [], {}
+    for layer in ops:  # in the graph's order, operations written on tensors included
+        if layer.name in fused:  # its stand-in: a merge where it is; a hard sigmoid at its ReLU, the one layer of it
+            if layer.name not in names and not isinstance(fused[layer.name], Merge):
+                continue
             layer = fused[layer.name]
         nodes = layer._inbound_nodes
         if len(nodes) > 1:
             raise ImportError_(f"{layer.name} ({type(layer).__name__}): used {len(nodes)} times (shared weights); a "
                                f"spec's layers are used once each")
-        srcs = [t._keras_history.operation.name for t in (nodes[0].input_tensors if nodes else [])]
+        srcs = [source(t) for t in (nodes[0].input_tensors if nodes else [])]
         inputs[layer.name] = [fused[n].name if n in fused else n for n in srcs]
         layers.append(layer)
-    return layers, inputs
+    output = model.outputs[0]._keras_history.operation.name
+    while output in alias:
+        output = alias[output]
+    return layers, inputs, (fused[output].name if output in fused else output)
 
 
 def from_keras(model, source: str = "", names: dict | None = None, keep_names: bool = True) -> str:
@@ -81,7 +130,7 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     `keep_names=False`: the spec names its layers itself, so that every block is recognised (a chosen name is
     never in the way) and alike blocks fold into `repeat:`."""
     model = _functional(model)
-    layers, inputs = _graph(model)
+    layers, inputs, output = _graph(model)
     followers: dict[str, list] = {}  # layer name -> the layers that read it
     for layer in layers:
         for src in inputs[layer.name]:
@@ -119,20 +168,21 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
             refused.append(f"{layer.name} ({type(layer).__name__})")
             continue
         kind, args = made
-        inner = inner_activation(layer) if type(layer).__name__ in TAILED else "linear"
+        tailed = type(layer).__name__ in TAILED and kind != "scale"  # a weighted layer whose entry has a tail
+        inner = inner_activation(layer) if tailed else "linear"
         if inner != "linear":
             if inner not in ACTIVATIONS:
                 refused.append(f"{layer.name} ({type(layer).__name__} with activation {inner})")
                 continue
             args["activation"] = inner
         last, parts = layer.name, [(layer.name, "")]
-        if type(layer).__name__ in TAILED and inner == "linear":
+        if tailed and inner == "linear":
             last = fold_tail(layer, followers, inputs, args, members, parts)
         entries.append((kind, args, last, layer.name, srcs, parts))
         out_of[last] = layer.name
     if refused:
         raise ImportError_(f"{model.name}: no spec entry for {', '.join(refused)}")
-    if entries[-1][2] != model.outputs[0]._keras_history.operation.name:
+    if entries[-1][2] != output:
         raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
     classes = {layer.name: getattr(layer, "keras_class", type(layer).__name__) for layer in layers}
     listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own], named=keep_names)
@@ -176,9 +226,10 @@ def transfer_weights(model, compiled, names: dict) -> int:
     became; how many layers. The two then compute the same function."""
     by_name = {layer.name: layer for layer in compiled.layers}
     n = 0
-    for layer in model.layers:
-        if layer.weights:
-            by_name[names[layer.name]].set_weights(layer.get_weights())
+    for layer in _flat(_functional(model))[0]:
+        if getattr(layer, "weights", None):
+            target = by_name[names[layer.name]]  # of the same sizes; a LayerScale's (c,) is a scale's (1, 1, c, 1)
+            target.set_weights([w.reshape(t.shape) for w, t in zip(layer.get_weights(), target.get_weights())])
             n += 1
     return n
 

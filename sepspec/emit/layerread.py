@@ -96,6 +96,18 @@ def _floats(v):
     return None
 
 
+def _scale_init(c: dict) -> float | None:
+    """The initial scale of a DepthwiseConv2D that is a `scale` entry (1x1, no bias, no activation, its kernel
+    starting at a constant: what `scale` compiles to); else None."""
+    init = c.get("depthwise_initializer")
+    if not isinstance(init, dict) or init.get("class_name") != "Constant" or c["use_bias"] or \
+            c.get("activation") not in (None, "linear") or int(c.get("depth_multiplier", 1)) != 1 or \
+            any(_pair(c[k]) != 1 for k in ("kernel_size", "strides", "dilation_rate")):
+        return None
+    value = init.get("config", {}).get("value")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def entry(layer, shape_in) -> tuple[str, dict] | None:
     """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none."""
     kind, c = type(layer).__name__, layer.get_config()
@@ -112,10 +124,13 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
     if kind == "SeparableConv2D":
         return "sepconv", _conv_args(layer, "sepconv")
     if kind == "DepthwiseConv2D":
+        init = _scale_init(c)
+        if init is not None:
+            return "scale", ({"init": init} if init != 1.0 else {})
         return "depthwise", _conv_args(layer, "depthwise")
-    if kind == "Dense":
-        if len(shape_in) != 1:
-            return None
+    if kind == "LayerScale" and type(layer).__module__ == "keras.src.applications.convnext" and len(shape_in) == 3:
+        return "scale", {"init": float(c["init_values"])}  # keras.applications' ConvNeXt's: x * gamma
+    if kind == "Dense":  # on the last axis: of an image, each pixel's channels (ConvNeXt's pointwise layers)
         return "dense", {"units": int(c["units"]), **({"bias": False} if not c["use_bias"] else {})}
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         args = {"size": _pair(c["pool_size"])}
@@ -197,10 +212,54 @@ def _constant(op, kind: str):
     return float(numbers[0]) if len(args) == 2 and len(numbers) == 1 and len(node.input_tensors) == 1 else None
 
 
-def hard_sigmoids(model, readers) -> dict:
+class Merge:
+    """`x + y` or `x * y` written on two tensors (ConvNeXt's `inputs + x`), standing in the graph as the Add or
+    Multiply layer it computes, under the operation's name (`add_3`: a name nobody chose)."""
+
+    def __init__(self, op):
+        self.name = op.name
+        self._inbound_nodes = op._inbound_nodes
+        self.input = list(op._inbound_nodes[0].input_tensors)
+        self.output = op._inbound_nodes[0].output_tensors[0]
+
+    def get_config(self) -> dict:
+        return {}
+
+
+class Add(Merge):
+    keras_class = "Add"
+
+
+class Multiply(Merge):
+    keras_class = "Multiply"
+
+
+def _merge(op):
+    """The stand-in of `op` where it is an addition or product of two tensors and nothing else; else None."""
+    kind = type(op).__name__
+    if kind not in ("Add", "Multiply") or type(op).__module__ != "keras.src.ops.numpy" or len(op._inbound_nodes) != 1:
+        return None
+    node = op._inbound_nodes[0]
+    if len(node.input_tensors) != 2 or len(node.arguments.args) != 2 or node.arguments.kwargs:
+        return None
+    return (Add if kind == "Add" else Multiply)(op)
+
+
+def stand_ins(ops, readers) -> dict:
+    """{the name of each operation written on tensors that computes what a layer would: its stand-in}: hard
+    sigmoids (three operations, one stand-in) and merges of two tensors."""
+    out = hard_sigmoids(ops, readers)
+    for op in ops:
+        merge = None if op.name in out else _merge(op)
+        if merge is not None:
+            out[op.name] = merge
+    return out
+
+
+def hard_sigmoids(ops, readers) -> dict:
     """{the name of each operation of a hard sigmoid written on tensors: its stand-in `Activation`}."""
     out = {}
-    for op in model.operations:
+    for op in ops:
         if _constant(op, "Add") != 3.0 or len(readers.get(op.name, [])) != 1:
             continue
         relu = readers[op.name][0]

@@ -92,10 +92,29 @@ def _block_name(out: list[Entry], chains: list, inner) -> str | None:
     name = merge.own[:-len(suffix)] if merge.named and merge.own.endswith(suffix) else ""
     if not name and _kept(merge, "") is not None:
         return None
+    if not name and merge.named:  # a merge nobody named (ConvNeXt's `inputs + x`): the block its chains name
+        name = _common_block(out, chains, inner, suffix)
     for i, chain in enumerate(chains, 1):
         if any(_kept(out[k], "") is not None and not (name and out[k].own.startswith(inner(name, i))) for k in chain):
             return None
     return name
+
+
+def _common_block(out: list[Entry], chains: list, inner, suffix: str) -> str:
+    """The longest `<block>` such that every kept name in chain i is `inner(block, i)` + a valid entry name (the
+    layers of `convnext_tiny_stage_0_block_0` are `..._depthwise_conv`, `..._layernorm`, ...), where no layer is
+    already named `<block><suffix>`, the merge's name in the block; else ""."""
+    kept = [(i, out[k].own) for i, chain in enumerate(chains, 1) for k in chain if _kept(out[k], "") is not None]
+    if not kept:
+        return ""
+    first = kept[0][1]
+    for cut in range(len(first) - 1, 0, -1):
+        block = first[:cut]
+        if first[cut] != "_" or not re.match(NAME_RE, block) or any(e.own == block + suffix for e in out):
+            continue
+        if all(own.startswith(inner(block, i)) and re.match(NAME_RE, own[len(inner(block, i)):]) for i, own in kept):
+            return block
+    return ""
 
 
 def _chains(out: list[Entry], readers) -> tuple[list, str] | None:
@@ -192,13 +211,13 @@ def _kept(e: Entry, prefix: str) -> str | None:
     own; not one that is not a valid spec name, nor the name Keras gives a layer nobody named (`conv2d_3`). Inside a
     block, the block's prefix comes off (the spec adds it back)."""
     kept = e.args.get("name") if e.kind in ("se", "shuffle", "mbconv", "residual", "parallel") else e.own
-    if not kept or not e.named:
+    if not kept or not e.named or keras_default_name(kept, e.keras_class):
         return None
     if prefix:
         if not kept.startswith(prefix):
             return None
         kept = kept[len(prefix):]
-    if not re.match(NAME_RE, kept) or keras_default_name(kept, e.keras_class):
+    if not re.match(NAME_RE, kept):
         return None
     return kept
 

@@ -116,6 +116,16 @@ class _Ops(L.Lowering):
     def without_int8(self, layer, function):
         self.d.not_int8.append((layer, function))
 
+    def unscale(self, tensor):
+        shift = self.producer[tensor]
+        scale = self.producer.get(f"{shift.layer}/gamma")
+        if shift.op != "ADD" or shift.inputs != (f"{shift.layer}/gamma",) or scale is None or scale.op != "MUL" \
+                or not self.alone(tensor):
+            return tensor
+        self.d.ops.remove(shift)
+        self.d.ops.remove(scale)
+        return scale.inputs[0]
+
     def unpad(self, tensor, k_eff, strides):
         o = self.producer[tensor]
         if o.op != "PAD" or not self.alone(tensor):

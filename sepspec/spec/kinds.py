@@ -284,6 +284,18 @@ class LayerNorm(Block):
         return [L.LayerNormalization(name, epsilon=self.epsilon)]
 
 
+class Scale(Block):
+    """A learned scale per channel, x * gamma (ConvNeXt's and CaiT's LayerScale): `init` is gamma's value at the
+    start (1e-6 starts a residual branch as almost nothing). Compiles to a 1x1 DepthwiseConv2D without bias."""
+
+    kind = "scale"
+    main = "init"
+    init: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+
+    def primitives(self, name):
+        return [L.ChannelScale(name, init=self.init)]
+
+
 class Shuffle(Block):
     """ShuffleNet's channel shuffle with `groups` groups: channel j of group i moves to position j*groups + i.
     Three parameter-free Keras layers: Reshape to (h, w, groups, c/groups), Permute, Reshape back."""
@@ -664,8 +676,8 @@ class UseEntry(RootModel[dict[str, Use]]):
 
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
-    SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, Rescale, Normalize,
-    ActivationBlock, Gap,
+    SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, Scale, Rescale,
+    Normalize, ActivationBlock, Gap,
     ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
     ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
