@@ -199,6 +199,8 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, False),  # its squeeze-excites as `se` entries
     # models used as layers (its stem and downsampling: Sequential), LayerScale, Dense on images, `inputs + x`
     ("ConvNeXtTiny", {"input_shape": (32, 32, 3), "classes": 10}, True),
+    # its Adds named by Keras: each block named by the names its layers share (`block5_sepconv1` ...)
+    ("Xception", {"input_shape": (75, 75, 3), "classes": 10}, True),
 ])
 def test_keras_applications_import_exactly_and_compute_the_same_function(name, args, keep):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
@@ -232,7 +234,7 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     elif name == "ConvNeXtTiny":  # each block `inputs + x` a use of one block of its own, its stem flattened
         assert text.count("- residual_a: {filters: ") == 18 and "- add:" not in text.split("\nlayers:\n")[1], text
         assert "- scale: {init: 1.0e-06, name: layer_scale}" in text and "name: convnext_tiny_stem_conv}" in text
-    elif name in ("ResNet50", "MobileNetV2"):
+    elif name in ("ResNet50", "MobileNetV2", "Xception"):  # (Xception's Adds are Keras-named: `add_3`)
         # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
         layers = text.split("\nlayers:\n")[1]
@@ -244,7 +246,7 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
         return sum(weighted(layer) if isinstance(layer, keras.Model) else 1 for layer in m.layers if layer.weights)
 
     assert transfer_weights(model, compiled, names) == weighted(model)
-    x = rng.normal(0, 1, (8, 32, 32, 3)).astype("float32")
+    x = rng.normal(0, 1, (8, *args["input_shape"])).astype("float32")
     if isinstance(model.layers[1], keras.layers.Rescaling):  # a model that takes raw pixels
         x = rng.uniform(0, 255, x.shape).astype("float32")
     # layer by layer: every layer the import named, against the layer it became (a random network's last layers
@@ -323,6 +325,50 @@ def test_import_and_compile_carry_the_weights(tmp_path):
     unnamed = emit.keras_model(checked(text).report)
     unnamed.load_weights(str(weights2))
     assert np.abs(np.asarray(unnamed(images, training=False)) - want).max() <= 1e-6
+
+
+def test_a_model_used_as_a_layer_and_sums_written_on_tensors_import_with_their_weights(tmp_path):
+    """A functional model whose stem is a Sequential model used as a layer, whose blocks add with `x + y` and scale
+    with a Dense on the image and ConvNeXt's LayerScale, saved and imported (`import --weights`), compiled again
+    (`compile --weights`): the same outputs. A model used as a layer twice is refused by name."""
+    import numpy as np
+    from keras.src.applications.convnext import LayerScale
+
+    keras = import_keras()
+    x = keras.Input((16, 16, 3), name="image")
+    stem = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 2, strides=2, name="stem_conv"),
+                             keras.layers.LayerNormalization(epsilon=1e-6, name="stem_ln")], name="stem")
+    s = stem(x)
+    b = keras.layers.Conv2D(8, 7, padding="same", groups=8, name="blk_dw")(s)
+    b = keras.layers.Dense(16, activation="gelu", name="blk_up")(b)
+    b = keras.layers.Dense(8, name="blk_down")(b)
+    b = LayerScale(0.5, 8, name="blk_gamma")(b)
+    s = s + b
+    g = keras.layers.Dense(8, activation="sigmoid", name="gate")(s)
+    s = keras.ops.multiply(s, g)
+    y = keras.layers.Dense(3, activation="softmax", name="head")(keras.layers.GlobalAveragePooling2D(name="pool")(s))
+    model = keras.Model(x, y)
+    model.get_layer("blk_gamma").set_weights([np.linspace(0.5, 1.5, 8).astype("float32")])
+    model.save(tmp_path / "m.keras")
+    spec, weights, again = tmp_path / "m.yaml", tmp_path / "m.weights.h5", tmp_path / "again.keras"
+    r = run_cli("import", str(tmp_path / "m.keras"), "-o", str(spec), "--weights", str(weights))
+    assert r.returncode == 0, r.stderr
+    text = spec.read_text()
+    assert "- conv: {filters: 8, kernel: 2, stride: 2, padding: valid, name: stem_conv}" in text, text
+    assert "- residual:" in text and "      name: blk\n" in text and "- scale: {init: 0.5, name: gamma}" in text, text
+    assert "- dense: {units: 16, activation: gelu, name: up}" in text and "- multiply: [" in text, text
+    r = run_cli("compile", str(spec), "-o", str(again), "--weights", str(weights))
+    assert r.returncode == 0, r.stderr
+    images = np.random.default_rng(1).normal(0, 1, (4, 16, 16, 3)).astype("float32")
+    want = np.asarray(model(images, training=False))
+    got = np.asarray(keras.saving.load_model(again, compile=False)(images, training=False))
+    assert np.abs(got - want).max() <= 1e-6 and np.ptp(want, axis=0).max() > 1e-3
+    # the compiled `scale` is read back as one, from its constant initial kernel
+    assert "- scale: {init: 0.5, name: gamma}" in from_keras(emit.keras_model(checked(text).report))
+    twice = keras.Model(x, keras.layers.Add()([stem(x), stem(x)]))
+    with pytest.raises(ImportError_, match=r"stem \(Sequential\): a model used as a layer is imported where it is "
+                                           r"used once"):
+        from_keras(twice)
 
 
 @pytest.mark.slow

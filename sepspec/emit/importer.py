@@ -47,14 +47,18 @@ def _nested(op) -> bool:
     return any(c.__name__ in ("Functional", "Sequential") for c in type(op).__mro__)
 
 
-def _flat(model) -> tuple[list, dict]:
+def _flat(model) -> tuple[list, dict, dict]:
     """(the operations of a functional model in the graph's order, each model used in it as a layer replaced by its
     own operations; {name: the name it stands for}: a nested model's input layer for what the model reads, the
-    model for the operation that writes its output)."""
-    ops, alias, seen = [], {}, set()
+    model for the operation that writes its output; {name: the operation's nodes in its graph} (a loaded model's
+    nested Sequential holds a node of each of its builds; one is its graph's))."""
+    ops, alias, seen, nodes_of = [], {}, set(), {}
 
     def walk(m, feed: str | None) -> None:
-        for op in _functional(m).operations:
+        fn = _functional(m)
+        ours = {id(n) for level in fn._nodes_by_depth.values() for n in level}
+        for op in fn.operations:
+            nodes_of[op.name] = [n for n in op._inbound_nodes if id(n) in ours]
             if feed is not None and type(op).__name__ == "InputLayer":
                 alias[op.name] = feed
                 continue
@@ -65,7 +69,7 @@ def _flat(model) -> tuple[list, dict]:
             if not _nested(op):
                 ops.append(op)
                 continue
-            nodes = op._inbound_nodes
+            nodes = nodes_of[op.name]
             if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or len(op.outputs) != 1:
                 raise ImportError_(f"{op.name} ({type(op).__name__}): a model used as a layer is imported where it is "
                                    f"used once, on one input, with one output")
@@ -73,7 +77,7 @@ def _flat(model) -> tuple[list, dict]:
             alias[op.name] = op.outputs[0]._keras_history.operation.name
 
     walk(model, None)
-    return ops, alias
+    return ops, alias, nodes_of
 
 
 def _graph(model):
@@ -84,7 +88,7 @@ def _graph(model):
     if len(keras_inputs) != 1 or len(model.outputs) != 1:
         raise ImportError_(f"{model.name}: {len(keras_inputs)} inputs and {len(model.outputs)} outputs; sepspec "
                            f"imports a model of one image input and one output")
-    ops, alias = _flat(model)
+    ops, alias, nodes_of = _flat(model)
 
     def source(t) -> str:
         name = t._keras_history.operation.name
@@ -94,7 +98,7 @@ def _graph(model):
 
     readers: dict[str, list] = {}
     for op in ops:
-        for n in op._inbound_nodes:
+        for n in nodes_of[op.name]:
             for t in n.input_tensors:
                 readers.setdefault(source(t), []).append(op)
     fused = stand_ins(ops, readers)
@@ -111,7 +115,7 @@ def _graph(model):
             if layer.name not in names and not isinstance(fused[layer.name], Merge):
                 continue
             layer = fused[layer.name]
-        nodes = layer._inbound_nodes
+        nodes = layer._inbound_nodes if layer.name in fused else nodes_of[layer.name]
         if len(nodes) > 1:
             raise ImportError_(f"{layer.name} ({type(layer).__name__}): used {len(nodes)} times (shared weights); a "
                                f"spec's layers are used once each")
@@ -226,7 +230,7 @@ def transfer_weights(model, compiled, names: dict) -> int:
     became; how many layers. The two then compute the same function."""
     by_name = {layer.name: layer for layer in compiled.layers}
     n = 0
-    for layer in _flat(_functional(model))[0]:
+    for layer in _flat(model)[0]:
         if getattr(layer, "weights", None):
             target = by_name[names[layer.name]]  # of the same sizes; a LayerScale's (c,) is a scale's (1, 1, c, 1)
             target.set_weights([w.reshape(t.shape) for w, t in zip(layer.get_weights(), target.get_weights())])
