@@ -179,7 +179,7 @@ rule("SEP223", "per_channel", "a per-channel constant (`rescale`'s scale or offs
 rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
      "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
     _failure("SEP218", "channel_groups"))
-rule("SEP214", "max_layers", "the spec's longest input-to-output path is more than 500 Keras layers deep (Keras fails "
+rule("SEP214", "max_layers", "the spec's longest input-to-output path is more than 700 Keras layers deep (Keras fails "
      "on much deeper models), or it expands to more than 5,000 layers in all")(
     _failure("SEP214", "max_layers", "fewer or smaller repeats, or blocks side by side instead of one after another"))
 

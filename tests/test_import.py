@@ -199,8 +199,8 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, False),  # its squeeze-excites as `se` entries
     # models used as layers (its stem and downsampling: Sequential), LayerScale, Dense on images, `inputs + x`
     ("ConvNeXtTiny", {"input_shape": (32, 32, 3), "classes": 10}, True),
-    # its Adds named by Keras: each block named by the names its layers share (`block5_sepconv1` ...)
-    ("Xception", {"input_shape": (75, 75, 3), "classes": 10}, True),
+    # its CustomScaleLayer, x + up * scale: a `rescale` and an Add; without names each block a residual
+    ("InceptionResNetV2", {"input_shape": (75, 75, 3), "classes": 10}, False),
 ])
 def test_keras_applications_import_exactly_and_compute_the_same_function(name, args, keep):
     """Real networks nobody here wrote: the imported spec checks, has the model's parameters in fewer entries than
@@ -223,6 +223,9 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
         if name in ("EfficientNetB0", "MobileNetV3Small"):  # each squeeze-excite (EfficientNet's pooling and
             # reshape, MobileNetV3's ReLU and hard sigmoid as layers of their own) one `se` entry
             assert "- se: {filters: " in text and "reshape" not in text and "multiply" not in text, text
+        elif name == "InceptionResNetV2":  # each run of its blocks one residual repeated, its scale a `rescale`
+            assert [int(n) for n in re.findall(r"^      repeat: (\d+)$", text, re.M)] == [10, 20, 9], text
+            assert "- rescale: 0.17\n" in text and "- add:" not in text and len(text.splitlines()) <= 80, text
         elif name == "DenseNet121":  # four dense blocks, each one parallel block repeated
             assert [int(n) for n in re.findall(r"^      repeat: (\d+)$", text, re.M)] == [6, 12, 24, 16], text
             assert text.count("- parallel:") == 4 and len(text.splitlines()) <= 50, text
@@ -234,7 +237,7 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     elif name == "ConvNeXtTiny":  # each block `inputs + x` a use of one block of its own, its stem flattened
         assert text.count("- residual_a: {filters: ") == 18 and "- add:" not in text.split("\nlayers:\n")[1], text
         assert "- scale: {init: 1.0e-06, name: layer_scale}" in text and "name: convnext_tiny_stem_conv}" in text
-    elif name in ("ResNet50", "MobileNetV2", "Xception"):  # (Xception's Adds are Keras-named: `add_3`)
+    elif name in ("ResNet50", "MobileNetV2"):
         # each of its Add layers is a residual block's, the alike ones a block of their own with their widths
         adds = sum(1 for layer in model.layers if isinstance(layer, keras.layers.Add))
         layers = text.split("\nlayers:\n")[1]

@@ -205,8 +205,8 @@ def test_SEP214_too_many_layers_for_keras(write):
     t = time.perf_counter()
     found, d = diags(write, text)
     assert time.perf_counter() - t < 5
-    assert found == [("SEP214", 10, 35)]  # the entry whose copies pass 500 layers, at its repeat
-    assert "more than 500 Keras layers" in d[0].message
+    assert found == [("SEP214", 12, 35)]  # the entry whose copies pass 700 layers, at its repeat
+    assert "more than 700 Keras layers" in d[0].message
     ok = "name: d\ninput: 8\nclasses: 2\nlayers:\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 4 + "  - gap: {}\n"
     found, d = diags(write, ok)
     assert {x.code for x in d} == {"SEP217"} and all(x.severity == "warning" for x in d)  # 401 layers: they build

@@ -17,6 +17,7 @@ from ..spec.fields import ACTIVATIONS
 from .layerread import (
     TAILED,
     Merge,
+    ScaledAdd,
     entry,
     fold_tail,
     inner_activation,
@@ -120,7 +121,12 @@ def _graph(model):
             raise ImportError_(f"{layer.name} ({type(layer).__name__}): used {len(nodes)} times (shared weights); a "
                                f"spec's layers are used once each")
         srcs = [source(t) for t in (nodes[0].input_tensors if nodes else [])]
-        inputs[layer.name] = [fused[n].name if n in fused else n for n in srcs]
+        srcs = [fused[n].name if n in fused else n for n in srcs]
+        if isinstance(layer, ScaledAdd):  # x + up * scale: up's Rescaling first, then the Add of x and it
+            inputs[layer.scaled.name] = [srcs[1]]
+            layers.append(layer.scaled)
+            srcs = [srcs[0], layer.scaled.name]
+        inputs[layer.name] = srcs
         layers.append(layer)
     output = model.outputs[0]._keras_history.operation.name
     while output in alias:
@@ -189,8 +195,9 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     if entries[-1][2] != output:
         raise ImportError_(f"{model.name}: its output is not its last layer; sepspec writes the output last")
     classes = {layer.name: getattr(layer, "keras_class", type(layer).__name__) for layer in layers}
-    listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own], named=keep_names)
-              for kind, args, last, own, srcs, parts in entries]
+    unnamed = {layer.name for layer in layers if getattr(layer, "unnamed", False)}  # a name made up here
+    listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own],
+                    named=keep_names and own not in unnamed) for kind, args, last, own, srcs, parts in entries]
     doc = document(listed, out_of, names if names is not None else {}, name=model.name, source=source, shape=shape,
                    classes=int(model.outputs[0].shape[-1]))
     _check_exact(model, doc)

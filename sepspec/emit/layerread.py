@@ -110,7 +110,7 @@ def _scale_init(c: dict) -> float | None:
 
 def entry(layer, shape_in) -> tuple[str, dict] | None:
     """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none."""
-    kind, c = type(layer).__name__, layer.get_config()
+    kind, c = layer.keras_class if isinstance(layer, Merge) else type(layer).__name__, layer.get_config()
     if kind == "Conv2D":
         if c.get("data_format", "channels_last") != "channels_last":
             return None
@@ -245,12 +245,45 @@ def _merge(op):
     return (Add if kind == "Add" else Multiply)(op)
 
 
+class Rescaling:
+    """The `up * scale` of InceptionResNetV2's CustomScaleLayer: a Rescaling that nobody named."""
+
+    keras_class = "Rescaling"
+    unnamed = True  # its name is made up here: never kept
+
+    def __init__(self, name: str, up, scale: float):
+        self.name, self.output, self.scale = name, up, scale
+
+    def get_config(self) -> dict:
+        return {"scale": self.scale, "offset": 0.0}
+
+
+class ScaledAdd(Add):
+    """InceptionResNetV2's CustomScaleLayer, `x + up * scale` (its residual scaled): a Rescaling of `up`
+    (`scaled`), then an Add under the layer's name."""
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self.scaled = Rescaling(f"{layer.name}_scale", self.input[1], float(layer.scale))
+
+
+def _scaled_add(op):
+    if type(op).__name__ != "CustomScaleLayer" or \
+            type(op).__module__ != "keras.src.applications.inception_resnet_v2" or len(op._inbound_nodes) != 1:
+        return None
+    node = op._inbound_nodes[0]
+    x, up = (list(node.input_tensors) + [None, None])[:2]
+    ok = len(node.input_tensors) == 2 and tuple(x.shape) == tuple(up.shape) and isinstance(op.scale, (int, float))
+    return ScaledAdd(op) if ok else None
+
+
 def stand_ins(ops, readers) -> dict:
     """{the name of each operation written on tensors that computes what a layer would: its stand-in}: hard
-    sigmoids (three operations, one stand-in) and merges of two tensors."""
+    sigmoids (three operations, one stand-in), merges of two tensors, and InceptionResNetV2's scaled sums (one
+    layer, two stand-ins: `ScaledAdd.scaled` first)."""
     out = hard_sigmoids(ops, readers)
     for op in ops:
-        merge = None if op.name in out else _merge(op)
+        merge = None if op.name in out else (_merge(op) or _scaled_add(op))
         if merge is not None:
             out[op.name] = merge
     return out
