@@ -332,7 +332,8 @@ def test_import_and_compile_carry_the_weights(tmp_path):
 
 def test_a_model_used_as_a_layer_and_sums_written_on_tensors_import_with_their_weights(tmp_path):
     """A functional model whose stem is a Sequential model used as a layer, whose blocks add with `x + y` and scale
-    with a Dense on the image and ConvNeXt's LayerScale, saved and imported (`import --weights`), compiled again
+    with a Dense on the image and ConvNeXt's LayerScale, gated with `keras.ops.multiply` and joined with
+    `keras.ops.concatenate`, saved and imported (`import --weights`), compiled again
     (`compile --weights`): the same outputs. A model used as a layer twice is refused by name."""
     import numpy as np
     from keras.src.applications.convnext import LayerScale
@@ -348,7 +349,7 @@ def test_a_model_used_as_a_layer_and_sums_written_on_tensors_import_with_their_w
     b = LayerScale(0.5, 8, name="blk_gamma")(b)
     s = s + b
     g = keras.layers.Dense(8, activation="sigmoid", name="gate")(s)
-    s = keras.ops.multiply(s, g)
+    s = keras.ops.concatenate([keras.ops.multiply(s, g), g], axis=-1)
     y = keras.layers.Dense(3, activation="softmax", name="head")(keras.layers.GlobalAveragePooling2D(name="pool")(s))
     model = keras.Model(x, y)
     model.get_layer("blk_gamma").set_weights([np.linspace(0.5, 1.5, 8).astype("float32")])
@@ -360,6 +361,7 @@ def test_a_model_used_as_a_layer_and_sums_written_on_tensors_import_with_their_w
     assert "- conv: {filters: 8, kernel: 2, stride: 2, padding: valid, name: stem_conv}" in text, text
     assert "- residual:" in text and "      name: blk\n" in text and "- scale: {init: 0.5, name: gamma}" in text, text
     assert "- dense: {units: 16, activation: gelu, name: up}" in text and "- multiply: [" in text, text
+    assert "- concat: [multiply" in text, text
     r = run_cli("compile", str(spec), "-o", str(again), "--weights", str(weights))
     assert r.returncode == 0, r.stderr
     images = np.random.default_rng(1).normal(0, 1, (4, 16, 16, 3)).astype("float32")

@@ -234,12 +234,30 @@ class Multiply(Merge):
     keras_class = "Multiply"
 
 
+class Concatenate(Merge):
+    keras_class = "Concatenate"
+
+    def __init__(self, op):
+        super().__init__(op)
+        self.axis = op.axis
+
+    def get_config(self) -> dict:
+        return {"axis": self.axis}
+
+
 def _merge(op):
-    """The stand-in of `op` where it is an addition or product of two tensors and nothing else; else None."""
+    """The stand-in of `op` where it is an addition or product of two tensors, or a concatenation of tensors
+    (`keras.ops.concatenate([a, b], axis=-1)`), and nothing else; else None."""
     kind = type(op).__name__
-    if kind not in ("Add", "Multiply") or type(op).__module__ != "keras.src.ops.numpy" or len(op._inbound_nodes) != 1:
+    if kind not in ("Add", "Multiply", "Concatenate") or type(op).__module__ != "keras.src.ops.numpy" or \
+            len(op._inbound_nodes) != 1:
         return None
     node = op._inbound_nodes[0]
+    if kind == "Concatenate":
+        args = node.arguments.args
+        listed = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else []
+        ok = len(listed) >= 2 and len(node.input_tensors) == len(listed) and isinstance(op.axis, int)
+        return Concatenate(op) if ok else None
     if len(node.input_tensors) != 2 or len(node.arguments.args) != 2 or node.arguments.kwargs:
         return None
     return (Add if kind == "Add" else Multiply)(op)
