@@ -422,10 +422,20 @@ class AveragePooling2D(_Pool):
 @dataclass(frozen=True)
 class Dropout(Layer):
     rate: float = 0.0
+    noise_shape: tuple[int, ...] | None = None  # per image, 1 where one draw is shared: (1, 1, 1) drops whole images
     keras: ClassVar[str] = "Dropout"
 
+    def check_input(self, s):
+        if self.noise_shape is None:
+            return
+        if len(self.noise_shape) != len(s) or any(n not in (1, d) for n, d in zip(self.noise_shape, s)):
+            raise ShapeError("input_rank", f"dropout noise_shape {list(self.noise_shape)} does not fit its input "
+                             f"{dims(s)}: one number per axis, each 1 (one draw shared along it) or the axis's size")
+
     def keras_kwargs(self):
-        return {"rate": self.rate}
+        if self.noise_shape is None:
+            return {"rate": self.rate}
+        return {"rate": self.rate, "noise_shape": (None, *self.noise_shape)}
 
     def lower(self, q, r, x):  # gone at inference
         return x[0]

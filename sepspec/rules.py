@@ -151,7 +151,8 @@ def _failure(code: str, rule_name: str, hint: str | None = None):
 # Found by the analysis as it builds the graph (it stops at the first); reported at the entry or argument.
 rule("SEP205", "spatial_size", "a layer's output would be smaller than 1x1")(
     _failure("SEP205", "spatial_size", "use padding: same, a smaller window or crop, or fewer poolings before it"))
-rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after flatten/gap")(
+rule("SEP206", "input_rank", "a layer that needs an image (h, w, c) comes after flatten/gap, or a dropout's "
+     "`noise_shape` does not fit its input")(
     _failure("SEP206", "input_rank"))
 rule("SEP107", "names", "two layers would get the same name")(
     _failure("SEP107", "names", "give the layer a different `name:`"))
@@ -179,7 +180,7 @@ rule("SEP223", "per_channel", "a per-channel constant (`rescale`'s scale or offs
 rule("SEP218", "channel_groups", "channel groups that do not fit the channels: `groups` of a convolution or "
      "`shuffle` not dividing them, a parallel block's `sizes` not summing to them (or equal groups not dividing them)")(
     _failure("SEP218", "channel_groups"))
-rule("SEP214", "max_layers", "the spec's longest input-to-output path is more than 700 Keras layers deep (Keras fails "
+rule("SEP214", "max_layers", "the spec's longest input-to-output path is more than 900 Keras layers deep (Keras fails "
      "on much deeper models), or it expands to more than 5,000 layers in all")(
     _failure("SEP214", "max_layers", "fewer or smaller repeats, or blocks side by side instead of one after another"))
 

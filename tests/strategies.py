@@ -119,6 +119,9 @@ def _plain(draw, kind, state, repeat, same_only=False):
             state["jump"] = [j * s for j, s in zip(state["jump"], ss)]
     elif kind == "dropout":
         args["rate"] = draw(st.sampled_from([0.0, 0.1, 0.5]))
+        shared = draw(st.sampled_from([None, None, "image", "channels"]))  # whole images, or whole channels
+        if shared:
+            args["noise_shape"] = [1, 1, 1] if shared == "image" else [1, 1, state["c"]]
     elif kind == "batchnorm":
         if draw(st.booleans()):
             args["momentum"] = 0.9

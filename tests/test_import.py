@@ -244,6 +244,9 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
         assert len(re.findall(r"^ *- residual(_[a-z])?:", layers, re.M)) == adds and "- add:" not in layers, text
         assert "blocks:\n  residual_a:\n" in text and len(text.splitlines()) < 60, text
     compiled = emit.keras_model(rep)
+    for layer in model.layers:  # EfficientNet's stochastic depth drops whole images: so does what it became
+        if isinstance(layer, keras.layers.Dropout):
+            assert compiled.get_layer(names[layer.name]).noise_shape == layer.noise_shape, layer.name
 
     def weighted(m):  # layers with weights, those of a model used as a layer (ConvNeXt's stem) each counted
         return sum(weighted(layer) if isinstance(layer, keras.Model) else 1 for layer in m.layers if layer.weights)

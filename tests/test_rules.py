@@ -72,6 +72,11 @@ def test_SEP206_needs_an_image(write):
     text = MINIMAL.replace("  - gap: {}\n", "  - gap: {}\n  - maxpool: 2\n")
     found, d = diags(write, text)
     assert found == [("SEP206", 9, 5)]
+    # a dropout's noise_shape: one number per axis of its input, each 1 or that axis's size
+    for shape, ok in (("[1, 1, 1]", True), ("[16, 16, 1]", True), ("[1, 1]", False), ("[1, 1, 5]", False)):
+        text = MINIMAL.replace("  - maxpool: 2\n", f"  - dropout: {{rate: 0.1, noise_shape: {shape}}}\n  - maxpool: 2\n")
+        found, d = diags(write, text)
+        assert (found == []) if ok else (found == [("SEP206", 6, 5)] and "noise_shape" in d[0].message), (shape, d)
 
 
 def test_SEP207_classifier_output(write):
@@ -205,8 +210,8 @@ def test_SEP214_too_many_layers_for_keras(write):
     t = time.perf_counter()
     found, d = diags(write, text)
     assert time.perf_counter() - t < 5
-    assert found == [("SEP214", 12, 35)]  # the entry whose copies pass 700 layers, at its repeat
-    assert "more than 700 Keras layers" in d[0].message
+    assert found == [("SEP214", 14, 35)]  # the entry whose copies pass 900 layers, at its repeat
+    assert "more than 900 Keras layers" in d[0].message
     ok = "name: d\ninput: 8\nclasses: 2\nlayers:\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 4 + "  - gap: {}\n"
     found, d = diags(write, ok)
     assert {x.code for x in d} == {"SEP217"} and all(x.severity == "warning" for x in d)  # 401 layers: they build

@@ -199,7 +199,7 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own],
                     named=keep_names and own not in unnamed) for kind, args, last, own, srcs, parts in entries]
     doc = document(listed, out_of, names if names is not None else {}, name=model.name, source=source, shape=shape,
-                   classes=int(model.outputs[0].shape[-1]))
+                   classes=int(model.outputs[0].shape[-1]), params=int(model.count_params()))
     _check_exact(model, doc)
     return doc
 

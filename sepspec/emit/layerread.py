@@ -144,7 +144,13 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
     if kind == "Flatten":
         return "flatten", {}
     if kind == "Dropout":
-        return "dropout", {"rate": float(c["rate"])}
+        noise = c.get("noise_shape")
+        if noise is None:
+            return "dropout", {"rate": float(c["rate"])}
+        noise = list(noise)
+        if len(noise) != len(shape_in) + 1 or any(not isinstance(n, int) for n in noise[1:]):
+            return None  # one draw per image is the batch axis's None
+        return "dropout", {"rate": float(c["rate"]), "noise_shape": [int(n) for n in noise[1:]]}
     if kind == "BatchNormalization":
         return ("batchnorm", _bn_args(layer)) if _last_axis(layer) else None
     if kind == "LayerNormalization":
@@ -563,7 +569,8 @@ def fold_tail(layer, followers, inputs, args, members, parts) -> str:
         if nxt is None:
             break
         kind = type(nxt).__name__
-        if kind == "Dropout" and stage < 1 and float(nxt.get_config()["rate"]) > 0:  # a tail of rate 0 has none
+        if kind == "Dropout" and stage < 1 and float(nxt.get_config()["rate"]) > 0 and \
+                nxt.get_config().get("noise_shape") is None:  # a tail of rate 0 has none; a tail's drops values
             args["dropout"], stage = float(nxt.get_config()["rate"]), 1
         elif kind == "BatchNormalization" and stage < 2 and _last_axis(nxt):
             args["norm"], stage = "batch", 2

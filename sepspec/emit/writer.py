@@ -18,6 +18,7 @@ import yaml
 from ..diagnostics import UserError
 from ..spec.fields import NAME_RE
 from ..spec.kinds import BLOCKS
+from ..spec.load import Rules
 from ..spec.source import nodes
 from .layerread import keras_default_name
 
@@ -354,8 +355,10 @@ class _Writer:
         return body
 
 
-def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, source: str, shape, classes: int) -> str:
-    """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to."""
+def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, source: str, shape, classes: int,
+             params: int = 0) -> str:
+    """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to. A
+    model of more `params` than a spec may have by default says so in its `rules: max_params` (ConvNeXtLarge)."""
     layers = _Writer(out_of, names).entries(residuals(entries), "", "input")
     defaults = _defaults(layers)
     layers, blocks, renamed = own_blocks(layers)
@@ -364,6 +367,8 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
     doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "imported",
            "description": f"imported by sepspec from {source or name}",
            "input": list(shape), "classes": classes, **({"defaults": defaults} if defaults else {})}
+    if params > Rules.model_fields["max_params"].default:
+        doc["rules"] = {"max_params": params}
     if not re.match(NAME_RE, doc["name"]):
         doc["name"] = "imported"
     head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)

@@ -18,12 +18,13 @@ from ..spec.load import Spec
 
 Pair = tuple[int, int]
 INPUT = "input"
-# Keras builds and saves a chain of 700 layers here and fails with a RecursionError at 1,000 (measured, Keras 3.15 /
-# TF 2.21): it recurses along a path, so a spec's longest input-to-output path may be at most this many layers
-# (NASNetMobile is 770 layers but 213 deep, and builds), so whatever `check` passes builds. A 706-deep chain
-# builds, saves, loads, trains and converts to LiteRT and ONNX (2026-12-05); InceptionResNetV2 is 571 deep in
-# Keras, 611 as a spec (its scaled sums: a Rescaling and an Add).
-MAX_DEPTH = 700
+# Keras's functional graph walk recurses along a path and fails with a RecursionError on a chain of 1,000 layers
+# (measured, Keras 3.15 / TF 2.21, Python's limit of 1,000 frames), so a spec's longest input-to-output path may be
+# at most this many layers (NASNetMobile is 770 layers but 213 deep, and builds), so whatever `check` passes builds:
+# chains of 903 and 963 layers build, save, load (safe mode), train and import again, the 903 one converts to LiteRT
+# and ONNX (2026-12-05). Keras's own EfficientNetV2L, 1,030 deep, builds because the walk takes its shortcuts first;
+# the longest path is the bound that holds for every graph.
+MAX_DEPTH = 900
 MAX_LAYERS = 5000  # in all: bounds the analysis's own time (100 entries of `repeat: 100` are refused at once)
 
 

@@ -216,12 +216,17 @@ class AvgPool(_Pool):
 
 
 class DropoutBlock(Block):
+    """Dropout; with `noise_shape` (Keras's, without the batch axis) one draw is shared along each axis given as 1:
+    `[1, 1, 1]` drops whole images (EfficientNet's stochastic depth, before a residual's Add)."""
+
     kind = "dropout"
     main = "rate"
     rate: Rate
+    noise_shape: Optional[Annotated[list[PosInt], Field(min_length=1, max_length=3)]] = None
 
     def primitives(self, name):
-        return [L.Dropout(name, rate=self.rate)]
+        return [L.Dropout(name, rate=self.rate,
+                          noise_shape=tuple(self.noise_shape) if self.noise_shape is not None else None)]
 
 
 class BatchNorm(Block):
