@@ -203,9 +203,10 @@ def _gap_classifier(rep: Report) -> tuple[Row | None, list[Row]]:
     """(the weighted layer feeding the classifier's gap, the layers between them) or (None, []).
 
     Followed back from the gap through single-input layers; a merge (a block's Add) on the way means the gap
-    is not fed by one convolution, and then only SEP207 applies."""
+    is not fed by one convolution, and then only SEP207 applies. Not on a report the analysis stopped: its last
+    gap may be a squeeze-and-excitation's (EfficientNetV2L stopped at SEP214 drew SEP209)."""
     pool = rep.classifier_pool()
-    if pool is None or any(r.layer.weighted for r in rep.rows[rep.rows.index(pool):]):
+    if rep.failure or pool is None or any(r.layer.weighted for r in rep.rows[rep.rows.index(pool):]):
         return None, []  # no gap, or a dense head after it: not a gap classifier
     between: list[Row] = []
     row = rep.row(pool.inputs[0])

@@ -211,6 +211,10 @@ def test_SEP214_too_many_layers_for_keras(write):
     found, d = diags(write, text)
     assert time.perf_counter() - t < 5
     assert found == [("SEP214", 14, 35)]  # the entry whose copies pass 900 layers, at its repeat
+    # a stopped analysis's last gap may be a squeeze-and-excitation's: the classifier's rules wait for the whole
+    pooled = ("name: d\ninput: 8\nclasses: 3\nlayers:\n  - sepconv: 2\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 8
+              + "  - batchnorm: {repeat: 98}\n  - gap: {}\n  - reshape: [1, 1, 2]\n  - sepconv: 3\n  - gap: {}\n")
+    assert [x[0] for x in diags(write, pooled)[0]] == ["SEP214"]
     assert "more than 900 Keras layers" in d[0].message
     ok = "name: d\ninput: 8\nclasses: 2\nlayers:\n" + "  - sepconv: {filters: 2, repeat: 100}\n" * 4 + "  - gap: {}\n"
     found, d = diags(write, ok)
