@@ -3,6 +3,7 @@
 it and sepspec to import it, the spec's lines against Keras's layers. A markdown table on standard output.
 
     python benchmarks/import_coverage.py [NAME ...]     # default: one network per family
+    python benchmarks/import_coverage.py --all          # every constructor keras.applications has
 """
 
 from __future__ import annotations
@@ -54,5 +55,12 @@ def main(names: list[str]) -> int:
     return 0
 
 
+def every() -> list[str]:
+    from sepspec.lazy import import_keras
+
+    apps = import_keras().applications
+    return sorted(n for n in dir(apps) if n[:1].isupper() and callable(getattr(apps, n)))
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or FAMILY))
+    sys.exit(main(every() if sys.argv[1:] == ["--all"] else sys.argv[1:] or FAMILY))
