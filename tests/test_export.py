@@ -17,7 +17,7 @@ pytest.importorskip("ai_edge_litert")
 pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from deploy_memory import measure  # noqa: E402
+from deploy_memory import measure, trained_like  # noqa: E402
 
 pytestmark = pytest.mark.slow  # trains, converts or starts the CLI with TensorFlow: not in the inner loop
 
@@ -319,6 +319,22 @@ def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, data):
     x = load_data(data).x_test[:16]
     want = model.predict(x.astype(np.float32), verbose=0).astype(np.float32)  # float16 compute: close, not equal
     assert np.abs(scores(str(tmp_path / "m.onnx"), x) - want).max() < 2e-2
+
+
+def test_an_operator_tflms_python_runtime_lacks_is_named(tmp_path, data):
+    """GELU has a TFLM kernel (the C++ sources register AddGelu) but the TFLM Python runtime that measures the
+    arena has none: one line naming it, not TFLM's "failed to allocate tensors"."""
+    from sepspec.deploy.export import convert, job_of
+    from sepspec.deploy.tflm import micro_arena
+    from sepspec.diagnostics import UserError
+
+    spec = tmp_path / "g.yaml"
+    spec.write_text(NEXT.replace("hard_silu", "gelu"))
+    trained_like(str(spec), str(tmp_path / "g.keras"))
+    convert(job_of(str(tmp_path / "g.keras"), "litert-int8", calibration=8, data=data),
+            str(tmp_path / "g.tflite"))
+    with pytest.raises(UserError, match="Python runtime, which measures the arena here, has no GELU kernel"):
+        micro_arena(str(tmp_path / "g.tflite"))
 
 
 def test_an_int8_file_that_xnnpack_refuses_runs_on_the_builtin_kernels():

@@ -63,6 +63,11 @@ def micro_arena(path: str, arena_size: int = 4 << 20) -> dict:
             if f"Arena allocation {key} " in line:
                 found[key] = int(line.split(f"Arena allocation {key} ")[1].split()[0])
     if r.returncode != 0 or len(found) != 3:
+        missing = re.search(r"Failed to get registration from op code (\w+)", r.stdout + r.stderr)
+        if missing:  # GELU: TFLM has the kernel, its Python runtime's op resolver does not
+            raise UserError(f"{path}: TensorFlow Lite Micro's Python runtime, which measures the arena here, has no "
+                            f"{missing.group(1)} kernel; export --format litert-int8 and build it with TFLM, or use "
+                            f"another activation")
         tail = (r.stderr.strip().splitlines() or ["no message"])[-1]
         raise UserError(f"{path}: TensorFlow Lite Micro could not run it ({tail[:200]})")
     return found
