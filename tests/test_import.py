@@ -181,7 +181,60 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
         event("a parallel block's split: channels")
     assert rows(rep) == rows(c.report)
     assert len([line for line in text.splitlines() if line.startswith("  - ")]) <= len(c.report.rows)
+    merges = [layer for layer in model.layers if type(layer).__name__ in ("Add", "Multiply", "Concatenate")]
+    if merges:  # the same network with its merges written on tensors, its first layers a model used as a layer
+        event("merges written on tensors")
+        _, again = imported(_written_on_tensors(model), keep)
+        assert rows(again) == rows(c.report)
     import_keras().backend.clear_session()
+
+
+def _written_on_tensors(model):
+    """`model` rebuilt from fresh copies of its layers, every Add and Multiply of two tensors and every Concatenate
+    written on tensors (`a + b`, `a * b`, `keras.ops.concatenate`), its first layers (a chain from the input, none
+    read from outside it) a Sequential used as a layer."""
+    keras = import_keras()
+    ops, layers = keras.ops, model.layers[1:]
+    readers: dict[str, int] = {}
+    for layer in layers:
+        for t in layer._inbound_nodes[0].input_tensors:
+            readers[t._keras_history.operation.name] = readers.get(t._keras_history.operation.name, 0) + 1
+    head, prev = [], model.layers[0]
+    for layer in layers[:-1]:
+        ins = layer._inbound_nodes[0].input_tensors
+        if len(ins) != 1 or ins[0]._keras_history.operation is not prev or (head and readers[prev.name] != 1) \
+                or type(layer).__name__ in ("Add", "Multiply", "Concatenate"):
+            break
+        head.append(layer)
+        prev = layer
+    x = keras.Input(model.input.shape[1:])
+    out = {model.layers[0].name: x}
+    if head:
+        event("a Sequential used as a layer")
+        stem = keras.Sequential([keras.Input(model.input.shape[1:])] +
+                                [type(h).from_config(h.get_config()) for h in head], name="stem")
+        out[head[-1].name] = stem(x)
+        for h, fresh in zip(head, stem.layers):
+            fresh.set_weights(h.get_weights())
+        layers = layers[len(head):]
+    for layer in layers:
+        args = [out[t._keras_history.operation.name] for t in layer._inbound_nodes[0].input_tensors]
+        kind = type(layer).__name__
+        if kind == "Add" and len(args) == 2:  # (three or more stay a layer: `a + b + c` is two)
+            y = args[0] + args[1]
+        elif kind == "Multiply" and len(args) == 2:
+            y = args[0] * args[1]
+        elif kind == "Concatenate":
+            y = ops.concatenate(args, axis=-1)
+        else:  # (a layer named as Keras names an operation, `add_1`, renamed: Keras wants names unique)
+            config = layer.get_config()
+            if re.fullmatch(r"(add|multiply|concatenate)(_\d+)?", config["name"]):
+                config["name"] += "_layer"
+            fresh = type(layer).from_config(config)
+            y = fresh(args[0] if len(args) == 1 else args)
+            fresh.set_weights(layer.get_weights())
+        out[layer.name] = y
+    return keras.Model(x, out[model.layers[-1].name])
 
 
 @pytest.mark.slow
