@@ -106,7 +106,8 @@ def _graph(model):
     from ..lazy import import_keras
 
     names = {op.name for op in ops if isinstance(op, import_keras().layers.Layer)}
-    other = [f"{op.name} ({type(op).__name__})" for op in ops if op.name not in names | set(fused)]
+    known = names | set(fused)
+    other = [f"{op.name} ({type(op).__name__})" for op in ops if op.name not in known]
     if other:
         raise ImportError_(f"{model.name}: no spec entry for the operations written on tensors (not Keras layers): "
                            f"{', '.join(other[:8])}{' ...' if len(other) > 8 else ''}")
@@ -128,9 +129,7 @@ def _graph(model):
             srcs = [srcs[0], layer.scaled.name]
         inputs[layer.name] = srcs
         layers.append(layer)
-    output = model.outputs[0]._keras_history.operation.name
-    while output in alias:
-        output = alias[output]
+    output = source(model.outputs[0])
     return layers, inputs, (fused[output].name if output in fused else output)
 
 

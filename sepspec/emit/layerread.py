@@ -219,8 +219,9 @@ def _constant(op, kind: str):
 
 
 class Merge:
-    """`x + y` or `x * y` written on two tensors (ConvNeXt's `inputs + x`), standing in the graph as the Add or
-    Multiply layer it computes, under the operation's name (`add_3`: a name nobody chose)."""
+    """A merge written on tensors (ConvNeXt's `inputs + x`, `x * y`, `keras.ops.concatenate`), standing in the graph
+    as the Add, Multiply or Concatenate layer it computes, under the operation's name (`add_3`: a name nobody
+    chose)."""
 
     def __init__(self, op):
         self.name = op.name
@@ -568,10 +569,9 @@ def fold_tail(layer, followers, inputs, args, members, parts) -> str:
         nxt = _next(at, followers, inputs)
         if nxt is None:
             break
-        kind = type(nxt).__name__
-        if kind == "Dropout" and stage < 1 and float(nxt.get_config()["rate"]) > 0 and \
-                nxt.get_config().get("noise_shape") is None:  # a tail of rate 0 has none; a tail's drops values
-            args["dropout"], stage = float(nxt.get_config()["rate"]), 1
+        kind, c = type(nxt).__name__, nxt.get_config()
+        if kind == "Dropout" and stage < 1 and float(c["rate"]) > 0 and c.get("noise_shape") is None:
+            args["dropout"], stage = float(c["rate"]), 1  # a tail of rate 0 has none; a tail's drops values
         elif kind == "BatchNormalization" and stage < 2 and _last_axis(nxt):
             args["norm"], stage = "batch", 2
             args.update(_bn_args(nxt, "bn_"))
