@@ -211,6 +211,37 @@ def axes(pair) -> str:
     return str(pair[0]) if len(set(pair)) == 1 else dims(pair)
 
 
+# Keras's class names of the initializers a spec writes with arguments (`spec/fields.py`)
+_INIT_CLASSES = {"variance_scaling": "VarianceScaling", "random_normal": "RandomNormal",
+                 "truncated_normal": "TruncatedNormal", "random_uniform": "RandomUniform",
+                 "orthogonal": "Orthogonal", "constant": "Constant"}
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """How a weighted layer's kernels start and what they add to the loss: `kernel_init` (`()` Keras's default,
+    glorot_uniform; `(name,)`; `(name, (arg, value), ...)`) and an L1 / L2 penalty on every kernel it has. None of
+    it changes the analysis or the int8 file; Keras's layer options are written only where they are not Keras's
+    defaults, so a spec without them compiles to the very configuration it always did."""
+
+    kernel_init: tuple = ()
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def _kernel_kwargs(self, *kernels: str) -> dict:
+        """Keras's arguments for the kernels named (`kernel`; `depthwise`, `pointwise`)."""
+        out = {}
+        if self.kernel_init:
+            name, *args = self.kernel_init
+            init = {"class_name": _INIT_CLASSES[name], "config": dict(args)} if args else name
+            out.update({f"{k}_initializer": init for k in kernels})
+        if self.l1 or self.l2:
+            cls, config = (("L1L2", {"l1": self.l1, "l2": self.l2}) if self.l1 and self.l2 else
+                           ("L1", {"l1": self.l1}) if self.l1 else ("L2", {"l2": self.l2}))
+            out.update({f"{k}_regularizer": {"class_name": cls, "config": config} for k in kernels})
+        return out
+
+
 @dataclass(frozen=True)
 class _Windowed(Layer):
     """Anything that slides a window: convolutions and pooling."""
@@ -281,7 +312,7 @@ class _Windowed(Layer):
 
 
 @dataclass(frozen=True)
-class SeparableConv2D(_Windowed):
+class SeparableConv2D(_Kernels, _Windowed):
     filters: int = 1
     depth_multiplier: int = 1
     use_bias: bool = True
@@ -301,7 +332,8 @@ class SeparableConv2D(_Windowed):
 
     def keras_kwargs(self):
         return {"filters": self.filters, **self._conv_kwargs(),
-                "depth_multiplier": self.depth_multiplier, "use_bias": self.use_bias}
+                "depth_multiplier": self.depth_multiplier, "use_bias": self.use_bias,
+                **self._kernel_kwargs("depthwise", "pointwise")}
 
     def lower(self, q, r, x):  # DEPTHWISE_CONV_2D, an int8 tensor, then a 1x1 CONV_2D
         (kh, kw), dm, cin = self.kernel, self.depth_multiplier, r.input[-1]
@@ -313,7 +345,7 @@ class SeparableConv2D(_Windowed):
 
 
 @dataclass(frozen=True)
-class DepthwiseConv2D(_Windowed):
+class DepthwiseConv2D(_Kernels, _Windowed):
     depth_multiplier: int = 1
     use_bias: bool = True
     keras: ClassVar[str] = "DepthwiseConv2D"
@@ -331,7 +363,7 @@ class DepthwiseConv2D(_Windowed):
 
     def keras_kwargs(self):
         return {**self._conv_kwargs(), "depth_multiplier": self.depth_multiplier,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias, **self._kernel_kwargs("depthwise")}
 
     def lower(self, q, r, x):
         c = r.input[-1] * self.depth_multiplier
@@ -358,7 +390,7 @@ class ChannelScale(DepthwiseConv2D):
 
 
 @dataclass(frozen=True)
-class Conv2D(_Windowed):
+class Conv2D(_Kernels, _Windowed):
     filters: int = 1
     use_bias: bool = True
     activation: str | None = None  # inside the layer (squeeze-and-excitation's convolutions)
@@ -386,6 +418,7 @@ class Conv2D(_Windowed):
         kw = {"filters": self.filters, **self._conv_kwargs(), "use_bias": self.use_bias}
         if self.groups > 1:
             kw["groups"] = self.groups
+        kw.update(self._kernel_kwargs("kernel"))
         return {**kw, "activation": self.activation} if self.activation else kw
 
     def lower(self, q, r, x):  # one CONV_2D, grouped ones with cin/groups input channels
@@ -734,7 +767,7 @@ class Flatten(Layer):
 
 
 @dataclass(frozen=True)
-class Dense(Layer):
+class Dense(_Kernels, Layer):
     units: int = 1
     use_bias: bool = True
     keras: ClassVar[str] = "Dense"
@@ -753,7 +786,7 @@ class Dense(Layer):
         return n * s[-1]
 
     def keras_kwargs(self):
-        return {"units": self.units, "use_bias": self.use_bias}
+        return {"units": self.units, "use_bias": self.use_bias, **self._kernel_kwargs("kernel")}
 
     def lower(self, q, r, x):  # on an image: the exporter writes it as the 1x1 convolution it is
         if len(r.input) == 3:

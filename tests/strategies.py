@@ -37,10 +37,24 @@ def _tail(draw, args):
         args["activation"] = draw(st.sampled_from(ACTS))
 
 
+def _kernels(draw, args):
+    """Now and then how the entry's kernels start (by name, or a mapping of a name and arguments) and their L1 / L2
+    penalty."""
+    if draw(st.integers(0, 3)) == 0:
+        args["kernel_init"] = draw(st.sampled_from([
+            "he_normal", "lecun_uniform", "orthogonal", "zeros", {"name": "truncated_normal", "stddev": 0.02},
+            {"name": "variance_scaling", "scale": 2.0, "mode": "fan_out"}, {"name": "random_uniform", "maxval": 0.1},
+            {"name": "he_uniform"}]))
+    if draw(st.integers(0, 3)) == 0:
+        args.update(draw(st.sampled_from([{"l2": 1e-4}, {"l1": 1e-5}, {"l1": 1e-5, "l2": 5e-4}])))
+
+
 def _bn_options(draw, prefix=""):
-    """A batch norm without a learned scale or shift (Inception's), or with another epsilon."""
+    """A batch norm without a learned scale or shift (Inception's), with another epsilon, or starting at a scale of
+    zeros."""
     out = {}
-    for key, values in (("scale", st.booleans()), ("center", st.booleans()), ("epsilon", st.sampled_from([1e-3, 1e-5]))):
+    for key, values in (("scale", st.booleans()), ("center", st.booleans()), ("epsilon", st.sampled_from([1e-3, 1e-5])),
+                        ("gamma", st.sampled_from(["ones", "zeros"]))):
         if draw(st.booleans()):
             out[prefix + key] = draw(values)
     return out
@@ -80,6 +94,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
             args["groups"], args["filters"] = _groups(draw, state["c"])
         args["bias"] = draw(st.booleans())
         _tail(draw, args)
+        _kernels(draw, args)
         ks, ss, ds = _hw(args["kernel"]), _hw(args["stride"]), _hw(args["dilation"])
         for _ in range(repeat):
             new = [_out(n, k, s, d, args["padding"]) for n, k, s, d in zip(size, ks, ss, ds)]
@@ -95,6 +110,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
         args["units"] = draw(st.integers(1, 24))
         args["bias"] = draw(st.booleans())
         _tail(draw, args)
+        _kernels(draw, args)
         state["c"] = args["units"]
     elif kind == "pointwise":
         args["filters"] = draw(st.integers(1, 24))
@@ -102,6 +118,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
             args["groups"], args["filters"] = _groups(draw, state["c"])
         args["bias"] = draw(st.booleans())
         _tail(draw, args)
+        _kernels(draw, args)
         state["c"] = args["filters"]
     elif kind in ("maxpool", "avgpool"):
         args["size"] = _pair(draw, 2, 3)
@@ -255,6 +272,7 @@ def _mbconv(draw, state):
         if draw(st.booleans()):
             se["gate"] = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
         args["se"] = se
+    _kernels(draw, args)
     if draw(st.integers(0, 2)) == 0:
         args["filters"] = state["c"]  # a skip connection when the stride is 1
     stride = _hw(args.get("stride", 1))
@@ -299,6 +317,7 @@ def _entries(draw, state, depth, names, same_only=False, min_size=0, keep_shape=
                 args["gate"] = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
             if draw(st.booleans()):
                 args["activation"] = draw(st.sampled_from(["relu", "swish"]))
+            _kernels(draw, args)
         else:
             args = _plain(draw, kind, state, repeat, same_only=same_only)
         if repeat > 1:

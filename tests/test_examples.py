@@ -10,7 +10,7 @@ import sepspec
 from sepspec.lazy import import_keras
 
 from conftest import ROOT
-from weights import randomise
+from weights import layer_options, randomise
 
 # spec -> (the keras.applications constructor, its arguments)
 EXAMPLES = {
@@ -49,6 +49,7 @@ def copy_weights(source, target) -> int:
     for x, y in zip(a, b):
         assert type(x).__name__ == type(y).__name__ and [w.shape for w in x.weights] == \
             [w.shape for w in y.weights], (x.name, y.name)
+        assert layer_options(x) == layer_options(y), (x.name, y.name)  # they start as Keras's do (NASNet: He)
         y.set_weights(x.get_weights())
     return len(a)
 

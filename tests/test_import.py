@@ -14,12 +14,18 @@ from sepspec.lazy import import_keras
 
 from conftest import ROOT, run_cli
 from strategies import dump, valid_specs
-from weights import randomise
+from weights import layer_options, randomise
 
 
 def rows(rep):
     """What a network is, whatever its layers are called: each layer's class, output shape and parameters."""
     return sorted((r.layer.keras, tuple(r.output), r.trainable, r.non_trainable) for r in rep.rows)
+
+
+def options(model):
+    """What `rows` leaves out: each layer's `layer_options` (of those that have any), by class and shape."""
+    return sorted(((type(layer).__name__, tuple(layer.output.shape[1:]), layer_options(layer))
+                   for layer in model.layers[1:] if layer_options(layer)), key=repr)
 
 
 def imported(model, keep_names=True):
@@ -169,8 +175,9 @@ def test_what_the_format_cannot_say_is_refused_by_name(tmp_path):
 @settings(max_examples=25, deadline=None)
 @given(valid_specs(), st.booleans())
 def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep):
-    """A drawn spec (every kind, blocks, named tensors, padding) compiled and imported again, its names kept or
-    not (`--no-names`): the same layers, shapes and parameters, and never longer than one entry per layer."""
+    """A drawn spec (every kind, blocks, named tensors, padding, kernel initializers and penalties) compiled and
+    imported again, its names kept or not (`--no-names`): the same layers, shapes and parameters, every weight
+    starting and penalised as it did, and never longer than one entry per layer."""
     p = tmp_path_factory.mktemp("spec") / "s.yaml"
     p.write_text(dump(spec))
     c = sepspec.check(str(p))
@@ -180,6 +187,9 @@ def test_round_trip_through_keras_keeps_the_network(tmp_path_factory, spec, keep
     if "split: channels" in text:
         event("a parallel block's split: channels")
     assert rows(rep) == rows(c.report)
+    if "kernel_init" in text or "l2:" in text or "l1:" in text:
+        event("kernel options")
+    assert options(emit.keras_model(rep)) == options(model)
     assert len([line for line in text.splitlines() if line.startswith("  - ")]) <= len(c.report.rows)
     merges = [layer for layer in model.layers if type(layer).__name__ in ("Add", "Multiply", "Concatenate")]
     if merges:  # the same network with its merges written on tensors, its first layers a model used as a layer
@@ -300,6 +310,11 @@ def test_keras_applications_import_exactly_and_compute_the_same_function(name, a
     for layer in model.layers:  # EfficientNet's stochastic depth drops whole images: so does what it became
         if isinstance(layer, keras.layers.Dropout):
             assert compiled.get_layer(names[layer.name]).noise_shape == layer.noise_shape, layer.name
+    # and every layer's weights start as they did (EfficientNet's kernels: VarianceScaling(2.0, fan_out))
+    alike = [(layer, compiled.get_layer(names[layer.name])) for layer in model.layers[1:]
+             if layer.name in names and names[layer.name] in {c.name for c in compiled.layers}]
+    alike = [(a, b) for a, b in alike if type(a) is type(b) and a.weights]
+    assert len(alike) > 20 and all(layer_options(a) == layer_options(b) for a, b in alike), name
 
     def weighted(m):  # layers with weights, those of a model used as a layer (ConvNeXt's stem) each counted
         return sum(weighted(layer) if isinstance(layer, keras.Model) else 1 for layer in m.layers if layer.weights)

@@ -135,3 +135,13 @@ def test_what_would_couple_stacked_seeds_is_refused_in_one_line(tmp_path, rich, 
     r = run_cli("train", rich, "--data", data, "--out", str(out), *args, env=OFFLINE)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not out.exists()
+
+
+def test_a_penalty_a_stacked_seeds_loss_could_not_log_is_refused_in_one_line(tmp_path, data):
+    spec = tmp_path / "penalised.yaml"
+    spec.write_text(RICH.replace("sepconv: {bias: false,", "sepconv: {l2: 0.001, bias: false,", 1))
+    out = tmp_path / "out"
+    r = run_cli("train", str(spec), "--data", data, "--out", str(out), "--seeds", "0,1", "--stacked", env=OFFLINE)
+    assert r.returncode == 2 and "sepconv_1 has an l1/l2 penalty" in r.stderr and "Traceback" not in r.stderr, \
+        r.stderr
+    assert not out.exists()

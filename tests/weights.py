@@ -1,4 +1,4 @@
-"""Weights for comparing two models that should compute the same function."""
+"""Weights for comparing two models that should compute the same function, and how each layer's weights start."""
 import numpy as np
 
 
@@ -18,3 +18,15 @@ def randomise(model, rng) -> None:
             fan_in = np.prod(shape[:-2]) if "depthwise" in name else np.prod(shape[:-1])
             value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
         v.assign(value.astype("float32"))
+
+
+def layer_options(layer) -> tuple:
+    """How a layer's weights start and what they add to the loss: its initializers, regularizers and constraints as
+    Keras configures them (an initializer's seed aside)."""
+    def value(v):
+        if not isinstance(v, dict):
+            return v
+        return v["class_name"], tuple(sorted((k, x) for k, x in (v.get("config") or {}).items() if k != "seed"))
+
+    return tuple(sorted((k, value(v)) for k, v in layer.get_config().items()
+                        if k.endswith(("_initializer", "_regularizer", "_constraint"))))

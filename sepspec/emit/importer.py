@@ -14,6 +14,7 @@ Here: reading the graph, and the checks; which entry a layer or a group of layer
 from __future__ import annotations
 
 from ..spec.fields import ACTIVATIONS
+from .layeroptions import Unkept
 from .layerread import (
     TAILED,
     Merge,
@@ -25,6 +26,7 @@ from .layerread import (
     shuffle,
     squeeze_excite,
     stand_ins,
+    unkept,
 )
 from .writer import Entry, ImportError_, document
 
@@ -153,16 +155,20 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     shapes = {first.name: shape}
     entries: list[tuple] = []  # (kind, args, keras name of its output, its own keras name, keras names it reads)
     out_of: dict[str, str] = {first.name: "input"}  # keras layer -> the keras layer whose name its entry carries
-    refused = []
-    members: set[str] = set()
+    refused = [f"{layer.name} ({type(layer).__name__} with {why})" for layer in layers[1:]
+               if (why := unkept(layer)) is not None]
+    members: set[str] = {r.split(" ", 1)[0] for r in refused}
     for layer in layers[1:]:
         shapes[layer.name] = tuple(int(v) for v in layer.output.shape[1:])
         if layer.name in members:
             continue
         srcs = inputs[layer.name]
         shape_in = shapes.get(srcs[0], ()) if srcs else ()
-        block = (mbconv(layer, followers, inputs) or squeeze_excite(layer, followers, inputs, keep_names)
-                 or shuffle(layer, followers, inputs))
+        try:
+            block = (mbconv(layer, followers, inputs) or squeeze_excite(layer, followers, inputs, keep_names)
+                     or shuffle(layer, followers, inputs))
+        except Unkept:  # a layer of it has an option no entry writes: refused above
+            block = None
         if block is not None:  # (layer, suffix): the block's layer <name><suffix> computes what that layer does
             kind, args, parts = block
             for t, _ in parts:

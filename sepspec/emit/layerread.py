@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from ..spec.fields import ACTIVATIONS
+from .layeroptions import Unkept, check_kept, gamma, kernel_args
 
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
 # Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")
@@ -80,6 +81,8 @@ def _bn_args(layer, prefix: str = "") -> dict:
         out[prefix + "scale"] = False
     if not c.get("center", True):
         out[prefix + "center"] = False
+    if gamma(layer) == "zeros":
+        out[prefix + "gamma"] = "zeros"
     return out
 
 
@@ -108,8 +111,19 @@ def _scale_init(c: dict) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def unkept(layer) -> str | None:
+    """What of `layer`'s options no spec entry writes (`layeroptions`), or None."""
+    scale = type(layer).__name__ == "DepthwiseConv2D" and _scale_init(layer.get_config()) is not None
+    try:
+        check_kept(layer, "scale" if scale else None)
+    except Unkept as e:
+        return str(e)
+    return None
+
+
 def entry(layer, shape_in) -> tuple[str, dict] | None:
-    """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none."""
+    """(kind, arguments) of the entry a single Keras layer becomes, or None where the format has none (`unkept`
+    has passed it)."""
     kind, c = layer.keras_class if isinstance(layer, Merge) else type(layer).__name__, layer.get_config()
     if kind == "Conv2D":
         if c.get("data_format", "channels_last") != "channels_last":
@@ -119,19 +133,20 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
         if k == (1, 1) and "stride" not in args and "dilation" not in args and args["padding"] in ("same", "valid"):
             out = {"filters": args["filters"], **({"groups": args["groups"]} if "groups" in args else {}),
                    **({"bias": False} if "bias" in args else {})}
-            return "pointwise", out
-        return "conv", args
+            return "pointwise", {**out, **kernel_args(layer)}
+        return "conv", {**args, **kernel_args(layer)}
     if kind == "SeparableConv2D":
-        return "sepconv", _conv_args(layer, "sepconv")
+        return "sepconv", {**_conv_args(layer, "sepconv"), **kernel_args(layer)}
     if kind == "DepthwiseConv2D":
         init = _scale_init(c)
         if init is not None:
             return "scale", ({"init": init} if init != 1.0 else {})
-        return "depthwise", _conv_args(layer, "depthwise")
+        return "depthwise", {**_conv_args(layer, "depthwise"), **kernel_args(layer)}
     if kind == "LayerScale" and type(layer).__module__ == "keras.src.applications.convnext" and len(shape_in) == 3:
         return "scale", {"init": float(c["init_values"])}  # keras.applications' ConvNeXt's: x * gamma
     if kind == "Dense":  # on the last axis: of an image, each pixel's channels (ConvNeXt's pointwise layers)
-        return "dense", {"units": int(c["units"]), **({"bias": False} if not c["use_bias"] else {})}
+        return "dense", {"units": int(c["units"]), **({"bias": False} if not c["use_bias"] else {}),
+                         **kernel_args(layer)}
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         args = {"size": _pair(c["pool_size"])}
         if c["strides"] is not None and _pair(c["strides"]) != args["size"]:
@@ -405,10 +420,11 @@ def squeeze_excite(layer, followers, inputs, keep_names: bool = True):
         return None
     squeeze, excite = convs
     if act not in ACTIVATIONS or gate not in ("sigmoid", "hard_sigmoid") or \
-            int(excite.get_config()["filters"]) != int(layer.input.shape[-1]):
+            int(excite.get_config()["filters"]) != int(layer.input.shape[-1]) or \
+            kernel_args(squeeze) != kernel_args(excite):  # the entry's options are both convolutions'
         return None
     parts.append((scale[0], "_scale"))
-    args = {"filters": int(squeeze.get_config()["filters"])}
+    args = {"filters": int(squeeze.get_config()["filters"]), **kernel_args(squeeze)}
     if act != "relu":
         args["activation"] = act
     if gate != "sigmoid":
@@ -537,6 +553,11 @@ def mbconv(layer, followers, inputs):
         args["bn_momentum"] = moments[0]
     if gammas[-1] == "zeros":
         args["project_gamma"] = "zeros"
+    options = [kernel_args(t) for t in (layer if kind == "Conv2D" else None, dw, proj) if t is not None]
+    options += [{k: se[k] for k in ("kernel_init", "l1", "l2") if k in se}] if se is not None else []
+    if any(o != options[0] for o in options[1:]):  # the entry's options are every convolution's
+        return None
+    args.update(options[0])
     args["name"] = n
     return "mbconv", args, [(t, t.name[len(n):]) for t in taken]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag
 from pydantic_core import PydanticCustomError
 
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
@@ -79,3 +79,77 @@ Edges = Annotated[list[Annotated[list[NonNegInt], Field(min_length=2, max_length
                   Field(min_length=2, max_length=2),
                   BeforeValidator(_edges, json_schema_input_type=Union[NonNegInt, list[NonNegInt],
                                                                        list[list[NonNegInt]]])]
+
+
+# ------------------------------------------------------------------------------- a weighted layer's kernels
+# Keras's initializers that take no argument, by the name `keras.initializers.get` knows them
+INIT_NAMES = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
+              "zeros", "ones")
+
+
+class _Init(BaseModel):
+    model_config = STRICT
+
+
+class PlainInit(_Init):
+    name: Literal[INIT_NAMES]  # type: ignore[valid-type]
+
+
+class VarianceScalingInit(_Init):
+    """Keras's VarianceScaling (EfficientNet's kernels: `{name: variance_scaling, scale: 2.0, mode: fan_out}`)."""
+
+    name: Literal["variance_scaling"]
+    scale: PosFloat = 1.0
+    mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in"
+    distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal"
+
+
+class NormalInit(_Init):
+    name: Literal["random_normal", "truncated_normal"]
+    mean: float = 0.0
+    stddev: PosFloat = 0.05
+
+
+class UniformInit(_Init):
+    name: Literal["random_uniform"]
+    minval: float = -0.05
+    maxval: float = 0.05
+
+
+class OrthogonalInit(_Init):
+    name: Literal["orthogonal"]
+    gain: PosFloat = 1.0
+
+
+class ConstantInit(_Init):
+    name: Literal["constant"]
+    value: float = 0.0
+
+
+_WITH_ARGS = (VarianceScalingInit, NormalInit, UniformInit, OrthogonalInit, ConstantInit)
+_BY_NAME = {n: cls for cls in _WITH_ARGS for n in cls.model_fields["name"].annotation.__args__}
+InitArgs = Annotated[Union[(PlainInit, *_WITH_ARGS)], Field(discriminator="name")]
+INIT_NAMES += tuple(_BY_NAME)
+# `kernel_init: he_normal` (any initializer by name, its arguments Keras's defaults), or a mapping of an
+# initializer's name and its arguments; one error for either form, tagged by what was written
+class KernelInit(RootModel):
+    """How a kernel starts: an initializer's name, or a mapping of its name and arguments."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+    root: Annotated[Union[Annotated[Literal[INIT_NAMES], Tag("name")],  # type: ignore[valid-type]
+                          Annotated[InitArgs, Tag("arguments")]],
+                    Discriminator(lambda v: "name" if isinstance(v, str) else "arguments")]
+
+
+DEFAULT_INIT = "glorot_uniform"  # Keras's, for every kernel
+
+
+def init_key(init: KernelInit | str) -> tuple:
+    """A kernel initializer as the hashable form the layers keep: `()` for Keras's default, `(name,)` for a named
+    one, `(name, (arg, value), ...)` with every argument written out for a mapping."""
+    init = init.root if isinstance(init, KernelInit) else init
+    if isinstance(init, str):  # a name: its arguments Keras's defaults, written out as a mapping's are
+        init = _BY_NAME[init](name=init) if init in _BY_NAME else PlainInit(name=init)
+    if init.name == DEFAULT_INIT:
+        return ()
+    return (init.name, *((k, getattr(init, k)) for k in type(init).model_fields if k != "name"))

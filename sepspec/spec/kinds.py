@@ -33,7 +33,21 @@ from pydantic import (
 
 from .. import layers as L
 from ..diagnostics import dotted
-from .fields import STRICT, Act, ActOrNone, Edges, Name, Padding, Pair, PosInt, Rate
+from .fields import (
+    DEFAULT_INIT,
+    STRICT,
+    Act,
+    ActOrNone,
+    Edges,
+    KernelInit,
+    Name,
+    NonNegFloat,
+    Padding,
+    Pair,
+    PosInt,
+    Rate,
+    init_key,
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,23 @@ Momentum = Annotated[float, Field(ge=0, le=1)]
 Gamma = Literal["ones", "zeros"]
 
 
-class Tail(Block):
+class Kernels(BaseModel):
+    """How an entry's kernels start (`kernel_init`, Keras's glorot_uniform unless written) and the L1 / L2 penalty
+    each adds to the training loss (Keras's `kernel_regularizer`): on every kernel the entry compiles to (a
+    separable convolution's depthwise and pointwise kernels, an `mbconv`'s three, an `se`'s two), never its biases
+    or batch norms. The trainer's loss is Keras's, which adds the penalties."""
+
+    model_config = STRICT
+    kernel_init: KernelInit = KernelInit(DEFAULT_INIT)
+    l1: NonNegFloat = 0.0
+    l2: NonNegFloat = 0.0
+
+    def kernels(self) -> dict:
+        """The options as `sepspec.layers`'s weighted layers take them."""
+        return {"kernel_init": init_key(self.kernel_init), "l1": self.l1, "l2": self.l2}
+
+
+class Tail(Kernels, Block):
     """A weighted layer followed, in the seed's order, by optional Dropout, BatchNormalization, Activation."""
 
     dropout: Rate = 0.0
@@ -131,7 +161,7 @@ class SepConv(Tail):
         return [L.SeparableConv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride),
                                   padding=self.padding, dilation=tuple(self.dilation),
                                   filters=self.filters, depth_multiplier=self.depth_multiplier,
-                                  use_bias=self.bias), *self.tail(name)]
+                                  use_bias=self.bias, **self.kernels()), *self.tail(name)]
 
 
 class Conv(Tail):
@@ -148,7 +178,7 @@ class Conv(Tail):
     def primitives(self, name):
         return [L.Conv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride), padding=self.padding,
                          dilation=tuple(self.dilation), filters=self.filters, use_bias=self.bias,
-                         groups=self.groups), *self.tail(name)]
+                         groups=self.groups, **self.kernels()), *self.tail(name)]
 
 
 class Depthwise(Tail):
@@ -164,7 +194,7 @@ class Depthwise(Tail):
     def primitives(self, name):
         return [L.DepthwiseConv2D(name, kernel=tuple(self.kernel), strides=tuple(self.stride),
                                   padding=self.padding, dilation=tuple(self.dilation),
-                                  depth_multiplier=self.depth_multiplier, use_bias=self.bias),
+                                  depth_multiplier=self.depth_multiplier, use_bias=self.bias, **self.kernels()),
                 *self.tail(name)]
 
 
@@ -178,8 +208,8 @@ class Pointwise(Tail):
     bias: bool = True
 
     def primitives(self, name):
-        return [L.Conv2D(name, kernel=(1, 1), filters=self.filters, use_bias=self.bias, groups=self.groups),
-                *self.tail(name)]
+        return [L.Conv2D(name, kernel=(1, 1), filters=self.filters, use_bias=self.bias, groups=self.groups,
+                         **self.kernels()), *self.tail(name)]
 
 
 class Dense(Tail):
@@ -189,7 +219,7 @@ class Dense(Tail):
     bias: bool = True
 
     def primitives(self, name):
-        return [L.Dense(name, units=self.units, use_bias=self.bias), *self.tail(name)]
+        return [L.Dense(name, units=self.units, use_bias=self.bias, **self.kernels()), *self.tail(name)]
 
 
 class _Pool(Block):
@@ -398,12 +428,13 @@ class FlattenBlock(Block):
 Gate = Literal["sigmoid", "hard_sigmoid"]
 
 
-def squeeze_excite(g: Builder, x: str, name: str, width: int, activation: str, gate: str, origin: Origin) -> str:
+def squeeze_excite(g: Builder, x: str, name: str, width: int, activation: str, gate: str, origin: Origin,
+                   kernels: dict) -> str:
     """GlobalAveragePooling2D(keepdims) -> Conv2D(width, 1, activation) -> Conv2D(C, 1, gate) -> x * gate."""
     c = g.shape(x)[-1]
     p = g.add(L.GlobalAveragePooling2D(f"{name}_pool", keepdims=True), (x,), origin)
-    s = g.add(L.Conv2D(f"{name}_squeeze", filters=width, activation=activation), (p,), origin)
-    e = g.add(L.Conv2D(f"{name}_excite", filters=c, activation=gate), (s,), origin)
+    s = g.add(L.Conv2D(f"{name}_squeeze", filters=width, activation=activation, **kernels), (p,), origin)
+    e = g.add(L.Conv2D(f"{name}_excite", filters=c, activation=gate, **kernels), (s,), origin)
     return g.add(L.Multiply(f"{name}_scale"), (x, e), origin)
 
 
@@ -441,7 +472,7 @@ class _Squeeze(BaseModel):
         return max(1, int(channels * self.ratio))
 
 
-class SE(_Squeeze, Block):
+class SE(_Squeeze, Kernels, Block):
     """Squeeze-and-excitation of the current tensor (Hu et al.; as in MobileNetV3 and EfficientNet)."""
 
     kind = "se"
@@ -450,7 +481,8 @@ class SE(_Squeeze, Block):
     gate: Gate = "sigmoid"
 
     def build(self, g, x, name, origin):
-        return squeeze_excite(g, x, name, self.width(g.shape(x)[-1]), self.activation, self.gate, origin)
+        return squeeze_excite(g, x, name, self.width(g.shape(x)[-1]), self.activation, self.gate, origin,
+                              self.kernels())
 
 
 class SEOptions(_Squeeze):
@@ -462,7 +494,7 @@ class SEOptions(_Squeeze):
     gate: Gate = "sigmoid"
 
 
-class MBConv(Block):
+class MBConv(Kernels, Block):
     """Inverted residual (MobileNetV2; Keras's EfficientNet `block`): expand 1x1, depthwise, [SE], project 1x1."""
 
     kind = "mbconv"
@@ -488,25 +520,26 @@ class MBConv(Block):
         return self
 
     def build(self, g, x, name, origin):
-        cin = g.shape(x)[-1]
+        cin, k = g.shape(x)[-1], self.kernels()
         y = x
         if self.expand_filters is not None or self.expand != 1:
             width = self.expand_filters or cin * self.expand
-            for layer in (L.Conv2D(f"{name}_expand", filters=width, use_bias=False),
+            for layer in (L.Conv2D(f"{name}_expand", filters=width, use_bias=False, **k),
                           L.BatchNormalization(f"{name}_expand_bn", momentum=self.bn_momentum),
                           L.Activation(f"{name}_expand_{self.activation}", function=self.activation)):
                 y = g.add(layer, (y,), origin)
         for layer in (L.DepthwiseConv2D(f"{name}_dw", kernel=tuple(self.kernel), strides=tuple(self.stride),
-                                        padding="same", use_bias=False),
+                                        padding="same", use_bias=False, **k),
                       L.BatchNormalization(f"{name}_dw_bn", momentum=self.bn_momentum),
                       L.Activation(f"{name}_dw_{self.activation}", function=self.activation)):
             y = g.add(layer, (y,), origin)
         if isinstance(self.se, SEOptions):
             y = squeeze_excite(g, y, f"{name}_se", self.se.width(cin), self.se.activation or self.activation,
-                               self.se.gate, origin)
+                               self.se.gate, origin, k)
         elif self.se > 0:
-            y = squeeze_excite(g, y, f"{name}_se", max(1, int(cin * self.se)), self.activation, "sigmoid", origin)
-        for layer in (L.Conv2D(f"{name}_project", filters=self.filters, use_bias=False),
+            y = squeeze_excite(g, y, f"{name}_se", max(1, int(cin * self.se)), self.activation, "sigmoid", origin,
+                               k)
+        for layer in (L.Conv2D(f"{name}_project", filters=self.filters, use_bias=False, **k),
                       L.BatchNormalization(f"{name}_project_bn", momentum=self.bn_momentum,
                                            gamma=self.project_gamma)):
             y = g.add(layer, (y,), origin)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -304,6 +305,9 @@ def schema_errors(err: ValidationError, src: Source) -> list[tuple[tuple, Diagno
                 msg += f", got {_show(e['input'])}"
             if etype == "bool_type" and isinstance(e.get("input"), str):
                 hint = "YAML booleans are true/false"
+            if etype == "literal_error" and isinstance(e.get("input"), str):  # a misspelt choice
+                close = difflib.get_close_matches(e["input"], re.findall(r"'([^']*)'", e["ctx"]["expected"]), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else None
             pos = src.pos(path)
         out.append((path, Diagnostic.at(pos, code, "schema", msg, layer=layer, hint=hint)))
     return out

@@ -13,7 +13,8 @@ by a kill first trains alone to the others' epoch).
 
 What would couple the seeds is refused: a `reduce_on_plateau` schedule (each seed's rate would follow its own
 validation loss), float16's loss scale (one scale, and a step skipped for all when one seed overflows) and a
-distribution strategy. A seed whose loss is not finite stops at the end of that epoch; the others go on.
+distribution strategy; so is a layer's L1 / L2 penalty, which would step right but which a seed's logged loss
+(the cross-entropy of its outputs) could not include as a run alone logs it. A seed whose loss is not finite stops at the end of that epoch; the others go on.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def check_stackable(report, opts: Options) -> None:
                          "skip every seed's step); use mixed_bfloat16, or --seeds without --stacked")
     if opts.strategy != "default":
         raise TrainError(f"--stacked: --strategy {opts.strategy} is not supported with stacked seeds (one device)")
+    penalised = [r.name for r in report.rows if getattr(r.layer, "l1", 0) or getattr(r.layer, "l2", 0)]
+    if penalised:  # each seed's penalty is in the one summed loss, but a seed's logged loss could not hold its own
+        raise TrainError(f"--stacked: {penalised[0]} has an l1/l2 penalty, which a run alone logs in its loss and a "
+                         "stacked seed's loss cannot; train the seeds in processes of their own (--seeds without "
+                         "--stacked), or decay the weights with train.optimizer.weight_decay instead")
 
 
 def train_stacked(report, opts: Options, seeds: list[int], out: str) -> list[Result]:

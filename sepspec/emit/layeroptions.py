@@ -1,0 +1,148 @@
+"""A Keras layer's options beyond its shape, read for `sepspec import`: how its weights start and what they add to
+the loss. The spec keeps a weighted layer's kernel initializer and L1 / L2 penalty (`kernel_init`, `l1`, `l2`) and
+a batch norm's initial scale of ones or zeros; every other option that is not Keras's default (a bias initializer,
+a constraint, an activity regularizer, a batch norm's renormalisation, ...) has no place in a spec, so the import
+names it and refuses, rather than write a network that computes the same and trains differently. An initializer's
+own `seed` is not kept: the trainer seeds every initializer from the run's seed."""
+
+from __future__ import annotations
+
+# the spec's initializer names (`spec/fields.py`) by Keras's class names, and the arguments each takes with Keras's
+# defaults (those of the classes without arguments, the subclasses of VarianceScaling, are fixed)
+INITIALIZERS = {
+    "GlorotUniform": ("glorot_uniform", {}), "GlorotNormal": ("glorot_normal", {}),
+    "HeNormal": ("he_normal", {}), "HeUniform": ("he_uniform", {}),
+    "LecunNormal": ("lecun_normal", {}), "LecunUniform": ("lecun_uniform", {}),
+    "Zeros": ("zeros", {}), "Ones": ("ones", {}),
+    "VarianceScaling": ("variance_scaling", {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}),
+    "RandomNormal": ("random_normal", {"mean": 0.0, "stddev": 0.05}),
+    "TruncatedNormal": ("truncated_normal", {"mean": 0.0, "stddev": 0.05}),
+    "RandomUniform": ("random_uniform", {"minval": -0.05, "maxval": 0.05}),
+    "Orthogonal": ("orthogonal", {"gain": 1.0}), "OrthogonalInitializer": ("orthogonal", {"gain": 1.0}),
+    "Constant": ("constant", {"value": 0.0}),
+}
+IGNORED = {"seed"}  # an initializer's own seed (the run's seeds them all)
+# the kernels of each weighted layer, by the prefix of its Keras options
+KERNELS = {"Conv2D": ("kernel",), "Dense": ("kernel",), "DepthwiseConv2D": ("depthwise",),
+           "SeparableConv2D": ("depthwise", "pointwise")}
+# options no spec entry writes, and the value each must have (Keras's default); an initializer by its spec name
+FIXED = {
+    **{k: {"bias_initializer": "zeros", "bias_regularizer": None, "activity_regularizer": None,
+           "bias_constraint": None, "lora_rank": None, **{f"{p}_constraint": None for p in KERNELS[k]}}
+       for k in KERNELS},
+    "BatchNormalization": {"beta_initializer": "zeros", "moving_mean_initializer": "zeros",
+                           "moving_variance_initializer": "ones", "beta_regularizer": None,
+                           "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
+                           "renorm": False, "synchronized": False},
+    "LayerNormalization": {"beta_initializer": "zeros", "gamma_initializer": "ones", "beta_regularizer": None,
+                           "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
+                           "rms_scaling": False},
+}
+
+
+class Unkept(ValueError):
+    """An option of a layer that no spec entry writes (its message says which and what it is)."""
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def initializer(value) -> str | dict | None:
+    """A Keras initializer (its serialised form, or a name) as a spec writes it: a name where its arguments are
+    Keras's defaults, else a mapping of its name and the arguments that are not; None for Keras's default,
+    glorot_uniform. Unkept for one a spec cannot write."""
+    if isinstance(value, str):  # a layer built from a name keeps it as its class in its configuration
+        value = {"class_name": "".join(w.capitalize() for w in value.split("_")), "config": {}}
+    if not isinstance(value, dict) or value.get("class_name") not in INITIALIZERS or \
+            value.get("module", "keras.initializers") != "keras.initializers":
+        raise Unkept(f"initializer {_short(value)}")
+    name, defaults = INITIALIZERS[value["class_name"]]
+    config = dict(value.get("config") or {})
+    args = {}
+    for k, v in config.items():
+        if k in IGNORED or (k in ("input_axes", "output_axes") and v is None):
+            continue
+        if k not in defaults or not (_number(v) or isinstance(v, str)):
+            raise Unkept(f"initializer {name} with {k}={v!r}")
+        if v != defaults[k]:
+            args[k] = float(v) if _number(v) else v
+    if name == "glorot_uniform":
+        return None
+    return {"name": name, **args} if args else name
+
+
+def regularizer(value) -> dict:
+    """A Keras kernel regularizer as the spec's `l1` / `l2` (only those above 0); Unkept for any other kind."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or value.get("class_name") not in ("L1", "L2", "L1L2") or \
+            value.get("module", "keras.regularizers") != "keras.regularizers":
+        raise Unkept(f"regularizer {_short(value)}")
+    config = value.get("config") or {}
+    return {k: _float32(config[k]) for k in ("l1", "l2") if _number(config.get(k)) and float(config[k]) > 0}
+
+
+def _float32(v) -> float:
+    """Keras keeps a penalty as a float32 (`l2(1e-4)` reads back 9.99999974e-05): its shortest decimal, which Keras
+    turns into the very same float32."""
+    import numpy as np
+
+    return float(repr(np.float32(v)).removeprefix("np.float32(").removesuffix(")"))
+
+
+def kernel_args(layer) -> dict:
+    """The spec arguments `kernel_init`, `l1`, `l2` of a weighted layer, those that are not Keras's defaults; Unkept
+    where its kernels (a separable convolution's two) start or are penalised differently."""
+    c = layer.get_config()
+    found = []
+    for p in KERNELS[type(layer).__name__]:
+        try:
+            init = initializer(c.get(f"{p}_initializer", "glorot_uniform"))
+        except Unkept:
+            raise Unkept(f"{p}_initializer={_short(c.get(f'{p}_initializer'))}") from None
+        try:
+            penalty = regularizer(c.get(f"{p}_regularizer"))
+        except Unkept:
+            raise Unkept(f"{p}_regularizer={_short(c.get(f'{p}_regularizer'))}") from None
+        found.append({**({"kernel_init": init} if init is not None else {}), **penalty})
+    if any(f != found[0] for f in found[1:]):
+        raise Unkept("depthwise and pointwise kernels that start or are penalised differently (an entry's "
+                     "kernel_init, l1 and l2 are both kernels')")
+    return found[0]
+
+
+def check_kept(layer, kind: str | None = None) -> None:
+    """Unkept where `layer` has an option no spec entry writes (not Keras's default); `kind` the entry it becomes
+    (a `scale`: its kernel starts at its constant, and it takes no penalty)."""
+    cls = type(layer).__name__
+    fixed = FIXED.get(cls)
+    if fixed is None:
+        return
+    c = layer.get_config()
+    for key, want in fixed.items():
+        have = c.get(key, want)
+        if key.endswith("_initializer"):
+            have = initializer(have) or "glorot_uniform"
+        if have != want:
+            raise Unkept(f"{key}={_short(c.get(key))}")
+    if cls == "BatchNormalization" and initializer(c.get("gamma_initializer", "ones")) not in ("ones", "zeros"):
+        raise Unkept(f"gamma_initializer={_short(c.get('gamma_initializer'))}")
+    if cls in KERNELS:
+        if kind == "scale":
+            if c.get("depthwise_regularizer") is not None:
+                raise Unkept(f"depthwise_regularizer={_short(c['depthwise_regularizer'])}")
+        else:
+            kernel_args(layer)
+
+
+def gamma(layer) -> str:
+    """A batch norm's initial scale: ones or zeros (`check_kept` refuses any other)."""
+    return initializer(layer.get_config().get("gamma_initializer", "ones")) or "glorot_uniform"
+
+
+def _short(value) -> str:
+    if isinstance(value, dict) and "class_name" in value:
+        config = {k: v for k, v in (value.get("config") or {}).items() if v is not None}
+        return f"{value['class_name']}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
+    return repr(value)
