@@ -254,8 +254,10 @@ def _written_on_tensors(model):
     ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}, True),  # residual blocks, with written shortcuts
     # Rescaling and Normalization with its statistics, squeeze-excite, swish, dropout
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}, True),
-    # hard_swish, and a hard sigmoid written on tensors (ReLU(6)(x + 3) * (1 / 6)) as the squeeze-excite's gate
+    # hard_swish, and a hard sigmoid written on tensors (ReLU(6)(x + 3) * (1 / 6)) as the squeeze-excite's gate;
+    # with names, that hard sigmoid the tail of the convolution before it
     ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}, False),
+    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}, True),
     # --no-names: every dense layer a parallel block, every run of them one entry with repeat:; residuals likewise
     ("DenseNet121", {"input_shape": (32, 32, 3), "classes": 10}, False),
     ("ResNet50", {"input_shape": (32, 32, 3), "classes": 10}, False),

@@ -218,3 +218,15 @@ def test_separable_halves_that_differ_and_a_renormalising_batch_norm_are_refused
     r = run_cli("import", str(tmp_path / "m.keras"), "-o", str(tmp_path / "m.yaml"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert "renorm=True" in r.stderr and not (tmp_path / "m.yaml").exists()
+
+
+def test_a_constant_of_zero_is_keras_default_zeros():
+    """EfficientNetV2's classifier writes its bias initializer as Constant(0.0): Keras's default, zeros, so kept;
+    a kernel starting at Constant(0.0) is `kernel_init: zeros`."""
+    keras = import_keras()
+    text = from_keras(_notebook(keras, bias_initializer=keras.initializers.Constant(0.0)))
+    assert "dense: {units: 10, kernel_init: {name: random_normal, stddev: 0.01}, name: fc}" in text, text
+    x = keras.Input((4, 4, 3))
+    y = keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.Constant(0.0), name="c")(x)
+    text = from_keras(keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y)))
+    assert "- pointwise: {filters: 2, kernel_init: zeros, name: c}" in text, text

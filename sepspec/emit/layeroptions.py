@@ -69,6 +69,8 @@ def initializer(value) -> str | dict | None:
             args[k] = float(v) if _number(v) else v
     if name == "glorot_uniform":
         return None
+    if name == "constant" and args.get("value", 0.0) in (0.0, 1.0):  # Constant(0.0) is zeros (EfficientNetV2's bias)
+        return "ones" if args else "zeros"
     return {"name": name, **args} if args else name
 
 

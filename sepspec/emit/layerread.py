@@ -221,6 +221,9 @@ class Activation:
 
         self.activation = import_keras().activations.hard_sigmoid
 
+    def get_config(self) -> dict:  # as the Activation layer's
+        return {"name": self.name, "activation": "hard_sigmoid"}
+
 
 def _constant(op, kind: str):
     """The number an operation written on one tensor combines it with (`x + 3.0`), where `op` is the numpy

@@ -14,7 +14,8 @@ by a kill first trains alone to the others' epoch).
 What would couple the seeds is refused: a `reduce_on_plateau` schedule (each seed's rate would follow its own
 validation loss), float16's loss scale (one scale, and a step skipped for all when one seed overflows) and a
 distribution strategy; so is a layer's L1 / L2 penalty, which would step right but which a seed's logged loss
-(the cross-entropy of its outputs) could not include as a run alone logs it. A seed whose loss is not finite stops at the end of that epoch; the others go on.
+(the cross-entropy of its outputs) could not include as a run alone logs it. A seed whose loss is not finite
+stops at the end of that epoch; the others go on.
 """
 
 from __future__ import annotations
