@@ -1,6 +1,8 @@
 """How a spec's kernels start and what they add to the loss (`kernel_init`, `l1`, `l2`): the format and its errors,
 the compiled model (a saved file loaded in safe mode, the script), the trainer's loss, `diff`, and `sepspec import`
 of a notebook model that sets them (kept), and of options no spec writes (refused, by name and option)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from sepspec.emit import model as emit
 from sepspec.emit.importer import ImportError_, checked, from_keras
 from sepspec.lazy import import_keras
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 SPEC = """\
 name: kernels
@@ -33,6 +35,7 @@ def config(model, name, key):
             ) if v else None
 
 
+@pytest.mark.slow  # Keras in subprocesses
 def test_kernel_options_reach_every_kernel_and_load_in_safe_mode(write, tmp_path):
     spec = write("k.yaml", SPEC)
     out = tmp_path / "k.keras"
@@ -170,6 +173,7 @@ def _notebook(keras, **extra):
     return keras.Model(x, y)
 
 
+@pytest.mark.slow  # Keras in subprocesses
 def test_a_notebook_model_imports_with_its_initializers_penalties_and_zero_gamma(tmp_path):
     from test_import import options
 
@@ -203,6 +207,21 @@ def test_options_no_spec_writes_are_refused_by_layer_and_option(extra, why):
         from_keras(_notebook(keras, **extra))
 
 
+def test_a_frozen_layer_and_channels_first_pooling_are_refused_by_name():
+    """A fine-tuning notebook's frozen layer (its weights would train in the spec) and a pooling over the image's
+    channels-first axes (the spec's images are channels-last)."""
+    keras = import_keras()
+    model = _notebook(keras)
+    model.get_layer("stem").trainable = False
+    with pytest.raises(ImportError_, match=r"no spec entry for stem \(Conv2D with trainable=False: frozen"):
+        from_keras(model)
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.MaxPooling2D(2, data_format="channels_first", name="p")(x)
+    with pytest.raises(ImportError_, match=r"no spec entry for p \(MaxPooling2D with data_format='channels_first'\)"):
+        from_keras(keras.Model(x, keras.layers.Flatten(name="f")(y)))
+
+
+@pytest.mark.slow  # Keras in subprocesses
 def test_separable_halves_that_differ_and_a_renormalising_batch_norm_are_refused(tmp_path):
     keras = import_keras()
     x = keras.Input((8, 8, 3))
@@ -230,3 +249,25 @@ def test_a_constant_of_zero_is_keras_default_zeros():
     y = keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.Constant(0.0), name="c")(x)
     text = from_keras(keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y)))
     assert "- pointwise: {filters: 2, kernel_init: zeros, name: c}" in text, text
+
+
+@pytest.mark.slow  # Keras in subprocesses
+def test_a_keras_2_h5_file_imports_with_its_weights_and_computes_what_keras_2_did(tmp_path):
+    """A notebook model saved by Keras 2 (`tests/fixtures/keras2_notebook.py`: its `.h5` and what Keras 2 computed
+    with it), through `sepspec import --weights` and `compile --weights`: its He initializers, L2 penalties and zero
+    gamma kept, its DepthwiseConv2D and SeparableConv2D read (Keras 3 refuses the options Keras 2 wrote for them and
+    never used), and the compiled model gives Keras 2's outputs."""
+    fixtures = os.path.join(ROOT, "tests", "fixtures")
+    spec, weights, model = (str(tmp_path / n) for n in ("nb.yaml", "nb.weights.h5", "nb.keras"))
+    r = run_cli("import", os.path.join(fixtures, "keras2_notebook.h5"), "-o", spec, "--weights", weights)
+    assert r.returncode == 0, r.stderr
+    text = open(spec).read()
+    assert "kernel_init: he_normal, l2: 0.0005" in text and "bn_gamma: zeros" in text and \
+        "- depthwise: {stride: 2, dropout: 0.2, name: down}" in text, text
+    assert run_cli("compile", spec, "--weights", weights, "-o", model).returncode == 0
+    with np.load(os.path.join(fixtures, "keras2_notebook.npz"), allow_pickle=False) as f:
+        x, want = f["x"], f["y"]
+    got = import_keras().saving.load_model(model).predict(x, verbose=0)
+    assert np.abs(got - want).max() < 1e-5 and np.ptp(want) > 0.1, (got, want)
+    r = run_cli("import", os.path.join(fixtures, "keras2_notebook.weights.h5"))
+    assert r.returncode == 2 and "weights alone, not a model" in r.stderr

@@ -250,10 +250,27 @@ def transfer_weights(model, compiled, names: dict) -> int:
     return n
 
 
+# options Keras 2 writes for DepthwiseConv2D and SeparableConv2D that they inherit from its convolution and never
+# use (their kernels have their own: `depthwise_initializer`, ...), and which Keras 3 refuses when it reads them
+KERAS2_UNUSED = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
+
+
+def _keras2_classes(keras) -> dict:
+    """Keras 3's DepthwiseConv2D and SeparableConv2D, reading a Keras 2 `.h5` file's configuration of them: the
+    layers made are Keras 3's own classes; only what Keras 2 wrote and did not use is left out."""
+    out = {}
+    for base in (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D):
+        def from_config(cls, config, base=base):
+            return base.from_config({k: v for k, v in config.items() if k not in KERAS2_UNUSED})
+
+        out[base.__name__] = type(base.__name__, (base,), {"from_config": classmethod(from_config)})
+    return out
+
+
 def load_keras(source: str, args: dict | None = None):
-    """The model `source` names: a .keras file (loaded in safe mode: no code from the file runs),
-    `keras.applications.NAME` (built with `args`, weights=None), or `module:function` (your function, called with
-    `args`)."""
+    """The model `source` names: a .keras file, or a legacy .h5 / .hdf5 one (Keras 2's `model.save`), loaded in safe
+    mode (no code from the file runs), `keras.applications.NAME` (built with `args`, weights=None), or
+    `module:function` (your function, called with `args`)."""
     import importlib
     import os
 
@@ -261,11 +278,14 @@ def load_keras(source: str, args: dict | None = None):
 
     keras = import_keras()
     args = dict(args or {})
-    if source.endswith(".keras"):
+    if source.endswith((".weights.h5", ".weights.json")):
+        raise ImportError_(f"{source}: weights alone, not a model (a .keras or .h5 model file names its layers)")
+    if source.endswith((".keras", ".h5", ".hdf5")):
         if not os.path.isfile(source):
             raise ImportError_(f"{source}: no such file")
         try:
-            return keras.saving.load_model(source, safe_mode=True, compile=False)
+            return keras.saving.load_model(source, safe_mode=True, compile=False,
+                                           custom_objects=_keras2_classes(keras))
         except Exception as e:
             raise ImportError_(f"{source}: cannot load the model ({type(e).__name__}: "
                                f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
@@ -286,5 +306,5 @@ def load_keras(source: str, args: dict | None = None):
         except (ImportError, AttributeError) as e:
             raise ImportError_(f"{source}: {type(e).__name__}: {e}") from None
         return fn(**args)
-    raise ImportError_(f"{source}: give a .keras file, keras.applications.NAME or module:function")
+    raise ImportError_(f"{source}: give a .keras or .h5 file, keras.applications.NAME or module:function")
 

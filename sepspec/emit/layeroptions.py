@@ -27,9 +27,9 @@ KERNELS = {"Conv2D": ("kernel",), "Dense": ("kernel",), "DepthwiseConv2D": ("dep
            "SeparableConv2D": ("depthwise", "pointwise")}
 # options no spec entry writes, and the value each must have (Keras's default); an initializer by its spec name
 FIXED = {
-    **{k: {"bias_initializer": "zeros", "bias_regularizer": None, "activity_regularizer": None,
-           "bias_constraint": None, "lora_rank": None, **{f"{p}_constraint": None for p in KERNELS[k]}}
-       for k in KERNELS},
+    **{k: {"data_format": "channels_last", "bias_initializer": "zeros", "bias_regularizer": None,
+           "activity_regularizer": None, "bias_constraint": None, "lora_rank": None,
+           **{f"{p}_constraint": None for p in KERNELS[k]}} for k in KERNELS},
     "BatchNormalization": {"beta_initializer": "zeros", "moving_mean_initializer": "zeros",
                            "moving_variance_initializer": "ones", "beta_regularizer": None,
                            "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
@@ -37,6 +37,9 @@ FIXED = {
     "LayerNormalization": {"beta_initializer": "zeros", "gamma_initializer": "ones", "beta_regularizer": None,
                            "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
                            "rms_scaling": False},
+    # the spec's images are channels-last (a Cropping2D told otherwise is a channel group: `layerread`)
+    **{k: {"data_format": "channels_last"} for k in ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                                                     "ZeroPadding2D", "Flatten")},
 }
 
 
@@ -118,6 +121,8 @@ def check_kept(layer, kind: str | None = None) -> None:
     """Unkept where `layer` has an option no spec entry writes (not Keras's default); `kind` the entry it becomes
     (a `scale`: its kernel starts at its constant, and it takes no penalty)."""
     cls = type(layer).__name__
+    if getattr(layer, "weights", None) and not getattr(layer, "trainable", True):
+        raise Unkept("trainable=False: frozen, and a spec's layers all train")
     fixed = FIXED.get(cls)
     if fixed is None:
         return
