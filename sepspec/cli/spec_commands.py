@@ -59,8 +59,8 @@ def add_commands(sub) -> None:
     s.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("import", help="a Keras model -> a spec that compiles back to the same network")
-    s.add_argument("source", metavar="MODEL", help="a .keras file (loaded in safe mode), keras.applications.NAME, or "
-                   "module:function returning a model")
+    s.add_argument("source", metavar="MODEL", help="a .keras or .h5 file (loaded in safe mode; Keras 2's .h5 too), "
+                   "keras.applications.NAME, or module:function returning a model")
     s.add_argument("--args", metavar="YAML", help="keyword arguments for keras.applications.NAME or your function, "
                    "as a YAML mapping (e.g. '{input_shape: [32, 32, 3], classes: 10}'; weights default to none)")
     s.add_argument("-o", "--output", metavar="FILE", help="the spec (default: standard output)")
