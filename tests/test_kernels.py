@@ -271,3 +271,51 @@ def test_a_keras_2_h5_file_imports_with_its_weights_and_computes_what_keras_2_di
     assert np.abs(got - want).max() < 1e-5 and np.ptp(want) > 0.1, (got, want)
     r = run_cli("import", os.path.join(fixtures, "keras2_notebook.weights.h5"))
     assert r.returncode == 2 and "weights alone, not a model" in r.stderr
+
+
+def test_an_initializer_most_layers_share_moves_into_defaults_and_the_others_say_theirs():
+    """Two of three convolutions He-initialised: `defaults: conv: {kernel_init: he_normal}`, and the third says
+    Keras's default, `glorot_uniform` (found by the Hypothesis round trip: it was written as an object YAML cannot
+    hold)."""
+    keras = import_keras()
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(4, 3, kernel_initializer="he_normal", name="a")(x)
+    y = keras.layers.Conv2D(4, 3, kernel_initializer="he_normal", name="b")(y)
+    y = keras.layers.Conv2D(4, 3, name="c")(y)
+    model = keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y))
+    text = from_keras(model)
+    assert "defaults:\n  conv: {padding: valid, kernel_init: he_normal}\n" in text and \
+        "- conv: {filters: 4, name: c, kernel_init: glorot_uniform}" in text, text
+    from test_import import options
+    assert options(emit.keras_model(checked(text).report)) == options(model)
+
+
+@pytest.mark.slow  # Keras in subprocesses
+def test_a_model_for_any_image_size_imports_at_the_size_given(tmp_path):
+    """`Input((None, None, 3))` (a fully convolutional notebook model) and a Sequential never built: refused with
+    the way out, then imported at `--input`, with their weights."""
+    keras = import_keras()
+    x = keras.Input((None, None, 3))
+    y = keras.layers.Conv2D(8, 3, padding="same", kernel_initializer="he_normal", name="c")(x)
+    any_size = keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y))
+    any_size.save(tmp_path / "any.keras")
+    r = run_cli("import", str(tmp_path / "any.keras"))
+    assert r.returncode == 2 and "give one: --input HxW" in r.stderr, r.stderr
+    spec, weights = str(tmp_path / "any.yaml"), str(tmp_path / "any.weights.h5")
+    r = run_cli("import", str(tmp_path / "any.keras"), "--input", "24x20", "-o", spec, "--weights", weights)
+    assert r.returncode == 0, r.stderr
+    text = open(spec).read()
+    assert "input: [24, 20, 3]" in text and "kernel_init: he_normal" in text, text
+    assert run_cli("compile", spec, "--weights", weights, "-o", str(tmp_path / "any2.keras")).returncode == 0
+    again = keras.saving.load_model(tmp_path / "any2.keras")
+    im = np.random.default_rng(0).normal(size=(2, 24, 20, 3)).astype("float32")
+    assert np.allclose(again.predict(im, verbose=0), any_size.predict(im, verbose=0), atol=1e-5)
+    assert run_cli("import", str(tmp_path / "any.keras"), "--input", "24x20x1").returncode == 2
+    assert "expected HxW or HxWxC" in run_cli("import", str(tmp_path / "any.keras"), "--input", "big").stderr
+    unbuilt = keras.Sequential([keras.layers.Conv2D(4, 3, name="c"), keras.layers.Flatten(name="f"),
+                                keras.layers.Dense(3, name="d")], name="unbuilt")
+    with pytest.raises(ImportError_, match="no input shape yet"):
+        from_keras(unbuilt)
+    from sepspec.emit.importer import at_input
+    text = from_keras(at_input(unbuilt, (6, 6, 1)))
+    assert "input: [6, 6, 1]" in text and "- dense: {units: 3, name: d}" in text, text

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 
@@ -68,6 +69,8 @@ def add_commands(sub) -> None:
                    "layer names (`sepspec compile SPEC --weights FILE` puts them back)")
     s.add_argument("--no-names", action="store_true", help="name the layers as the spec would, not as the model "
                    "does: every residual and parallel block is recognised and alike ones fold into repeat:")
+    s.add_argument("--input", metavar="HxW[xC]", help="the image size to import the model at, for a model built "
+                   "for any size (Input((None, None, 3))) or not built yet; its channels unless given")
     s.set_defaults(fn=cmd_import)
 
 
@@ -293,7 +296,7 @@ def _load_weights(model, path: str) -> None:
 def cmd_import(a) -> int:
     import yaml
 
-    from ..emit.importer import from_keras, load_keras
+    from ..emit.importer import at_input, from_keras, load_keras
 
     try:
         args = yaml.safe_load(a.args) if a.args else {}
@@ -303,7 +306,14 @@ def cmd_import(a) -> int:
         raise UserError(f"--args: expected a mapping such as '{{classes: 10}}', got {a.args!r}")
     if a.weights and not (a.output and a.weights.endswith(".weights.h5")):
         raise UserError("--weights FILE.weights.h5 goes with -o SPEC (the weights are named by the spec's layers)")
+    shape = None
+    if a.input:
+        if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*){1,2}", a.input):
+            raise UserError(f"--input {a.input!r}: expected HxW or HxWxC, such as 32x32")
+        shape = tuple(int(v) for v in a.input.split("x"))
     model, names = load_keras(a.source, args), {}
+    if shape:
+        model = at_input(model, shape)
     text = from_keras(model, a.source, names, keep_names=not a.no_names)
     if not a.output:
         sys.stdout.write(text)

@@ -149,9 +149,10 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     first = layers[0]
     if type(first).__name__ != "InputLayer":
         raise ImportError_(f"{model.name}: its first layer is {type(first).__name__}, not an input")
-    shape = tuple(int(v) for v in model.inputs[0].shape[1:])
+    shape = tuple(None if v is None else int(v) for v in model.inputs[0].shape[1:])
     if len(shape) != 3 or any(v is None for v in shape):
-        raise ImportError_(f"{model.name}: input shape {shape}; sepspec imports an image input of fixed (h, w, c)")
+        raise ImportError_(f"{model.name}: input shape {shape}; sepspec imports an image input of fixed (h, w, c) "
+                           f"(give one: --input HxW)")
     shapes = {first.name: shape}
     entries: list[tuple] = []  # (kind, args, keras name of its output, its own keras name, keras names it reads)
     out_of: dict[str, str] = {first.name: "input"}  # keras layer -> the keras layer whose name its entry carries
@@ -265,6 +266,35 @@ def _keras2_classes(keras) -> dict:
 
         out[base.__name__] = type(base.__name__, (base,), {"from_config": classmethod(from_config)})
     return out
+
+
+def at_input(model, shape: tuple):
+    """The model rebuilt on an input of `shape` (h, w) or (h, w, c), with its weights: a model built for any image
+    size (`keras.Input((None, None, 3))`) or never built (a Sequential without its input) has no shapes to check
+    until it is given one. Its layers keep their names and options (`keras.models.clone_model`)."""
+    from ..lazy import import_keras
+
+    keras = import_keras()
+    given = getattr(model, "inputs", None)
+    channels = given[0].shape[-1] if given and len(given[0].shape) == 4 else None
+    if len(shape) == 2:
+        shape = (*shape, channels or 3)
+    if channels is not None and shape[-1] != channels:
+        raise ImportError_(f"{model.name}: --input {'x'.join(map(str, shape))}: the model takes {channels} channels")
+    if isinstance(model, keras.Sequential) and not given:
+        try:
+            model.build((None, *shape))
+        except Exception as e:  # noqa: BLE001 - a layer that cannot take this shape says so its own way
+            raise ImportError_(f"{model.name}: cannot be built on {shape} ({type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        return model
+    try:
+        clone = keras.models.clone_model(model, input_tensors=keras.Input(shape))
+    except Exception as e:  # noqa: BLE001
+        raise ImportError_(f"{model.name}: cannot be rebuilt on {shape} ({type(e).__name__}: "
+                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def load_keras(source: str, args: dict | None = None):

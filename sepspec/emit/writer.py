@@ -539,7 +539,9 @@ TAIL_KEYS = ("bias", "dropout", "norm", "bn_momentum", "bn_epsilon", "bn_scale",
 
 
 def _default_of(kind: str, key: str):
+    """A kind's default for `key` as a spec writes it (`kernel: 3`, `kernel_init: glorot_uniform`)."""
     d = BLOCKS[kind].model_fields[key].default
+    d = getattr(d, "root", d)  # a value type of its own (KernelInit): what it holds
     return d[0] if isinstance(d, list) and len(set(d)) == 1 else d
 
 
