@@ -507,3 +507,16 @@ def test_branches_from_one_tensor_into_a_merge_import_as_a_parallel_block():
     images = rng.normal(0, 1, (4, 16, 16, 3)).astype("float32")
     want, got = np.asarray(model(images, training=False)), np.asarray(compiled(images, training=False))
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_spatial_dropout_imports_as_a_dropout_of_whole_channels():
+    """Keras's SpatialDropout2D drops whole channels: a `dropout` with `noise_shape: [1, 1, C]`, the same draw."""
+    keras = import_keras()
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(6, 3, name="c")(x)
+    y = keras.layers.SpatialDropout2D(0.25, name="sd")(y)
+    model = keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y))
+    text, rep = imported(model)
+    assert "- dropout: {rate: 0.25, noise_shape: [1, 1, 6], name: sd}" in text, text
+    compiled = emit.keras_model(rep)
+    assert compiled.get_layer("sd").noise_shape == (None, 1, 1, 6)

@@ -166,6 +166,8 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
         if len(noise) != len(shape_in) + 1 or any(not isinstance(n, int) for n in noise[1:]):
             return None  # one draw per image is the batch axis's None
         return "dropout", {"rate": float(c["rate"]), "noise_shape": [int(n) for n in noise[1:]]}
+    if kind == "SpatialDropout2D" and len(shape_in) == 3:  # whole channels: Keras's noise shape (1, 1, channels)
+        return "dropout", {"rate": float(c["rate"]), "noise_shape": [1, 1, int(shape_in[-1])]}
     if kind == "BatchNormalization":
         return ("batchnorm", _bn_args(layer)) if _last_axis(layer) else None
     if kind == "LayerNormalization":
