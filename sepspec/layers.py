@@ -739,10 +739,13 @@ class Activation(Layer):
 
 
 @dataclass(frozen=True)
-class GlobalAveragePooling2D(Layer):
-    keepdims: bool = False  # True inside squeeze-and-excitation: (1, 1, c), and not the classifier's pooling
-    keras: ClassVar[str] = "GlobalAveragePooling2D"
+class GlobalPooling(Layer):
+    """One value per channel from the whole image: the classifier's pooling (a vector), or with `keepdims` a 1x1
+    image (inside a squeeze-and-excitation, or before a head of 1x1 convolutions)."""
+
+    keepdims: bool = False
     spatial: ClassVar[bool] = True
+    op: ClassVar[str]  # its int8 op, a reduction over the axes [1, 2]
 
     def output_shape(self, s):
         self.check_input(s)
@@ -752,7 +755,19 @@ class GlobalAveragePooling2D(Layer):
         return {"keepdims": True} if self.keepdims else {}
 
     def lower(self, q, r, x):
-        return q.op(self.name, "MEAN", self.name, x, r.output, consts=[i32(1, 2)])  # the axes
+        return q.op(self.name, self.op, self.name, x, r.output, consts=[i32(1, 2)])  # the axes
+
+
+@dataclass(frozen=True)
+class GlobalAveragePooling2D(GlobalPooling):
+    keras: ClassVar[str] = "GlobalAveragePooling2D"
+    op: ClassVar[str] = "MEAN"
+
+
+@dataclass(frozen=True)
+class GlobalMaxPooling2D(GlobalPooling):
+    keras: ClassVar[str] = "GlobalMaxPooling2D"
+    op: ClassVar[str] = "REDUCE_MAX"
 
 
 @dataclass(frozen=True)

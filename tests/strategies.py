@@ -368,14 +368,15 @@ def valid_specs(draw, blocks=True):
         layers = _named_merges(draw, layers, state, start)
     user = _user_block(draw, state, layers) if blocks and draw(st.integers(0, 2)) == 0 else None
     head = draw(st.sampled_from(["gap", "dense_gap", "dense_flatten"]))
+    pool = draw(st.sampled_from(["gap", "gap", "gmp"]))  # global average or max pooling
     if head == "gap":
         layers.append({"sepconv": {"filters": classes, "kernel": draw(st.integers(1, 3)), "padding": "same"}})
         if draw(st.booleans()):
-            layers += [{"gap": {"keepdims": True}}, {"flatten": {}} if draw(st.booleans()) else {"reshape": [classes]}]
+            layers += [{pool: {"keepdims": True}}, {"flatten": {}} if draw(st.booleans()) else {"reshape": [classes]}]
         else:
-            layers.append({"gap": {}})
+            layers.append({pool: {}})
     else:
-        layers.append({"gap" if head == "dense_gap" else "flatten": {}})
+        layers.append({pool if head == "dense_gap" else "flatten": {}})
         layers.append({"dense": {"units": classes, "bias": draw(st.booleans())}})
     if draw(st.booleans()):
         layers.append({"activation": "softmax"})

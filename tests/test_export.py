@@ -241,8 +241,30 @@ layers:
   - dense: {units: 10, activation: softmax}
 """
 
+# global max pooling (REDUCE_MAX): beside global average pooling in a channel attention (CBAM's: both pooled
+# descriptors through 1x1 convolutions, added, a sigmoid gate on the features), and as the classifier's pooling
+GMP = """
+name: gmp
+input: [32, 32, 3]
+classes: 10
+layers:
+  - conv: {filters: 8, stride: 2, norm: batch, activation: relu}
+  - sepconv: {filters: 16, norm: batch, activation: relu, name: feat}
+  - parallel:
+      branches:
+        - [gap: {keepdims: true}, pointwise: {filters: 4, activation: relu}]
+        - [gmp: {keepdims: true}, pointwise: {filters: 4, activation: relu}]
+      merge: add
+  - pointwise: {filters: 16, activation: sigmoid, name: gate}
+  - multiply: [feat, gate]
+  - maxpool: 2
+  - sepconv: 10
+  - gmp: {}
+  - activation: softmax
+"""
+
 INLINE = {"branchy": BRANCHY, "odd": ODD, "parallel": PARALLEL, "padded": PADDED, "acts": ACTS, "pre": PRE,
-          "next": NEXT}
+          "next": NEXT, "gmp": GMP}
 
 
 @pytest.mark.parametrize("spec", sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml"))) + sorted(INLINE))

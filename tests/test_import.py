@@ -520,3 +520,17 @@ def test_spatial_dropout_imports_as_a_dropout_of_whole_channels():
     assert "- dropout: {rate: 0.25, noise_shape: [1, 1, 6], name: sd}" in text, text
     compiled = emit.keras_model(rep)
     assert compiled.get_layer("sd").noise_shape == (None, 1, 1, 6)
+
+
+def test_global_max_pooling_imports_as_gmp():
+    keras = import_keras()
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(6, 3, name="c")(x)
+    a = keras.layers.GlobalMaxPooling2D(keepdims=True, name="m")(y)
+    y = keras.layers.Multiply(name="gate")([y, keras.layers.Activation("sigmoid", name="s")(a)])
+    model = keras.Model(x, keras.layers.GlobalMaxPooling2D(name="g")(y))
+    text, rep = imported(model)
+    assert "- gmp: {keepdims: true, name: m}" in text and "- gmp: {name: g}" in text, text
+    compiled = emit.keras_model(rep)
+    assert compiled.get_layer("m").keepdims and type(compiled.get_layer("g")).__name__ == "GlobalMaxPooling2D"
+    assert rep.rf_row().name == "gate"  # the classifier's pooling is the last gmp (the receptive field's layer)

@@ -39,7 +39,8 @@ FIXED = {
                            "rms_scaling": False},
     # the spec's images are channels-last (a Cropping2D told otherwise is a channel group: `layerread`)
     **{k: {"data_format": "channels_last"} for k in ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                                                     "ZeroPadding2D", "Flatten", "SpatialDropout2D")},
+                                                     "ZeroPadding2D", "Flatten", "SpatialDropout2D",
+                                                     "GlobalMaxPooling2D")},
 }
 
 

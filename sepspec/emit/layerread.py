@@ -154,8 +154,8 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
         if c["padding"] != "valid":
             args["padding"] = c["padding"]
         return ("maxpool" if kind == "MaxPooling2D" else "avgpool"), args
-    if kind == "GlobalAveragePooling2D":
-        return "gap", ({"keepdims": True} if c.get("keepdims") else {})
+    if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        return ("gap" if kind == "GlobalAveragePooling2D" else "gmp"), ({"keepdims": True} if c.get("keepdims") else {})
     if kind == "Flatten":
         return "flatten", {}
     if kind == "Dropout":

@@ -124,8 +124,8 @@ class Report:
         return next((r for r in self.rows if r.name == name), None)
 
     def classifier_pool(self) -> Row | None:
-        """The last `gap` entry's pooling (never a squeeze-and-excitation's internal pooling)."""
-        pools = [r for r in self.rows if isinstance(r.layer, L.GlobalAveragePooling2D) and not r.layer.keepdims]
+        """The last `gap` or `gmp` entry's pooling to a vector (never a squeeze-and-excitation's internal pooling)."""
+        pools = [r for r in self.rows if isinstance(r.layer, L.GlobalPooling) and not r.layer.keepdims]
         return pools[-1] if pools else None
 
     def rf_row(self) -> Row | None:

@@ -370,6 +370,16 @@ class Gap(Block):
         return [L.GlobalAveragePooling2D(name, keepdims=self.keepdims)]
 
 
+class Gmp(Block):
+    """Global max pooling: each channel's largest value over the image."""
+
+    kind = "gmp"
+    keepdims: bool = False
+
+    def primitives(self, name):
+        return [L.GlobalMaxPooling2D(name, keepdims=self.keepdims)]
+
+
 class ReshapeBlock(Block):
     """Keras Reshape, for what networks do with it: an image of one pixel to its channels, the channels to an
     image of one pixel (a squeeze head of 1x1 convolutions), or anything to one axis. A reshape that moves pixels
@@ -715,7 +725,7 @@ class UseEntry(RootModel[dict[str, Use]]):
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
     SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, Scale, Rescale,
-    Normalize, ActivationBlock, Gap,
+    Normalize, ActivationBlock, Gap, Gmp,
     ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
     ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
