@@ -739,6 +739,21 @@ class Activation(Layer):
 
 
 @dataclass(frozen=True)
+class LeakyReLU(Layer):
+    """Keras's LeakyReLU layer, `x` above 0 and `negative_slope * x` below, at a slope of its own (the activation
+    function `leaky_relu` has Keras's 0.2); int8: one LEAKY_RELU op, its slope in the op's options."""
+
+    negative_slope: float = 0.3
+    keras: ClassVar[str] = "LeakyReLU"
+
+    def keras_kwargs(self):
+        return {"negative_slope": self.negative_slope}
+
+    def lower(self, q, r, x):
+        return q.op(self.name, "LEAKY_RELU", self.name, x, r.output)
+
+
+@dataclass(frozen=True)
 class GlobalPooling(Layer):
     """One value per channel from the whole image: the classifier's pooling (a vector), or with `keepdims` a 1x1
     image (inside a squeeze-and-excitation, or before a head of 1x1 convolutions)."""

@@ -165,6 +165,9 @@ def _plain(draw, kind, state, repeat, same_only=False):
                 args["offset"] = value(-1.0, 1.0)
         elif draw(st.booleans()):  # constants; else the layer's statistics
             args["mean"], args["variance"] = value(-1.0, 1.0), value(0.1, 4.0)
+    elif kind == "leaky_relu":
+        if draw(st.booleans()):
+            args["negative_slope"] = draw(st.sampled_from([0.01, 0.1, 0.2]))
     elif kind == "shuffle":
         divisors = [g for g in range(2, state["c"] + 1) if state["c"] % g == 0]
         args["groups"] = draw(st.sampled_from(divisors)) if divisors else 1  # 1: fixed by the caller
@@ -175,7 +178,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
 
 
 PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation",
-         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize", "scale", "dense"]
+         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize", "scale", "dense", "leaky_relu"]
 
 
 def _groups(draw, cin):

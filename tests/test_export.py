@@ -179,7 +179,7 @@ layers:
 
 
 # hard_tanh fused into the op before it (a convolution, a residual's ADD, a batch norm's ADD), tanh_shrink as TANH + SUB,
-# hard_silu as HARD_SWISH; a head of a 1x1 convolution on the pooled pixel, reshaped to the classes
+# hard_silu as HARD_SWISH, a LeakyReLU of its own slope as LEAKY_RELU; a head of a 1x1 convolution on the pooled pixel, reshaped to the classes
 ACTS = """
 name: acts
 input: [32, 32, 3]
@@ -188,6 +188,7 @@ layers:
   - conv: {filters: 8, stride: 2, activation: hard_tanh}
   - sepconv: {filters: 8, activation: tanh_shrink}
   - sepconv: {filters: 8, norm: batch, activation: hard_silu}
+  - leaky_relu: 0.1
   - residual: {body: [sepconv: 8], activation: hard_tanh}
   - batchnorm: {}
   - activation: hard_tanh

@@ -534,3 +534,21 @@ def test_global_max_pooling_imports_as_gmp():
     compiled = emit.keras_model(rep)
     assert compiled.get_layer("m").keepdims and type(compiled.get_layer("g")).__name__ == "GlobalMaxPooling2D"
     assert rep.rf_row().name == "gate"  # the classifier's pooling is the last gmp (the receptive field's layer)
+
+
+def test_leaky_relu_layers_import_with_their_slope():
+    """A LeakyReLU layer at Keras's 0.3 and at a notebook's 0.1 (Keras 2's `alpha`): `leaky_relu` entries of that
+    slope, never a tail's `activation: leaky_relu` (whose slope is the function's 0.2)."""
+    keras = import_keras()
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(6, 3, name="c")(x)
+    y = keras.layers.BatchNormalization(name="c_bn")(y)
+    y = keras.layers.LeakyReLU(negative_slope=0.1, name="lr")(y)
+    y = keras.layers.Conv2D(6, 3, name="d")(y)
+    y = keras.layers.LeakyReLU(name="lr2")(y)
+    model = keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y))
+    text, rep = imported(model)
+    assert "- conv: {filters: 6, padding: valid, norm: batch, name: c}" in text and \
+        "- leaky_relu: {negative_slope: 0.1, name: lr}" in text and "- leaky_relu: {name: lr2}" in text, text
+    compiled = emit.keras_model(rep)
+    assert [compiled.get_layer(n).negative_slope for n in ("lr", "lr2")] == [0.1, 0.3]

@@ -177,6 +177,9 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
     if kind in ("Activation", "ReLU", "Softmax"):
         fn = activation(layer)
         return ("activation", {"function": fn}) if fn else None
+    if kind == "LeakyReLU":  # Keras 2 wrote its slope as `alpha`
+        slope = c.get("negative_slope", c.get("alpha", 0.3))
+        return "leaky_relu", ({"negative_slope": float(slope)} if float(slope) != 0.3 else {})
     if kind == "ZeroPadding2D":
         (t, b), (left, right) = c["padding"]
         return "zeropad", {"padding": [[t, b], [left, right]]}

@@ -362,6 +362,18 @@ class ActivationBlock(Block):
         return [L.Activation(name, function=self.function)]
 
 
+class LeakyReluBlock(Block):
+    """Keras's LeakyReLU layer with its own slope below zero (`leaky_relu: 0.1`); Keras's default is 0.3, the
+    activation function's (`activation: leaky_relu`) 0.2."""
+
+    kind = "leaky_relu"
+    main = "negative_slope"
+    negative_slope: Annotated[float, Field(ge=0)] = 0.3
+
+    def primitives(self, name):
+        return [L.LeakyReLU(name, negative_slope=self.negative_slope)]
+
+
 class Gap(Block):
     kind = "gap"
     keepdims: bool = False  # (1, 1, c) instead of (c,), as a head of 1x1 convolutions wants it
@@ -725,7 +737,7 @@ class UseEntry(RootModel[dict[str, Use]]):
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
     SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, Scale, Rescale,
-    Normalize, ActivationBlock, Gap, Gmp,
+    Normalize, ActivationBlock, LeakyReluBlock, Gap, Gmp,
     ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
     ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
