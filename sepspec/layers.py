@@ -760,7 +760,7 @@ class GlobalPooling(Layer):
 
     keepdims: bool = False
     spatial: ClassVar[bool] = True
-    op: ClassVar[str]  # its int8 op, a reduction over the axes [1, 2]
+    int8_op: ClassVar[str]  # a reduction over the axes [1, 2]
 
     def output_shape(self, s):
         self.check_input(s)
@@ -770,19 +770,19 @@ class GlobalPooling(Layer):
         return {"keepdims": True} if self.keepdims else {}
 
     def lower(self, q, r, x):
-        return q.op(self.name, self.op, self.name, x, r.output, consts=[i32(1, 2)])  # the axes
+        return q.op(self.name, self.int8_op, self.name, x, r.output, consts=[i32(1, 2)])  # the axes
 
 
 @dataclass(frozen=True)
 class GlobalAveragePooling2D(GlobalPooling):
     keras: ClassVar[str] = "GlobalAveragePooling2D"
-    op: ClassVar[str] = "MEAN"
+    int8_op: ClassVar[str] = "MEAN"
 
 
 @dataclass(frozen=True)
 class GlobalMaxPooling2D(GlobalPooling):
     keras: ClassVar[str] = "GlobalMaxPooling2D"
-    op: ClassVar[str] = "REDUCE_MAX"
+    int8_op: ClassVar[str] = "REDUCE_MAX"
 
 
 @dataclass(frozen=True)

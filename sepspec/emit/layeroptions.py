@@ -7,19 +7,16 @@ own `seed` is not kept: the trainer seeds every initializer from the run's seed.
 
 from __future__ import annotations
 
-# the spec's initializer names (`spec/fields.py`) by Keras's class names, and the arguments each takes with Keras's
-# defaults (those of the classes without arguments, the subclasses of VarianceScaling, are fixed)
+from ..spec.fields import init_defaults
+
+# the spec's initializer names (`spec/fields.py`, which knows their arguments and Keras's defaults) by Keras's class
+# names
 INITIALIZERS = {
-    "GlorotUniform": ("glorot_uniform", {}), "GlorotNormal": ("glorot_normal", {}),
-    "HeNormal": ("he_normal", {}), "HeUniform": ("he_uniform", {}),
-    "LecunNormal": ("lecun_normal", {}), "LecunUniform": ("lecun_uniform", {}),
-    "Zeros": ("zeros", {}), "Ones": ("ones", {}),
-    "VarianceScaling": ("variance_scaling", {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}),
-    "RandomNormal": ("random_normal", {"mean": 0.0, "stddev": 0.05}),
-    "TruncatedNormal": ("truncated_normal", {"mean": 0.0, "stddev": 0.05}),
-    "RandomUniform": ("random_uniform", {"minval": -0.05, "maxval": 0.05}),
-    "Orthogonal": ("orthogonal", {"gain": 1.0}), "OrthogonalInitializer": ("orthogonal", {"gain": 1.0}),
-    "Constant": ("constant", {"value": 0.0}),
+    "GlorotUniform": "glorot_uniform", "GlorotNormal": "glorot_normal", "HeNormal": "he_normal",
+    "HeUniform": "he_uniform", "LecunNormal": "lecun_normal", "LecunUniform": "lecun_uniform", "Zeros": "zeros",
+    "Ones": "ones", "VarianceScaling": "variance_scaling", "RandomNormal": "random_normal",
+    "TruncatedNormal": "truncated_normal", "RandomUniform": "random_uniform", "Orthogonal": "orthogonal",
+    "OrthogonalInitializer": "orthogonal", "Constant": "constant",
 }
 IGNORED = {"seed"}  # an initializer's own seed (the run's seeds them all)
 # the kernels of each weighted layer, by the prefix of its Keras options
@@ -61,7 +58,8 @@ def initializer(value) -> str | dict | None:
     if not isinstance(value, dict) or value.get("class_name") not in INITIALIZERS or \
             value.get("module", "keras.initializers") != "keras.initializers":
         raise Unkept(f"initializer {_short(value)}")
-    name, defaults = INITIALIZERS[value["class_name"]]
+    name = INITIALIZERS[value["class_name"]]
+    defaults = init_defaults(name)
     config = dict(value.get("config") or {})
     args = {}
     for k, v in config.items():
@@ -103,15 +101,12 @@ def kernel_args(layer) -> dict:
     c = layer.get_config()
     found = []
     for p in KERNELS[type(layer).__name__]:
-        try:
-            init = initializer(c.get(f"{p}_initializer", "glorot_uniform"))
-        except Unkept:
-            raise Unkept(f"{p}_initializer={_short(c.get(f'{p}_initializer'))}") from None
+        init = _named(c, f"{p}_initializer")
         try:
             penalty = regularizer(c.get(f"{p}_regularizer"))
         except Unkept:
             raise Unkept(f"{p}_regularizer={_short(c.get(f'{p}_regularizer'))}") from None
-        found.append({**({"kernel_init": init} if init is not None else {}), **penalty})
+        found.append({**({"kernel_init": init} if init != "glorot_uniform" else {}), **penalty})
     if any(f != found[0] for f in found[1:]):
         raise Unkept("depthwise and pointwise kernels that start or are penalised differently (an entry's "
                      "kernel_init, l1 and l2 are both kernels')")
@@ -129,12 +124,9 @@ def check_kept(layer, kind: str | None = None) -> None:
         return
     c = layer.get_config()
     for key, want in fixed.items():
-        have = c.get(key, want)
-        if key.endswith("_initializer"):
-            have = initializer(have) or "glorot_uniform"
-        if have != want:
+        if (_named(c, key) if key.endswith("_initializer") and key in c else c.get(key, want)) != want:
             raise Unkept(f"{key}={_short(c.get(key))}")
-    if cls == "BatchNormalization" and initializer(c.get("gamma_initializer", "ones")) not in ("ones", "zeros"):
+    if cls == "BatchNormalization" and gamma(layer) not in ("ones", "zeros"):
         raise Unkept(f"gamma_initializer={_short(c.get('gamma_initializer'))}")
     if cls in KERNELS:
         if kind == "scale":
@@ -146,7 +138,17 @@ def check_kept(layer, kind: str | None = None) -> None:
 
 def gamma(layer) -> str:
     """A batch norm's initial scale: ones or zeros (`check_kept` refuses any other)."""
-    return initializer(layer.get_config().get("gamma_initializer", "ones")) or "glorot_uniform"
+    c = layer.get_config()
+    return _named(c, "gamma_initializer") if "gamma_initializer" in c else "ones"
+
+
+def _named(config: dict, key: str):
+    """The initializer `config[key]` as a spec writes it (a name or a mapping), Keras's glorot_uniform by its name;
+    Unkept, naming `key`, for one a spec cannot write."""
+    try:
+        return initializer(config.get(key, "glorot_uniform")) or "glorot_uniform"
+    except Unkept:
+        raise Unkept(f"{key}={_short(config.get(key))}") from None
 
 
 def _short(value) -> str:

@@ -144,6 +144,12 @@ class KernelInit(RootModel):
 DEFAULT_INIT = "glorot_uniform"  # Keras's, for every kernel
 
 
+def init_defaults(name: str) -> dict:
+    """The arguments an initializer takes, with Keras's defaults (none for those without arguments)."""
+    cls = _BY_NAME.get(name)
+    return {k: f.default for k, f in cls.model_fields.items() if k != "name"} if cls else {}
+
+
 def init_key(init: KernelInit | str) -> tuple:
     """A kernel initializer as the hashable form the layers keep: `()` for Keras's default, `(name,)` for a named
     one, `(name, (arg, value), ...)` with every argument written out for a mapping."""
