@@ -83,7 +83,7 @@ Edges = Annotated[list[Annotated[list[NonNegInt], Field(min_length=2, max_length
 
 # ------------------------------------------------------------------------------- a weighted layer's kernels
 # Keras's initializers that take no argument, by the name `keras.initializers.get` knows them
-INIT_NAMES = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
+PLAIN_INITS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
               "zeros", "ones")
 
 
@@ -92,7 +92,7 @@ class _Init(BaseModel):
 
 
 class PlainInit(_Init):
-    name: Literal[INIT_NAMES]  # type: ignore[valid-type]
+    name: Literal[PLAIN_INITS]  # type: ignore[valid-type]
 
 
 class VarianceScalingInit(_Init):
@@ -129,11 +129,13 @@ class ConstantInit(_Init):
 _WITH_ARGS = (VarianceScalingInit, NormalInit, UniformInit, OrthogonalInit, ConstantInit)
 _BY_NAME = {n: cls for cls in _WITH_ARGS for n in cls.model_fields["name"].annotation.__args__}
 InitArgs = Annotated[Union[(PlainInit, *_WITH_ARGS)], Field(discriminator="name")]
-INIT_NAMES += tuple(_BY_NAME)
-# `kernel_init: he_normal` (any initializer by name, its arguments Keras's defaults), or a mapping of an
-# initializer's name and its arguments; one error for either form, tagged by what was written
+INIT_NAMES = PLAIN_INITS + tuple(_BY_NAME)
+
+
+# one error for either form, tagged by what was written
 class KernelInit(RootModel):
-    """How a kernel starts: an initializer's name, or a mapping of its name and arguments."""
+    """How a kernel starts: an initializer's name (its arguments Keras's defaults), or a mapping of its name and
+    arguments."""
 
     model_config = ConfigDict(strict=True, frozen=True)
     root: Annotated[Union[Annotated[Literal[INIT_NAMES], Tag("name")],  # type: ignore[valid-type]
