@@ -1,8 +1,8 @@
 """The seed notebook's own model code, run by Keras 2 and saved as it saved models (`.h5`), then `sepspec import`ed:
 how far is the imported spec from `specs/base.yaml`? Prints the spec and the rows of `sepspec show` that differ.
 
-    pip install --target /tmp/tfk tf_keras==2.21.0 --no-deps        # Keras 2, for TensorFlow 2.21
-    PYTHONPATH=/tmp/tfk python benchmarks/seed_keras2.py [../shared/seed/EIP_Session3.md]
+    pip install --target .keras2 tf_keras==2.21.0 --no-deps        # Keras 2, for TensorFlow 2.21
+    PYTHONPATH=.keras2 python benchmarks/seed_keras2.py [../shared/seed/EIP_Session3.md]
 
 The model code is the write-up's "Model definition" block as written (its `model.compile` and `model.summary`
 left out), after Keras 2's imports of the layers it names.
