@@ -133,3 +133,26 @@ def test_not_a_mapping(write):
 def test_load_raises_for_library_users(write):
     with pytest.raises(SpecError):
         load(write("x.yaml", "name: [\n"))
+
+
+def test_a_number_is_finite_wherever_a_spec_takes_one(write):
+    """`.nan` and `.inf` are YAML numbers; no spec value, train: setting or kernel option takes one (a NaN learning
+    rate or penalty would only show as a NaN loss an epoch later)."""
+    p = write("nan.yaml", """\
+name: nan
+input: 32
+classes: 10
+layers:
+  - conv: {filters: 4, bn_momentum: .nan, norm: batch, l2: .inf}
+  - conv: {filters: 4, kernel_init: {name: random_normal, mean: .nan}}
+  - leaky_relu: .inf
+  - gap: {}
+train: {optimizer: {name: sgd, learning_rate: .inf}}
+""")
+    with pytest.raises(SpecError) as e:
+        load(p)
+    found = sorted((d.line, d.column, d.message.split(":")[0]) for d in e.value.diagnostics)
+    assert found == [(5, 37, "layers[0].conv.bn_momentum"), (5, 60, "layers[0].conv.l2"),
+                     (6, 65, "layers[1].conv.kernel_init.mean"), (7, 17, "layers[2].leaky_relu.negative_slope"),
+                     (9, 47, "train.optimizer.learning_rate")], found
+    assert all("finite number" in d.message for d in e.value.diagnostics)

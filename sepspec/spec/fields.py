@@ -8,7 +8,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag
 from pydantic_core import PydanticCustomError
 
-STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
+# a number is finite: `.nan` and `.inf` are refused wherever a spec, its train: section or a sweep file takes one
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True, allow_inf_nan=False)
 
 PosInt = Annotated[int, Field(gt=0)]
 Bounds = Annotated[list[Union[int, float]], Field(min_length=2, max_length=2)]  # [low, high] of a range
@@ -95,6 +96,9 @@ class PlainInit(_Init):
     name: Literal[PLAIN_INITS]  # type: ignore[valid-type]
 
 
+Penalty = Annotated[float, Field(ge=0)]  # an L1 / L2 factor: 0 for none
+
+
 class VarianceScalingInit(_Init):
     """Keras's VarianceScaling (EfficientNet's kernels: `{name: variance_scaling, scale: 2.0, mode: fan_out}`)."""
 
@@ -140,7 +144,7 @@ class KernelInit(RootModel):
     model_config = ConfigDict(strict=True, frozen=True)
     root: Annotated[Union[Annotated[Literal[INIT_NAMES], Tag("name")],  # type: ignore[valid-type]
                           Annotated[InitArgs, Tag("arguments")]],
-                    Discriminator(lambda v: "name" if isinstance(v, str) else "arguments")]
+                    Discriminator(lambda v: "arguments" if isinstance(v, (dict, BaseModel)) else "name")]
 
 
 DEFAULT_INIT = "glorot_uniform"  # Keras's, for every kernel

@@ -41,9 +41,9 @@ from .fields import (
     Edges,
     KernelInit,
     Name,
-    NonNegFloat,
     Padding,
     Pair,
+    Penalty,
     PosInt,
     Rate,
     init_key,
@@ -112,8 +112,8 @@ class Kernels(BaseModel):
 
     model_config = STRICT
     kernel_init: KernelInit = KernelInit(DEFAULT_INIT)
-    l1: NonNegFloat = 0.0
-    l2: NonNegFloat = 0.0
+    l1: Penalty = 0.0
+    l2: Penalty = 0.0
 
     def kernels(self) -> dict:
         """The options as `sepspec.layers`'s weighted layers take them."""

@@ -60,7 +60,7 @@ class BlockDef(BaseModel):
 class Spec(BaseModel):
     """A whole spec, after `extends` is resolved."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True,
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True, allow_inf_nan=False,
                               title="sepspec spec")
     extends: Optional[str] = Field(None, description="a parent spec, relative to this file")
     name: Name
@@ -294,6 +294,10 @@ def schema_errors(err: ValidationError, src: Source) -> list[tuple[tuple, Diagno
             close = difflib.get_close_matches(tag, [t.strip(" '") for t in expected.split(",")], n=1)
             hint = f"did you mean {close[0]!r}?" if close else None
             pos = src.pos(path + ("name",))
+        elif etype == "union_tag_not_found":  # a mapping of one of several forms, told apart by a key it lacks
+            missing = e["ctx"]["discriminator"].strip("'")
+            msg = f"{dotted(path)}: missing required key {missing!r}"
+            pos = src.pos(path)
         elif etype == "missing":
             missing = e["loc"][-1]
             msg = f"{dotted(path)}: missing required key {missing!r}"
