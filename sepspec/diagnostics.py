@@ -19,6 +19,12 @@ class UserError(Exception):
     status = 2
 
 
+def cause(e: BaseException) -> str:
+    """An exception from a library as one line of a `UserError`: its class and its message's first line."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def dotted(path) -> str:
     """A path in the spec data as a person writes it: `layers[2].residual.body[0]` (`spec` for the root)."""
     s = ""

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from ..atomic import writable_folder, write
 from ..checked import check
-from ..diagnostics import Diagnostic, UserError, render
+from ..diagnostics import Diagnostic, UserError, cause, render
 from ..status import INVALID, OK, USAGE
 
 
@@ -289,8 +289,7 @@ def _load_weights(model, path: str) -> None:
     try:
         model.load_weights(path)
     except Exception as e:  # another network's weights
-        raise UserError(f"--weights {path}: not this spec's weights ({type(e).__name__}: "
-                        f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        raise UserError(f"--weights {path}: not this spec's weights ({cause(e)})") from None
 
 
 def cmd_import(a) -> int:

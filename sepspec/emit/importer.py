@@ -13,6 +13,7 @@ Here: reading the graph, and the checks; which entry a layer or a group of layer
 
 from __future__ import annotations
 
+from ..diagnostics import cause
 from ..spec.fields import ACTIVATIONS
 from .layeroptions import Unkept
 from .layerread import (
@@ -285,14 +286,12 @@ def at_input(model, shape: tuple):
         try:
             model.build((None, *shape))
         except Exception as e:  # noqa: BLE001 - a layer that cannot take this shape says so its own way
-            raise ImportError_(f"{model.name}: cannot be built on {shape} ({type(e).__name__}: "
-                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+            raise ImportError_(f"{model.name}: cannot be built on {shape} ({cause(e)})") from None
         return model
     try:
         clone = keras.models.clone_model(model, input_tensors=keras.Input(shape))
     except Exception as e:  # noqa: BLE001
-        raise ImportError_(f"{model.name}: cannot be rebuilt on {shape} ({type(e).__name__}: "
-                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        raise ImportError_(f"{model.name}: cannot be rebuilt on {shape} ({cause(e)})") from None
     clone.set_weights(model.get_weights())
     return clone
 
@@ -317,8 +316,7 @@ def load_keras(source: str, args: dict | None = None):
             return keras.saving.load_model(source, safe_mode=True, compile=False,
                                            custom_objects=_keras2_classes(keras))
         except Exception as e:
-            raise ImportError_(f"{source}: cannot load the model ({type(e).__name__}: "
-                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+            raise ImportError_(f"{source}: cannot load the model ({cause(e)})") from None
     if source.startswith("keras.applications."):
         name = source.rsplit(".", 1)[1]
         fn = getattr(keras.applications, name, None)
@@ -328,7 +326,7 @@ def load_keras(source: str, args: dict | None = None):
         try:
             return fn(**args)
         except Exception as e:
-            raise ImportError_(f"{source}({args}): {type(e).__name__}: {str(e).strip().splitlines()[0]}") from None
+            raise ImportError_(f"{source}({args}): {cause(e)}") from None
     if ":" in source:
         module, _, fname = source.partition(":")
         try:

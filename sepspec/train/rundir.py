@@ -25,7 +25,7 @@ import os
 import time
 
 from .. import atomic
-from ..diagnostics import UserError
+from ..diagnostics import UserError, cause
 from .curves import plot_curves
 
 SPEC, RECORD, STATE, METRICS, HISTORY, CURVES, BEST, FINAL = (
@@ -98,8 +98,7 @@ def load_model(path: str, *, optimizer: bool = False):
     try:
         return keras.saving.load_model(path, compile=optimizer)
     except Exception as e:  # Keras raises many kinds for a damaged file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {first})") from None
+        raise UserError(f"{path}: cannot load the model ({cause(e)})") from None
 
 
 def crash_point(where: str, epoch: int) -> None:
