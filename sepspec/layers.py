@@ -211,10 +211,12 @@ def axes(pair) -> str:
     return str(pair[0]) if len(set(pair)) == 1 else dims(pair)
 
 
-# Keras's class names of the initializers a spec writes with arguments (`spec/fields.py`)
-_INIT_CLASSES = {"variance_scaling": "VarianceScaling", "random_normal": "RandomNormal",
-                 "truncated_normal": "TruncatedNormal", "random_uniform": "RandomUniform",
-                 "orthogonal": "Orthogonal", "constant": "Constant"}
+# Keras's class of each initializer a spec names (`spec/fields.py`); the import reads it backwards
+INIT_CLASSES = {"glorot_uniform": "GlorotUniform", "glorot_normal": "GlorotNormal", "he_normal": "HeNormal",
+                "he_uniform": "HeUniform", "lecun_normal": "LecunNormal", "lecun_uniform": "LecunUniform",
+                "zeros": "Zeros", "ones": "Ones", "variance_scaling": "VarianceScaling",
+                "random_normal": "RandomNormal", "truncated_normal": "TruncatedNormal",
+                "random_uniform": "RandomUniform", "orthogonal": "Orthogonal", "constant": "Constant"}
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ class _Kernels:
         out = {}
         if self.kernel_init:
             name, *args = self.kernel_init
-            init = {"class_name": _INIT_CLASSES[name], "config": dict(args)} if args else name
+            init = {"class_name": INIT_CLASSES[name], "config": dict(args)} if args else name
             out.update({f"{k}_initializer": init for k in kernels})
         if self.l1 or self.l2:
             cls, config = (("L1L2", {"l1": self.l1, "l2": self.l2}) if self.l1 and self.l2 else

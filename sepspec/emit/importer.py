@@ -157,9 +157,10 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     shapes = {first.name: shape}
     entries: list[tuple] = []  # (kind, args, keras name of its output, its own keras name, keras names it reads)
     out_of: dict[str, str] = {first.name: "input"}  # keras layer -> the keras layer whose name its entry carries
-    refused = [f"{layer.name} ({type(layer).__name__} with {why})" for layer in layers[1:]
-               if (why := unkept(layer)) is not None]
-    members: set[str] = {r.split(" ", 1)[0] for r in refused}
+    unwritable = {layer.name: f"{type(layer).__name__} with {why}" for layer in layers[1:]
+                  if (why := unkept(layer)) is not None}
+    refused = [f"{name} ({what})" for name, what in unwritable.items()]
+    members: set[str] = set(unwritable)  # layers taken (into a block or a tail) or refused
     for layer in layers[1:]:
         shapes[layer.name] = tuple(int(v) for v in layer.output.shape[1:])
         if layer.name in members:

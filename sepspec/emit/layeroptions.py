@@ -7,17 +7,12 @@ own `seed` is not kept: the trainer seeds every initializer from the run's seed.
 
 from __future__ import annotations
 
+from ..layers import INIT_CLASSES
 from ..spec.fields import init_defaults
 
-# the spec's initializer names (`spec/fields.py`, which knows their arguments and Keras's defaults) by Keras's class
-# names
-INITIALIZERS = {
-    "GlorotUniform": "glorot_uniform", "GlorotNormal": "glorot_normal", "HeNormal": "he_normal",
-    "HeUniform": "he_uniform", "LecunNormal": "lecun_normal", "LecunUniform": "lecun_uniform", "Zeros": "zeros",
-    "Ones": "ones", "VarianceScaling": "variance_scaling", "RandomNormal": "random_normal",
-    "TruncatedNormal": "truncated_normal", "RandomUniform": "random_uniform", "Orthogonal": "orthogonal",
-    "OrthogonalInitializer": "orthogonal", "Constant": "constant",
-}
+# the spec's initializer names by Keras's class names (`spec/fields.py` knows their arguments and defaults); Keras 3
+# configures Orthogonal under its class's own name
+INITIALIZERS = {cls: name for name, cls in INIT_CLASSES.items()} | {"OrthogonalInitializer": "orthogonal"}
 IGNORED = {"seed"}  # an initializer's own seed (the run's seeds them all)
 # the kernels of each weighted layer, by the prefix of its Keras options
 KERNELS = {"Conv2D": ("kernel",), "Dense": ("kernel",), "DepthwiseConv2D": ("depthwise",),
@@ -45,7 +40,8 @@ class Unkept(ValueError):
     """An option of a layer that no spec entry writes (its message says which and what it is)."""
 
 
-def _number(v) -> bool:
+def number(v) -> bool:
+    """A number in a layer's configuration (not a bool, which Python counts as one)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -53,8 +49,8 @@ def initializer(value) -> str | dict | None:
     """A Keras initializer (its serialised form, or a name) as a spec writes it: a name where its arguments are
     Keras's defaults, else a mapping of its name and the arguments that are not; None for Keras's default,
     glorot_uniform. Unkept for one a spec cannot write."""
-    if isinstance(value, str):  # a layer built from a name keeps it as its class in its configuration
-        value = {"class_name": "".join(w.capitalize() for w in value.split("_")), "config": {}}
+    if isinstance(value, str):  # a name, as a layer's configuration may hold one
+        value = {"class_name": INIT_CLASSES.get(value, value), "config": {}}
     if not isinstance(value, dict) or value.get("class_name") not in INITIALIZERS or \
             value.get("module", "keras.initializers") != "keras.initializers":
         raise Unkept(f"initializer {_short(value)}")
@@ -65,10 +61,10 @@ def initializer(value) -> str | dict | None:
     for k, v in config.items():
         if k in IGNORED or (k in ("input_axes", "output_axes") and v is None):
             continue
-        if k not in defaults or not (_number(v) or isinstance(v, str)):
+        if k not in defaults or not (number(v) or isinstance(v, str)):
             raise Unkept(f"initializer {name} with {k}={v!r}")
         if v != defaults[k]:
-            args[k] = float(v) if _number(v) else v
+            args[k] = float(v) if number(v) else v
     if name == "glorot_uniform":
         return None
     if name == "constant" and args.get("value", 0.0) in (0.0, 1.0):  # Constant(0.0) is zeros (EfficientNetV2's bias)
@@ -84,7 +80,7 @@ def regularizer(value) -> dict:
             value.get("module", "keras.regularizers") != "keras.regularizers":
         raise Unkept(f"regularizer {_short(value)}")
     config = value.get("config") or {}
-    return {k: _float32(config[k]) for k in ("l1", "l2") if _number(config.get(k)) and float(config[k]) > 0}
+    return {k: _float32(config[k]) for k in ("l1", "l2") if number(config.get(k)) and float(config[k]) > 0}
 
 
 def _float32(v) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ..spec.fields import ACTIVATIONS
-from .layeroptions import Unkept, check_kept, gamma, kernel_args
+from .layeroptions import Unkept, check_kept, gamma, kernel_args, number
 
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
 # Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")
@@ -108,7 +108,7 @@ def _scale_init(c: dict) -> float | None:
             any(_pair(c[k]) != 1 for k in ("kernel_size", "strides", "dilation_rate")):
         return None
     value = init.get("config", {}).get("value")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return float(value) if number(value) else None
 
 
 def unkept(layer) -> str | None:
@@ -237,7 +237,7 @@ def _constant(op, kind: str):
         return None
     node = op._inbound_nodes[0]
     args = node.arguments.args
-    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    numbers = [a for a in args if number(a)]
     return float(numbers[0]) if len(args) == 2 and len(numbers) == 1 and len(node.input_tensors) == 1 else None
 
 
@@ -475,8 +475,7 @@ def mbconv(layer, followers, inputs):
                 or not c.get("center", True):
             return False
         moments.append(float(c["momentum"]))
-        g = c.get("gamma_initializer")
-        gammas.append(str(g.get("class_name", "") if isinstance(g, dict) else g).lower())
+        gammas.append(gamma(bn))
         return True
 
     def one_by_one(conv):
