@@ -96,8 +96,8 @@ def _block_name(out: list[Entry], chains: list, inner) -> str | None:
     if not name and merge.named:  # a merge nobody named (ConvNeXt's `inputs + x`): the block its chains name
         name = _common_block(out, chains, inner, suffix)
     for i, chain in enumerate(chains, 1):  # (a block entry's kept name is its own, not its merge layer's)
-        if any(_kept(out[k], "") is not None and not (name and _kept(out[k], "").startswith(inner(name, i)))
-               for k in chain):
+        if any(kept is not None and not (name and kept.startswith(inner(name, i)))
+               for kept in (_kept(out[k], "") for k in chain)):
             return None
     return name
 
@@ -106,7 +106,7 @@ def _common_block(out: list[Entry], chains: list, inner, suffix: str) -> str:
     """The longest `<block>` such that every kept name in chain i is `inner(block, i)` + a valid entry name (the
     layers of `convnext_tiny_stage_0_block_0` are `..._depthwise_conv`, `..._layernorm`, ...), where no layer is
     already named `<block><suffix>`, the merge's name in the block; else ""."""
-    kept = [(i, _kept(out[k], "")) for i, chain in enumerate(chains, 1) for k in chain if _kept(out[k], "") is not None]
+    kept = [(i, own) for i, chain in enumerate(chains, 1) for k in chain if (own := _kept(out[k], "")) is not None]
     if not kept:
         return ""
     first = kept[0][1]
