@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import sys
 import tempfile
@@ -52,19 +53,22 @@ def trained_like(spec_path: str, out: str, seed: int = 0) -> None:
 
 def _own_shape(spec, tmp: str) -> tuple[str, str]:
     """(a .npz of random images in the spec's shape, a folder whose metrics.json has statistics for its channels)."""
-    import json
-
     rng = np.random.default_rng(0)
     h, w, c = spec.input
     x = rng.integers(0, 256, (64, h, w, c), dtype=np.uint8)
     y = rng.integers(0, spec.classes, 64)
     npz = os.path.join(tmp, f"{spec.name}-calibration.npz")  # the keras.datasets layout
     np.savez(npz, x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
+    return npz, _stats(spec, tmp, [0.5] * c, [0.25] * c)
+
+
+def _stats(spec, tmp: str, mean: list, std: list) -> str:
+    """A folder whose metrics.json holds a normalisation, as a run's does."""
     stats = os.path.join(tmp, f"{spec.name}-stats")
     os.makedirs(stats, exist_ok=True)
     with open(os.path.join(stats, "metrics.json"), "w") as f:
-        json.dump({"normalization": {"mean": [0.5] * c, "std": [0.25] * c}}, f)
-    return npz, stats
+        json.dump({"normalization": {"mean": mean, "std": std}}, f)
+    return stats
 
 
 def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> dict:
@@ -72,6 +76,7 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
     from sepspec.deploy.export import convert, job_of, tflite_buffer_bytes
     from sepspec.deploy.tflm import micro_arena
     from sepspec.graph.memory import estimate
+    from sepspec.train.pipeline import pixel_stats
 
     name = os.path.splitext(os.path.basename(spec_path))[0]
     keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")
@@ -79,6 +84,9 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
     spec = sepspec.load(spec_path)
     if tuple(spec.input) != (32, 32, 3):  # not CIFAR's shape: random calibration images and statistics of its own
         data, normalization = _own_shape(spec, tmp)
+    if spec.train.normalize != "per_channel":  # what the trainer records for the spec's own normalisation
+        normalization = _stats(spec, tmp, *(pixel_stats(spec.input[-1]) if spec.train.normalize == "pixels"
+                                           else ([0.0] * spec.input[-1], [1.0] * spec.input[-1])))
     # converted in this process (what `sepspec export` runs in its subprocess): one TensorFlow start for all specs
     convert(job_of(keras_file, "litert-int8", normalization=normalization, calibration=50, data=data), tflite)
     from sepspec.deploy.tflite_file import deployment

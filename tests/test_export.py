@@ -196,6 +196,7 @@ layers:
   - pointwise: 10
   - reshape: [10]
   - activation: softmax
+train: {normalize: none}
 """
 
 
@@ -213,6 +214,7 @@ layers:
   - conv: {filters: 8, stride: 2, activation: relu}
   - sepconv: 10
   - gap:
+train: {normalize: pixels}
 """
 
 # ConvNeXt's block: a 7x7 convolution of one group per channel, layer norm, Dense on the image (written as the 1x1

@@ -224,6 +224,32 @@ def test_alternate_flips_mirror_each_image_every_other_epoch_in_every_pipeline()
         assert np.allclose(np.concatenate([host[i][0] for i in range(4)]), want, atol=1e-6)
 
 
+def test_pixels_are_the_pixel_values_themselves_in_every_pipeline():
+    """normalize: pixels hands the model 0-255 exactly (a model that rescales them itself), on tf.data, the host
+    batches and JAX's device; dividing by 1/255 would be off by up to 1.5e-5. Other statistics are not mistaken
+    for it."""
+    from sepspec.spec.trainconf import Augment, Train
+    from sepspec.train.pipeline import _jax_make, _tf_dataset, are_pixel_stats, host_batches, normalize, pixel_stats
+
+    assert Train(normalize="pixels").normalize == "pixels"
+    x = np.arange(256, dtype=np.uint8).reshape(16, 4, 4, 1).repeat(3, axis=-1)
+    y = np.arange(16) % 4
+    mean, std = pixel_stats(3)
+    assert np.array_equal(normalize(x, mean, std), x.astype(np.float32))
+    assert np.array_equal(normalize(x, np.float32(mean), np.float32(std)), x.astype(np.float32))
+    assert not are_pixel_stats([0.0] * 3, [1.0] * 3) and not are_pixel_stats([0.1] * 3, std)
+    assert np.abs(normalize(x, [0.0] * 3, [1.0] * 3) - x / 255).max() < 1e-7
+    kw = dict(batch=16, classes=4, mean=mean, std=std, seed=3, aug=Augment(), epoch=0)
+    order = np.random.default_rng([3, 0]).permutation(16)
+    want = x[order].astype(np.float32)
+    assert np.array_equal(next(iter(_tf_dataset(x, y, **kw)))[0].numpy(), want)
+    assert np.array_equal(host_batches(x, y, **kw)[0][0], want)
+    jnp = pytest.importorskip("jax.numpy")
+    make = _jax_make(4, mean, std, None)
+    got = make(jnp.asarray(x), jnp.asarray(y.astype(np.int32)), jnp.asarray(order), {})[0]
+    assert np.array_equal(np.asarray(got), want)
+
+
 def test_one_augmentation_for_every_array_library():
     """augment_batch is one definition: NumPy (PyTorch's batches), jax.numpy (JAX's, on the device) and TensorFlow
     (tf.data) give the same images for the same draws, with every augmentation on at once."""

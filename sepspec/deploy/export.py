@@ -274,6 +274,7 @@ def convert(job: dict, target: str) -> dict:
     """Write the converted model to `target` and describe it; what the subprocess runs (a benchmark that converts
     many models in one process calls it directly)."""
     from ..lazy import import_keras
+    from ..train.pipeline import are_pixel_stats
 
     keras = import_keras()
     import numpy as np
@@ -299,7 +300,7 @@ def convert(job: dict, target: str) -> dict:
     shape = tuple(model.input_shape[1:])
     pixels = keras.Input(shape, name="pixels")
     x = pixels
-    if job["stats"]:
+    if job["stats"] and not are_pixel_stats(job["stats"]["mean"], job["stats"]["std"]):  # pixels: the model's own
         mean = np.asarray(job["stats"]["mean"], np.float64) * 255.0  # the trainer scales to [0, 1] first
         std = np.asarray(job["stats"]["std"], np.float64) * 255.0
         if len(mean) != shape[-1]:

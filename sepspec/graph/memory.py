@@ -152,10 +152,13 @@ def _estimate(rep: Report) -> Deployment:
     shape = tuple(rep.spec.input)
     q.op("pixels", "INPUT", "", (), shape)
     tensor = {INPUT: q.op("quantize", "QUANTIZE", "", ("pixels",), shape)}  # Keras tensor -> the op tensor holding it
-    if rep.spec.train.normalize == "per_channel":
+    # the export puts the run's normalisation first (`deploy.export.convert`): a scale and an offset per channel;
+    # a scale alone for `none` (the converter drops an offset of zeros); nothing for `pixels`
+    norm = rep.spec.train.normalize
+    if norm != "pixels":
         c = shape[-1]
         scaled = q.op("normalize/scale", "MUL", "", ("quantize",), shape, c)
-        tensor[INPUT] = q.op("normalize", "ADD", "", (scaled,), shape, c)
+        tensor[INPUT] = q.op("normalize", "ADD", "", (scaled,), shape, c) if norm == "per_channel" else scaled
     for r in rep.rows:  # each layer knows its own int8 form (layers.py)
         tensor[r.name] = r.layer.lower(q, r, [tensor[t] for t in r.inputs])
     shared: set[bytes] = set()  # the converter stores equal constants once

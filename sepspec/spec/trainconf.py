@@ -129,7 +129,9 @@ class Train(BaseModel):
     optimizer: Optimizer = Adam()
     schedule: Schedule = InverseTime()
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    normalize: Literal["per_channel", "none"] = "per_channel"
+    # the model's input: per_channel, (x / 255 - mean) / std with the training images' statistics; none, x / 255;
+    # pixels, x itself (0-255: a model that rescales its pixels itself, Keras's `Rescaling(1 / 255)`)
+    normalize: Literal["per_channel", "none", "pixels"] = "per_channel"
     augment: Augment = Augment()
     # the images that validate each epoch and choose best.keras: a fraction or a count held out of the training
     # split (seeded), or `test`, the test split (then selection is on the test set: say so where it is used)
