@@ -310,10 +310,16 @@ def cmd_import(a) -> int:
         if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*){1,2}", a.input):
             raise UserError(f"--input {a.input!r}: expected HxW or HxWxC, such as 32x32")
         shape = tuple(int(v) for v in a.input.split("x"))
-    model, names = load_keras(a.source, args), {}
+    from ..emit.recipe import compile_config, of_model
+
+    model, names, notes = load_keras(a.source, args), {}, []
+    # a file's saved compile() (the model is loaded without it), or a function's compiled model's, before --input
+    training = compile_config(a.source) if a.source.endswith((".keras", ".h5", ".hdf5")) else of_model(model)
     if shape:
         model = at_input(model, shape)
-    text = from_keras(model, a.source, names, keep_names=not a.no_names)
+    text = from_keras(model, a.source, names, keep_names=not a.no_names, training=training, notes=notes)
+    for note in notes:  # also at the top of the spec
+        print(f"note: not kept from its training: {note}", file=sys.stderr)
     if not a.output:
         sys.stdout.write(text)
         return OK

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..diagnostics import cause
 from ..spec.fields import ACTIVATIONS
+from . import recipe
 from .layeroptions import Unkept
 from .layerread import (
     TAILED,
@@ -29,6 +30,7 @@ from .layerread import (
     stand_ins,
     unkept,
 )
+from .recipe import PREPROCESSING, is_augmentation
 from .writer import Entry, ImportError_, document
 
 
@@ -51,12 +53,13 @@ def _nested(op) -> bool:
     return any(c.__name__ in ("Functional", "Sequential") for c in type(op).__mro__)
 
 
-def _flat(model) -> tuple[list, dict, dict]:
+def _flat(model) -> tuple[list, dict, dict, list]:
     """(the operations of a functional model in the graph's order, each model used in it as a layer replaced by its
     own operations; {name: the name it stands for}: a nested model's input layer for what the model reads, the
-    model for the operation that writes its output; {name: the operation's nodes in its graph} (a loaded model's
-    nested Sequential holds a node of each of its builds; one is its graph's))."""
-    ops, alias, seen, nodes_of = [], {}, set(), {}
+    model for the operation that writes its output, an augmentation layer for what it reads; {name: the
+    operation's nodes in its graph} (a loaded model's nested Sequential holds a node of each of its builds; one is
+    its graph's); the augmentation layers, which are the trainer's, not the network's (`recipe`))."""
+    ops, alias, seen, nodes_of, augmentations = [], {}, set(), {}, []
 
     def walk(m, feed: str | None) -> None:
         fn = _functional(m)
@@ -70,10 +73,14 @@ def _flat(model) -> tuple[list, dict, dict]:
                 raise ImportError_(f"{model.name}: two layers named {op.name} (one inside a model used as a layer); "
                                    f"a spec's names are unique")
             seen.add(op.name)
+            nodes = nodes_of[op.name]
+            if is_augmentation(op) and len(nodes) == 1 and len(nodes[0].input_tensors) == 1:
+                alias[op.name] = nodes[0].input_tensors[0]._keras_history.operation.name
+                augmentations.append(op)
+                continue
             if not _nested(op):
                 ops.append(op)
                 continue
-            nodes = nodes_of[op.name]
             if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or len(op.outputs) != 1:
                 raise ImportError_(f"{op.name} ({type(op).__name__}): a model used as a layer is imported where it is "
                                    f"used once, on one input, with one output")
@@ -81,24 +88,35 @@ def _flat(model) -> tuple[list, dict, dict]:
             alias[op.name] = op.outputs[0]._keras_history.operation.name
 
     walk(model, None)
-    return ops, alias, nodes_of
+    return ops, alias, nodes_of, augmentations
 
 
 def _graph(model):
-    """(layers in order, {layer name: [input layer names]}) of a one-input functional model: a model used in it
-    as a layer stands as its layers; a hard sigmoid written on tensors as one Activation layer, a sum or product
-    of two tensors as an Add or Multiply layer."""
+    """(layers in order, {layer name: [input layer names]}, the output's name, the augmentation layers) of a
+    one-input functional model: a model used in it as a layer stands as its layers; a hard sigmoid written on
+    tensors as one Activation layer, a sum or product of two tensors as an Add or Multiply layer; an augmentation
+    layer as what it reads, where it reads the image (through Rescaling and Normalization only)."""
     keras_inputs = getattr(model, "inputs", None) or []
     if len(keras_inputs) != 1 or len(model.outputs) != 1:
         raise ImportError_(f"{model.name}: {len(keras_inputs)} inputs and {len(model.outputs)} outputs; sepspec "
                            f"imports a model of one image input and one output")
-    ops, alias, nodes_of = _flat(model)
+    ops, alias, nodes_of, augmentations = _flat(model)
 
     def source(t) -> str:
         name = t._keras_history.operation.name
         while name in alias:
             name = alias[name]
         return name
+
+    by_name = {op.name: op for op in ops}
+    for aug in augmentations:  # it reads the image: only per-pixel preprocessing between them
+        src = source(nodes_of[aug.name][0].input_tensors[0])
+        while src in by_name and type(by_name[src]).__name__ in PREPROCESSING:
+            src = source(nodes_of[src][0].input_tensors[0])
+        if type(by_name[src]).__name__ != "InputLayer":
+            raise ImportError_(f"{aug.name} ({type(aug).__name__}) after {src} ({type(by_name[src]).__name__}): an "
+                               f"augmentation layer is imported where it reads the image (the trainer augments the "
+                               f"images; Rescaling and Normalization may come before it)")
 
     readers: dict[str, list] = {}
     for op in ops:
@@ -133,16 +151,20 @@ def _graph(model):
         inputs[layer.name] = srcs
         layers.append(layer)
     output = source(model.outputs[0])
-    return layers, inputs, (fused[output].name if output in fused else output)
+    return layers, inputs, (fused[output].name if output in fused else output), augmentations
 
 
-def from_keras(model, source: str = "", names: dict | None = None, keep_names: bool = True) -> str:
+def from_keras(model, source: str = "", names: dict | None = None, keep_names: bool = True,
+               training: dict | None = None, notes: list | None = None) -> str:
     """The spec (YAML text) of a Keras model; an error (ImportError_) where it cannot be exact. `names`, if given,
     is filled with each model layer's name -> the name of the layer the spec compiles it to (`transfer_weights`).
     `keep_names=False`: the spec names its layers itself, so that every block is recognised (a chosen name is
-    never in the way) and alike blocks fold into `repeat:`."""
+    never in the way) and alike blocks fold into `repeat:`. `training`: the optimizer and loss the model was
+    compiled with (`recipe.compile_config` of its file; a compiled model's own by default); `notes`, if given, is
+    filled with what of its training the spec does not keep (`recipe`)."""
+    training = recipe.of_model(model) if training is None else training
     model = _functional(model)
-    layers, inputs, output = _graph(model)
+    layers, inputs, output, augmentations = _graph(model)
     followers: dict[str, list] = {}  # layer name -> the layers that read it
     for layer in layers:
         for src in inputs[layer.name]:
@@ -206,8 +228,16 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
     unnamed = {layer.name for layer in layers if getattr(layer, "unnamed", False)}  # a name made up here
     listed = [Entry(kind, args, last, own, list(srcs), list(parts), classes[own],
                     named=keep_names and own not in unnamed) for kind, args, last, own, srcs, parts in entries]
+    train, kept_not = recipe.compiled(training)
+    augment, more = recipe.augment(augmentations)
+    train.update({"augment": augment} if augment else {})
+    if followers.get(first.name) and all(type(f).__name__ in recipe.PREPROCESSING for f in followers[first.name]):
+        train["normalize"] = "pixels"  # the model rescales the pixels itself
+    if notes is not None:
+        notes.extend(kept_not + more)
     doc = document(listed, out_of, names if names is not None else {}, name=model.name, source=source, shape=shape,
-                   classes=int(model.outputs[0].shape[-1]), params=int(model.count_params()))
+                   classes=int(model.outputs[0].shape[-1]), params=int(model.count_params()), train=train,
+                   notes=kept_not + more)
     _check_exact(model, doc)
     return doc
 
@@ -254,15 +284,19 @@ def transfer_weights(model, compiled, names: dict) -> int:
 
 
 # options Keras 2 writes for DepthwiseConv2D and SeparableConv2D that they inherit from its convolution and never
-# use (their kernels have their own: `depthwise_initializer`, ...), and which Keras 3 refuses when it reads them
-KERAS2_UNUSED = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
+# use (their kernels have their own: `depthwise_initializer`, ...), and for its random image layers the kind of
+# generator it draws with, which Keras 3 refuses when it reads them
+KERAS2_UNUSED = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint", "rng_type")
 
 
 def _keras2_classes(keras) -> dict:
-    """Keras 3's DepthwiseConv2D and SeparableConv2D, reading a Keras 2 `.h5` file's configuration of them: the
-    layers made are Keras 3's own classes; only what Keras 2 wrote and did not use is left out."""
+    """Keras 3's DepthwiseConv2D, SeparableConv2D and random image layers, reading a Keras 2 `.h5` file's
+    configuration of them: the layers made are Keras 3's own classes; only what Keras 2 wrote and did not use, or
+    Keras 3 draws its own way, is left out."""
     out = {}
-    for base in (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D):
+    augmentations = [getattr(keras.layers, n) for n in sorted(recipe.AUGMENTATIONS | {"RandomCrop"})
+                     if hasattr(keras.layers, n)]
+    for base in (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, *augmentations):
         def from_config(cls, config, base=base):
             return base.from_config({k: v for k, v in config.items() if k not in KERAS2_UNUSED})
 

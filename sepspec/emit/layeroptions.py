@@ -80,12 +80,12 @@ def regularizer(value) -> dict:
             value.get("module", "keras.regularizers") != "keras.regularizers":
         raise Unkept(f"regularizer {_short(value)}")
     config = value.get("config") or {}
-    return {k: _float32(config[k]) for k in ("l1", "l2") if number(config.get(k)) and float(config[k]) > 0}
+    return {k: float32_decimal(config[k]) for k in ("l1", "l2") if number(config.get(k)) and float(config[k]) > 0}
 
 
-def _float32(v) -> float:
-    """Keras keeps a penalty as a float32 (`l2(1e-4)` reads back 9.99999974e-05): its shortest decimal, which Keras
-    turns into the very same float32."""
+def float32_decimal(v) -> float:
+    """Keras keeps a penalty or a learning rate as a float32 (`l2(1e-4)` reads back 9.99999974e-05): its shortest
+    decimal, which Keras turns into the very same float32."""
     import numpy as np
 
     return float(repr(np.float32(v)).removeprefix("np.float32(").removesuffix(")"))

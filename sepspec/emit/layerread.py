@@ -9,6 +9,7 @@ import re
 
 from ..spec.fields import ACTIVATIONS
 from .layeroptions import Unkept, check_kept, gamma, kernel_args, number
+from .recipe import crop_resizes
 
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
 # Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")
@@ -113,6 +114,9 @@ def _scale_init(c: dict) -> float | None:
 
 def unkept(layer) -> str | None:
     """What of `layer`'s options no spec entry writes (`layeroptions`), or None."""
+    resizes = crop_resizes(layer)
+    if resizes:
+        return resizes
     scale = type(layer).__name__ == "DepthwiseConv2D" and _scale_init(layer.get_config()) is not None
     try:
         check_kept(layer, "scale" if scale else None)

@@ -357,9 +357,11 @@ class _Writer:
 
 
 def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, source: str, shape, classes: int,
-             params: int = 0) -> str:
+             params: int = 0, train: dict | None = None, notes: list[str] = ()) -> str:
     """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to. A
-    model of more `params` than a spec may have by default says so in its `rules: max_params` (ConvNeXtLarge)."""
+    model of more `params` than a spec may have by default says so in its `rules: max_params` (ConvNeXtLarge).
+    `train`: its `train:` section (`recipe`); `notes`: what of the model's training it does not keep, each a
+    comment at the top."""
     layers = _Writer(out_of, names).entries(residuals(entries), "", "input")
     defaults = _defaults(layers)
     layers, blocks, renamed = own_blocks(layers)
@@ -375,8 +377,10 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
     head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
     own = "".join(f"  {kind}:\n    args: {_flow(b['args'])}\n    body:\n{_yaml_list(b['body'], 6)}"
                   for kind, b in blocks.items())
-    return (f"# imported from {source or name} by sepspec import\n{head}" + (f"blocks:\n{own}" if blocks else "")
-            + f"layers:\n{_yaml_list(layers, 2)}")
+    said = "".join(f"# not kept from its training: {note}\n" for note in notes)
+    recipe = yaml.safe_dump({"train": train}, sort_keys=False, default_flow_style=None, width=120) if train else ""
+    return (f"# imported from {source or name} by sepspec import\n{said}{head}" + (f"blocks:\n{own}" if blocks else "")
+            + f"layers:\n{_yaml_list(layers, 2)}{recipe}")
 
 
 # ------------------------------------------------------------------------------------------ blocks of your own
