@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 from . import layers as L
 from .diagnostics import Diagnostic, dotted
-from .graph.analysis import Report, Row
+from .graph.analysis import INPUT, Report, Row
 from .graph.memory import estimate
 from .layers import axes, dims
 from .spec.kinds import CONVOLUTIONS, Origin, walk
@@ -278,6 +278,24 @@ def _unproductive(rep, src):
                                 f"pixels of a {dims(image)} image ({times:.1f}x, unproductive_ratio {ratio:g}), so "
                                 f"its {dims(win[0])} window adds only padding", layer=r.name, severity="warning",
                                 hint="remove it, move it before a pooling layer, or make it a 1x1 (pointwise) layer")
+
+
+@rule("SEP224", "input_scale", "a warning: the network rescales its own pixels (its image goes first through `rescale` "
+      "or `normalize`) while the trainer normalises them too (`train.normalize` other than `pixels`)")
+def _input_scale(rep, src):
+    norm = rep.spec.train.normalize
+    first = [r for r in rep.rows if INPUT in r.inputs]
+    if norm == "pixels" or rep.failure or not first or any(r.origin.kind not in ("rescale", "normalize")
+                                                              for r in first):
+        return
+    r = first[0]
+    given = "(x / 255 - mean) / std per channel" if norm == "per_channel" else "x / 255"
+    pos = src.pos(("train", "normalize")) if ("train", "normalize") in src.values else src.pos(r.origin.path)
+    yield Diagnostic.at(pos, "SEP224", "input_scale",
+                        f"{r.name} ({r.origin.kind}) rescales the pixels the trainer already normalised "
+                        f"(train.normalize: {norm}: the model gets {given})", layer=r.name, severity="warning",
+                        hint="train: {normalize: pixels} hands the model the pixel values 0-255, as Keras's "
+                             "Rescaling(1/255) expects")
 
 
 def violations(rep: Report) -> list[Diagnostic]:

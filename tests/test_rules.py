@@ -182,7 +182,7 @@ def test_SEP223_a_per_channel_constant_of_another_length(write):
     found, d = diags(write, text)
     assert found[0][0] == "SEP223" and "mean has 3 values for an input of 8 channels" in d[0].message
     ok = MINIMAL.replace("layers:\n", "layers:\n  - rescale: {scale: [1.0, 2.0, 3.0], offset: -1.0}\n")
-    assert diags(write, ok)[0] == []
+    assert diags(write, ok + "train: {normalize: pixels}\n")[0] == []  # (its pixels its own: no SEP224)
 
 
 def test_SEP212_merge_jumps_differ(write):
@@ -281,6 +281,24 @@ def test_SEP217_unproductive_layers_are_a_warning(write):
     assert diags(write, off)[0] == []
     for spec in glob.glob(f"{BASE.rsplit('/', 1)[0]}/*.yaml"):  # none of the shipped specs has such a layer
         assert not [x for x in sepspec.check(spec).diagnostics if x.code == "SEP217"], spec
+
+
+def test_SEP224_a_network_that_rescales_pixels_the_trainer_normalised_is_a_warning(write):
+    """The trap of a Keras model's `Rescaling(1/255)` under the trainer's own normalisation: warned at the rescale
+    (or at `train.normalize` where it is written), once; `normalize: pixels` or a rescale further in is silent."""
+    text = ("name: pre\ninput: 8\nclasses: 2\nlayers:\n  - rescale: 0.00392156862745098\n  - sepconv: 2\n"
+            "  - gap: {}\n")
+    found, d = diags(write, text)
+    assert found == [("SEP224", 5, 5)] and d[0].severity == "warning" and d[0].layer == "rescale_1", found
+    assert "rescale_1 (rescale) rescales the pixels the trainer already normalised (train.normalize: per_channel:" \
+        in d[0].message and "train: {normalize: pixels}" in d[0].hint and sepspec.check(write("s.yaml", text)).ok
+    found, d = diags(write, text + "train:\n  normalize: none\n")
+    assert found == [("SEP224", 9, 14)] and "the model gets x / 255)" in d[0].message, found
+    assert diags(write, text + "train: {normalize: pixels}\n")[0] == []
+    assert diags(write, text.replace("  - rescale: 0.00392156862745098\n  - sepconv: 2\n",
+                                     "  - sepconv: 2\n  - rescale: 0.5\n"))[0] == []
+    for spec in glob.glob(f"{BASE.rsplit('/', 1)[0]}/*.yaml"):  # none of the shipped specs does it
+        assert not [x for x in sepspec.check(spec).diagnostics if x.code == "SEP224"], spec
 
 
 @pytest.mark.parametrize("code", sorted(RULES))
