@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sepspec
 from sepspec.emit import recipe
@@ -178,3 +180,33 @@ def test_a_keras_2_file_brings_its_training_configuration():
         "optimizer": {"name": "sgd", "learning_rate": 0.05, "nesterov": True}, "schedule": {"name": "constant"},
         "label_smoothing": 0.1, "augment": {"flip": True}}
     assert "note: not kept from its training: turn (RandomRotation)" in r.stderr
+
+
+@given(kind=st.sampled_from(["Adam", "AdamW", "SGD"]),
+       rate=st.floats(1e-6, 1.0), decay=st.one_of(st.none(), st.floats(0, 0.1)), momentum=st.floats(0, 0.99),
+       nesterov=st.booleans(), smoothing=st.one_of(st.just(0.0), st.floats(0, 0.5)))
+def test_what_the_import_writes_of_a_compile_is_what_the_trainer_compiles(kind, rate, decay, momentum, nesterov,
+                                                                         smoothing):
+    """Any Adam, AdamW or SGD a model was compiled with, with its loss's label smoothing, through the spec's
+    `train:` and back to the optimizer and loss the trainer makes: the same learning rate, momentum, Nesterov and
+    weight decay as Keras keeps them (the rate a float32, the others Python floats), the same smoothing."""
+    from sepspec.spec.trainconf import Train
+    from sepspec.train.compiled import optimizer
+
+    keras = import_keras()
+    args = {"learning_rate": rate, **({"weight_decay": decay} if decay is not None or kind != "AdamW" else {}),
+            **({"momentum": momentum, "nesterov": nesterov} if kind == "SGD" else {})}
+    given_opt = getattr(keras.optimizers, kind)(**args)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    config = {"optimizer": keras.saving.serialize_keras_object(given_opt),
+              "loss": keras.saving.serialize_keras_object(loss)}
+    written, notes = recipe.compiled(config)
+    assert notes == []
+    train = Train.model_validate(yaml.safe_load(yaml.safe_dump(written)))  # as the spec file holds it
+    made = optimizer(keras, train, None).get_config()
+    want = given_opt.get_config()
+    assert type(optimizer(keras, train, None)).__name__ == kind
+    for key in ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "epsilon", "amsgrad"):
+        assert made.get(key) == want.get(key), (key, made, want)
+    assert (made["weight_decay"] or 0) == (want["weight_decay"] or 0), (made, want)
+    assert train.label_smoothing == loss.get_config()["label_smoothing"]

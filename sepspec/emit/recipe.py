@@ -140,7 +140,7 @@ def compiled(config: dict | None) -> tuple[dict, list[str]]:
             if key == "weight_decay" and value is None:
                 value = 0.004 if name == "AdamW" else 0.0
             if value is not None:
-                optimizer[key] = float32_decimal(value) if number(value) else value
+                optimizer[key] = float(value) if number(value) else value  # Python floats in Keras (the rate: float32)
         spec_default = TRAIN_OPTIMIZERS[kind]()  # written where the spec's default differs from the model's
         optimizer = {k: v for k, v in optimizer.items() if k == "name" or v != getattr(spec_default, k)}
         for key, default in OPTIMIZER_DEFAULTS.items():
@@ -154,7 +154,7 @@ def compiled(config: dict | None) -> tuple[dict, list[str]]:
     loss, cfg = _class(config.get("loss"))
     if loss in LOSSES:
         if number(cfg.get("label_smoothing")) and cfg["label_smoothing"] > 0:
-            out["label_smoothing"] = float32_decimal(cfg["label_smoothing"])
+            out["label_smoothing"] = float(cfg["label_smoothing"])
     elif loss:
         notes.append(f"the loss {loss}: the trainer's is the categorical cross-entropy")
     return out, notes
