@@ -86,7 +86,7 @@ SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     st.sampled_from(["--seed", "--epochs", "--batch-size", "--train-limit", "--val-limit", "--set", "--data", "--out",
                      "--resume", "--strategy", "--precision", "--jit-compile", "-1", "0", "4294967296", "1e3",
                      "train.epochs=0", "train.seed=-3", "train.x=1", "train.optimizer={name: sgdd}",
-                     "train.augment.crop=99", "train.=1", "model.layers=[]", "train.epochs=!!python/name:os.system",
+                     "train.augment.crop=99", "train.normalize=pixel", "train.normalize=pixels", "train.=1", "model.layers=[]", "train.epochs=!!python/name:os.system",
                      "/nonexistent", "/dev/null", "/tmp/sepspec-fuzz-none", SPEC]),
     st.text(max_size=20)), max_size=6),
     command=st.sampled_from(["train", "evaluate", "runs", "bench"]))
