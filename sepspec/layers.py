@@ -756,6 +756,37 @@ class LeakyReLU(Layer):
 
 
 @dataclass(frozen=True)
+class PReLU(Layer):
+    """Keras's PReLU layer: `x` above 0, `alpha * x` below, alpha learned: one per value of its input, or shared
+    along `shared_axes` (Keras's, 1-based, batch excluded: `(1, 2)` is one alpha per channel, the form small
+    networks use), starting at `init`; int8: one PRELU op with alpha an int8 constant of its shape."""
+
+    shared_axes: tuple[int, ...] = ()
+    init: float = 0.0
+    keras: ClassVar[str] = "PReLU"
+
+    def check_input(self, s):
+        if any(a > len(s) for a in self.shared_axes):
+            raise ShapeError("input_rank", f"shared_axes {list(self.shared_axes)} on a {dims(s)} input (axes 1 to "
+                             f"{len(s)}, batch excluded)")
+
+    def alpha(self, s) -> tuple[int, ...]:
+        return tuple(1 if i + 1 in self.shared_axes else v for i, v in enumerate(s))
+
+    def params(self, s):
+        return math.prod(self.alpha(s)), 0
+
+    def keras_kwargs(self):
+        out = {"shared_axes": list(self.shared_axes)} if self.shared_axes else {}
+        if self.init != 0.0:
+            out["alpha_initializer"] = {"class_name": "Constant", "config": {"value": self.init}}
+        return out
+
+    def lower(self, q, r, x):
+        return q.op(self.name, "PRELU", self.name, x, r.output, math.prod(self.alpha(r.input)))
+
+
+@dataclass(frozen=True)
 class GlobalPooling(Layer):
     """One value per channel from the whole image: the classifier's pooling (a vector), or with `keepdims` a 1x1
     image (inside a squeeze-and-excitation, or before a head of 1x1 convolutions)."""

@@ -168,6 +168,12 @@ def _plain(draw, kind, state, repeat, same_only=False):
     elif kind == "leaky_relu":
         if draw(st.booleans()):
             args["negative_slope"] = draw(st.sampled_from([0.01, 0.1, 0.2]))
+    elif kind == "prelu":  # an image here: one alpha per value, or shared along rows, columns or both
+        if draw(st.booleans()):
+            args["init"] = draw(st.sampled_from([0.1, 0.25]))
+        axes = draw(st.sampled_from([[], [1, 2], [1, 2], [2], [1, 2, 3]]))
+        if axes:
+            args["shared_axes"] = axes
     elif kind == "shuffle":
         divisors = [g for g in range(2, state["c"] + 1) if state["c"] % g == 0]
         args["groups"] = draw(st.sampled_from(divisors)) if divisors else 1  # 1: fixed by the caller
@@ -178,7 +184,7 @@ def _plain(draw, kind, state, repeat, same_only=False):
 
 
 PLAIN = ["sepconv", "conv", "depthwise", "pointwise", "maxpool", "avgpool", "dropout", "batchnorm", "activation",
-         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize", "scale", "dense", "leaky_relu"]
+         "layernorm", "shuffle", "zeropad", "crop", "rescale", "normalize", "scale", "dense", "leaky_relu", "prelu"]
 
 
 def _groups(draw, cin):

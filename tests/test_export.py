@@ -189,12 +189,15 @@ layers:
   - sepconv: {filters: 8, activation: tanh_shrink}
   - sepconv: {filters: 8, norm: batch, activation: hard_silu}
   - leaky_relu: 0.1
+  - prelu: {init: 0.25, shared_axes: [1, 2]}
   - residual: {body: [sepconv: 8], activation: hard_tanh}
+  - prelu: {}
   - batchnorm: {}
   - activation: hard_tanh
   - gap: {keepdims: true}
   - pointwise: 10
   - reshape: [10]
+  - prelu: 0.1
   - activation: softmax
 train: {normalize: none}
 """

@@ -3,6 +3,7 @@ network back to `specs/base.yaml`; real `keras.applications` networks; a Hypothe
 import os
 import re
 
+import numpy as np
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -534,6 +535,41 @@ def test_global_max_pooling_imports_as_gmp():
     compiled = emit.keras_model(rep)
     assert compiled.get_layer("m").keepdims and type(compiled.get_layer("g")).__name__ == "GlobalMaxPooling2D"
     assert rep.rf_row().name == "gate"  # the classifier's pooling is the last gmp (the receptive field's layer)
+
+
+def test_prelu_layers_import_with_their_alphas_and_compute_what_keras_does():
+    """PReLU per channel (`shared_axes=[1, 2]`, starting at a constant), per value (Keras's default) and on a
+    vector: `prelu` entries, their learned alphas carried by the import's weights, the outputs Keras's; an alpha
+    initializer other than a constant, and a constraint, refused by name."""
+    from sepspec.emit.importer import transfer_weights
+
+    keras = import_keras()
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(6, 3, name="c")(x)
+    y = keras.layers.PReLU(shared_axes=[1, 2], alpha_initializer=keras.initializers.Constant(0.25), name="pc")(y)
+    y = keras.layers.SeparableConv2D(6, 3, name="s")(y)
+    y = keras.layers.PReLU(name="pv")(y)
+    y = keras.layers.Dense(4, name="d")(keras.layers.GlobalAveragePooling2D(name="g")(y))
+    model = keras.Model(x, keras.layers.PReLU(shared_axes=[1], name="pd")(y))
+    names = {}
+    text = from_keras(model, names=names)
+    assert "- prelu: {init: 0.25, shared_axes: [1, 2], name: pc}" in text and "- prelu: {name: pv}" in text and \
+        "- prelu: {shared_axes: [1], name: pd}" in text, text
+    rep = checked(text).report
+    assert rep.params == model.count_params()
+    compiled = emit.keras_model(rep)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
+    transfer_weights(model, compiled, names)
+    images = rng.normal(0, 1, (4, 8, 8, 3)).astype("float32")
+    want = model.predict(images, verbose=0)
+    assert np.abs(compiled.predict(images, verbose=0) - want).max() < 1e-5 and np.ptp(want) > 0.1
+    bad = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.PReLU(alpha_initializer="he_normal", name="a"),
+                            keras.layers.PReLU(alpha_constraint="non_neg", name="b"),
+                            keras.layers.GlobalAveragePooling2D()])
+    with pytest.raises(ImportError_) as e:
+        from_keras(bad)
+    assert "a (PReLU with alpha_initializer=HeNormal()), b (PReLU with alpha_constraint=NonNeg())" in str(e.value)
 
 
 def test_leaky_relu_layers_import_with_their_slope():

@@ -34,6 +34,7 @@ RESOLVER = {
     "DEQUANTIZE": "AddDequantize", "FULLY_CONNECTED": "AddFullyConnected", "GELU": "AddGelu",
     "HARD_SWISH": "AddHardSwish", "LEAKY_RELU": "AddLeakyRelu", "LOGISTIC": "AddLogistic",
     "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean", "MUL": "AddMul", "PACK": "AddPack", "PAD": "AddPad",
+    "PRELU": "AddPrelu",
     "QUANTIZE": "AddQuantize", "REDUCE_MAX": "AddReduceMax", "RELU": "AddRelu", "RELU6": "AddRelu6",
     "RESHAPE": "AddReshape", "RSQRT": "AddRsqrt",
     "SHAPE": "AddShape", "SOFTMAX": "AddSoftmax", "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",

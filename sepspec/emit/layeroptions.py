@@ -29,6 +29,7 @@ FIXED = {
     "LayerNormalization": {"beta_initializer": "zeros", "gamma_initializer": "ones", "beta_regularizer": None,
                            "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
                            "rms_scaling": False},
+    "PReLU": {"alpha_regularizer": None, "alpha_constraint": None},
     # the spec's images are channels-last (a Cropping2D told otherwise is a channel group: `layerread`)
     **{k: {"data_format": "channels_last"} for k in ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                                                      "ZeroPadding2D", "Flatten", "SpatialDropout2D",
@@ -124,6 +125,8 @@ def check_kept(layer, kind: str | None = None) -> None:
             raise Unkept(f"{key}={_short(c.get(key))}")
     if cls == "BatchNormalization" and gamma(layer) not in ("ones", "zeros"):
         raise Unkept(f"gamma_initializer={_short(c.get('gamma_initializer'))}")
+    if cls == "PReLU":
+        alpha(layer)
     if cls in KERNELS:
         if kind == "scale":
             if c.get("depthwise_regularizer") is not None:
@@ -136,6 +139,17 @@ def gamma(layer) -> str:
     """A batch norm's initial scale: ones or zeros (`check_kept` refuses any other)."""
     c = layer.get_config()
     return _named(c, "gamma_initializer") if "gamma_initializer" in c else "ones"
+
+
+def alpha(layer) -> float:
+    """A PReLU's initial slope: a constant (Keras's default zeros); Unkept for another initializer."""
+    c = layer.get_config()
+    init = _named(c, "alpha_initializer") if "alpha_initializer" in c else "zeros"
+    if isinstance(init, dict) and init.get("name") == "constant":
+        return float(init["value"])
+    if init in ("zeros", "ones"):
+        return 0.0 if init == "zeros" else 1.0
+    raise Unkept(f"alpha_initializer={_short(c.get('alpha_initializer'))}")
 
 
 def _named(config: dict, key: str):

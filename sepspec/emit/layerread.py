@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ..spec.fields import ACTIVATIONS
-from .layeroptions import Unkept, check_kept, gamma, kernel_args, number
+from .layeroptions import Unkept, alpha, check_kept, gamma, kernel_args, number
 from .recipe import crop_resizes
 
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
@@ -184,6 +184,10 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
     if kind == "LeakyReLU":  # Keras 2 wrote its slope as `alpha`
         slope = c.get("negative_slope", c.get("alpha", 0.3))
         return "leaky_relu", ({"negative_slope": float(slope)} if float(slope) != 0.3 else {})
+    if kind == "PReLU":
+        axes = sorted(int(a) for a in (c.get("shared_axes") or []))
+        return "prelu", {**({"init": alpha(layer)} if alpha(layer) != 0.0 else {}),
+                         **({"shared_axes": axes} if axes else {})}
     if kind == "ZeroPadding2D":
         (t, b), (left, right) = c["padding"]
         return "zeropad", {"padding": [[t, b], [left, right]]}

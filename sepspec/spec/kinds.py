@@ -374,6 +374,25 @@ class LeakyReluBlock(Block):
         return [L.LeakyReLU(name, negative_slope=self.negative_slope)]
 
 
+class PReluBlock(Block):
+    """Keras's PReLU layer, its slope below zero learned (`prelu: {shared_axes: [1, 2]}`: one per channel, as small
+    networks use it; Keras's default, no shared axes, learns one per value of its input), starting at `init`."""
+
+    kind = "prelu"
+    main = "init"
+    init: float = 0.0
+    shared_axes: Annotated[list[Literal[1, 2, 3]], Field(max_length=3)] = []
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if len(set(self.shared_axes)) != len(self.shared_axes):
+            raise ValueError(f"shared_axes {self.shared_axes}: each axis once")
+        return self
+
+    def primitives(self, name):
+        return [L.PReLU(name, shared_axes=tuple(sorted(self.shared_axes)), init=self.init)]
+
+
 class Gap(Block):
     kind = "gap"
     keepdims: bool = False  # (1, 1, c) instead of (c,), as a head of 1x1 convolutions wants it
@@ -737,7 +756,7 @@ class UseEntry(RootModel[dict[str, Use]]):
 
 BLOCKS: dict[str, type[Block]] = {b.kind: b for b in (
     SepConv, Conv, Depthwise, Pointwise, MaxPool, AvgPool, DropoutBlock, BatchNorm, LayerNorm, Scale, Rescale,
-    Normalize, ActivationBlock, LeakyReluBlock, Gap, Gmp,
+    Normalize, ActivationBlock, LeakyReluBlock, PReluBlock, Gap, Gmp,
     ZeroPad, Crop, ReshapeBlock, FlattenBlock, Dense, Shuffle, Residual, MBConv, SE, Parallel, AddMerge, MultiplyMerge,
     ConcatMerge)}
 CONVOLUTIONS = ("sepconv", "conv", "depthwise", "pointwise")
