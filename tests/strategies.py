@@ -504,7 +504,7 @@ def yaml_values():
     leaves = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=True),
                        st.text(max_size=8))
     keys = st.sampled_from(["name", "input", "classes", "layers", "rules", "defaults", "train", "sepconv",
-                            "maxpool", "filters", "kernel", "gap", "gmp", "leaky_relu", "kernel_init", "l2",
-                            "extends", "epochs", "x"])
+                            "maxpool", "filters", "kernel", "gap", "gmp", "leaky_relu", "kernel_init", "l2", "prelu",
+                            "shared_axes", "normalize", "extends", "epochs", "x"])
     return st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                         st.dictionaries(keys, inner, max_size=5)), max_leaves=20)
