@@ -21,7 +21,7 @@ from .compiled import compile_model, jit
 from .devices import backend, compilation_cache, device_name, set_precision, tensorflow
 from .fastpath import fast_training
 from .options import Options
-from .pipeline import channel_stats, dataset, fixed, normalize
+from .pipeline import dataset, fixed, input_stats, normalize
 from .split import check_fits
 from .trainer import training_report
 
@@ -107,7 +107,7 @@ def bench(spec_path: str, *, steps: int = 20, batch_size: int | None = None, dat
     keras = import_keras()  # after the spec and the data are read: a mistake in either is told at once
     tf = tensorflow(keras)  # None on JAX/PyTorch
     compilation_cache(keras)
-    mean, std = channel_stats(x)
+    mean, std = input_stats(t.normalize, x)
     policy = set_precision(keras, precision)  # "auto": the precision the trainer uses by default
     opts = Options(spec=spec_path, precision=precision, jit_compile=jit_compile)
 

@@ -46,6 +46,15 @@ def pixel_stats(channels: int) -> tuple[list, list]:
     return [0.0] * channels, [1.0 / 255.0] * channels
 
 
+def input_stats(normalize: str, x) -> tuple[list, list]:
+    """The (mean, std) per channel a recipe's `normalize` gives the model's input, for the training images `x`:
+    theirs (`per_channel`), x / 255 (`none`), or the pixels themselves (`pixels`)."""
+    c = x.shape[-1]
+    if normalize == "per_channel":
+        return channel_stats(x)
+    return pixel_stats(c) if normalize == "pixels" else ([0.0] * c, [1.0] * c)
+
+
 def are_pixel_stats(mean, std) -> bool:
     """Are these `pixel_stats` (kept as float32 or float64)? Then `normalize` gives the pixel values exactly, where
     dividing by 1/255 would be off by up to 1.5e-5."""

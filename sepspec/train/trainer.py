@@ -49,7 +49,7 @@ from .devices import (
 from .fastpath import fast_training
 from .lock import hold
 from .options import Options, Result, TrainError
-from .pipeline import channel_stats, dataset, normalize, pixel_stats
+from .pipeline import dataset, input_stats, normalize
 from .predict import scores
 from .schedule import BY_LENGTH, in_step, lr_at, per_step, plateau_update
 from .scoring import CHUNK, accuracy_on_test_split, predictions_on_test_split, views
@@ -249,9 +249,7 @@ class Training:
                                                                      like.std)
         else:
             self.x, self.y, self.xv, self.yv = split(data, t, opts)
-            c = data.x_train.shape[-1]
-            self.mean, self.std = {"per_channel": lambda: channel_stats(self.x), "none": lambda: ([0.0] * c, [1.0] * c),
-                                   "pixels": lambda: pixel_stats(c)}[t.normalize]()
+            self.mean, self.std = input_stats(t.normalize, self.x)
         policy = set_precision(keras, opts.precision)
         self.steps = math.ceil(len(self.x) / t.batch_size)
         self._warn_jit(tf)
