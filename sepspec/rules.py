@@ -230,12 +230,11 @@ def _classifier_width(rep, src):
                             hint=f"set filters: {rep.spec.classes}")
 
 
-@rule("SEP209", "classifier_head", "batch norm or an activation (a leaky or parametric ReLU too) between the last "
-      "convolution and the classifier's gap")
+@rule("SEP209", "classifier_head", "batch norm or an activation between the last convolution and the classifier's gap")
 def _classifier_head(rep, src):
     conv, between = _gap_classifier(rep)
     for r in between:
-        if isinstance(r.layer, (L.BatchNormalization, L.Activation, L.LeakyReLU, L.PReLU)):
+        if isinstance(r.layer, (L.BatchNormalization, L.Activation)):
             kind = r.origin.kind
             arg = ("norm" if isinstance(r.layer, L.BatchNormalization) else "activation") \
                 if r.origin == conv.origin and kind in CONVOLUTIONS + ("dense",) else None

@@ -572,6 +572,19 @@ def test_prelu_layers_import_with_their_alphas_and_compute_what_keras_does():
     assert "a (PReLU with alpha_initializer=HeNormal()), b (PReLU with alpha_constraint=NonNeg())" in str(e.value)
 
 
+def test_an_elu_layer_is_the_elu_activation_and_one_of_another_alpha_is_refused():
+    keras = import_keras()
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.ELU(name="e")(keras.layers.Conv2D(4, 3, name="c")(x))
+    y = keras.layers.Dense(3, name="d")(keras.layers.GlobalAveragePooling2D(name="g")(y))
+    text, rep = imported(keras.Model(x, y))
+    assert "- conv: {filters: 4, padding: valid, activation: elu, name: c}" in text, text
+    y = keras.layers.ELU(alpha=0.5, name="e")(keras.layers.Conv2D(4, 3, name="c")(x))
+    with pytest.raises(ImportError_) as e:
+        from_keras(keras.Model(x, keras.layers.GlobalAveragePooling2D(name="g")(y)))
+    assert "no spec entry for e (ELU)" in str(e.value)
+
+
 def test_leaky_relu_layers_import_with_their_slope():
     """A LeakyReLU layer at Keras's 0.3 and at a notebook's 0.1 (Keras 2's `alpha`): `leaky_relu` entries of that
     slope, never a tail's `activation: leaky_relu` (whose slope is the function's 0.2)."""

@@ -14,6 +14,8 @@ from .recipe import crop_resizes
 TAILED = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense"}
 # Keras's second spelling of an activation: ReLU(max_value=6) is Activation("relu6")
 RELU = {None: "relu", 6.0: "relu6"}
+# the layers that apply one of the spec's activation functions (`activation`: which, where it does)
+ACTIVATION_LAYERS = ("Activation", "ReLU", "Softmax", "ELU")
 
 
 def _pair(v):
@@ -36,6 +38,8 @@ def activation(layer) -> str | None:
         return RELU.get(None if mv is None else float(mv))
     if kind == "Softmax" and layer.get_config().get("axis", -1) in (-1, [-1]):
         return "softmax"
+    if kind == "ELU" and float(layer.get_config().get("alpha", 1.0)) == 1.0:  # the function's own alpha
+        return "elu"
     return None
 
 
@@ -178,7 +182,7 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
         if not _last_axis(layer) or not c.get("scale", True) or not c.get("center", True):
             return None
         return "layernorm", ({"epsilon": float(c["epsilon"])} if abs(c["epsilon"] - 0.001) > 1e-12 else {})
-    if kind in ("Activation", "ReLU", "Softmax"):
+    if kind in ACTIVATION_LAYERS:
         fn = activation(layer)
         return ("activation", {"function": fn}) if fn else None
     if kind == "LeakyReLU":  # Keras 2 wrote its slope as `alpha`
@@ -611,7 +615,7 @@ def fold_tail(layer, followers, inputs, args, members, parts) -> str:
         elif kind == "BatchNormalization" and stage < 2 and _last_axis(nxt):
             args["norm"], stage = "batch", 2
             args.update(_bn_args(nxt, "bn_"))
-        elif kind in ("Activation", "ReLU", "Softmax") and activation(nxt) and activation(nxt) != "linear":
+        elif kind in ACTIVATION_LAYERS and activation(nxt) and activation(nxt) != "linear":
             args["activation"], stage = activation(nxt), 3
         else:
             break
