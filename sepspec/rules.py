@@ -232,6 +232,8 @@ def _classifier_width(rep, src):
 
 @rule("SEP209", "classifier_head", "batch norm or an activation between the last convolution and the classifier's gap")
 def _classifier_head(rep, src):
+    if not rep.spec.rules.classifier_head:
+        return
     conv, between = _gap_classifier(rep)
     for r in between:
         if isinstance(r.layer, (L.BatchNormalization, L.Activation)):
@@ -241,8 +243,9 @@ def _classifier_head(rep, src):
             yield Diagnostic.at(_entry_pos(src, r.origin, *([arg] if arg else [])), "SEP209", "classifier_head",
                                 f"{r.name} ({r.layer.keras}) sits between {conv.name} and global pooling; "
                                 f"the class scores must reach gap unchanged", layer=r.name,
-                                hint="norm: none, activation: none on the last convolution"
-                                if kind in CONVOLUTIONS else "remove this layer")
+                                hint=("norm: none, activation: none on the last convolution" if kind in CONVOLUTIONS
+                                      else "remove this layer") + ", or rules: {classifier_head: false} where the "
+                                "network means it (SqueezeNet's ReLU)")
 
 
 @rule("SEP210", "keras_args", "an argument combination Keras refuses (Conv2D with both stride > 1 and dilation > 1)")

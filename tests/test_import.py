@@ -572,6 +572,44 @@ def test_prelu_layers_import_with_their_alphas_and_compute_what_keras_does():
     assert "a (PReLU with alpha_initializer=HeNormal()), b (PReLU with alpha_constraint=NonNeg())" in str(e.value)
 
 
+def test_squeezenet_imports_with_its_relu_before_the_classifiers_pooling():
+    """SqueezeNet (Iandola et al., 2016; as Keras ports write it): fire modules (a 1x1 squeeze, then 1x1 and 3x3
+    expands concatenated), its class scores a 1x1 convolution with a ReLU before global pooling, which SEP209 would
+    refuse in a spec written by hand: the import says `rules: {classifier_head: false}`, and with its weights the
+    network computes Keras's outputs."""
+    from sepspec.emit.importer import transfer_weights
+
+    keras, layers = import_keras(), import_keras().layers
+
+    def fire(x, name, squeeze, expand):
+        s = layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze")(x)
+        return layers.Concatenate(name=f"{name}_concat")([
+            layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1")(s),
+            layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3")(s)])
+
+    x = keras.Input((32, 32, 3))
+    y = layers.Conv2D(32, 3, strides=2, activation="relu", name="conv1")(x)
+    y = layers.MaxPooling2D(3, 2, name="pool1")(y)
+    y = fire(fire(y, "fire2", 8, 16), "fire3", 8, 16)
+    y = layers.Dropout(0.5, name="drop")(y)
+    y = layers.Conv2D(10, 1, activation="relu", name="conv10")(y)
+    y = layers.Activation("softmax", name="prob")(layers.GlobalAveragePooling2D(name="pool10")(y))
+    model = keras.Model(x, y, name="squeezenet")
+    names = {}
+    text = from_keras(model, names=names)
+    assert "rules: {classifier_head: false}" in text, text
+    rep = checked(text).report
+    compiled = emit.keras_model(rep)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in model.get_weights()])
+    transfer_weights(model, compiled, names)
+    images = rng.normal(0, 1, (4, 32, 32, 3)).astype("float32")
+    want = model.predict(images, verbose=0)
+    assert np.abs(compiled.predict(images, verbose=0) - want).max() < 1e-5 and np.ptp(want) > 0.1
+    assert "classifier_head" not in from_keras(keras.Model(x, layers.Dense(10, name="fc")(
+        layers.GlobalAveragePooling2D()(model.get_layer("conv10").output))))  # a dense head: the rule does not apply
+
+
 def test_an_elu_layer_is_the_elu_activation_and_one_of_another_alpha_is_refused():
     keras = import_keras()
     x = keras.Input((8, 8, 3))

@@ -99,6 +99,8 @@ def test_SEP209_nothing_between_last_conv_and_gap(write):
     line = line_of(text, "filters: 10")
     assert found == [("SEP209", line, 62)]
     assert "sepconv_7_bn" in d[0].message
+    assert "rules: {classifier_head: false}" in d[0].hint
+    assert diags(write, text.replace("rules:\n", "rules:\n  classifier_head: false\n"))[0] == []  # meant so
 
 
 def test_SEP210_conv_stride_with_dilation(write):

@@ -357,11 +357,11 @@ class _Writer:
 
 
 def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, source: str, shape, classes: int,
-             params: int = 0, train: dict | None = None, notes: list[str] = ()) -> str:
+             params: int = 0, train: dict | None = None, notes: list[str] = (), rules: dict | None = None) -> str:
     """The YAML text of the spec; `names` gets each Keras layer's name -> the layer the spec compiles it to. A
     model of more `params` than a spec may have by default says so in its `rules: max_params` (ConvNeXtLarge).
     `train`: its `train:` section (`recipe`); `notes`: what of the model's training it does not keep, each a
-    comment at the top."""
+    comment at the top; `rules`: rules the network needs (`classifier_head: false`)."""
     layers = _Writer(out_of, names).entries(residuals(entries), "", "input")
     defaults = _defaults(layers)
     layers, blocks, renamed = own_blocks(layers)
@@ -370,8 +370,11 @@ def document(entries: list[Entry], out_of: dict, names: dict, *, name: str, sour
     doc = {"name": re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "imported",
            "description": f"imported by sepspec from {source or name}",
            "input": list(shape), "classes": classes, **({"defaults": defaults} if defaults else {})}
+    rules = dict(rules or {})
     if params > Rules.model_fields["max_params"].default:
-        doc["rules"] = {"max_params": params}
+        rules["max_params"] = params
+    if rules:
+        doc["rules"] = rules
     if not re.match(NAME_RE, doc["name"]):
         doc["name"] = "imported"
     head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)

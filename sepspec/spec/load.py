@@ -45,6 +45,9 @@ class Rules(BaseModel):
     # a warning (SEP217) for a layer whose window only sees padding: its input already sees this many times the
     # image's side before global pooling; null: no warning
     unproductive_ratio: Optional[Annotated[float, Field(ge=1)]] = 2.0
+    # SEP209: nothing between the last convolution and the classifier's gap (the class scores reach it unchanged);
+    # false: a network that normalises or activates them there, as SqueezeNet's and Network in Network's ReLU
+    classifier_head: bool = True
 
 
 
