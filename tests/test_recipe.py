@@ -157,6 +157,14 @@ def test_a_crop_to_the_images_own_size_and_a_vertical_flip():
       "loss": "mse"},
      {"optimizer": {"name": "sgd", "learning_rate": 0.1}, "schedule": {"name": "constant"}},
      ["SGD's decay=0.01", "the loss mse"]),
+    ({"optimizer": {"class_name": "SGD", "config": {"learning_rate": {"class_name": "PiecewiseConstantDecay",
+                                                                      "config": {"boundaries": [100],
+                                                                                 "values": [0.1, 0.01]}}}}},
+     {"optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.0}, "schedule": {"name": "constant"}},
+     ["the learning rate schedule PiecewiseConstantDecay: its first rate"]),
+    ({"optimizer": {"class_name": "Adam", "config": {"learning_rate": {"class_name": "Mine", "config": {}}}}},
+     {"optimizer": {"name": "adam"}, "schedule": {"name": "constant"}},
+     ["the learning rate schedule Mine: the spec's default rate"]),
     (None, {}, []),
 ])
 def test_the_optimizer_and_loss_a_model_was_compiled_with(config, train, said):

@@ -54,7 +54,7 @@ def initializer(value) -> str | dict | None:
         value = {"class_name": INIT_CLASSES.get(value, value), "config": {}}
     if not isinstance(value, dict) or value.get("class_name") not in INITIALIZERS or \
             value.get("module", "keras.initializers") != "keras.initializers":
-        raise Unkept(f"initializer {_short(value)}")
+        raise Unkept(f"initializer {short(value)}")
     name = INITIALIZERS[value["class_name"]]
     defaults = init_defaults(name)
     config = dict(value.get("config") or {})
@@ -79,7 +79,7 @@ def regularizer(value) -> dict:
         return {}
     if not isinstance(value, dict) or value.get("class_name") not in ("L1", "L2", "L1L2") or \
             value.get("module", "keras.regularizers") != "keras.regularizers":
-        raise Unkept(f"regularizer {_short(value)}")
+        raise Unkept(f"regularizer {short(value)}")
     config = value.get("config") or {}
     return {k: float32_decimal(config[k]) for k in ("l1", "l2") if number(config.get(k)) and float(config[k]) > 0}
 
@@ -102,7 +102,7 @@ def kernel_args(layer) -> dict:
         try:
             penalty = regularizer(c.get(f"{p}_regularizer"))
         except Unkept:
-            raise Unkept(f"{p}_regularizer={_short(c.get(f'{p}_regularizer'))}") from None
+            raise Unkept(f"{p}_regularizer={short(c.get(f'{p}_regularizer'))}") from None
         found.append({**({"kernel_init": init} if init != "glorot_uniform" else {}), **penalty})
     if any(f != found[0] for f in found[1:]):
         raise Unkept("depthwise and pointwise kernels that start or are penalised differently (an entry's "
@@ -122,15 +122,15 @@ def check_kept(layer, kind: str | None = None) -> None:
     c = layer.get_config()
     for key, want in fixed.items():
         if (_named(c, key) if key.endswith("_initializer") and key in c else c.get(key, want)) != want:
-            raise Unkept(f"{key}={_short(c.get(key))}")
+            raise Unkept(f"{key}={short(c.get(key))}")
     if cls == "BatchNormalization" and gamma(layer) not in ("ones", "zeros"):
-        raise Unkept(f"gamma_initializer={_short(c.get('gamma_initializer'))}")
+        raise Unkept(f"gamma_initializer={short(c.get('gamma_initializer'))}")
     if cls == "PReLU":
         alpha(layer)
     if cls in KERNELS:
         if kind == "scale":
             if c.get("depthwise_regularizer") is not None:
-                raise Unkept(f"depthwise_regularizer={_short(c['depthwise_regularizer'])}")
+                raise Unkept(f"depthwise_regularizer={short(c['depthwise_regularizer'])}")
         else:
             kernel_args(layer)
 
@@ -149,7 +149,7 @@ def alpha(layer) -> float:
         return float(init["value"])
     if init in ("zeros", "ones"):
         return 0.0 if init == "zeros" else 1.0
-    raise Unkept(f"alpha_initializer={_short(c.get('alpha_initializer'))}")
+    raise Unkept(f"alpha_initializer={short(c.get('alpha_initializer'))}")
 
 
 def _named(config: dict, key: str):
@@ -158,10 +158,10 @@ def _named(config: dict, key: str):
     try:
         return initializer(config.get(key, "glorot_uniform")) or "glorot_uniform"
     except Unkept:
-        raise Unkept(f"{key}={_short(config.get(key))}") from None
+        raise Unkept(f"{key}={short(config.get(key))}") from None
 
 
-def _short(value) -> str:
+def short(value) -> str:
     if isinstance(value, dict) and "class_name" in value:
         config = {k: v for k, v in (value.get("config") or {}).items() if v is not None}
         return f"{value['class_name']}({', '.join(f'{k}={v!r}' for k, v in config.items())})"

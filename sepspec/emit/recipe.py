@@ -29,6 +29,8 @@ OPTIMIZER_DEFAULTS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad"
                       "global_clipnorm": None, "clipvalue": None, "use_ema": False, "loss_scale_factor": None,
                       "gradient_accumulation_steps": None, "decay": 0.0}
 TRAIN_OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+# train.schedule's choices besides `constant`, as a note names them
+SCHEDULES = ("inverse_time", "step", "cosine", "one_cycle", "linear", "reduce_on_plateau")
 LOSSES = {"CategoricalCrossentropy", "SparseCategoricalCrossentropy", "categorical_crossentropy",
           "sparse_categorical_crossentropy"}
 
@@ -128,11 +130,12 @@ def compiled(config: dict | None) -> tuple[dict, list[str]]:
         kind, kept = OPTIMIZERS[name]
         optimizer = {"name": kind}
         rate = opt.get("learning_rate", 0.01 if name == "SGD" else 0.001)
-        if isinstance(rate, dict):
+        if isinstance(rate, dict):  # a schedule object counts steps; a spec's schedules are of the epoch
             schedule, cfg = _class(rate)
-            rate = cfg.get("initial_learning_rate")
-            notes.append(f"the learning rate schedule {schedule}: train.schedule is a function of the epoch "
-                         f"(constant written; {', '.join(SCHEDULES)} are the others)")
+            rate = cfg.get("initial_learning_rate", (cfg.get("values") or [None])[0])  # PiecewiseConstantDecay's
+            first = "its first rate" if number(rate) else "the spec's default rate"
+            notes.append(f"the learning rate schedule {schedule}: {first} and `constant` written (train.schedule: "
+                         f"{', '.join(SCHEDULES)})")
         if number(rate):
             optimizer["learning_rate"] = float32_decimal(rate)
         for key in kept[1:]:
@@ -159,5 +162,3 @@ def compiled(config: dict | None) -> tuple[dict, list[str]]:
         notes.append(f"the loss {loss}: the trainer's is the categorical cross-entropy")
     return out, notes
 
-
-SCHEDULES = ("inverse_time", "step", "cosine", "one_cycle", "linear", "reduce_on_plateau")
