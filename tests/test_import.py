@@ -537,11 +537,24 @@ def test_global_max_pooling_imports_as_gmp():
     assert rep.rf_row().name == "gate"  # the classifier's pooling is the last gmp (the receptive field's layer)
 
 
+def computes_as_keras(model, text: str, names: dict, scale: float) -> None:
+    """The imported spec compiled, the model's weights (drawn at `scale`) copied in under the import's names: the
+    outputs are Keras's, and vary with the image."""
+    from sepspec.emit.importer import transfer_weights
+
+    compiled = emit.keras_model(checked(text).report)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in model.get_weights()])
+    transfer_weights(model, compiled, names)
+    images = rng.normal(0, 1, (4, *model.input_shape[1:])).astype("float32")
+    want = model.predict(images, verbose=0)
+    assert np.abs(compiled.predict(images, verbose=0) - want).max() < 1e-5 and np.ptp(want) > 0.1
+
+
 def test_prelu_layers_import_with_their_alphas_and_compute_what_keras_does():
     """PReLU per channel (`shared_axes=[1, 2]`, starting at a constant), per value (Keras's default) and on a
     vector: `prelu` entries, their learned alphas carried by the import's weights, the outputs Keras's; an alpha
     initializer other than a constant, and a constraint, refused by name."""
-    from sepspec.emit.importer import transfer_weights
 
     keras = import_keras()
     x = keras.Input((8, 8, 3))
@@ -555,15 +568,8 @@ def test_prelu_layers_import_with_their_alphas_and_compute_what_keras_does():
     text = from_keras(model, names=names)
     assert "- prelu: {init: 0.25, shared_axes: [1, 2], name: pc}" in text and "- prelu: {name: pv}" in text and \
         "- prelu: {shared_axes: [1], name: pd}" in text, text
-    rep = checked(text).report
-    assert rep.params == model.count_params()
-    compiled = emit.keras_model(rep)
-    rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
-    transfer_weights(model, compiled, names)
-    images = rng.normal(0, 1, (4, 8, 8, 3)).astype("float32")
-    want = model.predict(images, verbose=0)
-    assert np.abs(compiled.predict(images, verbose=0) - want).max() < 1e-5 and np.ptp(want) > 0.1
+    assert checked(text).report.params == model.count_params()
+    computes_as_keras(model, text, names, scale=0.5)
     bad = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.PReLU(alpha_initializer="he_normal", name="a"),
                             keras.layers.PReLU(alpha_constraint="non_neg", name="b"),
                             keras.layers.GlobalAveragePooling2D()])
@@ -577,7 +583,6 @@ def test_squeezenet_imports_with_its_relu_before_the_classifiers_pooling():
     expands concatenated), its class scores a 1x1 convolution with a ReLU before global pooling, which SEP209 would
     refuse in a spec written by hand: the import says `rules: {classifier_head: false}`, and with its weights the
     network computes Keras's outputs."""
-    from sepspec.emit.importer import transfer_weights
 
     keras, layers = import_keras(), import_keras().layers
 
@@ -598,14 +603,7 @@ def test_squeezenet_imports_with_its_relu_before_the_classifiers_pooling():
     names = {}
     text = from_keras(model, names=names)
     assert "rules: {classifier_head: false}" in text, text
-    rep = checked(text).report
-    compiled = emit.keras_model(rep)
-    rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in model.get_weights()])
-    transfer_weights(model, compiled, names)
-    images = rng.normal(0, 1, (4, 32, 32, 3)).astype("float32")
-    want = model.predict(images, verbose=0)
-    assert np.abs(compiled.predict(images, verbose=0) - want).max() < 1e-5 and np.ptp(want) > 0.1
+    computes_as_keras(model, text, names, scale=0.3)
     assert "classifier_head" not in from_keras(keras.Model(x, layers.Dense(10, name="fc")(
         layers.GlobalAveragePooling2D()(model.get_layer("conv10").output))))  # a dense head: the rule does not apply
 
