@@ -30,7 +30,6 @@ from .layerread import (
     stand_ins,
     unkept,
 )
-from .recipe import PREPROCESSING, is_augmentation
 from .writer import Entry, ImportError_, document
 
 
@@ -74,7 +73,7 @@ def _flat(model) -> tuple[list, dict, dict, list]:
                                    f"a spec's names are unique")
             seen.add(op.name)
             nodes = nodes_of[op.name]
-            if is_augmentation(op) and len(nodes) == 1 and len(nodes[0].input_tensors) == 1:
+            if recipe.is_augmentation(op) and len(nodes) == 1 and len(nodes[0].input_tensors) == 1:
                 alias[op.name] = nodes[0].input_tensors[0]._keras_history.operation.name
                 augmentations.append(op)
                 continue
@@ -111,7 +110,7 @@ def _graph(model):
     by_name = {op.name: op for op in ops}
     for aug in augmentations:  # it reads the image: only per-pixel preprocessing between them
         src = source(nodes_of[aug.name][0].input_tensors[0])
-        while src in by_name and type(by_name[src]).__name__ in PREPROCESSING:
+        while src in by_name and type(by_name[src]).__name__ in recipe.PREPROCESSING:
             src = source(nodes_of[src][0].input_tensors[0])
         if type(by_name[src]).__name__ != "InputLayer":
             raise ImportError_(f"{aug.name} ({type(aug).__name__}) after {src} ({type(by_name[src]).__name__}): an "
@@ -235,6 +234,7 @@ def from_keras(model, source: str = "", names: dict | None = None, keep_names: b
         train["normalize"] = "pixels"  # the model rescales the pixels itself
     if notes is not None:
         notes.extend(kept_not + more)
+
     def written(rules=None):
         return document(listed, out_of, {} if names is None else names, name=model.name, source=source,
                         shape=shape, classes=int(model.outputs[0].shape[-1]), params=int(model.count_params()),
