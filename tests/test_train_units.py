@@ -485,8 +485,8 @@ def test_flip_shift_tta_is_the_mean_over_six_views():
 
 
 def test_weight_decay_spares_what_no_decay_names():
-    """optimizer.no_decay: the depthwise kernels, the norms' scales and offsets and the biases keep their values
-    under a decay that shrinks everything else (a zero gradient leaves decay alone at work)."""
+    """optimizer.no_decay: the depthwise kernels, the norms' scales and offsets, the biases and PReLU's slopes keep
+    their values under a decay that shrinks everything else (a zero gradient leaves decay alone at work)."""
     from sepspec.lazy import import_keras
     from sepspec.spec.trainconf import Train
     from sepspec.train.compiled import spare_from_decay
@@ -496,16 +496,17 @@ def test_weight_decay_spares_what_no_decay_names():
     h = keras.layers.SeparableConv2D(4, 3, name="sep")(inp)
     h = keras.layers.DepthwiseConv2D(3, name="dw")(keras.layers.BatchNormalization(name="bn")(h))
     h = keras.layers.LayerNormalization(name="ln")(keras.layers.Conv2D(4, 1, name="pw")(h))
+    h = keras.layers.PReLU(shared_axes=[1, 2], alpha_initializer="ones", name="pr")(h)
     model = keras.Model(inp, keras.layers.Dense(2, name="out")(keras.layers.Flatten()(h)))
     train = Train.model_validate({"optimizer": {"name": "adamw", "learning_rate": 0.1, "weight_decay": 0.5,
-                                                "no_decay": ["depthwise", "norm", "bias"]}})
+                                                "no_decay": ["depthwise", "norm", "bias", "alpha"]}})
     model.compile(optimizer=keras.optimizers.AdamW(0.1, weight_decay=0.5), loss="mse")
-    assert spare_from_decay(model, train) == 10  # 2 depthwise kernels, 2 + 2 norm weights, 4 biases
+    assert spare_from_decay(model, train) == 11  # 2 depthwise kernels, 2 + 2 norm weights, 4 biases, 1 alpha
     before = {w.path: np.array(w.numpy()) for w in model.trainable_weights}
     model.optimizer.apply_gradients([(np.zeros(w.shape, "float32"), w) for w in model.trainable_weights])
     kept = {w.path for w in model.trainable_weights if np.array_equal(w.numpy(), before[w.path])}
     assert kept == {"sep/depthwise_kernel", "dw/kernel", "bn/gamma", "bn/beta", "ln/gamma", "ln/beta",
-                    "sep/bias", "dw/bias", "pw/bias", "out/bias"}, kept
+                    "sep/bias", "dw/bias", "pw/bias", "out/bias", "pr/alpha"}, kept
 
 
 def test_the_jax_device_cache_never_serves_another_arrays_images():

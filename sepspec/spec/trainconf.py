@@ -18,14 +18,14 @@ def _named(default: str):
 
 
 # the weights an optimizer's weight decay may spare (decoupled decay: w -= lr * weight_decay * w after each step)
-Spared = Literal["depthwise", "norm", "bias"]
+Spared = Literal["depthwise", "norm", "bias", "alpha"]
 
 
 class _Decaying(BaseModel):
     model_config = STRICT
     # depthwise: the depthwise kernels (of depthwise and separable convolutions), norm: batch/layer-norm scales
-    # and offsets, bias: every bias; small tensors whose decay costs accuracy and saves nothing
-    no_decay: Annotated[list[Spared], Field(max_length=3)] = []
+    # and offsets, bias: every bias, alpha: PReLU's slopes; small tensors whose decay costs accuracy and saves nothing
+    no_decay: Annotated[list[Spared], Field(max_length=4)] = []
 
 
 class Adam(_Decaying):

@@ -81,6 +81,9 @@ def spared_from_decay(model, train) -> list:
         return spared
     for layer in model.layers:
         kind = type(layer).__name__
+        if "alpha" in keep and kind == "PReLU":
+            spared += layer.trainable_weights
+            continue
         if "norm" in keep and kind in ("BatchNormalization", "LayerNormalization"):
             spared += layer.trainable_weights
             continue
