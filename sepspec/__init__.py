@@ -31,12 +31,14 @@ def build_model(spec: Spec | Report):
     return keras_model(report)
 
 
-def from_keras(model, keep_names: bool = True) -> str:
+def from_keras(model, keep_names: bool = True, training: dict | None = None, notes: list | None = None) -> str:
     """The spec (YAML text) of a Keras model, exact or refused (`sepspec import`; imports Keras). `keep_names=False`:
-    the spec names its layers itself (`import --no-names`), so every block is recognised."""
+    the spec names its layers itself (`import --no-names`), so every block is recognised. Its `train:` comes from
+    `training` (a compile configuration; by default the model's own, if compiled); `notes`, a list, gets what of
+    its training the spec does not keep."""
     from .emit.importer import from_keras as decompile
 
-    return decompile(model, keep_names=keep_names)
+    return decompile(model, keep_names=keep_names, training=training, notes=notes)
 
 
 def fit(spec: str | Spec, **options):

@@ -48,8 +48,8 @@ def test_every_augmentation_layer_is_the_identity_outside_training():
 def notebook(keras, **compiled):
     """A Keras tutorial's model: augmentation in a Sequential of its own, the pixels rescaled in the model."""
     layers = keras.layers
-    augmentation = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)],
-                                    name="data_augmentation")
+    augmentation = keras.Sequential([layers.RandomFlip("horizontal", name="random_flip"),
+                                     layers.RandomRotation(0.1, name="random_rotation")], name="data_augmentation")
     x = keras.Input((32, 32, 3))
     y = layers.Rescaling(1.0 / 255)(augmentation(x))
     y = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem")(y)
@@ -100,9 +100,13 @@ def test_a_tutorial_model_imports_with_its_recipe_and_trains_on_the_pixels_it_ex
 
 def test_a_model_in_memory_brings_its_compile_and_one_never_compiled_no_recipe():
     keras = import_keras()
-    text = from_keras(notebook(keras, optimizer="sgd", loss="categorical_crossentropy"))
+    notes = []
+    text = sepspec.from_keras(notebook(keras, optimizer="sgd", loss="categorical_crossentropy"), notes=notes)
     train = yaml.safe_load(text)["train"]
     assert train["optimizer"] == {"name": "sgd", "momentum": 0.0} and train["schedule"] == {"name": "constant"}
+    assert notes == ["random_rotation (RandomRotation): train.augment has flip (horizontal), crop, cutout and mixup"]
+    assert yaml.safe_load(sepspec.from_keras(notebook(keras), training={"optimizer": "adamw"}))["train"][
+        "optimizer"] == {"name": "adamw"}  # a compile configuration given (a file's)
     plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(3, activation="softmax")])
     text = from_keras(plain)
