@@ -76,7 +76,7 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
     from sepspec.deploy.export import convert, job_of, tflite_buffer_bytes
     from sepspec.deploy.tflm import micro_arena
     from sepspec.graph.memory import estimate
-    from sepspec.train.pipeline import pixel_stats
+    from sepspec.train.pipeline import input_stats
 
     name = os.path.splitext(os.path.basename(spec_path))[0]
     keras_file, tflite = os.path.join(tmp, name + ".keras"), os.path.join(tmp, name + ".tflite")
@@ -85,8 +85,8 @@ def measure(spec_path: str, normalization: str, data: str | None, tmp: str) -> d
     if tuple(spec.input) != (32, 32, 3):  # not CIFAR's shape: random calibration images and statistics of its own
         data, normalization = _own_shape(spec, tmp)
     if spec.train.normalize != "per_channel":  # what the trainer records for the spec's own normalisation
-        normalization = _stats(spec, tmp, *(pixel_stats(spec.input[-1]) if spec.train.normalize == "pixels"
-                                           else ([0.0] * spec.input[-1], [1.0] * spec.input[-1])))
+        no_images = np.zeros((0, 1, 1, spec.input[-1]), np.uint8)  # none and pixels need only the channels
+        normalization = _stats(spec, tmp, *input_stats(spec.train.normalize, no_images))
     # converted in this process (what `sepspec export` runs in its subprocess): one TensorFlow start for all specs
     convert(job_of(keras_file, "litert-int8", normalization=normalization, calibration=50, data=data), tflite)
     from sepspec.deploy.tflite_file import deployment

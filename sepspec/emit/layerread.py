@@ -189,9 +189,8 @@ def entry(layer, shape_in) -> tuple[str, dict] | None:
         slope = c.get("negative_slope", c.get("alpha", 0.3))
         return "leaky_relu", ({"negative_slope": float(slope)} if float(slope) != 0.3 else {})
     if kind == "PReLU":
-        axes = sorted(int(a) for a in (c.get("shared_axes") or []))
-        return "prelu", {**({"init": alpha(layer)} if alpha(layer) != 0.0 else {}),
-                         **({"shared_axes": axes} if axes else {})}
+        axes, init = sorted(int(a) for a in (c.get("shared_axes") or [])), alpha(layer)
+        return "prelu", {**({"init": init} if init != 0.0 else {}), **({"shared_axes": axes} if axes else {})}
     if kind == "ZeroPadding2D":
         (t, b), (left, right) = c["padding"]
         return "zeropad", {"padding": [[t, b], [left, right]]}

@@ -124,8 +124,7 @@ def compiled(config: dict | None) -> tuple[dict, list[str]]:
         return {}, []
     out, notes = {}, []
     name, opt = _class(config.get("optimizer"))
-    by_string = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
-    name = by_string.get(name, name)
+    name = {k.lower(): k for k in OPTIMIZERS}.get(name, name)  # `compile(optimizer="adam")`
     if name in OPTIMIZERS:
         kind, kept = OPTIMIZERS[name]
         optimizer = {"name": kind}
